@@ -1,0 +1,73 @@
+//! HTTP health checks of registered endpoints: concurrent with a bound, a per-request timeout, and a
+//! retry for quick failures (a refused connection or a 5xx can be a blip; a timeout already spent its
+//! whole budget, so it is not retried, which keeps a run with hanging endpoints near one timeout).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// How endpoints are checked.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// Path requested on every endpoint, e.g. `/health`.
+    pub path: String,
+    /// Limit for one request, connection included.
+    pub timeout: Duration,
+    /// Attempts per endpoint for quick failures (refused, reset, non-2xx).
+    pub attempts: u32,
+    /// Endpoints checked at once.
+    pub concurrency: usize,
+}
+
+/// One endpoint to check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Index of the task in the caller's list.
+    pub task: usize,
+    /// The SRV record name it is registered under.
+    pub service: String,
+    pub url: String,
+}
+
+/// The outcome for one endpoint: `Ok` for a 2xx answer, otherwise what went wrong.
+pub type Outcome = Result<(), String>;
+
+/// Checks every endpoint; outcomes come back in the endpoints' order.
+pub async fn check_all(endpoints: Vec<Endpoint>, settings: &HealthSettings) -> Vec<(Endpoint, Outcome)> {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(settings.timeout));
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(0).build(connector);
+    let checks = endpoints.into_iter().enumerate().map(|(index, endpoint)| {
+        let client = client.clone();
+        async move {
+            let outcome = check(&client, &endpoint.url, settings).await;
+            (index, endpoint, outcome)
+        }
+    });
+    let mut results: Vec<_> = futures_util::stream::iter(checks).buffer_unordered(settings.concurrency.max(1)).collect().await;
+    results.sort_by_key(|(index, _, _)| *index);
+    results.into_iter().map(|(_, endpoint, outcome)| (endpoint, outcome)).collect()
+}
+
+async fn check(client: &Client<HttpConnector, Empty<Bytes>>, url: &str, settings: &HealthSettings) -> Outcome {
+    let mut last = String::new();
+    for attempt in 1..=settings.attempts.max(1) {
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+        match tokio::time::timeout(settings.timeout, client.get(uri)).await {
+            Err(_) => return Err(format!("GET {url}: no answer within {} ms", settings.timeout.as_millis())),
+            Ok(Ok(response)) if response.status().is_success() => return Ok(()),
+            Ok(Ok(response)) => last = format!("GET {url}: HTTP {}", response.status()),
+            Ok(Err(e)) => last = format!("GET {url}: {e}"),
+        }
+        if attempt < settings.attempts {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Err(last)
+}

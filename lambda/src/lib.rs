@@ -1,0 +1,24 @@
+//! ecssd's sweeper, run by an EventBridge schedule as a Lambda function (or once from a shell).
+//!
+//! # Layout
+//! - [`config`]: typed settings from the environment or flags.
+//! - [`inventory`]: a zone listing grouped by task, orphans found. Pure.
+//! - [`decide`]: which tasks are dead, which unhealthy tasks may be stopped. Pure.
+//! - [`agents`]: remembering since when an ECS agent is disconnected, in an ecssd-owned TXT record.
+//! - [`fleet`]: the narrow ECS/EC2 interface and its AWS implementation.
+//! - [`health`]: concurrent HTTP health checks.
+//! - [`sweep`]: one sweep, generic over `RecordStore` and `Fleet`.
+//! - [`report`]: what a sweep did, as JSON and CloudWatch Embedded Metric Format.
+
+pub mod agents;
+pub mod config;
+pub mod decide;
+pub mod fleet;
+pub mod health;
+pub mod inventory;
+pub mod report;
+pub mod sweep;
+
+pub use config::Config;
+pub use report::Report;
+pub use sweep::sweep;

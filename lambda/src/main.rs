@@ -1,0 +1,129 @@
+//! `bootstrap`: wires configuration, logging and clients (once, at cold start), then serves scheduled
+//! events inside Lambda, or runs one sweep from a shell (`--once`, or whenever it is not in Lambda).
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use clap::Parser;
+use ecssd_lambda::fleet::AwsFleet;
+use ecssd_lambda::{Config, Report, sweep};
+use ecssd_records::{CallCounter, RetryPolicy, Route53Zone};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+/// Clients built once per cold start and shared by every invocation.
+struct Deps {
+    zone: Route53Zone,
+    fleet: AwsFleet,
+    config: Config,
+}
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging();
+    if let Err(problem) = config.validate() {
+        tracing::error!(%problem, "invalid configuration");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "ecssd sweeper failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(config: Config) -> anyhow::Result<()> {
+    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
+    // Sweeps have a deadline (the function's timeout); retries give up well before it.
+    let retry = RetryPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..RetryPolicy::default() };
+    let route53 = ecssd_records::route53::client(&sdk);
+    let zone = match &config.zone_id {
+        Some(id) => Route53Zone::for_id(route53, id, config.domain.clone(), retry),
+        None => Route53Zone::find(route53, config.domain.clone(), retry).await?,
+    };
+    let ecs = aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build());
+    let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build());
+    let deps = Deps { zone, fleet: AwsFleet::new(ecs, ec2, retry), config };
+
+    if deps.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let report = run_once(&deps).await?;
+        print_json(&serde_json::to_value(&report)?);
+        return Ok(());
+    }
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        handle(deps, event.payload).await
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn no_sdk_retries() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::disabled()
+}
+
+/// One invocation: the payload must be an EventBridge (scheduled) event.
+async fn handle(deps: &Deps, payload: serde_json::Value) -> Result<Report, lambda_runtime::Error> {
+    let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(payload).map_err(|e| {
+        format!("expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}")
+    })?;
+    tracing::info!(source = %event.source, detail_type = %event.detail_type, "sweep triggered");
+    Ok(run_once(deps).await?)
+}
+
+async fn run_once(deps: &Deps) -> anyhow::Result<Report> {
+    let before = calls(deps);
+    let mut report = sweep(&deps.zone, &deps.fleet, &deps.config).await?;
+    let after = calls(deps);
+    report.api_calls = after
+        .into_iter()
+        .map(|(service, ops)| {
+            let earlier = before.get(&service).cloned().unwrap_or_default();
+            let ops = ops.into_iter().map(|(op, n)| (op.clone(), n - earlier.get(&op).copied().unwrap_or(0))).filter(|(_, n)| *n > 0);
+            (service, ops.collect())
+        })
+        .collect();
+    tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+    print_json(&report.emf(timestamp));
+    Ok(report)
+}
+
+/// API calls so far per service and operation (cumulative across warm invocations).
+fn calls(deps: &Deps) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let named = |counter: &CallCounter| counter.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    BTreeMap::from([
+        ("route53".to_owned(), named(deps.zone.calls())),
+        ("ecs".to_owned(), named(&deps.fleet.ecs_calls)),
+        ("ec2".to_owned(), named(&deps.fleet.ec2_calls)),
+    ])
+}
+
+/// One JSON line on stdout: the shell mode's report, and EMF lines CloudWatch reads from the log.
+#[allow(clippy::print_stdout)]
+fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ECSSD_LOG_LEVEL").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

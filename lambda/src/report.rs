@@ -1,0 +1,77 @@
+//! What one sweep did: returned by the handler, logged as JSON, and published as CloudWatch Embedded
+//! Metric Format (a log line CloudWatch turns into metrics, with no API call).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Report {
+    pub dry_run: bool,
+    /// A, SRV and TXT records in the zone.
+    pub records_seen: usize,
+    /// Tasks with ecssd records of this owner.
+    pub tasks_seen: usize,
+    /// Tasks ECS answered about.
+    pub tasks_checked: usize,
+    /// Tasks found dead, with why.
+    pub stale_tasks: Vec<Finding>,
+    /// Records deleted because their task or host died (or that would be, in a dry run).
+    pub stale_records_deleted: usize,
+    /// Orphaned records deleted.
+    pub orphans_deleted: usize,
+    pub endpoints_checked: usize,
+    pub unhealthy: Vec<Finding>,
+    pub stopped: Vec<Finding>,
+    /// Unhealthy tasks a safety limit kept running, with which limit.
+    pub held_back: Vec<Finding>,
+    /// Ownership records with ecssd's marker that could not be read; left alone.
+    pub unreadable_ownership_records: Vec<String>,
+    /// Problems that did not stop the sweep.
+    pub errors: Vec<String>,
+    /// API calls made, per service and operation.
+    pub api_calls: BTreeMap<String, BTreeMap<String, u64>>,
+    pub duration_ms: u64,
+}
+
+/// A task and what was found about it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    pub task: String,
+    pub reason: String,
+}
+
+impl Report {
+    /// The Embedded Metric Format line for this report.
+    pub fn emf(&self, timestamp_ms: u128) -> serde_json::Value {
+        let calls: u64 = self.api_calls.values().flat_map(|ops| ops.values()).sum();
+        let metrics = [
+            ("RecordsSeen", self.records_seen as u64, "Count"),
+            ("TasksChecked", self.tasks_checked as u64, "Count"),
+            ("StaleTasks", self.stale_tasks.len() as u64, "Count"),
+            ("StaleRecordsDeleted", self.stale_records_deleted as u64, "Count"),
+            ("OrphansDeleted", self.orphans_deleted as u64, "Count"),
+            ("EndpointsChecked", self.endpoints_checked as u64, "Count"),
+            ("Unhealthy", self.unhealthy.len() as u64, "Count"),
+            ("Stopped", self.stopped.len() as u64, "Count"),
+            ("HeldBack", self.held_back.len() as u64, "Count"),
+            ("Errors", self.errors.len() as u64, "Count"),
+            ("ApiCalls", calls, "Count"),
+            ("DurationMs", self.duration_ms, "Milliseconds"),
+        ];
+        let mut line = serde_json::json!({
+            "_aws": {
+                "Timestamp": timestamp_ms as u64,
+                "CloudWatchMetrics": [{
+                    "Namespace": "ecssd",
+                    "Dimensions": [[]],
+                    "Metrics": metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+                }],
+            },
+        });
+        for (name, value, _) in metrics {
+            line[name] = value.into();
+        }
+        line
+    }
+}

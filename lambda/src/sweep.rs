@@ -1,0 +1,312 @@
+//! One sweep: read the zone once, ask ECS and EC2 about the tasks found, delete what dead tasks and
+//! hosts left, then (optionally) health-check the living and stop the unhealthy within the limits.
+//! Generic over the narrow `RecordStore` and `Fleet`, so the same code runs against AWS and moto.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ecssd_records::{Action, BatchLimits, CallError, Change, RecordKey, RecordSet, RecordStore, batches, withdraw};
+
+use crate::agents;
+use crate::config::{Config, cluster_name};
+use crate::decide::{HostState, ServiceHealth, StopLimits, TaskState, Unhealthy, allowed_stops, dead_reason};
+use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet};
+use crate::health::{self, HealthSettings};
+use crate::inventory::{TaskRecords, inventory};
+use crate::report::{Finding, Report};
+
+/// TTL of the agent-disconnect markers; nobody resolves them.
+const MARKER_TTL: u32 = 60;
+
+/// Runs one sweep. Only failing to read the zone ends it early; every other failure is reported and
+/// makes the sweep more cautious, never more destructive.
+pub async fn sweep<S: RecordStore, F: Fleet>(store: &S, fleet: &F, config: &Config) -> Result<Report, CallError> {
+    let started = Instant::now();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let mut report = Report { dry_run: config.dry_run, ..Report::default() };
+    let listed = store.list_all().await?;
+    let markers = agents::markers(&config.owner_id, &listed);
+    let inventory = inventory(&config.domain, &config.owner_id, listed);
+    report.records_seen = inventory.records_seen;
+    report.unreadable_ownership_records = inventory.unreadable.iter().map(ToString::to_string).collect();
+
+    let tasks = tasks_in_scope(fleet, config, inventory.tasks, &mut report).await;
+    report.tasks_seen = tasks.len();
+    let states = describe_tasks(fleet, &tasks, &mut report).await;
+    report.tasks_checked = states.values().filter(|s| **s != TaskState::Unknown).count();
+    let (hosts, marker_changes) = describe_hosts(fleet, config, &tasks, &states, &markers, now, &mut report).await;
+
+    let mut stale_keys = BTreeSet::new();
+    let mut units = Vec::new();
+    let mut alive = Vec::new();
+    for task in tasks {
+        let state = states.get(task.ownership.task.as_str()).cloned().unwrap_or(TaskState::Unknown);
+        let host = match &state {
+            TaskState::Found { container_instance: Some(ci), .. } => hosts.get(ci),
+            _ => None,
+        };
+        match dead_reason(&state, host, config.agent_grace()) {
+            Some(reason) => {
+                tracing::info!(task = %task.ownership.task, %reason, "stale: deleting the task's records");
+                report.stale_tasks.push(Finding { task: task.ownership.task.to_string(), reason });
+                stale_keys.extend(task.records.iter().map(|r| r.key.clone()));
+                units.push(withdraw(&task.records.iter().cloned().collect()));
+            }
+            None => alive.push((task, state)),
+        }
+    }
+    let orphan_keys: BTreeSet<RecordKey> = inventory.orphans.iter().map(|r| r.key.clone()).collect();
+    units.extend(inventory.orphans.iter().map(|orphan| vec![Change::delete(orphan.clone())]));
+    units.extend(marker_changes.into_iter().map(|change| vec![change]));
+    let failed = apply(store, units, config.dry_run, &mut report.errors).await;
+    report.stale_records_deleted = stale_keys.difference(&failed).count();
+    report.orphans_deleted = orphan_keys.difference(&failed).count();
+
+    if config.health_check {
+        check_health(store, fleet, config, alive, &mut report).await;
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The tasks of watched clusters. With no clusters configured, every cluster is watched, and a task
+/// whose cluster no longer exists is kept in scope (DescribeTasks then reports it missing).
+async fn tasks_in_scope<F: Fleet>(fleet: &F, config: &Config, tasks: Vec<TaskRecords>, report: &mut Report) -> Vec<TaskRecords> {
+    let watched = config.watched_clusters();
+    if watched.is_empty() {
+        if let Err(e) = fleet.list_clusters().await {
+            report.errors.push(format!("listing clusters: {e}"));
+        }
+        return tasks;
+    }
+    let watched: BTreeSet<&str> = watched.iter().map(|c| cluster_name(c)).collect();
+    tasks.into_iter().filter(|t| watched.contains(cluster_name(&t.ownership.cluster_arn))).collect()
+}
+
+/// ECS's view of every task, per cluster, 100 tasks a call. A failed call leaves its tasks Unknown.
+async fn describe_tasks<F: Fleet>(fleet: &F, tasks: &[TaskRecords], report: &mut Report) -> BTreeMap<String, TaskState> {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for task in tasks {
+        by_cluster.entry(task.ownership.cluster_arn.as_str()).or_default().push(task.ownership.task.to_string());
+    }
+    let mut states = BTreeMap::new();
+    for (cluster, arns) in by_cluster {
+        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
+            match fleet.describe_tasks(cluster, chunk).await {
+                Ok(found) => states.extend(found),
+                Err(e) => report.errors.push(format!("describing tasks of {cluster}: {e}")),
+            }
+        }
+    }
+    states
+}
+
+/// Host state per container instance ARN, and the marker changes that track disconnected agents.
+async fn describe_hosts<F: Fleet>(
+    fleet: &F,
+    config: &Config,
+    tasks: &[TaskRecords],
+    states: &BTreeMap<String, TaskState>,
+    markers: &BTreeMap<String, (ecssd_records::Record, u64)>,
+    now: u64,
+    report: &mut Report,
+) -> (BTreeMap<String, HostState>, Vec<Change>) {
+    let mut by_cluster: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for task in tasks {
+        if let Some(TaskState::Found { container_instance: Some(ci), last_status, .. }) = states.get(task.ownership.task.as_str())
+            && last_status != "STOPPED"
+        {
+            by_cluster.entry(task.ownership.cluster_arn.as_str()).or_default().insert(ci.clone());
+        }
+    }
+    let mut instances: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
+    for (cluster, arns) in by_cluster {
+        let arns: Vec<String> = arns.into_iter().collect();
+        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
+            match fleet.describe_container_instances(cluster, chunk).await {
+                Ok(found) => {
+                    for arn in chunk {
+                        // Unknown to ECS: deregistered, so its host is gone.
+                        let entry = found.get(arn).map_or((None, true), |(id, connected)| (Some(id.clone()), *connected));
+                        instances.insert(arn.clone(), entry);
+                    }
+                }
+                Err(e) => report.errors.push(format!("describing container instances of {cluster}: {e}")),
+            }
+        }
+    }
+    let ids: Vec<String> = instances.values().filter_map(|(id, _)| id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let ec2_states = if ids.is_empty() {
+        Some(BTreeMap::new())
+    } else {
+        match fleet.instance_states(&ids).await {
+            Ok(states) => Some(states),
+            Err(e) => {
+                report.errors.push(format!("describing EC2 instances: {e}"));
+                None
+            }
+        }
+    };
+    let mut hosts = BTreeMap::new();
+    let mut changes = Vec::new();
+    for (arn, (ec2_id, connected)) in instances {
+        let marker_name = agents::marker_name(&config.domain, &arn);
+        let marker = markers.get(&marker_name);
+        let disconnected_for = match (connected, marker) {
+            (true, Some((record, _))) => {
+                changes.push(Change::delete(record.clone()));
+                0
+            }
+            (true, None) => 0,
+            (false, Some((_, since))) => now.saturating_sub(*since),
+            (false, None) => {
+                changes.push(agents::new_marker(&config.domain, &config.owner_id, &arn, now, MARKER_TTL));
+                0
+            }
+        };
+        let ec2_state = match (&ec2_id, &ec2_states) {
+            (None, _) => None,
+            (Some(id), Some(states)) => states.get(id).cloned(),
+            // EC2 did not answer: judge by ECS alone.
+            (Some(_), None) => Some("unknown".to_owned()),
+        };
+        hosts.insert(arn, HostState { ec2_state, agent_disconnected_for: Duration::from_secs(disconnected_for) });
+    }
+    (hosts, changes)
+}
+
+/// Applies units of changes in as few requests as Route53 allows. When a request is rejected (a
+/// record changed or vanished since the listing, e.g. a sidecar deregistered concurrently), its
+/// changes are retried one by one against fresh reads; a record already gone is not an error. Returns
+/// the keys whose change did not happen.
+async fn apply<S: RecordStore>(store: &S, units: Vec<Vec<Change>>, dry_run: bool, errors: &mut Vec<String>) -> BTreeSet<RecordKey> {
+    let mut failed = BTreeSet::new();
+    if dry_run {
+        return failed;
+    }
+    for request in batches(units, BatchLimits::default()) {
+        match store.apply(&request).await {
+            Ok(()) => {}
+            Err(CallError::Conflict { .. }) => {
+                for change in request {
+                    if !apply_alone(store, &change).await {
+                        failed.insert(change.record.key.clone());
+                    }
+                }
+            }
+            Err(e) => {
+                errors.push(format!("applying {} changes: {e}", request.len()));
+                failed.extend(request.into_iter().map(|c| c.record.key));
+            }
+        }
+    }
+    failed
+}
+
+/// One change against a fresh read: a DELETE removes whatever the record holds now (or nothing, if it
+/// is already gone); a CREATE is retried once.
+async fn apply_alone<S: RecordStore>(store: &S, change: &Change) -> bool {
+    let change = match change.action {
+        Action::Create => change.clone(),
+        Action::Delete => match store.read(&change.record.key).await {
+            Ok(Some(current)) => Change::delete(current),
+            Ok(None) => return true,
+            Err(_) => return false,
+        },
+    };
+    store.apply(std::slice::from_ref(&change)).await.is_ok()
+}
+
+/// Health-checks the endpoints of living tasks; withdraws and stops the unhealthy ones the limits allow.
+async fn check_health<S: RecordStore, F: Fleet>(
+    store: &S,
+    fleet: &F,
+    config: &Config,
+    alive: Vec<(TaskRecords, TaskState)>,
+    report: &mut Report,
+) {
+    let grace = Duration::from_secs(config.health_grace_seconds);
+    let mut endpoints = Vec::new();
+    let mut in_grace = BTreeSet::new();
+    for (index, (task, state)) in alive.iter().enumerate() {
+        let TaskState::Found { last_status, running_for, .. } = state else { continue };
+        if last_status != "RUNNING" {
+            continue;
+        }
+        if running_for.is_none_or(|d| d < grace) {
+            in_grace.insert(index);
+            continue;
+        }
+        let Some(address) = task.address() else { continue };
+        for (service, port) in task.targets() {
+            let url = format!("http://{address}:{port}{}", config.health_check_path);
+            endpoints.push(health::Endpoint { task: index, service, url });
+        }
+    }
+    let settings = HealthSettings {
+        path: config.health_check_path.clone(),
+        timeout: Duration::from_millis(config.health_timeout_ms),
+        attempts: config.health_attempts,
+        concurrency: config.health_concurrency,
+    };
+    report.endpoints_checked = endpoints.len();
+    let outcomes = health::check_all(endpoints, &settings).await;
+
+    // Per task: the first failure; per service: how many tasks serve it and how many are healthy.
+    let mut failures: BTreeMap<usize, String> = BTreeMap::new();
+    let mut failed_services: BTreeSet<(usize, String)> = BTreeSet::new();
+    for (endpoint, outcome) in &outcomes {
+        if let Err(reason) = outcome {
+            failures.entry(endpoint.task).or_insert_with(|| reason.clone());
+            failed_services.insert((endpoint.task, endpoint.service.clone()));
+        }
+    }
+    let mut services: BTreeMap<String, ServiceHealth> = BTreeMap::new();
+    let mut checked_tasks = 0;
+    for (index, (task, _)) in alive.iter().enumerate() {
+        let served: BTreeSet<String> = task.targets().into_iter().map(|(service, _)| service).collect();
+        let checked = outcomes.iter().any(|(e, _)| e.task == index);
+        if !checked && !in_grace.contains(&index) {
+            continue;
+        }
+        checked_tasks += usize::from(checked);
+        for service in served {
+            let health = services.entry(service.clone()).or_default();
+            health.tasks += 1;
+            health.healthy += usize::from(!failed_services.contains(&(index, service)));
+        }
+    }
+    let unhealthy: Vec<Unhealthy> = failures
+        .iter()
+        .map(|(index, reason)| {
+            let task = &alive[*index].0;
+            let services = task.targets().into_iter().map(|(service, _)| service).collect();
+            Unhealthy { task_arn: task.ownership.task.to_string(), services, reason: reason.clone() }
+        })
+        .collect();
+    report.unhealthy = unhealthy.iter().map(|u| Finding { task: u.task_arn.clone(), reason: u.reason.clone() }).collect();
+    let limits = StopLimits { max_fraction: config.max_stop_fraction, dry_run: config.dry_run };
+    let (stop, held) = allowed_stops(&unhealthy, &services, checked_tasks, limits);
+    for (task, why) in held {
+        tracing::warn!(task = %task.task_arn, reason = %task.reason, held_back_by = %why, "unhealthy task kept running");
+        report.held_back.push(Finding { task: task.task_arn, reason: why });
+    }
+    for task in stop {
+        let Some((records, _)) = alive.iter().find(|(t, _)| t.ownership.task.as_str() == task.task_arn) else { continue };
+        let current: RecordSet = records.records.iter().cloned().collect();
+        let failed = apply(store, vec![withdraw(&current)], false, &mut report.errors).await;
+        if !failed.is_empty() {
+            report.errors.push(format!("could not withdraw {} before stopping it; not stopped", task.task_arn));
+            continue;
+        }
+        let reason = format!("ecssd health check failed: {}", task.reason);
+        let reason: String = reason.chars().take(255).collect();
+        match fleet.stop_task(&records.ownership.cluster_arn, &task.task_arn, &reason).await {
+            Ok(()) => {
+                tracing::warn!(task = %task.task_arn, %reason, "stopped an unhealthy task");
+                report.stopped.push(Finding { task: task.task_arn, reason });
+            }
+            Err(e) => report.errors.push(format!("stopping {}: {e}", task.task_arn)),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `desired(task)`: the complete set of records one task should own, computed without I/O.
+
+use std::net::Ipv4Addr;
+
+use crate::names::{Domain, OwnerId, TaskArn};
+use crate::ownership::{Ownership, address_name, ownership_name};
+use crate::record::{Record, RecordKey, RecordSet, RecordType};
+use crate::service::ServiceName;
+
+/// Route53 caps a SetIdentifier at 128 characters.
+pub const MAX_SET_IDENTIFIER: usize = 128;
+
+/// Settings every record of a deployment shares.
+#[derive(Debug, Clone)]
+pub struct ZoneModel {
+    /// The private hosted zone's domain; every name lives below it.
+    pub domain: Domain,
+    /// Which deployment owns the records (written into the ownership record).
+    pub owner: OwnerId,
+    /// TTL of every record; it bounds how long a withdrawn target stays in resolvers' caches.
+    pub ttl: u32,
+}
+
+/// One container port reachable from other tasks, published as an SRV target.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// The container's name in the task definition; part of the set identifier.
+    pub container: String,
+    /// The port inside the container, from `SERVICE_<port>_NAME`; part of the set identifier.
+    pub container_port: u16,
+    /// The SRV service it serves.
+    pub service: ServiceName,
+    /// Where other tasks reach it: the host port in bridge mode, the container port otherwise.
+    pub reachable_port: u16,
+}
+
+/// Everything `desired` needs to know about one task.
+#[derive(Debug, Clone)]
+pub struct TaskRegistration {
+    /// The cluster, recorded so the sweeper can ask ECS about the task.
+    pub cluster_arn: String,
+    pub task: TaskArn,
+    /// The address where the endpoints' ports are reachable (host IP or ENI IP).
+    pub address: Ipv4Addr,
+    /// The endpoints to publish now; an empty list means the task should own no records at all.
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// The set identifier of one endpoint's SRV record: `ecssd:<task-id>:<container>:<port>`, shortened
+/// with a stable hash when a long container name would pass Route53's 128-character limit.
+pub fn set_identifier(task: &TaskArn, container: &str, container_port: u16) -> String {
+    let full = format!("ecssd:{}:{container}:{container_port}", task.id());
+    if full.len() <= MAX_SET_IDENTIFIER {
+        return full;
+    }
+    let hash = format!("{:016x}", fnv1a64(container.as_bytes()));
+    let fixed = format!("ecssd:{}::{container_port}~{hash}", task.id()).len();
+    let keep = MAX_SET_IDENTIFIER.saturating_sub(fixed);
+    let mut cut = keep.min(container.len());
+    while !container.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("ecssd:{}:{}~{hash}:{container_port}", task.id(), &container[..cut])
+}
+
+/// FNV-1a: tiny, stable across releases and platforms (unlike `DefaultHasher`).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The records `task` should own: an A record, one multivalue SRV record per endpoint, and the
+/// ownership TXT record listing the SRV records. No endpoints, no records.
+pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> RecordSet {
+    let mut records = RecordSet::new();
+    if task.endpoints.is_empty() {
+        return records;
+    }
+    let target = address_name(&zone.domain, &task.task);
+    let mut srv_keys = Vec::new();
+    for endpoint in &task.endpoints {
+        let key = RecordKey {
+            name: zone.domain.child(&endpoint.service.to_string()),
+            record_type: RecordType::Srv,
+            set_identifier: Some(set_identifier(&task.task, &endpoint.container, endpoint.container_port)),
+        };
+        // The target keeps the form `<task-id>.<domain>` without the root dot, as the model documents.
+        let value = format!("1 1 {} {}", endpoint.reachable_port, target.trim_end_matches('.'));
+        srv_keys.push(key.clone());
+        records.insert(Record::new(key, zone.ttl, vec![value]));
+    }
+    let a_key = RecordKey { name: target, record_type: RecordType::A, set_identifier: None };
+    records.insert(Record::new(a_key, zone.ttl, vec![task.address.to_string()]));
+    srv_keys.sort();
+    srv_keys.dedup();
+    let ownership = Ownership {
+        owner: zone.owner.clone(),
+        cluster_arn: task.cluster_arn.clone(),
+        task: task.task.clone(),
+        srv: srv_keys,
+    };
+    let txt_key = RecordKey {
+        name: ownership_name(&zone.domain, &task.task),
+        record_type: RecordType::Txt,
+        set_identifier: None,
+    };
+    records.insert(Record::new(txt_key, zone.ttl, ownership.encode()));
+    records
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> ZoneModel {
+        ZoneModel { domain: "sd.internal".parse().expect("domain"), owner: OwnerId::default(), ttl: 10 }
+    }
+
+    fn task(endpoints: Vec<Endpoint>) -> TaskRegistration {
+        TaskRegistration {
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            task: "arn:aws:ecs:us-east-1:1:task/c/t1".parse().expect("task"),
+            address: Ipv4Addr::new(10, 0, 0, 7),
+            endpoints,
+        }
+    }
+
+    fn endpoint(container: &str, container_port: u16, service: &str, reachable_port: u16) -> Endpoint {
+        Endpoint {
+            container: container.into(),
+            container_port,
+            service: service.parse().expect("service"),
+            reachable_port,
+        }
+    }
+
+    fn summary(records: &RecordSet) -> Vec<String> {
+        records.iter().map(|r| format!("{} = {}", r.key, r.values().join(" | "))).collect()
+    }
+
+    #[test]
+    fn a_task_with_two_services() {
+        let records = desired(
+            &zone(),
+            &task(vec![endpoint("web", 80, "_web._tcp", 32768), endpoint("calc", 8080, "_calc._tcp", 32769)]),
+        );
+        assert_eq!(
+            summary(&records),
+            [
+                "_calc._tcp.sd.internal. SRV [ecssd:t1:calc:8080] = 1 1 32769 t1.sd.internal",
+                "_ecssd.t1.sd.internal. TXT = \"heritage=ecssd\" \"owner=default\" \
+                 \"cluster=arn:aws:ecs:us-east-1:1:cluster/c\" \"task=arn:aws:ecs:us-east-1:1:task/c/t1\" \
+                 | \"srv=ecssd:t1:calc:8080 _calc._tcp.sd.internal.\" \
+                 | \"srv=ecssd:t1:web:80 _web._tcp.sd.internal.\"",
+                "_web._tcp.sd.internal. SRV [ecssd:t1:web:80] = 1 1 32768 t1.sd.internal",
+                "t1.sd.internal. A = 10.0.0.7",
+            ]
+        );
+        assert!(records.iter().all(|r| r.ttl == 10));
+        assert!(records.iter().filter(|r| r.key.record_type == RecordType::Srv).all(Record::is_multivalue));
+    }
+
+    #[test]
+    fn two_endpoints_of_one_service_are_two_targets() {
+        let records = desired(
+            &zone(),
+            &task(vec![endpoint("a", 80, "_web._tcp", 1000), endpoint("b", 80, "_web._tcp", 1001)]),
+        );
+        let srv: Vec<_> = records.iter().filter(|r| r.key.record_type == RecordType::Srv).collect();
+        assert_eq!(srv.len(), 2);
+        assert_ne!(srv[0].key.set_identifier, srv[1].key.set_identifier);
+    }
+
+    #[test]
+    fn no_endpoints_means_no_records() {
+        assert!(desired(&zone(), &task(vec![])).is_empty());
+    }
+
+    #[test]
+    fn set_identifiers_stay_within_route53_limit_and_unique() {
+        let task = task(vec![]).task;
+        assert_eq!(set_identifier(&task, "web", 80), "ecssd:t1:web:80");
+        let long_a = "a".repeat(255);
+        let long_b = format!("{}b", "a".repeat(254));
+        let id_a = set_identifier(&task, &long_a, 80);
+        let id_b = set_identifier(&task, &long_b, 80);
+        assert_eq!(id_a.len(), MAX_SET_IDENTIFIER);
+        assert!(id_b.len() <= MAX_SET_IDENTIFIER);
+        assert_ne!(id_a, id_b);
+        assert_eq!(id_a, set_identifier(&task, &long_a, 80), "stable");
+        assert_ne!(id_a, set_identifier(&task, &long_a, 81));
+        let multibyte = "é".repeat(100);
+        assert!(set_identifier(&task, &multibyte, 80).len() <= MAX_SET_IDENTIFIER);
+    }
+}

@@ -1,0 +1,35 @@
+//! The ecssd record model, shared by the sidecar and the sweeper Lambda.
+//!
+//! # Layout
+//! - [`service`]: parsing `SERVICE_<port>_NAME=<_service._proto>` variables.
+//! - [`names`]: the zone's domain, task ARNs and ids, owner ids.
+//! - [`record`]: records as ecssd sees them (A, SRV, TXT) and sets of them.
+//! - [`ownership`]: the per-task ownership TXT record (marker + index of the task's records).
+//! - [`desired`]: `desired(task)`, the records a task should own. Pure.
+//! - [`plan`]: `plan(desired, current)`, the changes between two record sets. Pure.
+//! - [`batch`]: packing changes into Route53 requests within its limits. Pure.
+//! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over.
+//! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
+//! - [`retry`]: transient/permanent error classes, backoff with jitter, call counting.
+
+pub mod batch;
+pub mod desired;
+pub mod names;
+pub mod ownership;
+pub mod plan;
+pub mod provider;
+pub mod record;
+pub mod retry;
+pub mod route53;
+pub mod service;
+
+pub use batch::{BatchLimits, batches};
+pub use desired::{Endpoint, TaskRegistration, ZoneModel, desired, set_identifier};
+pub use names::{Domain, NameError, OwnerId, TaskArn};
+pub use ownership::{Ownership, OwnershipError};
+pub use plan::{Action, Change, plan, withdraw};
+pub use provider::RecordStore;
+pub use record::{Record, RecordKey, RecordSet, RecordType};
+pub use retry::{CallCounter, CallError, ErrorClass, RetryPolicy};
+pub use route53::Route53Zone;
+pub use service::{Protocol, ServiceBinding, ServiceEnv, ServiceEnvError, ServiceName, parse_service_env};

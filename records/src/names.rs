@@ -1,0 +1,238 @@
+//! DNS names ecssd writes: the zone's domain, task identifiers, owner ids and the names derived from
+//! them. Every name is lowercase and fully qualified (trailing dot), as Route53 returns them, so names
+//! read back compare equal to names planned.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a domain, task ARN or owner id was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is invalid: {problem}")]
+pub struct NameError {
+    /// Which input this was (`domain`, `task ARN`, `owner id`).
+    pub what: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// What is expected instead.
+    pub problem: String,
+}
+
+fn name_error(what: &'static str, value: &str, problem: impl Into<String>) -> NameError {
+    NameError { what, value: value.to_owned(), problem: problem.into() }
+}
+
+/// The private hosted zone's domain, e.g. `servicediscovery.internal`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Domain {
+    /// Lowercase, fully qualified (ends with a dot).
+    fqdn: String,
+}
+
+impl Domain {
+    /// The domain with its trailing dot, as Route53 spells zone and record names.
+    pub fn fqdn(&self) -> &str {
+        &self.fqdn
+    }
+
+    /// `<label>.<domain>.`: a name inside this domain.
+    pub fn child(&self, label: &str) -> String {
+        format!("{label}.{}", self.fqdn)
+    }
+
+    /// Whether `name` (fully qualified) lies inside this domain.
+    pub fn contains(&self, name: &str) -> bool {
+        name == self.fqdn || name.ends_with(&format!(".{}", self.fqdn))
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.fqdn.trim_end_matches('.'))
+    }
+}
+
+impl FromStr for Domain {
+    type Err = NameError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = |problem: &str| name_error("domain", text, problem);
+        let bare = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+        if bare.is_empty() || bare.len() > 253 {
+            return Err(err("expected 1 to 253 characters, e.g. servicediscovery.internal"));
+        }
+        for label in bare.split('.') {
+            if label.is_empty() || label.len() > 63 {
+                return Err(err("every dot-separated label must be 1 to 63 characters"));
+            }
+            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(err("labels may contain only letters, digits, hyphens and underscores"));
+            }
+        }
+        Ok(Self { fqdn: format!("{bare}.") })
+    }
+}
+
+/// An ECS task ARN and the task id it ends with; the task id names the task's records.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TaskArn {
+    /// The full ARN, kept for the ownership record and for ECS calls.
+    arn: String,
+    /// Byte offset of the task id inside `arn`.
+    id_start: usize,
+}
+
+impl TaskArn {
+    pub fn as_str(&self) -> &str {
+        &self.arn
+    }
+
+    /// The task id: 32 hex digits (new ARN format) or a UUID (old format).
+    pub fn id(&self) -> &str {
+        &self.arn[self.id_start..]
+    }
+}
+
+impl fmt::Display for TaskArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.arn)
+    }
+}
+
+impl FromStr for TaskArn {
+    type Err = NameError;
+
+    /// Accepts `arn:<partition>:ecs:<region>:<account>:task/[<cluster>/]<task-id>`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = |problem: &str| name_error("task ARN", text, problem);
+        let expected = "expected arn:<partition>:ecs:<region>:<account>:task/[<cluster>/]<task-id>";
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        let [arn, _partition, service, _region, _account, resource] = parts[..] else {
+            return Err(err(expected));
+        };
+        if arn != "arn" || service != "ecs" {
+            return Err(err(expected));
+        }
+        let Some(path) = resource.strip_prefix("task/") else {
+            return Err(err(expected));
+        };
+        let id = path.rsplit('/').next().unwrap_or_default();
+        let valid_id = !id.is_empty()
+            && id.len() <= 63
+            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid_id {
+            return Err(err("the task id must be 1 to 63 lowercase letters, digits or hyphens"));
+        }
+        Ok(Self { arn: text.to_owned(), id_start: text.len() - id.len() })
+    }
+}
+
+/// Marks which ecssd deployment owns a record, so two deployments sharing a zone never touch each
+/// other's records (external-dns' `owner-id`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OwnerId(String);
+
+impl OwnerId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for OwnerId {
+    fn default() -> Self {
+        Self("default".to_owned())
+    }
+}
+
+impl fmt::Display for OwnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for OwnerId {
+    type Err = NameError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = !text.is_empty()
+            && text.len() <= 63
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if valid {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(name_error("owner id", text, "expected 1 to 63 letters, digits, `-`, `_` or `.`"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_normalised() {
+        for (text, fqdn) in [
+            ("servicediscovery.internal", "servicediscovery.internal."),
+            ("ServiceDiscovery.Internal.", "servicediscovery.internal."),
+            ("a", "a."),
+        ] {
+            let domain: Domain = text.parse().expect(text);
+            assert_eq!(domain.fqdn(), fqdn);
+        }
+        let domain: Domain = "sd.internal".parse().expect("domain");
+        assert_eq!(domain.child("_calc._tcp"), "_calc._tcp.sd.internal.");
+        assert!(domain.contains("x.sd.internal."));
+        assert!(!domain.contains("x.notsd.internal."));
+        assert_eq!(domain.to_string(), "sd.internal");
+    }
+
+    #[test]
+    fn bad_domains_are_rejected() {
+        for text in ["", ".", "a..b", "a b.c", &"a".repeat(64), "x.*.y"] {
+            let err = text.parse::<Domain>().expect_err(text);
+            assert!(err.to_string().starts_with("domain "), "{err}");
+        }
+    }
+
+    #[test]
+    fn task_ids_come_from_both_arn_formats() {
+        for (arn, id) in [
+            (
+                "arn:aws:ecs:us-east-1:123456789012:task/prod/0123456789abcdef0123456789abcdef",
+                "0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "arn:aws:ecs:us-east-1:123456789012:task/5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b",
+                "5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b",
+            ),
+            ("arn:aws-cn:ecs:cn-north-1:1:task/c/abc", "abc"),
+        ] {
+            let parsed: TaskArn = arn.parse().expect(arn);
+            assert_eq!(parsed.id(), id);
+            assert_eq!(parsed.as_str(), arn);
+        }
+    }
+
+    #[test]
+    fn bad_task_arns_are_rejected() {
+        for arn in [
+            "",
+            "0123456789abcdef",
+            "arn:aws:ecs:us-east-1:1:container-instance/c/abc",
+            "arn:aws:ec2:us-east-1:1:task/c/abc",
+            "arn:aws:ecs:us-east-1:1:task/c/",
+            "arn:aws:ecs:us-east-1:1:task/c/ABC",
+            "arn:aws:ecs:us-east-1:1:task/c/a.b",
+        ] {
+            let err = arn.parse::<TaskArn>().expect_err(arn);
+            assert!(err.to_string().starts_with("task ARN "), "{err}");
+        }
+    }
+
+    #[test]
+    fn owner_ids() {
+        assert!("prod-1.eu".parse::<OwnerId>().is_ok());
+        for bad in ["", "a b", "a\"b", &"x".repeat(64)] {
+            assert!(bad.parse::<OwnerId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The ownership TXT record `_ecssd.<task-id>.<domain>`: the index that lets a sweeper find and
+//! delete exactly one task's records, and the marker that tells ecssd's records from everyone else's
+//! (external-dns' TXT registry, one record per task).
+//!
+//! Its values are TXT strings: the first value is the header
+//! `"heritage=ecssd" "owner=<owner>" "cluster=<arn>" "task=<arn>"`, then one value per SRV record the
+//! task registered, `"srv=<set-identifier> <name>"`.
+
+use crate::names::{Domain, OwnerId, TaskArn};
+use crate::record::{RecordKey, RecordType};
+
+/// The marker every ecssd ownership record carries first.
+pub const HERITAGE: &str = "heritage=ecssd";
+
+/// The label prefix of ownership records.
+pub const OWNERSHIP_LABEL: &str = "_ecssd";
+
+/// The ownership record's name for a task: `_ecssd.<task-id>.<domain>.`
+pub fn ownership_name(domain: &Domain, task: &TaskArn) -> String {
+    domain.child(&format!("{OWNERSHIP_LABEL}.{}", task.id()))
+}
+
+/// The task's A record name: `<task-id>.<domain>.`
+pub fn address_name(domain: &Domain, task: &TaskArn) -> String {
+    domain.child(task.id())
+}
+
+/// The decoded contents of one ownership record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ownership {
+    /// Which ecssd deployment wrote it; others leave it alone.
+    pub owner: OwnerId,
+    /// The cluster the task runs in, so the sweeper can ask ECS about it.
+    pub cluster_arn: String,
+    /// The task the records belong to.
+    pub task: TaskArn,
+    /// Keys of the SRV records the task registered, sorted.
+    pub srv: Vec<RecordKey>,
+}
+
+/// Why a TXT record is not a usable ownership record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnershipError {
+    /// The record lacks the ecssd marker: someone else's record, never to be touched.
+    #[error("not an ecssd ownership record (no `{HERITAGE}` marker)")]
+    NotOurs,
+    /// It carries the marker but cannot be read; it is ecssd's, so it may be repaired.
+    #[error("malformed ecssd ownership record: {0}")]
+    Malformed(String),
+}
+
+impl Ownership {
+    /// The TXT values that encode this ownership, header first.
+    pub fn encode(&self) -> Vec<String> {
+        let mut values = vec![format!(
+            "\"{HERITAGE}\" \"owner={}\" \"cluster={}\" \"task={}\"",
+            self.owner, self.cluster_arn, self.task
+        )];
+        for key in &self.srv {
+            let id = key.set_identifier.as_deref().unwrap_or_default();
+            values.push(format!("\"srv={id} {}\"", key.name));
+        }
+        values
+    }
+
+    /// Reads TXT values written by [`encode`](Self::encode), in any order.
+    pub fn decode(values: &[String]) -> Result<Self, OwnershipError> {
+        let parsed: Vec<Vec<String>> = values.iter().map(|v| txt_strings(v)).collect();
+        let Some(header) = parsed.iter().find(|s| s.first().is_some_and(|f| f == HERITAGE)) else {
+            return Err(OwnershipError::NotOurs);
+        };
+        let field = |key: &str| {
+            header
+                .iter()
+                .find_map(|s| s.strip_prefix(key).and_then(|s| s.strip_prefix('=')))
+                .ok_or_else(|| OwnershipError::Malformed(format!("the header has no `{key}=`")))
+        };
+        let owner = field("owner")?.parse().map_err(|e| OwnershipError::Malformed(format!("{e}")))?;
+        let cluster_arn = field("cluster")?.to_owned();
+        let task = field("task")?.parse().map_err(|e| OwnershipError::Malformed(format!("{e}")))?;
+        let mut srv = Vec::new();
+        for strings in parsed.iter().filter(|s| !std::ptr::eq(*s, header)) {
+            for entry in strings {
+                let Some(rest) = entry.strip_prefix("srv=") else {
+                    return Err(OwnershipError::Malformed(format!("unexpected entry `{entry}`")));
+                };
+                let Some((set_identifier, name)) = rest.split_once(' ') else {
+                    return Err(OwnershipError::Malformed(format!("`{entry}` lacks a name")));
+                };
+                srv.push(RecordKey {
+                    name: name.to_owned(),
+                    record_type: RecordType::Srv,
+                    set_identifier: Some(set_identifier.to_owned()),
+                });
+            }
+        }
+        srv.sort();
+        Ok(Self { owner, cluster_arn, task, srv })
+    }
+}
+
+/// Splits one TXT value into its quoted character strings, undoing `\"` and `\\` escapes.
+pub fn txt_strings(value: &str) -> Vec<String> {
+    let mut strings = Vec::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            continue;
+        }
+        let mut current = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => current.extend(chars.next()),
+                '"' => break,
+                c => current.push(c),
+            }
+        }
+        strings.push(current);
+    }
+    strings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Ownership {
+        Ownership {
+            owner: "prod".parse().expect("owner"),
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/prod".into(),
+            task: "arn:aws:ecs:us-east-1:1:task/prod/abc123".parse().expect("task"),
+            srv: vec![
+                RecordKey {
+                    name: "_calc._tcp.sd.internal.".into(),
+                    record_type: RecordType::Srv,
+                    set_identifier: Some("ecssd:abc123:calc:8080".into()),
+                },
+                RecordKey {
+                    name: "_time._tcp.sd.internal.".into(),
+                    record_type: RecordType::Srv,
+                    set_identifier: Some("ecssd:abc123:time:80".into()),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips_in_any_value_order() {
+        let ownership = sample();
+        let mut values = ownership.encode();
+        assert_eq!(
+            values[0],
+            "\"heritage=ecssd\" \"owner=prod\" \"cluster=arn:aws:ecs:us-east-1:1:cluster/prod\" \
+             \"task=arn:aws:ecs:us-east-1:1:task/prod/abc123\""
+        );
+        assert_eq!(values[1], "\"srv=ecssd:abc123:calc:8080 _calc._tcp.sd.internal.\"");
+        values.reverse();
+        assert_eq!(Ownership::decode(&values), Ok(ownership));
+    }
+
+    #[test]
+    fn foreign_and_broken_records() {
+        for (values, expected) in [
+            (vec!["\"v=spf1 -all\""], Err(OwnershipError::NotOurs)),
+            (vec!["heritage=ecssd"], Err(OwnershipError::NotOurs)),
+            (vec![], Err(OwnershipError::NotOurs)),
+            (
+                vec!["\"heritage=ecssd\" \"owner=x\" \"cluster=c\""],
+                Err(OwnershipError::Malformed("the header has no `task=`".into())),
+            ),
+        ] {
+            let values: Vec<String> = values.into_iter().map(String::from).collect();
+            assert_eq!(Ownership::decode(&values), expected, "{values:?}");
+        }
+        let broken = vec![
+            "\"heritage=ecssd\" \"owner=x\" \"cluster=c\" \"task=arn:aws:ecs:r:1:task/c/t\"".to_owned(),
+            "\"something=else\"".to_owned(),
+        ];
+        assert!(matches!(Ownership::decode(&broken), Err(OwnershipError::Malformed(_))));
+    }
+
+    #[test]
+    fn txt_escapes() {
+        assert_eq!(txt_strings(r#""a\"b" "c\\d" junk "e""#), ["a\"b", "c\\d", "e"]);
+    }
+}

@@ -1,0 +1,21 @@
+//! The narrow interface between reconcile logic and a DNS zone (external-dns' `Provider`): read one
+//! record set, read them all, apply one atomic batch. Route53 implements it in [`crate::route53`];
+//! reconcile code is generic over it.
+
+use std::future::Future;
+
+use crate::plan::Change;
+use crate::record::{Record, RecordKey};
+use crate::retry::CallError;
+
+/// A zone ecssd reads and changes.
+pub trait RecordStore: Send + Sync {
+    /// The record set with exactly this key, if the zone holds one in a shape ecssd writes.
+    fn read(&self, key: &RecordKey) -> impl Future<Output = Result<Option<Record>, CallError>> + Send;
+
+    /// Every record set in the zone that has a shape ecssd writes (A, SRV, TXT with plain values).
+    fn list_all(&self) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send;
+
+    /// Applies `changes` as one atomic request: all of them take effect or none does.
+    fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), CallError>> + Send;
+}

@@ -1,0 +1,20 @@
+//! The sidecar's errors, split the way its behaviour splits: permanent ones end the process with a
+//! clear message (ECS then shows the task as failed); transient ones are retried where they occur.
+
+use ecssd_records::CallError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error("no task metadata: {0}")]
+    NoTaskMetadata(String),
+    #[error("cannot learn the host's address: {0} (set ECSSD_ADDRESS to override)")]
+    NoHostAddress(String),
+    #[error(
+        "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar, or set DOCKER_HOST)"
+    )]
+    NoDocker(String),
+    #[error("Route53: {0}")]
+    Route53(#[from] CallError),
+    #[error("the records of this task conflict with records ecssd does not own: {0}")]
+    ForeignRecords(String),
+}

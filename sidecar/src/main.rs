@@ -1,0 +1,64 @@
+//! `ecssd-sidecar`: wires configuration, logging and clients, then runs until SIGTERM.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ecssd_sidecar::{Config, Deps, LogFormat};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "ecssd sidecar stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn start(config: Config) -> anyhow::Result<()> {
+    let docker = bollard::Docker::connect_with_defaults()
+        .map_err(|e| ecssd_sidecar::SidecarError::NoDocker(e.to_string()))?;
+    let docker =
+        docker.negotiate_version().await.map_err(|e| ecssd_sidecar::SidecarError::NoDocker(e.to_string()))?;
+    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
+    let deps = Deps { docker, route53: ecssd_records::route53::client(&sdk) };
+    ecssd_sidecar::run(config, deps, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGTERM (ECS stopping the task) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}

@@ -1,0 +1,160 @@
+//! What the task knows about itself: ECS task metadata v4, and the host's private IP from EC2
+//! instance metadata (IMDSv2) for bridge and host networking.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ecssd_records::TaskArn;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+
+use crate::error::SidecarError;
+
+/// How the task's containers are networked, which decides the address other tasks reach them at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Docker's bridge: reachable at the host's IP on the host port Docker mapped.
+    Bridge,
+    /// The host's network namespace: the host's IP, the container port.
+    Host,
+    /// A task ENI: the ENI's IP, the container port.
+    Awsvpc(Ipv4Addr),
+}
+
+/// The fields of task metadata v4 the sidecar uses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskMetadata {
+    cluster: String,
+    #[serde(rename = "TaskARN")]
+    task_arn: String,
+    #[serde(default)]
+    containers: Vec<ContainerMetadata>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerMetadata {
+    #[serde(default)]
+    networks: Vec<NetworkMetadata>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct NetworkMetadata {
+    #[serde(rename = "NetworkMode")]
+    mode: String,
+    #[serde(rename = "IPv4Addresses", default)]
+    ipv4: Vec<String>,
+}
+
+/// Who this sidecar works for.
+#[derive(Debug, Clone)]
+pub struct TaskIdentity {
+    pub task: TaskArn,
+    /// The cluster as the metadata names it (an ARN on current agents).
+    pub cluster: String,
+    pub network_mode: NetworkMode,
+}
+
+/// Reads task metadata, retrying for up to `wait` while the endpoint is not yet serving (it can lag
+/// the container's start). A missing URI, or one still failing after `wait`, is permanent.
+pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIdentity, SidecarError> {
+    let uri = uri.ok_or(SidecarError::NoTaskMetadata(
+        "ECS_CONTAINER_METADATA_URI_V4 is not set: the sidecar must run as a container of an ECS task \
+         (ECS agent 1.39 or later)"
+            .into(),
+    ))?;
+    let url = format!("{}/task", uri.trim_end_matches('/'));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut delay = Duration::from_millis(100);
+    let body = loop {
+        match get(&url, None).await {
+            Ok(body) => break body,
+            Err(problem) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(url, %problem, retry_in_ms = delay.as_millis() as u64, "task metadata not available yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(problem) => {
+                return Err(SidecarError::NoTaskMetadata(format!(
+                    "{url} still failing after {wait:?}: {problem}"
+                )));
+            }
+        }
+    };
+    parse_task_identity(&body)
+}
+
+fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
+    let metadata: TaskMetadata = serde_json::from_slice(body)
+        .map_err(|e| SidecarError::NoTaskMetadata(format!("task metadata is not the v4 format: {e}")))?;
+    let task = metadata.task_arn.parse().map_err(|e| SidecarError::NoTaskMetadata(format!("{e}")))?;
+    let network = metadata.containers.iter().flat_map(|c| c.networks.first()).next();
+    let network_mode = match network {
+        Some(n) if n.mode == "awsvpc" => {
+            let ip = n.ipv4.first().and_then(|ip| ip.parse().ok()).ok_or_else(|| {
+                SidecarError::NoTaskMetadata("awsvpc task metadata lists no IPv4 address".into())
+            })?;
+            NetworkMode::Awsvpc(ip)
+        }
+        Some(n) if n.mode == "host" => NetworkMode::Host,
+        _ => NetworkMode::Bridge,
+    };
+    Ok(TaskIdentity { task, cluster: metadata.cluster, network_mode })
+}
+
+/// The instance's private IPv4 address from IMDSv2 (honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`).
+pub async fn host_private_ip() -> Result<Ipv4Addr, SidecarError> {
+    let client = aws_config::imds::Client::builder().build();
+    let text = client
+        .get("/latest/meta-data/local-ipv4")
+        .await
+        .map_err(|e| SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}")))?;
+    let text = text.as_ref().trim().to_owned();
+    text.parse().map_err(|_| SidecarError::NoHostAddress(format!("instance metadata returned {text:?}")))
+}
+
+/// GETs a loopback or link-local URL; the body on 200, a description otherwise.
+async fn get(url: &str, timeout: Option<Duration>) -> Result<Bytes, String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let call = async {
+        let response = client.get(uri).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if status.is_success() { Ok(body) } else { Err(format!("HTTP {status}")) }
+    };
+    match tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(5)), call).await {
+        Ok(result) => result,
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_network_modes() {
+        let doc = |mode: &str, ip: &str| {
+            format!(
+                r#"{{"Cluster":"arn:aws:ecs:us-east-1:1:cluster/c","TaskARN":"arn:aws:ecs:us-east-1:1:task/c/abc",
+                "Containers":[{{"Name":"x","Networks":[{{"NetworkMode":"{mode}","IPv4Addresses":["{ip}"]}}]}}]}}"#
+            )
+        };
+        let bridge = parse_task_identity(doc("bridge", "172.17.0.2").as_bytes()).expect("bridge");
+        assert_eq!(bridge.network_mode, NetworkMode::Bridge);
+        assert_eq!(bridge.task.id(), "abc");
+        let host = parse_task_identity(doc("host", "").as_bytes()).expect("host");
+        assert_eq!(host.network_mode, NetworkMode::Host);
+        let vpc = parse_task_identity(doc("awsvpc", "10.0.1.5").as_bytes()).expect("awsvpc");
+        assert_eq!(vpc.network_mode, NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 1, 5)));
+        let err = parse_task_identity(doc("awsvpc", "").as_bytes()).expect_err("no ip");
+        assert!(err.to_string().contains("no IPv4 address"), "{err}");
+        let err = parse_task_identity(b"{}").expect_err("garbage");
+        assert!(err.to_string().contains("not the v4 format"), "{err}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The task's containers as Docker shows them, and the pure step from them to the endpoints to
+//! publish.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::Docker;
+use bollard::models::HealthStatusEnum;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use ecssd_records::{Endpoint, Protocol, ServiceEnvError, parse_service_env};
+
+use crate::metadata::NetworkMode;
+
+/// The label the ECS agent puts on every container of a task.
+pub const TASK_ARN_LABEL: &str = "com.amazonaws.ecs.task-arn";
+/// The label carrying the container's name in the task definition.
+pub const CONTAINER_NAME_LABEL: &str = "com.amazonaws.ecs.container-name";
+
+/// A container's Docker HEALTHCHECK state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No HEALTHCHECK: running is good enough.
+    NotChecked,
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// One running container of the task, as far as registration cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sibling {
+    /// The container's name in the task definition (falls back to Docker's name).
+    pub name: String,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Host ports Docker mapped, by (container port, protocol).
+    pub host_ports: BTreeMap<(u16, Protocol), u16>,
+    pub health: Health,
+}
+
+/// A reason one binding of one container cannot be published; its siblings are unaffected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointProblem {
+    #[error("container {container}: {error}")]
+    BadVariable { container: String, error: ServiceEnvError },
+    #[error(
+        "container {container}: port {port}/{protocol} is named by SERVICE_{port}_NAME but not published \
+         to the host; add a portMapping for it (hostPort 0 lets ECS pick one)"
+    )]
+    NotPublished { container: String, port: u16, protocol: &'static str },
+}
+
+/// The endpoints the task should publish now, and a problem for each binding that cannot be.
+/// Containers with a HEALTHCHECK count only while healthy.
+pub fn endpoints(siblings: &[Sibling], mode: NetworkMode) -> (Vec<Endpoint>, Vec<EndpointProblem>) {
+    let mut endpoints = Vec::new();
+    let mut problems = Vec::new();
+    for sibling in siblings {
+        let env = parse_service_env(sibling.env.iter().map(String::as_str));
+        problems.extend(
+            env.errors
+                .into_iter()
+                .map(|error| EndpointProblem::BadVariable { container: sibling.name.clone(), error }),
+        );
+        if !matches!(sibling.health, Health::NotChecked | Health::Healthy) {
+            continue;
+        }
+        for binding in env.bindings {
+            let protocol = binding.service.protocol();
+            let reachable_port = match mode {
+                NetworkMode::Bridge => match sibling.host_ports.get(&(binding.container_port, protocol)) {
+                    Some(port) => *port,
+                    None => {
+                        problems.push(EndpointProblem::NotPublished {
+                            container: sibling.name.clone(),
+                            port: binding.container_port,
+                            protocol: protocol.as_docker(),
+                        });
+                        continue;
+                    }
+                },
+                NetworkMode::Host | NetworkMode::Awsvpc(_) => binding.container_port,
+            };
+            endpoints.push(Endpoint {
+                container: sibling.name.clone(),
+                container_port: binding.container_port,
+                service: binding.service,
+                reachable_port,
+            });
+        }
+    }
+    endpoints.sort();
+    (endpoints, problems)
+}
+
+/// Lists the task's running containers through the Docker API.
+pub async fn list(docker: &Docker, task_arn: &str) -> Result<Vec<Sibling>, bollard::errors::Error> {
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={task_arn}")])]);
+    let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
+    let mut siblings = Vec::new();
+    for summary in docker.list_containers(Some(options)).await? {
+        let Some(id) = summary.id else { continue };
+        let inspect = match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+            Ok(inspect) => inspect,
+            // Gone between list and inspect: it is simply not running any more.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let state = inspect.state.unwrap_or_default();
+        if !state.running.unwrap_or(false) {
+            continue;
+        }
+        let health = match state.health.and_then(|h| h.status) {
+            None | Some(HealthStatusEnum::EMPTY | HealthStatusEnum::NONE) => Health::NotChecked,
+            Some(HealthStatusEnum::STARTING) => Health::Starting,
+            Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+            Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        };
+        let config = inspect.config.unwrap_or_default();
+        let labels = config.labels.unwrap_or_default();
+        let docker_name = inspect.name.unwrap_or_default().trim_start_matches('/').to_owned();
+        let name = labels.get(CONTAINER_NAME_LABEL).cloned().unwrap_or(docker_name);
+        let mut host_ports = BTreeMap::new();
+        for (key, bindings) in inspect.network_settings.and_then(|n| n.ports).unwrap_or_default() {
+            let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
+            let protocol = if protocol == "udp" { Protocol::Udp } else { Protocol::Tcp };
+            let Ok(port) = port.parse::<u16>() else { continue };
+            let host_port =
+                bindings.unwrap_or_default().iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok());
+            if let Some(host_port) = host_port {
+                host_ports.insert((port, protocol), host_port);
+            }
+        }
+        siblings.push(Sibling { name, env: config.env.unwrap_or_default(), host_ports, health });
+    }
+    siblings.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(siblings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn sibling(name: &str, env: &[&str], ports: &[(u16, u16)], health: Health) -> Sibling {
+        Sibling {
+            name: name.into(),
+            env: env.iter().map(|s| (*s).to_owned()).collect(),
+            host_ports: ports.iter().map(|(c, h)| ((*c, Protocol::Tcp), *h)).collect(),
+            health,
+        }
+    }
+
+    fn show(endpoints: &[Endpoint]) -> Vec<String> {
+        endpoints
+            .iter()
+            .map(|e| format!("{} {}:{} -> {}", e.service, e.container, e.container_port, e.reachable_port))
+            .collect()
+    }
+
+    #[test]
+    fn reachable_ports_follow_the_network_mode() {
+        let siblings = [sibling("web", &["SERVICE_80_NAME=_web._tcp"], &[(80, 32768)], Health::NotChecked)];
+        let cases = [
+            (NetworkMode::Bridge, "_web._tcp web:80 -> 32768"),
+            (NetworkMode::Host, "_web._tcp web:80 -> 80"),
+            (NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 0, 1)), "_web._tcp web:80 -> 80"),
+        ];
+        for (mode, expected) in cases {
+            let (endpoints, problems) = endpoints(&siblings, mode);
+            assert_eq!(show(&endpoints), [expected], "{mode:?}");
+            assert!(problems.is_empty());
+        }
+    }
+
+    #[test]
+    fn only_healthy_or_unchecked_containers_publish() {
+        let env = ["SERVICE_80_NAME=_web._tcp"];
+        let siblings = [
+            sibling("a", &env, &[(80, 1)], Health::NotChecked),
+            sibling("b", &env, &[(80, 2)], Health::Healthy),
+            sibling("c", &env, &[(80, 3)], Health::Starting),
+            sibling("d", &env, &[(80, 4)], Health::Unhealthy),
+        ];
+        let (endpoints, _) = endpoints(&siblings, NetworkMode::Bridge);
+        assert_eq!(show(&endpoints), ["_web._tcp a:80 -> 1", "_web._tcp b:80 -> 2"]);
+    }
+
+    #[test]
+    fn one_bad_variable_or_unpublished_port_spares_the_rest() {
+        let siblings = [
+            sibling(
+                "bad",
+                &["SERVICE_80_NAME=web", "SERVICE_81_NAME=_ok._tcp"],
+                &[(81, 5001)],
+                Health::NotChecked,
+            ),
+            sibling("unpublished", &["SERVICE_9000_NAME=_x._tcp"], &[], Health::NotChecked),
+            sibling("good", &["SERVICE_80_NAME=_web._tcp"], &[(80, 5000)], Health::NotChecked),
+        ];
+        let (endpoints, problems) = endpoints(&siblings, NetworkMode::Bridge);
+        assert_eq!(show(&endpoints), ["_ok._tcp bad:81 -> 5001", "_web._tcp good:80 -> 5000"]);
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 2);
+        assert!(
+            messages[0].starts_with("container bad: environment variable SERVICE_80_NAME=\"web\" rejected")
+        );
+        assert!(messages[1].contains("port 9000/tcp is named by SERVICE_9000_NAME but not published"));
+    }
+}

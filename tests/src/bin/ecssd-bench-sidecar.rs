@@ -1,0 +1,180 @@
+//! Measures the sidecar on this machine (a benchmark, not a test): event-to-batch latency, resident
+//! memory, Route53 calls per task lifetime, and 200 sidecars starting at once against a Route53 limited
+//! to 5 requests/second. Run it on a release build:
+//!
+//! ```sh
+//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tests --bin ecssd-bench-sidecar
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
+use ecssd_tests::wait_for;
+use ecssd_tests::world::World;
+
+const WAIT: Duration = Duration::from_secs(120);
+const COALESCE_MS: f64 = 100.0;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    latency_and_memory().await?;
+    calls_per_lifetime().await?;
+    let fleet: usize = std::env::args().nth(1).map_or(Ok(200), |n| n.parse())?;
+    fleet_start(fleet).await?;
+    println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn idle() -> ContainerSpec {
+    ContainerSpec {
+        name: "ecssd".into(),
+        cmd: Some(vec!["sleep".into(), "3600".into()]),
+        ..Default::default()
+    }
+}
+
+fn zone_options(world: &World, extra: &[&str]) -> SidecarOptions {
+    let mut args = vec![format!("--zone-id={}", world.zone.zone_id())];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    SidecarOptions { args, env: vec![] }
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
+    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+async fn latency_and_memory() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let running =
+        world.task("bench", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), idle()]).await?;
+    let sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--coalesce-ms=100"])).await?;
+    world.wait_for_targets("_web._tcp", 1, WAIT).await?;
+    let pid = sidecar.pid().context("sidecar pid")?;
+    let idle_rss = rss_kib(pid)?;
+
+    let rounds = 50;
+    for _ in 0..rounds {
+        running.task.stop_container(0).await?;
+        world.wait_for_targets("_web._tcp", 0, WAIT).await?;
+        running.task.start_container(0).await?;
+        world.wait_for_targets("_web._tcp", 1, WAIT).await?;
+    }
+    let mut latencies: Vec<f64> = sidecar
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|v| v["event_to_send_ms"].as_f64())
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    anyhow::ensure!(
+        latencies.len() >= 2 * rounds,
+        "expected {} measurements, got {}",
+        2 * rounds,
+        latencies.len()
+    );
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    println!(
+        "\n## event-to-batch latency ({} events: container stop and start, window {COALESCE_MS} ms)",
+        latencies.len()
+    );
+    println!("| | total | beyond the window |\n|---|---|---|");
+    println!("| p50 | {p50:.1} ms | {:.1} ms |", p50 - COALESCE_MS);
+    println!("| p99 | {p99:.1} ms | {:.1} ms |", p99 - COALESCE_MS);
+    let after_churn = rss_kib(pid)?;
+    drop(sidecar);
+    drop(running);
+
+    let mut specs: Vec<ContainerSpec> =
+        (0..50).map(|i| ContainerSpec::httpd(&format!("web{i}"), &["SERVICE_80_NAME=_fifty._tcp"])).collect();
+    specs.push(idle());
+    let running = world.task("bench", &specs).await?;
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &[])).await?;
+    world.wait_for_targets("_fifty._tcp", 50, WAIT).await?;
+    let fifty_rss = rss_kib(sidecar.pid().context("pid")?)?;
+    println!("\n## resident memory (VmRSS)\n| state | RSS |\n|---|---|");
+    println!("| idle, 1 sibling registered | {:.1} MiB |", idle_rss as f64 / 1024.0);
+    println!("| after {rounds} stop/start cycles | {:.1} MiB |", after_churn as f64 / 1024.0);
+    println!("| 50 siblings registered | {:.1} MiB |", fifty_rss as f64 / 1024.0);
+    Ok(())
+}
+
+async fn calls_per_lifetime() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let running =
+        world.task("bench", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), idle()]).await?;
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--drain-seconds=0"])).await?;
+    world.wait_for_targets("_web._tcp", 1, WAIT).await?;
+    sidecar.sigterm()?;
+    sidecar.wait(WAIT).await?;
+    let stats = world.moto.stats().await?;
+    let route53 = stats["route53"].as_object().cloned().unwrap_or_default();
+    let total: u64 = route53.values().map(|op| op["requests"].as_u64().unwrap_or(0)).sum();
+    println!("\n## Route53 calls per task lifetime (register, then SIGTERM; zone given by id)");
+    println!("{total} calls: {}", serde_json::Value::Object(route53));
+    Ok(())
+}
+
+async fn fleet_start(count: usize) -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let mut tasks = Vec::with_capacity(count);
+    let preparing = Instant::now();
+    for _ in 0..count {
+        tasks.push(
+            world.task("fleet", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_fleet._tcp"])]).await?,
+        );
+    }
+    println!("\n## {count} sidecars starting at once, Route53 limited to 5 requests/s");
+    println!(
+        "({count} tasks started in {:.0} s; not part of the measurement)",
+        preparing.elapsed().as_secs_f64()
+    );
+    world.moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 5, "burst": 5}})).await?;
+    let launch = Instant::now();
+    let mut sidecars = Vec::with_capacity(count);
+    for task in &tasks {
+        sidecars.push(
+            Sidecar::spawn(&world.moto, &task.metadata, zone_options(&world, &["--log-level=warn"])).await?,
+        );
+    }
+    wait_for("every sidecar to register", Duration::from_secs(600), || async {
+        // Poll gently: moto shares these two cores with the sidecars being measured.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok((world.srv_values("_fleet._tcp").await?.len() >= count).then_some(()))
+    })
+    .await?;
+    let elapsed = launch.elapsed().as_secs_f64();
+    let values = world.srv_values("_fleet._tcp").await?;
+    let mut unique = values.clone();
+    unique.dedup();
+    let stats = world.moto.stats().await?;
+    let changes = &stats["route53"]["ChangeResourceRecordSets"];
+    let ideal = count as f64 / 5.0;
+    println!(
+        "| registered | lost | duplicated | time | ideal at 5/s | ratio | change requests sent | throttled |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {} | {elapsed:.1} s | {ideal:.0} s | {:.2}x | {} | {} |",
+        unique.len(),
+        count - unique.len(),
+        values.len() - unique.len(),
+        elapsed / ideal,
+        changes["requests"],
+        changes["throttled"]
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! The ecssd end-to-end harness: real parts wherever they exist on this machine.
+//!
+//! # Layout
+//! - [`moto`]: a moto server (pinned in `scripts/setup`) started from `tests/moto/ecssd_moto.py`,
+//!   which fixes moto's divergences from Route53 and ECS; SDK config and fault controls for it.
+//! - [`docker`]: workload images built without a registry, containers labelled like an ECS task's,
+//!   cleaned up even when a test fails.
+//! - [`docker_proxy`]: a Docker socket proxy a test can cut, to break event streams on purpose.
+//! - [`metadata`]: the only stand-ins: ECS task metadata v4 and EC2 IMDSv2, built from Docker.
+//! - [`sidecar`]: runs the real sidecar binary wired like ECS wires it.
+//! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
+//! - [`http`]: a small loopback HTTP client.
+//! - [`wait_for`]: polling a condition with a deadline (tests wait for conditions, never sleep).
+//!
+//! The tests themselves live in `tests/tests/`.
+
+pub mod docker;
+pub mod docker_proxy;
+pub mod http;
+pub mod metadata;
+pub mod moto;
+pub mod sidecar;
+pub mod world;
+
+use std::time::Duration;
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails after `timeout` naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Logs to the test's output (shown on failure); call at the start of a test.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
+}

@@ -1,0 +1,238 @@
+//! Stand-ins for the two endpoints ECS and EC2 give a task, served on loopback and built on every
+//! request from what the real Docker engine runs:
+//! - ECS task metadata v4: `GET /v4/<container-name>` and `GET /v4/<container-name>/task`;
+//! - EC2 instance metadata with IMDSv2 sessions: `PUT /latest/api/token`, then
+//!   `GET /latest/meta-data/{local-ipv4,instance-id}` with the token.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bollard::Docker;
+use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How the pretend task is networked; decides what the metadata reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    Bridge,
+    Host,
+    /// The task's ENI address is reported as the container's IPv4 address.
+    Awsvpc(Ipv4Addr),
+}
+
+impl NetworkMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Bridge => "bridge",
+            Self::Host => "host",
+            Self::Awsvpc(_) => "awsvpc",
+        }
+    }
+}
+
+/// What the stand-ins say about the task and its host.
+#[derive(Debug, Clone)]
+pub struct MetadataConfig {
+    pub task_arn: String,
+    pub cluster_arn: String,
+    pub network_mode: NetworkMode,
+    /// The instance's private IP as IMDS reports it; 127.0.0.1 here, where ports are published.
+    pub host_ip: Ipv4Addr,
+    pub instance_id: String,
+}
+
+/// The running stand-in server; stops when dropped.
+#[derive(Debug)]
+pub struct MetadataServer {
+    addr: SocketAddr,
+    /// While false, task metadata answers 503, like an agent that has not caught up with a new task.
+    available: Arc<AtomicBool>,
+    serving: JoinHandle<()>,
+}
+
+const IMDS_TOKEN: &str = "ecssd-test-imds-token";
+
+impl MetadataServer {
+    pub async fn start(docker: Docker, config: MetadataConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let available = Arc::new(AtomicBool::new(true));
+        let state = Arc::new((docker, config, available.clone()));
+        let serving = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = state.clone();
+                        async move {
+                            if req.uri().path().starts_with("/v4/") && !state.2.load(Ordering::SeqCst) {
+                                return Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, ""));
+                            }
+                            Ok::<_, Infallible>(handle(&state.0, &state.1, req).await)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, available, serving })
+    }
+
+    /// Makes task metadata answer (true) or fail with 503 (false).
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Ordering::SeqCst);
+    }
+
+    /// The value of `ECS_CONTAINER_METADATA_URI_V4` for the container named `container`.
+    pub fn task_metadata_uri(&self, container: &str) -> String {
+        format!("http://{}/v4/{container}", self.addr)
+    }
+
+    /// The value of `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+    pub fn imds_endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.serving.abort();
+    }
+}
+
+fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+}
+
+async fn handle(
+    docker: &Docker,
+    config: &MetadataConfig,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::PUT && path == "/latest/api/token" {
+        // Like IMDS: the session TTL is required, and echoed back with the token.
+        let Some(ttl) = req.headers().get("x-aws-ec2-metadata-token-ttl-seconds").cloned() else {
+            return reply(StatusCode::BAD_REQUEST, "missing x-aws-ec2-metadata-token-ttl-seconds");
+        };
+        let mut response = reply(StatusCode::OK, IMDS_TOKEN);
+        response.headers_mut().insert("x-aws-ec2-metadata-token-ttl-seconds", ttl);
+        return response;
+    }
+    if let Some(item) = path.strip_prefix("/latest/meta-data/") {
+        let token = req.headers().get("x-aws-ec2-metadata-token").and_then(|v| v.to_str().ok());
+        if token != Some(IMDS_TOKEN) {
+            return reply(StatusCode::UNAUTHORIZED, "");
+        }
+        return match item {
+            "local-ipv4" => reply(StatusCode::OK, config.host_ip.to_string()),
+            "instance-id" => reply(StatusCode::OK, config.instance_id.clone()),
+            _ => reply(StatusCode::NOT_FOUND, ""),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/v4/") else {
+        return reply(StatusCode::NOT_FOUND, "");
+    };
+    let containers = match task_containers(docker, config).await {
+        Ok(containers) => containers,
+        Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let body = match rest.split_once('/') {
+        Some((_, "task")) => task_document(config, containers),
+        None => match containers.into_iter().find(|c| c["Name"] == rest) {
+            Some(container) => container,
+            None => return reply(StatusCode::NOT_FOUND, format!("no container {rest} in the task")),
+        },
+        Some(_) => return reply(StatusCode::NOT_FOUND, ""),
+    };
+    reply(StatusCode::OK, body.to_string())
+}
+
+fn task_document(config: &MetadataConfig, containers: Vec<Value>) -> Value {
+    json!({
+        "Cluster": config.cluster_arn,
+        "TaskARN": config.task_arn,
+        "Family": "ecssd-test",
+        "Revision": "1",
+        "DesiredStatus": "RUNNING",
+        "KnownStatus": "RUNNING",
+        "LaunchType": "EC2",
+        "AvailabilityZone": "us-east-1a",
+        "Containers": containers,
+    })
+}
+
+/// The task's containers as task metadata v4 describes them, from Docker inspect.
+async fn task_containers(docker: &Docker, config: &MetadataConfig) -> anyhow::Result<Vec<Value>> {
+    let filter = format!("com.amazonaws.ecs.task-arn={}", config.task_arn);
+    let filters = HashMap::from([("label".to_owned(), vec![filter])]);
+    let listed = docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?;
+    let mut containers = Vec::new();
+    for summary in listed {
+        let Some(id) = summary.id else { continue };
+        let inspect = docker.inspect_container(&id, None::<InspectContainerOptions>).await?;
+        let labels = inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let state = inspect.state.clone().unwrap_or_default();
+        let running = state.running.unwrap_or(false);
+        let settings = inspect.network_settings.clone().unwrap_or_default();
+        let bridge_ip = settings
+            .networks
+            .as_ref()
+            .and_then(|n| n.values().find_map(|e| e.ip_address.clone()))
+            .unwrap_or_default();
+        let ip = match config.network_mode {
+            NetworkMode::Awsvpc(eni) => eni.to_string(),
+            NetworkMode::Host => config.host_ip.to_string(),
+            NetworkMode::Bridge => bridge_ip,
+        };
+        let mut ports = Vec::new();
+        for (key, bindings) in settings.ports.unwrap_or_default() {
+            let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
+            for binding in bindings.unwrap_or_default() {
+                ports.push(json!({
+                    "ContainerPort": port.parse::<u16>().unwrap_or(0),
+                    "Protocol": protocol,
+                    "HostPort": binding.host_port.and_then(|p| p.parse::<u16>().ok()).unwrap_or(0),
+                    "HostIp": binding.host_ip.unwrap_or_default(),
+                }));
+            }
+        }
+        let mut container = json!({
+            "DockerId": id,
+            "Name": labels.get("com.amazonaws.ecs.container-name").cloned().unwrap_or_default(),
+            "DockerName": inspect.name.unwrap_or_default().trim_start_matches('/'),
+            "Image": inspect.config.and_then(|c| c.image).unwrap_or_default(),
+            "Labels": labels,
+            "DesiredStatus": "RUNNING",
+            "KnownStatus": if running { "RUNNING" } else { "STOPPED" },
+            "Type": "NORMAL",
+            "Networks": [{"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [ip]}],
+            "Ports": ports,
+        });
+        if let Some(health) = state.health.and_then(|h| h.status) {
+            container["Health"] = json!({"status": health.to_string().to_uppercase()});
+        }
+        containers.push(container);
+    }
+    Ok(containers)
+}

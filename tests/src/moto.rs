@@ -1,0 +1,163 @@
+//! A moto server on a free loopback port, started from `tests/moto/ecssd_moto.py` (which corrects the
+//! divergences listed there), plus SDK configuration pointed at it and the launcher's fault controls.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::http;
+
+/// Credentials moto accepts; not real ones, never real ones.
+const TEST_ACCESS_KEY: &str = "ANOTREALKEY";
+const TEST_SECRET_KEY: &str = "not-a-real-secret";
+/// The launcher lets requests signed with this key through any injected fault, uncounted.
+const OBSERVER_ACCESS_KEY: &str = "ECSSDOBSERVER";
+
+/// The workspace root, where `.tools/` and `tests/moto/` live.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python that has the pinned moto: `ECSSD_PYTHON`, else the venv `scripts/setup` makes.
+pub fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("ECSSD_PYTHON") {
+        return path.into();
+    }
+    workspace_root().join(".tools/venv/bin/python")
+}
+
+/// A running moto server; dropped, it is killed (and it exits by itself if this process dies, because
+/// its standard input closes).
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
+    endpoint: String,
+}
+
+impl Moto {
+    /// Starts a fresh server with empty state; waits until it serves.
+    pub async fn start() -> anyhow::Result<Self> {
+        let python = python();
+        let script = workspace_root().join("tests/moto/ecssd_moto.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg("--port=0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting moto with {} (run scripts/setup first)", python.display()))?;
+        let stdout = child.stdout.take().context("moto stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.strip_prefix("ECSSD_MOTO_READY ") {
+                    return Ok::<_, std::io::Error>(Some(url.to_owned()));
+                }
+            }
+            Ok(None)
+        })
+        .await;
+        let endpoint = match ready {
+            Ok(Ok(Some(url))) => url,
+            Ok(Ok(None)) => {
+                bail!("moto exited before it was ready (is moto installed for {}?)", python.display())
+            }
+            Ok(Err(e)) => bail!("reading moto's output: {e}"),
+            Err(_) => bail!("moto did not start within 60 s"),
+        };
+        // Keep draining stdout so moto never blocks writing to it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self { child, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// SDK configuration for this server: fixed test credentials, us-east-1, endpoint override.
+    pub fn sdk_config(&self) -> SdkConfig {
+        self.sdk_config_with_key(TEST_ACCESS_KEY)
+    }
+
+    /// Like [`sdk_config`](Self::sdk_config), but its requests bypass injected faults and are not
+    /// counted: for a test watching the zone while the clients under test are throttled.
+    pub fn observer_sdk_config(&self) -> SdkConfig {
+        self.sdk_config_with_key(OBSERVER_ACCESS_KEY)
+    }
+
+    fn sdk_config_with_key(&self, access_key: &str) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                Credentials::from_keys(access_key, TEST_SECRET_KEY, None),
+            ))
+            .build()
+    }
+
+    /// Environment for a child process (sidecar, Lambda) to reach this server the standard way.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", TEST_SECRET_KEY.to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// Throttles or fails requests to a service, e.g.
+    /// `{"route53": {"rate_per_second": 5, "burst": 5, "errors": [[500, "InternalError"]]}}`.
+    pub async fn set_faults(&self, faults: serde_json::Value) -> anyhow::Result<()> {
+        http::post_json(&format!("{}/_ecssd/faults", self.endpoint), &faults).await.map(drop)
+    }
+
+    /// Requests the server saw, per service and operation: `{"route53": {"ListResourceRecordSets":
+    /// {"requests": n, "throttled": n, "failed": n}}}`.
+    pub async fn stats(&self) -> anyhow::Result<serde_json::Value> {
+        http::get_json(&format!("{}/_ecssd/stats", self.endpoint)).await
+    }
+
+    /// Marks a container instance's ECS agent connected or not (there is no AWS API for this).
+    pub async fn set_agent_connected(
+        &self,
+        cluster: &str,
+        container_instance: &str,
+        connected: bool,
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({"cluster": cluster, "containerInstance": container_instance, "connected": connected});
+        http::post_json(&format!("{}/_ecssd/agent", self.endpoint), &body).await.map(drop)
+    }
+
+    /// Creates a private hosted zone for `domain` and returns its id.
+    pub async fn create_private_zone(&self, domain: &str) -> anyhow::Result<String> {
+        use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};
+        let client = aws_sdk_route53::Client::new(&self.sdk_config());
+        let created = client
+            .create_hosted_zone()
+            .name(domain)
+            .caller_reference(format!("ecssd-test-{}", fastrand::u64(..)))
+            .hosted_zone_config(HostedZoneConfig::builder().private_zone(true).build())
+            .vpc(Vpc::builder().vpc_id("vpc-0ecssd").vpc_region(VpcRegion::UsEast1).build())
+            .send()
+            .await?;
+        let id = created.hosted_zone().map(|z| z.id().trim_start_matches("/hostedzone/").to_owned());
+        id.context("CreateHostedZone returned no zone")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}

@@ -1,0 +1,129 @@
+//! Runs the real `ecssd-sidecar` binary as a process beside a test task, wired to moto and the
+//! metadata stand-ins exactly as ECS would wire it (environment variables only).
+
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::metadata::MetadataServer;
+use crate::moto::Moto;
+
+/// A workspace binary beside this executable (`cargo nextest run --workspace` builds them).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().context("binary location")?;
+    // Test executables live in target/<profile>/deps, binaries in target/<profile>.
+    if dir.ends_with("deps") {
+        dir = dir.parent().context("binary location")?;
+    }
+    let path = dir.join(name);
+    anyhow::ensure!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    Ok(path)
+}
+
+/// A running sidecar process; killed if dropped while running.
+#[derive(Debug)]
+pub struct Sidecar {
+    child: Child,
+    /// Every line it logged (JSON), for assertions about what it reported.
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// What a sidecar process is started with, beyond moto and metadata.
+#[derive(Debug, Clone, Default)]
+pub struct SidecarOptions {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Sidecar {
+    /// Starts the sidecar of the task that `metadata` describes, as its container `ecssd`.
+    pub async fn spawn(
+        moto: &Moto,
+        metadata: &MetadataServer,
+        options: SidecarOptions,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary("ecssd-sidecar")?);
+        command
+            .args(&options.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ECS_CONTAINER_METADATA_URI_V4", metadata.task_metadata_uri("ecssd"))
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.imds_endpoint())
+            .env("ECSSD_LOG_LEVEL", "info,ecssd_sidecar=debug")
+            .envs(moto.env())
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().context("starting ecssd-sidecar")?;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().context("sidecar stderr")?;
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
+            }
+        });
+        Ok(Self { child, logs })
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Whether any log line contains all of `needles`.
+    pub fn logged(&self, needles: &[&str]) -> bool {
+        self.logs().iter().any(|line| needles.iter().all(|n| line.contains(n)))
+    }
+
+    fn signal(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("sidecar already exited")?;
+        let status =
+            std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
+        anyhow::ensure!(status.success(), "kill -{name} {pid} failed");
+        Ok(())
+    }
+
+    /// What ECS sends to stop a task.
+    pub fn sigterm(&self) -> anyhow::Result<()> {
+        self.signal("TERM")
+    }
+
+    /// A crash: no chance to clean up.
+    pub async fn sigkill(mut self) -> anyhow::Result<ExitStatus> {
+        self.signal("KILL")?;
+        Ok(self.child.wait().await?)
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub async fn wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .context("sidecar did not exit in time")?
+            .map_err(Into::into)
+    }
+}
+
+impl Drop for Sidecar {
+    /// A failing test shows what the sidecar said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for line in self.logs() {
+                eprintln!("[sidecar] {line}");
+            }
+        }
+    }
+}
