@@ -35,7 +35,11 @@ pub fn markers(owner: &OwnerId, listed: &[Record]) -> BTreeMap<String, (Record, 
 
 /// A new marker saying the agent is disconnected since `now`.
 pub fn new_marker(domain: &Domain, owner: &OwnerId, container_instance: &str, now: u64, ttl: u32) -> Change {
-    let key = RecordKey { name: marker_name(domain, container_instance), record_type: RecordType::Txt, set_identifier: None };
+    let key = RecordKey {
+        name: marker_name(domain, container_instance),
+        record_type: RecordType::Txt,
+        set_identifier: None,
+    };
     Change::create(Record::new(key, ttl, vec![format!("\"{HERITAGE}\" \"owner={owner}\" \"since={now}\"")]))
 }
 

@@ -74,7 +74,10 @@ impl Config {
     /// Checks what clap cannot: ranges that depend on meaning.
     pub fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.max_stop_fraction) {
-            return Err(format!("ECSSD_MAX_STOP_FRACTION={} must be between 0 and 1", self.max_stop_fraction));
+            return Err(format!(
+                "ECSSD_MAX_STOP_FRACTION={} must be between 0 and 1",
+                self.max_stop_fraction
+            ));
         }
         if !self.health_check_path.starts_with('/') {
             return Err(format!("ECSSD_HEALTH_CHECK_PATH={:?} must start with /", self.health_check_path));

@@ -112,12 +112,17 @@ pub fn allowed_stops(
     let mut budget: BTreeMap<&str, usize> = services
         .iter()
         .map(|(name, health)| {
-            let allowed = if health.healthy == 0 { 0 } else { (health.tasks as f64 * limits.max_fraction).floor() as usize };
+            let allowed = if health.healthy == 0 {
+                0
+            } else {
+                (health.tasks as f64 * limits.max_fraction).floor() as usize
+            };
             (name.as_str(), allowed)
         })
         .collect();
     for task in unhealthy {
-        let blocking: Vec<&String> = task.services.iter().filter(|s| budget.get(s.as_str()).copied().unwrap_or(0) == 0).collect();
+        let blocking: Vec<&String> =
+            task.services.iter().filter(|s| budget.get(s.as_str()).copied().unwrap_or(0) == 0).collect();
         if blocking.is_empty() {
             for service in &task.services {
                 if let Some(left) = budget.get_mut(service.as_str()) {
@@ -133,7 +138,11 @@ pub fn allowed_stops(
                     if health.healthy == 0 {
                         format!("{s} has no healthy task left")
                     } else {
-                        format!("{s}: stopping more than {:.0}% of its {} tasks in one run", limits.max_fraction * 100.0, health.tasks)
+                        format!(
+                            "{s}: stopping more than {:.0}% of its {} tasks in one run",
+                            limits.max_fraction * 100.0,
+                            health.tasks
+                        )
                     }
                 })
                 .collect::<Vec<_>>()
@@ -149,44 +158,81 @@ mod tests {
     use super::*;
 
     fn running(instance: Option<&str>) -> TaskState {
-        TaskState::Found { last_status: "RUNNING".into(), running_for: None, container_instance: instance.map(String::from) }
+        TaskState::Found {
+            last_status: "RUNNING".into(),
+            running_for: None,
+            container_instance: instance.map(String::from),
+        }
     }
 
     fn host(state: Option<&str>, disconnected_secs: u64) -> HostState {
-        HostState { ec2_state: state.map(String::from), agent_disconnected_for: Duration::from_secs(disconnected_secs) }
+        HostState {
+            ec2_state: state.map(String::from),
+            agent_disconnected_for: Duration::from_secs(disconnected_secs),
+        }
     }
 
     #[test]
     fn which_tasks_are_dead() {
         let grace = Duration::from_secs(300);
-        let stopped = TaskState::Found { last_status: "STOPPED".into(), running_for: None, container_instance: None };
+        let stopped =
+            TaskState::Found { last_status: "STOPPED".into(), running_for: None, container_instance: None };
         let cases: Vec<(&str, TaskState, Option<HostState>, Option<&str>)> = vec![
             ("running on a healthy host", running(Some("ci")), Some(host(Some("running"), 0)), None),
             ("running, host unknown to this run", running(None), None, None),
             ("stopped", stopped, None, Some("ECS reports the task STOPPED")),
             ("missing", TaskState::Missing, None, Some("ECS reports the task MISSING")),
             ("ECS not answering", TaskState::Unknown, Some(host(None, 0)), None),
-            ("instance terminated", running(Some("ci")), Some(host(Some("terminated"), 0)), Some("its EC2 instance is terminated")),
-            ("instance stopped", running(Some("ci")), Some(host(Some("stopped"), 0)), Some("its EC2 instance is stopped")),
-            ("instance gone", running(Some("ci")), Some(host(None, 0)), Some("its EC2 instance no longer exists")),
+            (
+                "instance terminated",
+                running(Some("ci")),
+                Some(host(Some("terminated"), 0)),
+                Some("its EC2 instance is terminated"),
+            ),
+            (
+                "instance stopped",
+                running(Some("ci")),
+                Some(host(Some("stopped"), 0)),
+                Some("its EC2 instance is stopped"),
+            ),
+            (
+                "instance gone",
+                running(Some("ci")),
+                Some(host(None, 0)),
+                Some("its EC2 instance no longer exists"),
+            ),
             ("agent briefly away", running(Some("ci")), Some(host(Some("running"), 60)), None),
-            ("agent away too long", running(Some("ci")), Some(host(Some("running"), 301)), Some("disconnected for 301s (grace 300s)")),
+            (
+                "agent away too long",
+                running(Some("ci")),
+                Some(host(Some("running"), 301)),
+                Some("disconnected for 301s (grace 300s)"),
+            ),
         ];
         for (name, task, host, expected) in cases {
             let reason = dead_reason(&task, host.as_ref(), grace);
             match expected {
                 None => assert_eq!(reason, None, "{name}"),
-                Some(text) => assert!(reason.as_deref().is_some_and(|r| r.contains(text)), "{name}: {reason:?}"),
+                Some(text) => {
+                    assert!(reason.as_deref().is_some_and(|r| r.contains(text)), "{name}: {reason:?}")
+                }
             }
         }
     }
 
     fn sick(task: &str, services: &[&str]) -> Unhealthy {
-        Unhealthy { task_arn: task.into(), services: services.iter().map(|s| (*s).to_owned()).collect(), reason: "500".into() }
+        Unhealthy {
+            task_arn: task.into(),
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            reason: "500".into(),
+        }
     }
 
     fn health(entries: &[(&str, usize, usize)]) -> BTreeMap<String, ServiceHealth> {
-        entries.iter().map(|(n, tasks, healthy)| ((*n).to_owned(), ServiceHealth { tasks: *tasks, healthy: *healthy })).collect()
+        entries
+            .iter()
+            .map(|(n, tasks, healthy)| ((*n).to_owned(), ServiceHealth { tasks: *tasks, healthy: *healthy }))
+            .collect()
     }
 
     const HALF: StopLimits = StopLimits { max_fraction: 0.5, dry_run: false };
@@ -234,7 +280,12 @@ mod tests {
 
     #[test]
     fn dry_run_stops_nothing() {
-        let (stop, held) = allowed_stops(&[sick("a", &["web"])], &health(&[("web", 10, 9)]), 10, StopLimits { max_fraction: 0.5, dry_run: true });
+        let (stop, held) = allowed_stops(
+            &[sick("a", &["web"])],
+            &health(&[("web", 10, 9)]),
+            10,
+            StopLimits { max_fraction: 0.5, dry_run: true },
+        );
         assert!(stop.is_empty());
         assert_eq!(held[0].1, "dry run");
     }

@@ -32,8 +32,16 @@ pub trait Fleet: Send + Sync {
         arns: &[String],
     ) -> impl Future<Output = Result<BTreeMap<String, (String, bool)>, CallError>> + Send;
     /// EC2 state names per instance id; absent when EC2 does not know the instance.
-    fn instance_states(&self, ids: &[String]) -> impl Future<Output = Result<BTreeMap<String, String>, CallError>> + Send;
-    fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> impl Future<Output = Result<(), CallError>> + Send;
+    fn instance_states(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, CallError>> + Send;
+    fn stop_task(
+        &self,
+        cluster: &str,
+        task_arn: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
 /// ECS and EC2 through the AWS SDK.
@@ -73,7 +81,11 @@ impl Fleet for AwsFleet {
         }
     }
 
-    async fn describe_tasks(&self, cluster: &str, task_arns: &[String]) -> Result<BTreeMap<String, TaskState>, CallError> {
+    async fn describe_tasks(
+        &self,
+        cluster: &str,
+        task_arns: &[String],
+    ) -> Result<BTreeMap<String, TaskState>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, "DescribeTasks", || {
             self.ecs.describe_tasks().cluster(cluster).set_tasks(Some(task_arns.to_vec())).send()
         })
@@ -119,14 +131,21 @@ impl Fleet for AwsFleet {
         arns: &[String],
     ) -> Result<BTreeMap<String, (String, bool)>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, "DescribeContainerInstances", || {
-            self.ecs.describe_container_instances().cluster(cluster).set_container_instances(Some(arns.to_vec())).send()
+            self.ecs
+                .describe_container_instances()
+                .cluster(cluster)
+                .set_container_instances(Some(arns.to_vec()))
+                .send()
         })
         .await?;
         Ok(response
             .container_instances()
             .iter()
             .filter_map(|ci| {
-                Some((ci.container_instance_arn()?.to_owned(), (ci.ec2_instance_id()?.to_owned(), ci.agent_connected())))
+                Some((
+                    ci.container_instance_arn()?.to_owned(),
+                    (ci.ec2_instance_id()?.to_owned(), ci.agent_connected()),
+                ))
             })
             .collect())
     }
@@ -142,12 +161,16 @@ impl Fleet for AwsFleet {
             })
             .await?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                if let (Some(id), Some(state)) = (instance.instance_id(), instance.state().and_then(|s| s.name())) {
+                if let (Some(id), Some(state)) =
+                    (instance.instance_id(), instance.state().and_then(|s| s.name()))
+                {
                     states.insert(id.to_owned(), state.as_str().to_owned());
                 }
             }
             match page.next_token() {
-                Some(next) if !next.is_empty() && Some(next) != token.as_deref() => token = Some(next.to_owned()),
+                Some(next) if !next.is_empty() && Some(next) != token.as_deref() => {
+                    token = Some(next.to_owned())
+                }
                 _ => return Ok(states),
             }
         }

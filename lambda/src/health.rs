@@ -50,12 +50,17 @@ pub async fn check_all(endpoints: Vec<Endpoint>, settings: &HealthSettings) -> V
             (index, endpoint, outcome)
         }
     });
-    let mut results: Vec<_> = futures_util::stream::iter(checks).buffer_unordered(settings.concurrency.max(1)).collect().await;
+    let mut results: Vec<_> =
+        futures_util::stream::iter(checks).buffer_unordered(settings.concurrency.max(1)).collect().await;
     results.sort_by_key(|(index, _, _)| *index);
     results.into_iter().map(|(_, endpoint, outcome)| (endpoint, outcome)).collect()
 }
 
-async fn check(client: &Client<HttpConnector, Empty<Bytes>>, url: &str, settings: &HealthSettings) -> Outcome {
+async fn check(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+    settings: &HealthSettings,
+) -> Outcome {
     let mut last = String::new();
     for attempt in 1..=settings.attempts.max(1) {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;

@@ -82,9 +82,15 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         if ownership.owner != *owner {
             continue;
         }
-        let a_key = RecordKey { name: address_name(domain, &ownership.task), record_type: RecordType::A, set_identifier: None };
-        let others: Vec<Record> =
-            std::iter::once(&a_key).chain(&ownership.srv).filter_map(|key| by_key.get(key).cloned()).collect();
+        let a_key = RecordKey {
+            name: address_name(domain, &ownership.task),
+            record_type: RecordType::A,
+            set_identifier: None,
+        };
+        let others: Vec<Record> = std::iter::once(&a_key)
+            .chain(&ownership.srv)
+            .filter_map(|key| by_key.get(key).cloned())
+            .collect();
         if others.is_empty() {
             inventory.orphans.push(record.clone());
             continue;
@@ -101,7 +107,8 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             continue;
         }
         inventory.orphans.push(record.clone());
-        let a_key = RecordKey { name: domain.child(task_id), record_type: RecordType::A, set_identifier: None };
+        let a_key =
+            RecordKey { name: domain.child(task_id), record_type: RecordType::A, set_identifier: None };
         if let Some(a) = by_key.get(&a_key)
             && !inventory.orphans.contains(a)
         {
@@ -139,12 +146,17 @@ mod tests {
     }
 
     fn foreign() -> Vec<Record> {
-        let key = |name: &str, record_type| RecordKey { name: name.into(), record_type, set_identifier: None };
+        let key =
+            |name: &str, record_type| RecordKey { name: name.into(), record_type, set_identifier: None };
         vec![
             Record::new(key("db.sd.internal.", RecordType::A), 300, vec!["10.9.9.9".into()]),
             Record::new(key("_ecssd.fake.sd.internal.", RecordType::Txt), 300, vec!["\"v=spf1\"".into()]),
             Record::new(
-                RecordKey { name: "_web._tcp.sd.internal.".into(), record_type: RecordType::Srv, set_identifier: Some("manual".into()) },
+                RecordKey {
+                    name: "_web._tcp.sd.internal.".into(),
+                    record_type: RecordType::Srv,
+                    set_identifier: Some("manual".into()),
+                },
                 300,
                 vec!["1 1 80 db.sd.internal".into()],
             ),
@@ -179,8 +191,14 @@ mod tests {
     #[test]
     fn orphans_in_both_directions() {
         // t1 lost its ownership record; t2 kept only its ownership record.
-        let t1: Vec<Record> = task_records("default", "t1").into_iter().filter(|r| r.key.record_type != RecordType::Txt).collect();
-        let t2: Vec<Record> = task_records("default", "t2").into_iter().filter(|r| r.key.record_type == RecordType::Txt).collect();
+        let t1: Vec<Record> = task_records("default", "t1")
+            .into_iter()
+            .filter(|r| r.key.record_type != RecordType::Txt)
+            .collect();
+        let t2: Vec<Record> = task_records("default", "t2")
+            .into_iter()
+            .filter(|r| r.key.record_type == RecordType::Txt)
+            .collect();
         let mut records = t1.clone();
         records.extend(t2.clone());
         records.extend(foreign());
@@ -195,7 +213,11 @@ mod tests {
 
     #[test]
     fn a_malformed_ownership_record_is_reported_not_touched() {
-        let key = RecordKey { name: "_ecssd.t9.sd.internal.".into(), record_type: RecordType::Txt, set_identifier: None };
+        let key = RecordKey {
+            name: "_ecssd.t9.sd.internal.".into(),
+            record_type: RecordType::Txt,
+            set_identifier: None,
+        };
         let broken = Record::new(key.clone(), 10, vec!["\"heritage=ecssd\" \"owner=default\"".into()]);
         let inventory = run(vec![broken]);
         assert_eq!(inventory.unreadable, [key]);

@@ -46,14 +46,19 @@ async fn start(config: Config) -> anyhow::Result<()> {
     let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
     // Sweeps have a deadline (the function's timeout); retries give up well before it.
-    let retry = RetryPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..RetryPolicy::default() };
+    let retry =
+        RetryPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..RetryPolicy::default() };
     let route53 = ecssd_records::route53::client(&sdk);
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(route53, id, config.domain.clone(), retry),
         None => Route53Zone::find(route53, config.domain.clone(), retry).await?,
     };
-    let ecs = aws_sdk_ecs::Client::from_conf(aws_sdk_ecs::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build());
-    let ec2 = aws_sdk_ec2::Client::from_conf(aws_sdk_ec2::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build());
+    let ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build(),
+    );
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build(),
+    );
     let deps = Deps { zone, fleet: AwsFleet::new(ecs, ec2, retry), config };
 
     if deps.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
@@ -76,7 +81,9 @@ fn no_sdk_retries() -> aws_config::retry::RetryConfig {
 /// One invocation: the payload must be an EventBridge (scheduled) event.
 async fn handle(deps: &Deps, payload: serde_json::Value) -> Result<Report, lambda_runtime::Error> {
     let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(payload).map_err(|e| {
-        format!("expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}")
+        format!(
+            "expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}"
+        )
     })?;
     tracing::info!(source = %event.source, detail_type = %event.detail_type, "sweep triggered");
     Ok(run_once(deps).await?)
@@ -90,7 +97,10 @@ async fn run_once(deps: &Deps) -> anyhow::Result<Report> {
         .into_iter()
         .map(|(service, ops)| {
             let earlier = before.get(&service).cloned().unwrap_or_default();
-            let ops = ops.into_iter().map(|(op, n)| (op.clone(), n - earlier.get(&op).copied().unwrap_or(0))).filter(|(_, n)| *n > 0);
+            let ops = ops
+                .into_iter()
+                .map(|(op, n)| (op.clone(), n - earlier.get(&op).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0);
             (service, ops.collect())
         })
         .collect();
@@ -102,7 +112,8 @@ async fn run_once(deps: &Deps) -> anyhow::Result<Report> {
 
 /// API calls so far per service and operation (cumulative across warm invocations).
 fn calls(deps: &Deps) -> BTreeMap<String, BTreeMap<String, u64>> {
-    let named = |counter: &CallCounter| counter.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let named =
+        |counter: &CallCounter| counter.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     BTreeMap::from([
         ("route53".to_owned(), named(deps.zone.calls())),
         ("ecs".to_owned(), named(&deps.fleet.ecs_calls)),
@@ -117,7 +128,8 @@ fn print_json(value: &serde_json::Value) {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ECSSD_LOG_LEVEL").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ECSSD_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)

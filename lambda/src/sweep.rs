@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{Action, BatchLimits, CallError, Change, RecordKey, RecordSet, RecordStore, batches, withdraw};
+use ecssd_records::{
+    Action, BatchLimits, CallError, Change, RecordKey, RecordSet, RecordStore, batches, withdraw,
+};
 
 use crate::agents;
 use crate::config::{Config, cluster_name};
@@ -20,7 +22,11 @@ const MARKER_TTL: u32 = 60;
 
 /// Runs one sweep. Only failing to read the zone ends it early; every other failure is reported and
 /// makes the sweep more cautious, never more destructive.
-pub async fn sweep<S: RecordStore, F: Fleet>(store: &S, fleet: &F, config: &Config) -> Result<Report, CallError> {
+pub async fn sweep<S: RecordStore, F: Fleet>(
+    store: &S,
+    fleet: &F,
+    config: &Config,
+) -> Result<Report, CallError> {
     let started = Instant::now();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
     let mut report = Report { dry_run: config.dry_run, ..Report::default() };
@@ -34,7 +40,8 @@ pub async fn sweep<S: RecordStore, F: Fleet>(store: &S, fleet: &F, config: &Conf
     report.tasks_seen = tasks.len();
     let states = describe_tasks(fleet, &tasks, &mut report).await;
     report.tasks_checked = states.values().filter(|s| **s != TaskState::Unknown).count();
-    let (hosts, marker_changes) = describe_hosts(fleet, config, &tasks, &states, &markers, now, &mut report).await;
+    let (hosts, marker_changes) =
+        describe_hosts(fleet, config, &tasks, &states, &markers, now, &mut report).await;
 
     let mut stale_keys = BTreeSet::new();
     let mut units = Vec::new();
@@ -71,7 +78,12 @@ pub async fn sweep<S: RecordStore, F: Fleet>(store: &S, fleet: &F, config: &Conf
 
 /// The tasks of watched clusters. With no clusters configured, every cluster is watched, and a task
 /// whose cluster no longer exists is kept in scope (DescribeTasks then reports it missing).
-async fn tasks_in_scope<F: Fleet>(fleet: &F, config: &Config, tasks: Vec<TaskRecords>, report: &mut Report) -> Vec<TaskRecords> {
+async fn tasks_in_scope<F: Fleet>(
+    fleet: &F,
+    config: &Config,
+    tasks: Vec<TaskRecords>,
+    report: &mut Report,
+) -> Vec<TaskRecords> {
     let watched = config.watched_clusters();
     if watched.is_empty() {
         if let Err(e) = fleet.list_clusters().await {
@@ -84,10 +96,17 @@ async fn tasks_in_scope<F: Fleet>(fleet: &F, config: &Config, tasks: Vec<TaskRec
 }
 
 /// ECS's view of every task, per cluster, 100 tasks a call. A failed call leaves its tasks Unknown.
-async fn describe_tasks<F: Fleet>(fleet: &F, tasks: &[TaskRecords], report: &mut Report) -> BTreeMap<String, TaskState> {
+async fn describe_tasks<F: Fleet>(
+    fleet: &F,
+    tasks: &[TaskRecords],
+    report: &mut Report,
+) -> BTreeMap<String, TaskState> {
     let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for task in tasks {
-        by_cluster.entry(task.ownership.cluster_arn.as_str()).or_default().push(task.ownership.task.to_string());
+        by_cluster
+            .entry(task.ownership.cluster_arn.as_str())
+            .or_default()
+            .push(task.ownership.task.to_string());
     }
     let mut states = BTreeMap::new();
     for (cluster, arns) in by_cluster {
@@ -113,13 +132,15 @@ async fn describe_hosts<F: Fleet>(
 ) -> (BTreeMap<String, HostState>, Vec<Change>) {
     let mut by_cluster: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for task in tasks {
-        if let Some(TaskState::Found { container_instance: Some(ci), last_status, .. }) = states.get(task.ownership.task.as_str())
+        if let Some(TaskState::Found { container_instance: Some(ci), last_status, .. }) =
+            states.get(task.ownership.task.as_str())
             && last_status != "STOPPED"
         {
             by_cluster.entry(task.ownership.cluster_arn.as_str()).or_default().insert(ci.clone());
         }
     }
     let mut instances: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
+    let mut described_all = true;
     for (cluster, arns) in by_cluster {
         let arns: Vec<String> = arns.into_iter().collect();
         for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
@@ -127,15 +148,21 @@ async fn describe_hosts<F: Fleet>(
                 Ok(found) => {
                     for arn in chunk {
                         // Unknown to ECS: deregistered, so its host is gone.
-                        let entry = found.get(arn).map_or((None, true), |(id, connected)| (Some(id.clone()), *connected));
+                        let entry = found
+                            .get(arn)
+                            .map_or((None, true), |(id, connected)| (Some(id.clone()), *connected));
                         instances.insert(arn.clone(), entry);
                     }
                 }
-                Err(e) => report.errors.push(format!("describing container instances of {cluster}: {e}")),
+                Err(e) => {
+                    described_all = false;
+                    report.errors.push(format!("describing container instances of {cluster}: {e}"));
+                }
             }
         }
     }
-    let ids: Vec<String> = instances.values().filter_map(|(id, _)| id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<String> =
+        instances.values().filter_map(|(id, _)| id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let ec2_states = if ids.is_empty() {
         Some(BTreeMap::new())
     } else {
@@ -149,8 +176,10 @@ async fn describe_hosts<F: Fleet>(
     };
     let mut hosts = BTreeMap::new();
     let mut changes = Vec::new();
+    let mut current_markers = BTreeSet::new();
     for (arn, (ec2_id, connected)) in instances {
         let marker_name = agents::marker_name(&config.domain, &arn);
+        current_markers.insert(marker_name.clone());
         let marker = markers.get(&marker_name);
         let disconnected_for = match (connected, marker) {
             (true, Some((record, _))) => {
@@ -170,7 +199,16 @@ async fn describe_hosts<F: Fleet>(
             // EC2 did not answer: judge by ECS alone.
             (Some(_), None) => Some("unknown".to_owned()),
         };
-        hosts.insert(arn, HostState { ec2_state, agent_disconnected_for: Duration::from_secs(disconnected_for) });
+        hosts.insert(
+            arn,
+            HostState { ec2_state, agent_disconnected_for: Duration::from_secs(disconnected_for) },
+        );
+    }
+    // A marker of a host no live task runs on any more has nothing left to time; only forget it when
+    // every host was described, or a failed call would reset a disconnected agent's clock.
+    if described_all {
+        let unused = markers.iter().filter(|(name, _)| !current_markers.contains(*name));
+        changes.extend(unused.map(|(_, (record, _))| Change::delete(record.clone())));
     }
     (hosts, changes)
 }
@@ -179,7 +217,12 @@ async fn describe_hosts<F: Fleet>(
 /// record changed or vanished since the listing, e.g. a sidecar deregistered concurrently), its
 /// changes are retried one by one against fresh reads; a record already gone is not an error. Returns
 /// the keys whose change did not happen.
-async fn apply<S: RecordStore>(store: &S, units: Vec<Vec<Change>>, dry_run: bool, errors: &mut Vec<String>) -> BTreeSet<RecordKey> {
+async fn apply<S: RecordStore>(
+    store: &S,
+    units: Vec<Vec<Change>>,
+    dry_run: bool,
+    errors: &mut Vec<String>,
+) -> BTreeSet<RecordKey> {
     let mut failed = BTreeSet::new();
     if dry_run {
         return failed;
@@ -284,7 +327,8 @@ async fn check_health<S: RecordStore, F: Fleet>(
             Unhealthy { task_arn: task.ownership.task.to_string(), services, reason: reason.clone() }
         })
         .collect();
-    report.unhealthy = unhealthy.iter().map(|u| Finding { task: u.task_arn.clone(), reason: u.reason.clone() }).collect();
+    report.unhealthy =
+        unhealthy.iter().map(|u| Finding { task: u.task_arn.clone(), reason: u.reason.clone() }).collect();
     let limits = StopLimits { max_fraction: config.max_stop_fraction, dry_run: config.dry_run };
     let (stop, held) = allowed_stops(&unhealthy, &services, checked_tasks, limits);
     for (task, why) in held {
@@ -292,11 +336,16 @@ async fn check_health<S: RecordStore, F: Fleet>(
         report.held_back.push(Finding { task: task.task_arn, reason: why });
     }
     for task in stop {
-        let Some((records, _)) = alive.iter().find(|(t, _)| t.ownership.task.as_str() == task.task_arn) else { continue };
+        let Some((records, _)) = alive.iter().find(|(t, _)| t.ownership.task.as_str() == task.task_arn)
+        else {
+            continue;
+        };
         let current: RecordSet = records.records.iter().cloned().collect();
         let failed = apply(store, vec![withdraw(&current)], false, &mut report.errors).await;
         if !failed.is_empty() {
-            report.errors.push(format!("could not withdraw {} before stopping it; not stopped", task.task_arn));
+            report
+                .errors
+                .push(format!("could not withdraw {} before stopping it; not stopped", task.task_arn));
             continue;
         }
         let reason = format!("ecssd health check failed: {}", task.reason);

@@ -12,7 +12,8 @@ Each fix below is proven by tests/tests/emulator_fidelity.rs:
     current ones are rejected with InvalidChangeBatch, and nothing in the batch applies (moto duplicates,
     deletes every record sharing a SetIdentifier, and ignores the values).
   ECS
-  - tasks stay RUNNING until stopped (moto's state manager moves them toward STOPPED on every describe);
+  - tasks stay RUNNING until stopped (moto's state manager moves them toward STOPPED on every describe),
+    and carry startedAt (moto has none; the sweeper's health-check grace period counts from it);
   - ListTasks returns only RUNNING tasks unless asked otherwise, of the named cluster only;
   - DescribeTasks answers for the named cluster only and reports unknown tasks as MISSING failures;
   - hostPort 0 (dynamic) does not reserve port 0, so many such tasks fit on one instance;
@@ -43,6 +44,7 @@ from moto.route53 import responses as r53_responses
 from moto.route53.exceptions import InvalidInput, Route53ClientError
 from moto.route53.models import RecordSet, reverse_domain_name
 from moto.ecs import models as ecs_models
+from moto.core.utils import utcnow
 from moto.ecs import responses as ecs_responses
 from werkzeug.serving import make_server
 
@@ -222,6 +224,7 @@ def _task_init(self, cluster, task_definition, container_instance_arn, *args, **
         container.network_bindings = bindings
         containers.append(container)
     self.containers = containers
+    self.started_at = utcnow()
 
 
 ecs_models.Task.__init__ = _task_init

@@ -8,6 +8,10 @@
 //! - [`docker_proxy`]: a Docker socket proxy a test can cut, to break event streams on purpose.
 //! - [`metadata`]: the only stand-ins: ECS task metadata v4 and EC2 IMDSv2, built from Docker.
 //! - [`sidecar`]: runs the real sidecar binary wired like ECS wires it.
+//! - [`ecs`]: clusters, EC2-backed container instances and tasks in moto, and their records seeded
+//!   through the shared record model, for the sweeper.
+//! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
+//! - [`sweeper`]: runs the real sweeper binary from a shell or inside `cargo lambda watch`.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
 //! - [`http`]: a small loopback HTTP client.
 //! - [`wait_for`]: polling a condition with a deadline (tests wait for conditions, never sleep).
@@ -16,10 +20,13 @@
 
 pub mod docker;
 pub mod docker_proxy;
+pub mod ecs;
+pub mod endpoints;
 pub mod http;
 pub mod metadata;
 pub mod moto;
 pub mod sidecar;
+pub mod sweeper;
 pub mod world;
 
 use std::time::Duration;

@@ -226,6 +226,10 @@ async fn ecs_tasks_stay_running_until_stopped_and_list_tasks_skips_stopped() {
         let described = ecs.describe_tasks().cluster("c").tasks(&arn).send().await.unwrap();
         assert_eq!(described.tasks()[0].last_status(), Some("RUNNING"));
     }
+    let described = ecs.describe_tasks().cluster("c").tasks(&arn).send().await.unwrap();
+    let started = described.tasks()[0].started_at().expect("startedAt").secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - 60..=now + 1).contains(&started), "startedAt {started} is not about now ({now})");
     ecs.stop_task().cluster("c").task(&arn).reason("test").send().await.unwrap();
     let described = ecs.describe_tasks().cluster("c").tasks(&arn).send().await.unwrap();
     assert_eq!(described.tasks()[0].last_status(), Some("STOPPED"));

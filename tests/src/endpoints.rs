@@ -1,0 +1,94 @@
+//! Real HTTP endpoints on loopback for health-check tests: one that answers 200, one that answers a
+//! chosen status, one that accepts connections and never answers, and a port that refuses.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// How an endpoint behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answers every request with this status.
+    Status(u16),
+    /// Accepts connections and reads, never answers.
+    Hang,
+    /// Nothing listens: connections are refused.
+    Refuse,
+}
+
+/// One endpoint on `127.0.0.1`; stops serving when dropped.
+#[derive(Debug)]
+pub struct TestEndpoint {
+    pub port: u16,
+    /// Requests (or, when hanging, connections) it received.
+    hits: Arc<AtomicUsize>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl TestEndpoint {
+    pub async fn start(behaviour: Behaviour) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let server = match behaviour {
+            // The port was just free and is closed again: nothing listens there now.
+            Behaviour::Refuse => None,
+            Behaviour::Hang => Some(tokio::spawn(hang(listener, hits.clone()))),
+            Behaviour::Status(status) => Some(tokio::spawn(serve(listener, status, hits.clone()))),
+        };
+        Ok(Self { port, hits, server })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestEndpoint {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, status: u16, hits: Arc<AtomicUsize>) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let hits = hits.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_request| {
+                hits.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let response = hyper::Response::builder()
+                        .status(status)
+                        .body(Full::new(Bytes::from_static(b"{\"status\":\"test\"}\n")))
+                        .unwrap_or_default();
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn hang(listener: TcpListener, hits: Arc<AtomicUsize>) {
+    let mut held = Vec::new();
+    while let Ok((stream, _)) = listener.accept().await {
+        hits.fetch_add(1, Ordering::SeqCst);
+        // Kept open, never answered, until the endpoint is dropped.
+        held.push(stream);
+    }
+}

@@ -1,0 +1,139 @@
+//! Runs the real sweeper binary (`bootstrap`) against moto: once from a shell (`--once`), the way an
+//! operator would, or inside a local Lambda emulator (`cargo lambda watch`) invoked with a scheduled
+//! event, the way EventBridge does.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+use crate::moto::{Moto, workspace_root};
+use crate::sidecar::binary;
+use crate::world::DOMAIN;
+
+/// What one shell-mode sweep printed and how it ended.
+#[derive(Debug)]
+pub struct ShellSweep {
+    pub success: bool,
+    /// The report: the last line of standard output.
+    pub report: serde_json::Value,
+    /// Every line of standard output (EMF metric lines, then the report).
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+/// Configuration every sweep in the tests shares: this zone, quick health checks.
+pub fn base_env(moto: &Moto) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    env.push(("ECSSD_DOMAIN".into(), DOMAIN.into()));
+    env.push(("ECSSD_LOG_LEVEL".into(), "info".into()));
+    env
+}
+
+/// Runs `bootstrap --once` with `env` (on top of nothing: the environment is cleared) and `args`.
+pub async fn sweep_once(env: &[(String, String)], args: &[&str]) -> anyhow::Result<ShellSweep> {
+    let output = Command::new(binary("bootstrap")?)
+        .arg("--once")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output).await.context("sweep hung")??;
+    let stdout: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = match stdout.last() {
+        Some(line) => serde_json::from_str(line).with_context(|| format!("report line: {line}"))?,
+        None => serde_json::Value::Null,
+    };
+    Ok(ShellSweep { success: output.status.success(), report, stdout, stderr })
+}
+
+/// `cargo lambda watch` serving the sweeper on a loopback port, stopped when dropped.
+#[derive(Debug)]
+pub struct LambdaEmulator {
+    child: Child,
+    pub port: u16,
+}
+
+/// The `cargo` that has `cargo-lambda` (from the venv `scripts/setup` makes) on its PATH.
+fn path_with_tools() -> String {
+    let venv = workspace_root().join(".tools/venv/bin");
+    format!("{}:{}", venv.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+impl LambdaEmulator {
+    /// Starts `cargo lambda watch` for the `lambda` package with `env` as the function's environment.
+    pub async fn start(env: &[(String, String)]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(workspace_root().join("lambda"))
+            .args(["lambda", "watch", "--ignore-changes"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .env("PATH", path_with_tools())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        // An env file, not --env-var: that flag splits values at commas (cluster lists have them).
+        let env_file = std::env::temp_dir().join(format!("ecssd-lambda-{port}.env"));
+        let lines: String = env.iter().map(|(key, value)| format!("{key}={value}\n")).collect();
+        std::fs::write(&env_file, lines)?;
+        command.arg("--env-file").arg(&env_file);
+        let child = command.spawn().context("starting cargo lambda watch (run scripts/setup first)")?;
+        Ok(Self { child, port })
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `cargo lambda invoke bootstrap` with `payload` against the emulator; returns the function's answer.
+pub async fn invoke(
+    emulator: &LambdaEmulator,
+    payload: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let output = Command::new("cargo")
+        .current_dir(workspace_root().join("lambda"))
+        .args(["lambda", "invoke", "bootstrap", "--invoke-address", "127.0.0.1"])
+        .args(["--invoke-port", &emulator.port.to_string(), "--output-format", "json"])
+        .arg("--data-ascii")
+        .arg(payload.to_string())
+        .env("PATH", path_with_tools())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running cargo lambda invoke")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("cargo lambda invoke failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    }
+    serde_json::from_str(stdout.trim()).with_context(|| format!("invoke answer: {stdout}"))
+}
+
+/// A scheduled event as EventBridge delivers it to the function.
+pub fn scheduled_event() -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-25T12:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/ecssd-sweep"],
+        "detail": {}
+    })
+}

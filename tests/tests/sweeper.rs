@@ -1,0 +1,432 @@
+#![allow(clippy::unwrap_used)]
+//! The sweeper end to end: the real `bootstrap` binary against moto (clusters, EC2-backed container
+//! instances, tasks) and a zone seeded through the record model next to records ecssd does not own;
+//! health checks against real HTTP endpoints on loopback.
+
+use std::net::Ipv4Addr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Route53Zone};
+use ecssd_tests::ecs::{Fleet, PlacedTask, seed, task_records};
+use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
+use ecssd_tests::moto::Moto;
+use ecssd_tests::sweeper::{LambdaEmulator, base_env, invoke, scheduled_event, sweep_once};
+use ecssd_tests::wait_for;
+use ecssd_tests::world::DOMAIN;
+
+/// moto, the zone (read and seeded as an observer) and ECS/EC2.
+struct Setup {
+    moto: Moto,
+    zone: Route53Zone,
+    fleet: Fleet,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let moto = Moto::start().await.unwrap();
+        moto.create_private_zone(DOMAIN).await.unwrap();
+        let client = ecssd_records::route53::client(&moto.observer_sdk_config());
+        let zone = Route53Zone::find(client, DOMAIN.parse().unwrap(), RetryPolicy::default()).await.unwrap();
+        let fleet = Fleet::new(&moto).await.unwrap();
+        Self { moto, zone, fleet }
+    }
+
+    /// Every record in the zone, in a stable order.
+    async fn records(&self) -> Vec<Record> {
+        let mut records = self.zone.list_all().await.unwrap();
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        records
+    }
+
+    /// Records of the task with this id (name or value mentions it).
+    async fn records_of(&self, task: &PlacedTask) -> Vec<Record> {
+        self.records().await.into_iter().filter(|r| mentions(r, task.id())).collect()
+    }
+
+    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = base_env(&self.moto);
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
+    }
+}
+
+fn mentions(record: &Record, task_id: &str) -> bool {
+    record.key.name.contains(task_id)
+        || record.key.set_identifier.as_deref().is_some_and(|s| s.contains(task_id))
+        || record.values().iter().any(|v| v.contains(task_id))
+}
+
+fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
+    RecordKey {
+        name: format!("{name}.{DOMAIN}."),
+        record_type,
+        set_identifier: set_identifier.map(String::from),
+    }
+}
+
+/// Records ecssd must never touch: look-alikes included.
+fn foreign_records() -> Vec<Record> {
+    vec![
+        Record::new(key("db", RecordType::A, None), 300, vec!["10.9.9.9".into()]),
+        Record::new(key("_ecssd.look-alike", RecordType::Txt, None), 300, vec!["\"v=spf1 -all\"".into()]),
+        Record::new(
+            key("_web._tcp", RecordType::Srv, Some("manual")),
+            300,
+            vec!["1 1 80 db.servicediscovery.internal".into()],
+        ),
+        Record::new(key("_ecssd-agent.abc", RecordType::Txt, None), 60, vec!["\"since=1\"".into()]),
+    ]
+}
+
+fn task_ids(findings: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["task"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted_ids(tasks: &[&PlacedTask]) -> Vec<String> {
+    let mut ids: Vec<String> = tasks.iter().map(|t| t.id().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+fn web(task: &PlacedTask, octet: u8, port: u16) -> ecssd_records::RecordSet {
+    task_records(task, Ipv4Addr::new(10, 0, 0, octet), &[("_web._tcp", port)]).unwrap()
+}
+
+#[tokio::test]
+async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
+    let setup = Setup::new().await;
+    let fleet = &setup.fleet;
+    let c1 = fleet.cluster("c1").await.unwrap();
+    let c2 = fleet.cluster("c2").await.unwrap();
+    let (h1, h2) = (fleet.host("c1").await.unwrap(), fleet.host("c1").await.unwrap());
+    let (h3, h4) = (fleet.host("c2").await.unwrap(), fleet.host("c2").await.unwrap());
+    let alive = fleet.start_tasks(&h1, 1).await.unwrap().remove(0);
+    let stopped = fleet.start_tasks(&h1, 1).await.unwrap().remove(0);
+    let on_terminated = fleet.start_tasks(&h2, 1).await.unwrap().remove(0);
+    let on_disconnected = fleet.start_tasks(&h3, 1).await.unwrap().remove(0);
+    let alive_elsewhere = fleet.start_tasks(&h4, 1).await.unwrap().remove(0);
+    let task_in = |cluster: &str, digit: &str| PlacedTask {
+        cluster_arn: cluster.to_owned(),
+        task_arn: format!("{}/{}", cluster.replace(":cluster/", ":task/"), digit.repeat(32)),
+    };
+    let missing = task_in(&c1, "0");
+    // Another deployment's sidecars (owner "other") share the zone; their dead task is theirs to sweep.
+    let other_owner: Vec<Record> = web(&task_in(&c1, "3"), 99, 40000)
+        .into_iter()
+        .map(|r| {
+            let values = r.values().iter().map(|v| v.replace("owner=default", "owner=other")).collect();
+            Record::new(r.key.clone(), r.ttl, values)
+        })
+        .collect();
+    // Orphans: a task's SRV and A without their ownership record, and an ownership record alone.
+    let orphans: Vec<Record> = web(&task_in(&c2, "1"), 50, 40001)
+        .into_iter()
+        .filter(|r| r.key.record_type != RecordType::Txt)
+        .chain(
+            web(&task_in(&c2, "2"), 51, 40002).into_iter().filter(|r| r.key.record_type == RecordType::Txt),
+        )
+        .collect();
+
+    seed(
+        &setup.zone,
+        vec![
+            web(&alive, 1, 49153),
+            web(&stopped, 1, 49154),
+            web(&on_terminated, 2, 49153),
+            web(&on_disconnected, 3, 49153),
+            web(&alive_elsewhere, 4, 49153),
+            web(&missing, 1, 49155),
+            other_owner.iter().cloned().collect(),
+            foreign_records().into_iter().collect(),
+            orphans.iter().cloned().collect(),
+        ],
+    )
+    .await
+    .unwrap();
+    fleet.stop_task(&stopped).await.unwrap();
+    fleet.terminate(&h2).await.unwrap();
+    setup.moto.set_agent_connected("c2", &h3.container_instance_arn, false).await.unwrap();
+    let before = setup.records().await;
+
+    let first = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    assert!(first.success, "sweep failed: {}", first.stderr);
+    let report = &first.report;
+    assert_eq!(
+        task_ids(&report["stale_tasks"]),
+        sorted_ids(&[&stopped, &on_terminated, &missing]),
+        "{report:#}"
+    );
+    let reasons = report["stale_tasks"].to_string();
+    for reason in ["ECS reports the task STOPPED", "MISSING", "its EC2 instance is terminated"] {
+        assert!(reasons.contains(reason), "no {reason:?} in {reasons}");
+    }
+    assert_eq!(report["stale_records_deleted"], 9);
+    assert_eq!(report["orphans_deleted"], orphans.len());
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert!(first.stdout.iter().any(|line| line.contains("CloudWatchMetrics")), "an EMF line");
+
+    // Exactly: everything else as it was, plus a marker remembering the disconnected agent.
+    let after = setup.records().await;
+    let dead = [&stopped, &on_terminated, &missing];
+    let mut expected: Vec<Record> = before
+        .iter()
+        .filter(|r| !orphans.contains(r) && !dead.iter().any(|t| mentions(r, t.id())))
+        .cloned()
+        .collect();
+    let marker_id = h3.container_instance_arn.rsplit('/').next().unwrap();
+    let marker =
+        after.iter().find(|r| r.key.name.starts_with(&format!("_ecssd-agent.{marker_id}."))).cloned();
+    let marker = marker.expect("a marker for the disconnected agent");
+    expected.push(marker.clone());
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(after, expected);
+    assert_eq!(setup.records_of(&on_disconnected).await.len(), 3, "within the agent grace period");
+
+    // Time passes (the marker says the agent has been gone 10 minutes): the host's tasks go.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let since = format!("\"heritage=ecssd\" \"owner=default\" \"since={}\"", now - 600);
+    let earlier = Record::new(marker.key.clone(), marker.ttl, vec![since]);
+    setup.zone.apply(&[Change::delete(marker.clone()), Change::create(earlier)]).await.unwrap();
+    let second = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    assert!(second.success, "{}", second.stderr);
+    assert_eq!(task_ids(&second.report["stale_tasks"]), [on_disconnected.id()]);
+    assert!(
+        second.report["stale_tasks"].to_string().contains("disconnected for 600s"),
+        "{:#}",
+        second.report
+    );
+    assert!(setup.records_of(&on_disconnected).await.is_empty());
+
+    // No live task is left on that host: the next sweep forgets its marker, and nothing else.
+    let mut settled = setup.records().await;
+    settled.retain(|r| r.key != marker.key);
+    let third = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    assert_eq!(third.report["stale_tasks"], serde_json::json!([]));
+    assert_eq!(setup.records().await, settled);
+
+    // Idempotent: another sweep finds nothing to do and changes nothing.
+    let fourth = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    assert_eq!(fourth.report["stale_tasks"], serde_json::json!([]));
+    assert_eq!(fourth.report["orphans_deleted"], 0);
+    assert_eq!(
+        fourth.report["api_calls"]["route53"].get("ChangeResourceRecordSets"),
+        None,
+        "{:#}",
+        fourth.report
+    );
+    assert_eq!(setup.records().await, settled);
+    for task in [&alive, &alive_elsewhere] {
+        assert_eq!(setup.records_of(task).await.len(), 3);
+    }
+    let foreign = foreign_records();
+    assert!(foreign.iter().all(|r| settled.contains(r)), "foreign records untouched");
+    assert!(other_owner.iter().all(|r| settled.contains(r)), "another owner's records untouched");
+}
+
+#[tokio::test]
+async fn watching_named_clusters_leaves_other_clusters_alone() {
+    let setup = Setup::new().await;
+    let fleet = &setup.fleet;
+    fleet.cluster("watched").await.unwrap();
+    fleet.cluster("ignored").await.unwrap();
+    let watched = fleet.start_tasks(&fleet.host("watched").await.unwrap(), 1).await.unwrap().remove(0);
+    let ignored = fleet.start_tasks(&fleet.host("ignored").await.unwrap(), 1).await.unwrap().remove(0);
+    seed(&setup.zone, vec![web(&watched, 1, 49153), web(&ignored, 2, 49153)]).await.unwrap();
+    fleet.stop_task(&watched).await.unwrap();
+    fleet.stop_task(&ignored).await.unwrap();
+
+    let run = sweep_once(&setup.env(&[("ECSSD_CLUSTERS", "watched, some-other")]), &[]).await.unwrap();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(task_ids(&run.report["stale_tasks"]), [watched.id()]);
+    assert!(setup.records_of(&watched).await.is_empty());
+    assert_eq!(setup.records_of(&ignored).await.len(), 3);
+    let ecs = &run.report["api_calls"]["ecs"];
+    assert_eq!(ecs["DescribeTasks"], 1, "{ecs}");
+    assert!(ecs.get("ListClusters").is_none(), "clusters are named, not listed: {ecs}");
+}
+
+#[tokio::test]
+async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
+    let setup = Setup::new().await;
+    let fleet = &setup.fleet;
+    fleet.cluster("c").await.unwrap();
+    let host = fleet.host("c").await.unwrap();
+    let tasks = fleet.start_tasks(&host, 2).await.unwrap();
+    seed(&setup.zone, vec![web(&tasks[0], 1, 49153), web(&tasks[1], 1, 49154)]).await.unwrap();
+    fleet.stop_task(&tasks[1]).await.unwrap();
+
+    let emulator = LambdaEmulator::start(&setup.env(&[])).await.unwrap();
+    // The emulator compiles and starts the function on the first invocation; wait until it answers.
+    let answer =
+        wait_for("the function to answer a scheduled event", std::time::Duration::from_secs(600), || async {
+            Ok(invoke(&emulator, &scheduled_event()).await.ok())
+        })
+        .await
+        .unwrap();
+    assert_eq!(task_ids(&answer["stale_tasks"]), [tasks[1].id()], "{answer:#}");
+    assert_eq!(answer["stale_records_deleted"], 3);
+    assert!(setup.records_of(&tasks[1]).await.is_empty());
+    assert_eq!(setup.records_of(&tasks[0]).await.len(), 3);
+
+    let malformed = invoke(&emulator, &serde_json::json!({"hello": "world"})).await;
+    let error = format!("{malformed:?}");
+    assert!(malformed.is_err() && error.contains("EventBridge"), "a malformed event fails clearly: {error}");
+}
+
+/// A service's tasks with their endpoints, registered at 127.0.0.1.
+async fn serving(
+    setup: &Setup,
+    host: &ecssd_tests::ecs::Host,
+    service: &str,
+    behaviours: &[Behaviour],
+) -> Vec<(PlacedTask, TestEndpoint)> {
+    let tasks = setup.fleet.start_tasks(host, behaviours.len()).await.unwrap();
+    let mut served = Vec::new();
+    for (task, behaviour) in tasks.into_iter().zip(behaviours) {
+        let endpoint = TestEndpoint::start(*behaviour).await.unwrap();
+        seed(
+            &setup.zone,
+            vec![task_records(&task, Ipv4Addr::LOCALHOST, &[(service, endpoint.port)]).unwrap()],
+        )
+        .await
+        .unwrap();
+        served.push((task, endpoint));
+    }
+    served
+}
+
+const HEALTH: [(&str, &str); 4] = [
+    ("ECSSD_HEALTH_CHECK", "true"),
+    ("ECSSD_HEALTH_GRACE_SECONDS", "0"),
+    ("ECSSD_HEALTH_TIMEOUT_MS", "500"),
+    ("ECSSD_HEALTH_ATTEMPTS", "2"),
+];
+
+#[tokio::test]
+async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
+    use Behaviour::{Hang, Refuse, Status};
+    let setup = Setup::new().await;
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.host("c").await.unwrap();
+    let web =
+        serving(&setup, &host, "_web._tcp", &[Status(200), Status(204), Status(500), Hang, Refuse]).await;
+    let api = serving(&setup, &host, "_api._tcp", &[Status(200), Status(200), Status(200)]).await;
+    let solo = serving(&setup, &host, "_solo._tcp", &[Status(503)]).await;
+
+    let run = sweep_once(&setup.env(&HEALTH), &[]).await.unwrap();
+    assert!(run.success, "{}", run.stderr);
+    let report = &run.report;
+    assert_eq!(report["endpoints_checked"], 9, "{report:#}");
+    let unhealthy: Vec<&PlacedTask> = web[2..].iter().map(|(t, _)| t).chain([&solo[0].0]).collect();
+    assert_eq!(task_ids(&report["unhealthy"]), sorted_ids(&unhealthy));
+    let reasons = report["unhealthy"].to_string();
+    for reason in ["HTTP 500", "no answer within 500 ms", "HTTP 503"] {
+        assert!(reasons.contains(reason), "no {reason:?} in {reasons}");
+    }
+
+    // _web._tcp has 5 tasks: at most 50% (2) stop this run; _solo._tcp has no healthy task left.
+    let stopped = task_ids(&report["stopped"]);
+    assert_eq!(stopped.len(), 2, "{report:#}");
+    let held = report["held_back"].as_array().unwrap();
+    assert_eq!(held.len(), 2, "{report:#}");
+    let held_text = report["held_back"].to_string();
+    assert!(
+        held_text.contains("_solo._tcp.servicediscovery.internal. has no healthy task left"),
+        "{held_text}"
+    );
+    assert!(held_text.contains("stopping more than 50% of its 5 tasks"), "{held_text}");
+    for (task, _) in web.iter().chain(&api).chain(&solo) {
+        let (status, reason) = setup.fleet.status(task).await.unwrap();
+        let records = setup.records_of(task).await.len();
+        if stopped.iter().any(|id| id == task.id()) {
+            assert_eq!(status, "STOPPED");
+            assert!(reason.starts_with("ecssd health check failed: GET http://127.0.0.1:"), "{reason}");
+            assert_eq!(records, 0, "withdrawn before the stop");
+        } else {
+            assert_eq!(status, "RUNNING");
+            assert_eq!(records, 3);
+        }
+    }
+    // Every endpoint that listens was really asked (the refusing one cannot count).
+    for (_, endpoint) in web[..4].iter().chain(&api).chain(&solo) {
+        assert!(endpoint.hits() > 0, "endpoint on port {} was never checked", endpoint.port);
+    }
+}
+
+#[tokio::test]
+async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
+    let setup = Setup::new().await;
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.host("c").await.unwrap();
+    let mut tasks = serving(&setup, &host, "_a._tcp", &[Behaviour::Refuse; 2]).await;
+    tasks.extend(serving(&setup, &host, "_b._tcp", &[Behaviour::Refuse, Behaviour::Status(200)]).await);
+    let before = setup.records().await;
+
+    let run = sweep_once(&setup.env(&HEALTH), &[]).await.unwrap();
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.report["unhealthy"].as_array().unwrap().len(), 3);
+    assert_eq!(run.report["stopped"], serde_json::json!([]));
+    assert!(
+        run.report["held_back"].to_string().contains("suspect the checker's network"),
+        "{:#}",
+        run.report
+    );
+    assert_eq!(setup.records().await, before);
+    for (task, _) in &tasks {
+        assert_eq!(setup.fleet.status(task).await.unwrap().0, "RUNNING");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_and_the_grace_period_change_nothing() {
+    let setup = Setup::new().await;
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.host("c").await.unwrap();
+    let mut tasks = serving(&setup, &host, "_web._tcp", &[Behaviour::Status(200); 3]).await;
+    tasks.extend(serving(&setup, &host, "_web._tcp", &[Behaviour::Status(500)]).await);
+    let stale = setup.fleet.start_tasks(&host, 1).await.unwrap().remove(0);
+    seed(&setup.zone, vec![web(&stale, 1, 40000)]).await.unwrap();
+    setup.fleet.stop_task(&stale).await.unwrap();
+    let before = setup.records().await;
+
+    let dry = sweep_once(&setup.env(&HEALTH), &["--dry-run"]).await.unwrap();
+    assert!(dry.success, "{}", dry.stderr);
+    assert_eq!(dry.report["dry_run"], true);
+    assert_eq!(task_ids(&dry.report["stale_tasks"]), [stale.id()], "reported as it would be deleted");
+    assert_eq!(task_ids(&dry.report["held_back"]), [tasks[3].0.id()]);
+    assert!(dry.report["held_back"].to_string().contains("dry run"));
+    assert_eq!(dry.report["stopped"], serde_json::json!([]));
+    assert_eq!(setup.records().await, before, "a dry run changes no record");
+    assert_eq!(setup.fleet.status(&tasks[3].0).await.unwrap().0, "RUNNING");
+
+    // Tasks younger than the grace period are not checked at all.
+    let young =
+        [("ECSSD_HEALTH_CHECK", "true"), ("ECSSD_HEALTH_GRACE_SECONDS", "3600"), ("ECSSD_DRY_RUN", "true")];
+    let graced = sweep_once(&setup.env(&young), &[]).await.unwrap();
+    assert_eq!(graced.report["endpoints_checked"], 0, "{:#}", graced.report);
+    assert_eq!(graced.report["unhealthy"], serde_json::json!([]));
+    assert!(tasks.iter().all(|(_, endpoint)| endpoint.hits() <= 2), "checked only by the dry run");
+}
+
+#[tokio::test]
+async fn bad_configuration_fails_with_a_clear_error() {
+    let setup = Setup::new().await;
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("ECSSD_MAX_STOP_FRACTION", "2")], "ECSSD_MAX_STOP_FRACTION=2 must be between 0 and 1"),
+        (&[("ECSSD_HEALTH_CHECK", "maybe")], "ECSSD_HEALTH_CHECK"),
+        (&[("ECSSD_HEALTH_CHECK_PATH", "health")], "must start with /"),
+        (&[("ECSSD_DOMAIN", "nowhere.internal")], "nowhere.internal"),
+    ];
+    for (env, expected) in cases {
+        let run = sweep_once(&setup.env(env), &[]).await.unwrap();
+        assert!(!run.success, "{env:?} must fail");
+        assert!(run.stderr.contains(expected), "{env:?}: expected {expected:?} in {}", run.stderr);
+    }
+}
