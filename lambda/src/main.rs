@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use clap::Parser;
 use ecssd_lambda::fleet::AwsFleet;
 use ecssd_lambda::{Config, Report, sweep};
 use ecssd_records::{CallCounter, RetryPolicy, Route53Zone};
@@ -20,7 +19,7 @@ struct Deps {
 }
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config: Config = ecssd_records::cli::parse();
     init_logging();
     if let Err(problem) = config.validate() {
         tracing::error!(%problem, "invalid configuration");

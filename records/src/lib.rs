@@ -11,8 +11,10 @@
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over.
 //! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
 //! - [`retry`]: transient/permanent error classes, backoff with jitter, call counting.
+//! - [`cli`]: flag/environment parsing for the binaries, naming the variable behind a bad value.
 
 pub mod batch;
+pub mod cli;
 pub mod desired;
 pub mod names;
 pub mod ownership;

@@ -2,11 +2,10 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ecssd_sidecar::{Config, Deps, LogFormat};
 
 fn main() -> ExitCode {
-    let config = Config::parse();
+    let config: Config = ecssd_records::cli::parse();
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,

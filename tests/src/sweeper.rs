@@ -57,27 +57,44 @@ pub async fn sweep_once(env: &[(String, String)], args: &[&str]) -> anyhow::Resu
 pub struct LambdaEmulator {
     child: Child,
     pub port: u16,
+    /// The emulator's and the function's output, shown when a test fails.
+    log: std::path::PathBuf,
 }
 
-/// The `cargo` that has `cargo-lambda` (from the venv `scripts/setup` makes) on its PATH.
-fn path_with_tools() -> String {
+/// `cargo` with `cargo-lambda` (from the venv `scripts/setup` makes) on its PATH, and without what the
+/// test runner adds to the environment (`CARGO_*`, `NEXTEST_*`, `LD_LIBRARY_PATH`): a nested cargo
+/// that sees those rebuilds the whole dependency tree instead of reusing `cargo build`'s output.
+fn cargo() -> Command {
     let venv = workspace_root().join(".tools/venv/bin");
-    format!("{}:{}", venv.display(), std::env::var("PATH").unwrap_or_default())
+    let mut command = Command::new("cargo");
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let added_by_runner = (key.starts_with("CARGO") && key != "CARGO_HOME")
+            || key.contains("NEXTEST")
+            || key == "LD_LIBRARY_PATH"
+            || key.starts_with("RUST_TEST");
+        if added_by_runner {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command.env("PATH", format!("{}:{}", venv.display(), std::env::var("PATH").unwrap_or_default()));
+    command
 }
 
 impl LambdaEmulator {
     /// Starts `cargo lambda watch` for the `lambda` package with `env` as the function's environment.
     pub async fn start(env: &[(String, String)]) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let mut command = Command::new("cargo");
+        let log = std::env::temp_dir().join(format!("ecssd-lambda-{port}.log"));
+        let output = std::fs::File::create(&log)?;
+        let mut command = cargo();
         command
             .current_dir(workspace_root().join("lambda"))
             .args(["lambda", "watch", "--ignore-changes"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-            .env("PATH", path_with_tools())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
             .kill_on_drop(true);
         // An env file, not --env-var: that flag splits values at commas (cluster lists have them).
         let env_file = std::env::temp_dir().join(format!("ecssd-lambda-{port}.env"));
@@ -85,12 +102,15 @@ impl LambdaEmulator {
         std::fs::write(&env_file, lines)?;
         command.arg("--env-file").arg(&env_file);
         let child = command.spawn().context("starting cargo lambda watch (run scripts/setup first)")?;
-        Ok(Self { child, port })
+        Ok(Self { child, port, log })
     }
 }
 
 impl Drop for LambdaEmulator {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("[cargo lambda watch] {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
         let _ = self.child.start_kill();
     }
 }
@@ -104,13 +124,12 @@ pub async fn invoke(
     emulator: &LambdaEmulator,
     payload: &serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
-    let output = Command::new("cargo")
+    let output = cargo()
         .current_dir(workspace_root().join("lambda"))
         .args(["lambda", "invoke", "bootstrap", "--invoke-address", "127.0.0.1"])
         .args(["--invoke-port", &emulator.port.to_string(), "--output-format", "json"])
         .arg("--data-ascii")
         .arg(payload.to_string())
-        .env("PATH", path_with_tools())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()

@@ -420,7 +420,10 @@ async fn bad_configuration_fails_with_a_clear_error() {
     let setup = Setup::new().await;
     let cases: [(&[(&str, &str)], &str); 4] = [
         (&[("ECSSD_MAX_STOP_FRACTION", "2")], "ECSSD_MAX_STOP_FRACTION=2 must be between 0 and 1"),
-        (&[("ECSSD_HEALTH_CHECK", "maybe")], "ECSSD_HEALTH_CHECK"),
+        (
+            &[("ECSSD_HEALTH_CHECK", "maybe")],
+            "environment variable ECSSD_HEALTH_CHECK=\"maybe\" is not valid",
+        ),
         (&[("ECSSD_HEALTH_CHECK_PATH", "health")], "must start with /"),
         (&[("ECSSD_DOMAIN", "nowhere.internal")], "nowhere.internal"),
     ];

@@ -1,0 +1,45 @@
+//! Flag and environment parsing shared by the binaries: clap, except that an invalid value that came
+//! from an environment variable is reported under that variable's name. clap names only the flag,
+//! which someone configuring a task definition or a Lambda function never typed.
+
+use std::ffi::OsString;
+
+use clap::error::{ContextKind, ContextValue};
+
+/// Parses `T` from the command line and environment, or exits with clap's message (status 2).
+pub fn parse<T: clap::Parser>() -> T {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match T::try_parse_from(&args) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            if let Some((variable, value)) = variable_behind(&error, &T::command(), &args) {
+                eprintln!("error: environment variable {variable}={value:?} is not valid");
+                eprint!("{error}");
+                std::process::exit(2);
+            }
+            error.exit()
+        }
+    }
+}
+
+/// The environment variable (and its value) that supplied the invalid value, if the flag was not typed.
+fn variable_behind(
+    error: &clap::Error,
+    command: &clap::Command,
+    args: &[OsString],
+) -> Option<(String, String)> {
+    let ContextValue::String(invalid) = error.get(ContextKind::InvalidArg)? else { return None };
+    let argument = command.get_arguments().find(|argument| {
+        argument.get_long().is_some_and(|long| {
+            let flag = format!("--{long}");
+            invalid == &flag
+                || invalid.starts_with(&format!("{flag} "))
+                || invalid.starts_with(&format!("{flag}="))
+        })
+    })?;
+    let variable = argument.get_env()?.to_string_lossy().into_owned();
+    let flag = format!("--{}", argument.get_long()?);
+    let typed = args.iter().skip(1).any(|arg| arg.to_string_lossy().starts_with(&flag));
+    let value = std::env::var(&variable).ok()?;
+    (!typed).then_some((variable, value))
+}

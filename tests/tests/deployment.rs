@@ -1,0 +1,154 @@
+#![allow(clippy::unwrap_used)]
+//! The SAM template: it lints clean (cfn-lint, `sam validate --lint`), and its rendered IAM (the SAM
+//! transform run offline by `tests/sam/render.py`) is scoped as the README promises.
+
+use std::process::Command;
+
+use ecssd_tests::moto::workspace_root;
+use serde_json::Value;
+
+fn tool(path: &str) -> Command {
+    let mut command = Command::new(workspace_root().join(path));
+    command
+        .current_dir(workspace_root())
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
+}
+
+fn run(mut command: Command) -> (bool, String) {
+    let output = command.output().unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+#[test]
+fn cfn_lint_finds_nothing() {
+    let mut lint = tool(".tools/venv/bin/cfn-lint");
+    lint.arg("template.yaml");
+    let (ok, output) = run(lint);
+    assert!(ok && output.trim().is_empty(), "cfn-lint: {output}");
+}
+
+#[test]
+fn sam_validate_lint_passes() {
+    let mut validate = tool(".tools/sam/bin/sam");
+    validate.args(["validate", "--lint", "--template-file", "template.yaml"]);
+    let (ok, output) = run(validate);
+    assert!(ok && output.contains("is a valid SAM Template"), "sam validate --lint: {output}");
+}
+
+/// The CloudFormation template SAM deploys, with `overrides` as parameters.
+fn rendered(overrides: &[&str]) -> Value {
+    let mut render = tool(".tools/sam/bin/python");
+    render.arg("tests/sam/render.py").arg("template.yaml").args(overrides);
+    let output = render.output().unwrap();
+    assert!(output.status.success(), "render: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Every (resource, statement) of the template's IAM policies.
+fn statements(template: &Value) -> Vec<(String, Value)> {
+    let mut found = Vec::new();
+    for (name, resource) in template["Resources"].as_object().unwrap() {
+        let properties = &resource["Properties"];
+        let documents: Vec<&Value> = match resource["Type"].as_str().unwrap() {
+            "AWS::IAM::Role" => {
+                properties["Policies"].as_array().unwrap().iter().map(|p| &p["PolicyDocument"]).collect()
+            }
+            "AWS::IAM::ManagedPolicy" | "AWS::IAM::Policy" => vec![&properties["PolicyDocument"]],
+            _ => continue,
+        };
+        for document in documents {
+            for statement in document["Statement"].as_array().unwrap() {
+                found.push((name.clone(), statement.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(action) => vec![action.clone()],
+        Value::Array(actions) => actions.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+        other => panic!("unexpected Action {other}"),
+    }
+}
+
+fn record_types_condition(statement: &Value) -> Value {
+    statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"].clone()
+}
+
+#[test]
+fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
+    for template in [
+        rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]),
+        rendered(&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "Clusters=web,batch"]),
+    ] {
+        let all = statements(&template);
+        assert!(!all.is_empty());
+        for (resource, statement) in &all {
+            let actions = actions(statement);
+            assert_eq!(statement["Effect"], "Allow", "{resource}: {statement}");
+            for action in &actions {
+                assert!(!action.contains('*'), "{resource}: wildcard action {action}");
+            }
+            if statement["Resource"] == "*" {
+                // Only actions IAM cannot scope to a resource may use "*".
+                for action in &actions {
+                    assert!(
+                        ["ecs:ListClusters", "ec2:DescribeInstances"].contains(&action.as_str()),
+                        "{resource}: {action} on *"
+                    );
+                }
+            }
+            if actions.iter().any(|a| a == "route53:ChangeResourceRecordSets") {
+                let zone = statement["Resource"]["Fn::Sub"][0].as_str().unwrap();
+                assert_eq!(zone, "arn:${AWS::Partition}:route53:::hostedzone/${ZoneId}", "{resource}");
+                assert_eq!(
+                    record_types_condition(statement),
+                    serde_json::json!(["SRV", "A", "TXT"]),
+                    "{resource}"
+                );
+            }
+            if actions.iter().any(|a| a.starts_with("ecs:") && a != "ecs:ListClusters") {
+                assert!(
+                    statement["Condition"]["ArnLike"]["ecs:cluster"].is_object(),
+                    "{resource}: {statement}"
+                );
+            }
+        }
+        let sidecar: Vec<String> =
+            all.iter().filter(|(r, _)| r == "SidecarPolicy").flat_map(|(_, s)| actions(s)).collect();
+        assert_eq!(sidecar, ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]);
+        let role = &template["Resources"]["SweeperRole"]["Properties"];
+        for managed in role["ManagedPolicyArns"].as_array().unwrap() {
+            let managed = managed.as_str().unwrap();
+            assert!(!managed.contains("FullAccess"), "no full-access managed policy: {managed}");
+            assert!(
+                managed.contains("AWSLambdaBasicExecutionRole")
+                    || managed.contains("AWSLambdaVPCAccessExecutionRole")
+            );
+        }
+        let function = &template["Resources"]["Sweeper"]["Properties"];
+        assert_eq!(function["ReservedConcurrentExecutions"], 1, "two sweeps never overlap");
+        assert_eq!(function["Handler"], "bootstrap");
+    }
+}
+
+#[test]
+fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
+    let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0", "Clusters=web,batch"]);
+    let all = statements(&template);
+    let (_, stop) = all.iter().find(|(_, s)| actions(s) == ["ecs:StopTask"]).unwrap();
+    let clusters = &stop["Condition"]["ArnLike"]["ecs:cluster"]["Fn::If"];
+    assert_eq!(clusters[0], "WatchAllClusters");
+    // Not watching all: the ARNs of exactly the named clusters.
+    let names = &clusters[2]["Fn::Split"][1]["Fn::Sub"][1]["Names"]["Fn::Join"][1];
+    assert_eq!(names["Ref"], "Clusters");
+    let sweeper = &template["Resources"]["Sweeper"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(sweeper["ECSSD_CLUSTERS"]["Fn::Join"][1]["Ref"], "Clusters");
+}
