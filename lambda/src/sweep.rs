@@ -359,3 +359,140 @@ async fn check_health<S: RecordStore, F: Fleet>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::sync::Mutex;
+
+    use clap::Parser;
+    use ecssd_records::memory::MemoryZone;
+    use ecssd_records::{Endpoint, Record, TaskRegistration, ZoneModel, desired};
+
+    use super::*;
+
+    const CLUSTER: &str = "arn:aws:ecs:us-east-1:1:cluster/c";
+
+    /// ECS as a table: task ARN -> state; describing fails when `ecs_down`.
+    #[derive(Default)]
+    struct TableFleet {
+        tasks: BTreeMap<String, TaskState>,
+        ecs_down: bool,
+        stopped: Mutex<Vec<String>>,
+    }
+
+    impl Fleet for TableFleet {
+        async fn list_clusters(&self) -> Result<Vec<String>, CallError> {
+            Ok(vec![CLUSTER.into()])
+        }
+
+        async fn describe_tasks(
+            &self,
+            _cluster: &str,
+            arns: &[String],
+        ) -> Result<BTreeMap<String, TaskState>, CallError> {
+            if self.ecs_down {
+                let detail = "HTTP 503".into();
+                let elapsed = std::time::Duration::from_secs(60);
+                return Err(CallError::Exhausted {
+                    operation: "DescribeTasks",
+                    attempts: 9,
+                    elapsed,
+                    detail,
+                });
+            }
+            Ok(arns
+                .iter()
+                .map(|a| (a.clone(), self.tasks.get(a).cloned().unwrap_or(TaskState::Missing)))
+                .collect())
+        }
+
+        async fn describe_container_instances(
+            &self,
+            _cluster: &str,
+            _arns: &[String],
+        ) -> Result<BTreeMap<String, (String, bool)>, CallError> {
+            Ok(BTreeMap::new())
+        }
+
+        async fn instance_states(&self, _ids: &[String]) -> Result<BTreeMap<String, String>, CallError> {
+            Ok(BTreeMap::new())
+        }
+
+        async fn stop_task(&self, _cluster: &str, task_arn: &str, _reason: &str) -> Result<(), CallError> {
+            self.stopped.lock().unwrap().push(task_arn.to_owned());
+            Ok(())
+        }
+    }
+
+    fn arn(id: &str) -> String {
+        format!("arn:aws:ecs:us-east-1:1:task/c/{id}")
+    }
+
+    fn records_of(id: &str) -> Vec<Record> {
+        let model =
+            ZoneModel { domain: "sd.internal".parse().unwrap(), owner: "default".parse().unwrap(), ttl: 10 };
+        let task = TaskRegistration {
+            cluster_arn: CLUSTER.into(),
+            task: arn(id).parse().unwrap(),
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            endpoints: vec![Endpoint {
+                container: "web".into(),
+                container_port: 80,
+                service: "_web._tcp".parse().unwrap(),
+                reachable_port: 32768,
+            }],
+        };
+        desired(&model, &task).into_iter().collect()
+    }
+
+    fn config() -> Config {
+        Config::try_parse_from(["bootstrap", "--domain", "sd.internal"]).unwrap()
+    }
+
+    fn stopped() -> TaskState {
+        TaskState::Found { last_status: "STOPPED".into(), running_for: None, container_instance: None }
+    }
+
+    #[tokio::test]
+    async fn a_sidecar_deregistering_during_the_sweep_does_not_fail_it() {
+        let zone = MemoryZone::new([records_of("t1"), records_of("t2")].concat());
+        let fleet = TableFleet {
+            tasks: BTreeMap::from([(arn("t1"), stopped()), (arn("t2"), stopped())]),
+            ..TableFleet::default()
+        };
+        // t1's sidecar withdraws its records between the sweep's listing and its batch.
+        let t1 = records_of("t1");
+        zone.before_next_apply(move |records| {
+            *records = records.iter().filter(|r| !t1.contains(r)).cloned().collect();
+        });
+        let report = sweep(&zone, &fleet, &config()).await.unwrap();
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert!(zone.records().is_empty(), "{:?}", zone.records());
+        assert_eq!(report.stale_records_deleted, 6);
+        // list, the rejected batch, then each record alone against a fresh read.
+        assert_eq!(zone.calls().iter().filter(|c| **c == "change").count(), 1 + 3);
+    }
+
+    #[tokio::test]
+    async fn when_ecs_cannot_be_asked_nothing_is_deleted() {
+        let zone = MemoryZone::new(records_of("t1"));
+        let fleet = TableFleet { ecs_down: true, ..TableFleet::default() };
+        let report = sweep(&zone, &fleet, &config()).await.unwrap();
+        assert_eq!(zone.records().len(), 3);
+        assert!(report.stale_tasks.is_empty());
+        assert_eq!(report.tasks_checked, 0);
+        assert!(report.errors[0].contains("HTTP 503"), "{:?}", report.errors);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_reports_and_changes_nothing() {
+        let zone = MemoryZone::new(records_of("t1"));
+        let fleet = TableFleet { tasks: BTreeMap::from([(arn("t1"), stopped())]), ..TableFleet::default() };
+        let config = Config { dry_run: true, ..config() };
+        let report = sweep(&zone, &fleet, &config).await.unwrap();
+        assert_eq!(report.stale_tasks.len(), 1);
+        assert_eq!(zone.records().len(), 3);
+        assert_eq!(zone.calls(), ["list"]);
+    }
+}

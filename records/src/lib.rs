@@ -10,12 +10,14 @@
 //! - [`batch`]: packing changes into Route53 requests within its limits. Pure.
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over.
 //! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
+//! - [`memory`]: an in-memory implementation that judges changes like Route53, for unit tests.
 //! - [`retry`]: transient/permanent error classes, backoff with jitter, call counting.
 //! - [`cli`]: flag/environment parsing for the binaries, naming the variable behind a bad value.
 
 pub mod batch;
 pub mod cli;
 pub mod desired;
+pub mod memory;
 pub mod names;
 pub mod ownership;
 pub mod plan;

@@ -180,50 +180,10 @@ fn key(name: String, record_type: RecordType, set_identifier: Option<String>) ->
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use ecssd_records::{Action, Change, OwnerId, Record};
+    use ecssd_records::memory::MemoryZone;
+    use ecssd_records::{OwnerId, Record};
 
     use super::*;
-
-    /// A zone in memory that checks changes like Route53 (exact DELETEs, no duplicate CREATEs).
-    #[derive(Debug, Default)]
-    struct MemoryZone {
-        records: Mutex<RecordSet>,
-        calls: Mutex<Vec<&'static str>>,
-    }
-
-    impl RecordStore for MemoryZone {
-        async fn read(&self, key: &RecordKey) -> Result<Option<Record>, CallError> {
-            self.calls.lock().unwrap().push("read");
-            Ok(self.records.lock().unwrap().get(key).cloned())
-        }
-
-        async fn list_all(&self) -> Result<Vec<Record>, CallError> {
-            Ok(self.records.lock().unwrap().iter().cloned().collect())
-        }
-
-        async fn apply(&self, changes: &[Change]) -> Result<(), CallError> {
-            self.calls.lock().unwrap().push("change");
-            let mut records = self.records.lock().unwrap();
-            let mut next = records.clone();
-            for change in changes {
-                let existing = next.get(&change.record.key).cloned();
-                match (change.action, existing) {
-                    (Action::Create, None) => next.insert(change.record.clone()),
-                    (Action::Delete, Some(have)) if have == change.record => {
-                        next = next.into_iter().filter(|r| r.key != have.key).collect();
-                    }
-                    _ => {
-                        let detail = format!("{} {}", change.action.as_str(), change.record.key);
-                        return Err(CallError::Conflict { operation: "ChangeResourceRecordSets", detail });
-                    }
-                }
-            }
-            *records = next;
-            Ok(())
-        }
-    }
 
     fn registrar(zone: MemoryZone) -> Registrar<MemoryZone> {
         let model = ZoneModel { domain: "sd.internal".parse().unwrap(), owner: OwnerId::default(), ttl: 10 };
@@ -241,7 +201,7 @@ mod tests {
     }
 
     fn calls(registrar: &Registrar<MemoryZone>) -> Vec<&'static str> {
-        std::mem::take(&mut *registrar.store().calls.lock().unwrap())
+        registrar.store().take_calls()
     }
 
     #[tokio::test]
@@ -252,7 +212,7 @@ mod tests {
         assert_eq!(registrar.converge(vec![web(32768)]).await.unwrap().requests, 0, "no change, no call");
         registrar.withdraw().await.unwrap();
         assert_eq!(calls(&registrar), ["change", "change"]);
-        assert!(registrar.store().records.lock().unwrap().is_empty());
+        assert!(registrar.store().records().is_empty());
     }
 
     #[tokio::test]
@@ -264,7 +224,7 @@ mod tests {
         let mut second = registrar(zone);
         second.converge(vec![web(2000)]).await.unwrap();
         assert_eq!(calls(&second), ["change", "change", "read", "read", "read", "change"]);
-        let records = second.store().records.lock().unwrap().clone();
+        let records = second.store().records();
         let srv: Vec<_> = records.iter().filter(|r| r.key.record_type == RecordType::Srv).collect();
         assert_eq!(srv.len(), 1);
         assert_eq!(srv[0].values(), ["1 1 2000 t1.sd.internal"]);
@@ -277,18 +237,17 @@ mod tests {
         let mut second = registrar(std::mem::take(&mut first.store));
         second.invalidate();
         second.converge(vec![]).await.unwrap();
-        assert!(second.store().records.lock().unwrap().is_empty());
+        assert!(second.store().records().is_empty());
     }
 
     #[tokio::test]
     async fn foreign_records_are_never_touched() {
-        let zone = MemoryZone::default();
         let key = key("_ecssd.t1.sd.internal.".into(), RecordType::Txt, None);
-        zone.records.lock().unwrap().insert(Record::new(key, 300, vec!["\"v=spf1 -all\"".into()]));
-        let before = zone.records.lock().unwrap().clone();
+        let zone = MemoryZone::new([Record::new(key, 300, vec!["\"v=spf1 -all\"".into()])]);
+        let before = zone.records();
         let mut registrar = registrar(zone);
         let err = registrar.converge(vec![web(1)]).await.unwrap_err();
         assert!(matches!(err, SidecarError::ForeignRecords(_)), "{err}");
-        assert_eq!(*registrar.store().records.lock().unwrap(), before);
+        assert_eq!(registrar.store().records(), before);
     }
 }

@@ -1,0 +1,91 @@
+//! A zone in memory that judges changes like Route53 does (exact DELETEs, no CREATE over an existing
+//! record, all-or-nothing batches), for unit tests of the code generic over [`RecordStore`]. It can be
+//! told to change itself just before the next batch, as a concurrent writer would.
+
+use std::sync::Mutex;
+
+use crate::plan::{Action, Change};
+use crate::provider::RecordStore;
+use crate::record::{Record, RecordKey, RecordSet};
+use crate::retry::CallError;
+
+type Interference = Box<dyn FnOnce(&mut RecordSet) + Send>;
+
+#[derive(Default)]
+pub struct MemoryZone {
+    records: Mutex<RecordSet>,
+    /// Every call, in order: "read", "list", "change".
+    calls: Mutex<Vec<&'static str>>,
+    /// Applied to the zone right before the next batch is judged.
+    interference: Mutex<Option<Interference>>,
+}
+
+impl std::fmt::Debug for MemoryZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryZone").field("records", &self.records()).field("calls", &self.calls()).finish()
+    }
+}
+
+impl MemoryZone {
+    pub fn new(records: impl IntoIterator<Item = Record>) -> Self {
+        Self { records: Mutex::new(records.into_iter().collect()), ..Self::default() }
+    }
+
+    pub fn records(&self) -> RecordSet {
+        lock(&self.records).clone()
+    }
+
+    pub fn calls(&self) -> Vec<&'static str> {
+        lock(&self.calls).clone()
+    }
+
+    /// The calls so far, forgetting them.
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *lock(&self.calls))
+    }
+
+    /// Makes `change` happen to the zone just before the next batch, as another writer's would.
+    pub fn before_next_apply(&self, change: impl FnOnce(&mut RecordSet) + Send + 'static) {
+        *lock(&self.interference) = Some(Box::new(change));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl RecordStore for MemoryZone {
+    async fn read(&self, key: &RecordKey) -> Result<Option<Record>, CallError> {
+        lock(&self.calls).push("read");
+        Ok(lock(&self.records).get(key).cloned())
+    }
+
+    async fn list_all(&self) -> Result<Vec<Record>, CallError> {
+        lock(&self.calls).push("list");
+        Ok(lock(&self.records).iter().cloned().collect())
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), CallError> {
+        lock(&self.calls).push("change");
+        let mut records = lock(&self.records);
+        if let Some(interfere) = lock(&self.interference).take() {
+            interfere(&mut records);
+        }
+        let mut next = records.clone();
+        for change in changes {
+            let existing = next.get(&change.record.key).cloned();
+            match (change.action, existing) {
+                (Action::Create, None) => next.insert(change.record.clone()),
+                (Action::Delete, Some(have)) if have == change.record => {
+                    next = next.into_iter().filter(|r| r.key != have.key).collect();
+                }
+                _ => {
+                    let detail = format!("{} {}", change.action.as_str(), change.record.key);
+                    return Err(CallError::Conflict { operation: "ChangeResourceRecordSets", detail });
+                }
+            }
+        }
+        *records = next;
+        Ok(())
+    }
+}
