@@ -1,0 +1,6 @@
+//! The calc example service's logic; `main.rs` serves it.
+//!
+//! # Layout
+//! - [`formula`]: the bounded parser and evaluator, pure and tested with hostile input.
+
+pub mod formula;

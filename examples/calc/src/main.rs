@@ -1,0 +1,46 @@
+//! `calc`: `GET /calc/{formula}` evaluates `+ - * / ^`, parentheses, unary minus and decimals, e.g.
+//! `(2+2)*3` gives 12, as JSON with the container and instance that answered. Bad input gets a 400
+//! with a JSON error. Basic auth is required; `/health` is open.
+
+use ecssd_example_calc::formula;
+use ecssd_example_web::{Auth, Body, Identity, error, health, json, path_argument};
+use hyper::{Request, Response, StatusCode};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let listener = ecssd_example_web::bind(8080).await?;
+    let (auth, identity) = (Auth::from_env(), Identity::from_env());
+    ecssd_example_web::serve(listener, move |request| {
+        let answer = answer(&request, &auth, &identity);
+        async move { answer }
+    })
+    .await
+}
+
+fn answer<B>(request: &Request<B>, auth: &Auth, identity: &Identity) -> Response<Body> {
+    let path = request.uri().path();
+    if path == "/health" {
+        return health();
+    }
+    let Some(text) = path_argument(path, "/calc/") else {
+        return error(StatusCode::NOT_FOUND, "use GET /calc/{formula}, e.g. /calc/(2+2)*3");
+    };
+    if !auth.admits(request) {
+        return Auth::challenge();
+    }
+    match formula::evaluate(&text) {
+        Ok(value) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "formula": text,
+                "value": value,
+                "container": identity.container,
+                "instance": identity.instance,
+            }),
+        ),
+        Err(e) => json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": e.to_string(), "formula": text.chars().take(64).collect::<String>() }),
+        ),
+    }
+}

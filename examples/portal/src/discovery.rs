@@ -1,0 +1,81 @@
+//! Finding instances by DNS: the SRV records of `_<service>._tcp.<domain>`, in RFC 2782 order
+//! (lowest priority first, random within a priority), each target's A record resolved.
+
+use std::net::{IpAddr, SocketAddr};
+
+use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
+use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::{ResolveError, TokioResolver};
+
+/// One instance a service's SRV record points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The SRV target name, e.g. `<task-id>.servicediscovery.internal.`
+    pub target: String,
+    pub address: SocketAddr,
+}
+
+/// Why no instance could be listed.
+#[derive(Debug)]
+pub enum DiscoveryError {
+    /// The name has no SRV records: nothing is registered.
+    NoneRegistered,
+    /// The resolver failed (timeout, server failure).
+    Resolver(ResolveError),
+}
+
+/// Resolves service names in one domain.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    resolver: TokioResolver,
+    domain: String,
+}
+
+impl Discovery {
+    /// Uses `server` (e.g. `127.0.0.1:5353`) when given, else the system's resolver configuration
+    /// (inside a VPC: the Route53 Resolver, which answers for the private zone).
+    pub fn new(domain: &str, server: Option<SocketAddr>) -> Result<Self, ResolveError> {
+        let mut options = ResolverOpts::default();
+        // Registrations change by the second; never answer from a stale cache.
+        options.cache_size = 0;
+        let resolver = match server {
+            Some(server) => {
+                let servers = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);
+                TokioResolver::builder_with_config(
+                    ResolverConfig::from_parts(None, vec![], servers),
+                    TokioConnectionProvider::default(),
+                )
+                .with_options(options)
+                .build()
+            }
+            None => TokioResolver::builder_tokio()?.with_options(options).build(),
+        };
+        Ok(Self { resolver, domain: domain.trim_end_matches('.').to_owned() })
+    }
+
+    /// The full name of a service, e.g. `_calc._tcp.servicediscovery.internal.`
+    pub fn name(&self, service: &str) -> String {
+        format!("{service}.{}.", self.domain)
+    }
+
+    /// The instances of `service` (e.g. `_calc._tcp`) in the order to try them.
+    pub async fn instances(&self, service: &str) -> Result<Vec<Instance>, DiscoveryError> {
+        let records = match self.resolver.srv_lookup(self.name(service)).await {
+            Ok(records) => records,
+            Err(e) if e.is_no_records_found() => return Err(DiscoveryError::NoneRegistered),
+            Err(e) => return Err(DiscoveryError::Resolver(e)),
+        };
+        let mut records: Vec<_> = records.iter().cloned().collect();
+        fastrand::shuffle(&mut records);
+        records.sort_by_key(|srv| srv.priority());
+        let mut instances = Vec::new();
+        for srv in records {
+            let target = srv.target().to_utf8();
+            let Ok(addresses) = self.resolver.ipv4_lookup(srv.target().clone()).await else { continue };
+            if let Some(ip) = addresses.iter().next() {
+                instances.push(Instance { target, address: SocketAddr::new(IpAddr::V4(ip.0), srv.port()) });
+            }
+        }
+        if instances.is_empty() { Err(DiscoveryError::NoneRegistered) } else { Ok(instances) }
+    }
+}

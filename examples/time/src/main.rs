@@ -1,0 +1,50 @@
+//! `time`: `GET /time/{layout}` answers the current time formatted by a Go-style layout (e.g.
+//! `15:04 Jan 2`), as JSON with the container and instance that answered. Basic auth is required;
+//! `/health` is open.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ecssd_example_time::layout::{Moment, format};
+use ecssd_example_web::{Auth, Body, Identity, error, health, json, path_argument};
+use hyper::{Request, Response, StatusCode};
+
+/// Longest layout accepted: the answer grows with it.
+const MAX_LAYOUT: usize = 256;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::io::Result<()> {
+    let listener = ecssd_example_web::bind(8080).await?;
+    let (auth, identity) = (Auth::from_env(), Identity::from_env());
+    ecssd_example_web::serve(listener, move |request| {
+        let answer = answer(&request, &auth, &identity);
+        async move { answer }
+    })
+    .await
+}
+
+fn answer<B>(request: &Request<B>, auth: &Auth, identity: &Identity) -> Response<Body> {
+    let path = request.uri().path();
+    if path == "/health" {
+        return health();
+    }
+    let Some(layout) = path_argument(path, "/time/") else {
+        return error(StatusCode::NOT_FOUND, "use GET /time/{layout}, e.g. /time/15:04 Jan 2");
+    };
+    if !auth.admits(request) {
+        return Auth::challenge();
+    }
+    if layout.len() > MAX_LAYOUT {
+        return error(StatusCode::BAD_REQUEST, &format!("the layout is longer than {MAX_LAYOUT} bytes"));
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let moment = Moment::from_unix(now.as_secs() as i64, now.subsec_nanos(), 0, "UTC");
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "layout": layout,
+            "value": format(&layout, &moment),
+            "container": identity.container,
+            "instance": identity.instance,
+        }),
+    )
+}

@@ -1,0 +1,170 @@
+//! What the example services (time, calc, portal) share: an HTTP/1 server loop that stops on SIGTERM,
+//! HTTP basic auth, JSON answers, and who is answering (container and instance).
+//!
+//! # Layout
+//! - [`serve`]: accept loop with graceful stop.
+//! - [`Auth`]: basic-auth credentials from the environment (`AUTH_USER`/`AUTH_PASSWORD`).
+//! - [`json`], [`error`]: responses.
+//! - [`Identity`]: container and instance names reported in every answer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+pub type Body = Full<Bytes>;
+
+/// Serves `handler` on `listener` until SIGTERM or Ctrl-C; open connections finish their request.
+pub async fn serve<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = terminate.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let answer = handler(request);
+                async move { Ok::<_, Infallible>(answer.await) }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// Binds `0.0.0.0:<PORT>` (the port from the environment variable `PORT`, else `default_port`).
+pub async fn bind(default_port: u16) -> std::io::Result<TcpListener> {
+    let port = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(default_port);
+    TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await
+}
+
+/// A JSON answer.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(format!("{value}\n"))));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A JSON error answer: `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// Basic-auth credentials required by a service.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    user: String,
+    password: String,
+}
+
+impl Auth {
+    /// `AUTH_USER` and `AUTH_PASSWORD`, `admin`/`password` when unset (as in the seed: demo only).
+    pub fn from_env() -> Self {
+        Self {
+            user: std::env::var("AUTH_USER").unwrap_or_else(|_| "admin".into()),
+            password: std::env::var("AUTH_PASSWORD").unwrap_or_else(|_| "password".into()),
+        }
+    }
+
+    pub fn new(user: &str, password: &str) -> Self {
+        Self { user: user.into(), password: password.into() }
+    }
+
+    /// The `Authorization` header value for these credentials.
+    pub fn header(&self) -> String {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.user, self.password));
+        format!("Basic {encoded}")
+    }
+
+    /// Whether the request carries these credentials.
+    pub fn admits<B>(&self, request: &Request<B>) -> bool {
+        request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value == self.header())
+    }
+
+    /// The 401 answer that asks a browser for credentials.
+    pub fn challenge() -> Response<Body> {
+        let mut response = error(StatusCode::UNAUTHORIZED, "authentication required");
+        response.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"ecssd example\""),
+        );
+        response
+    }
+}
+
+/// Who answers: the container (its hostname) and the instance (`INSTANCE_NAME`, else the container).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Identity {
+    pub container: String,
+    pub instance: String,
+}
+
+impl Identity {
+    pub fn from_env() -> Self {
+        let container = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+            .unwrap_or_else(|| "unknown".into());
+        let instance = std::env::var("INSTANCE_NAME").unwrap_or_else(|_| container.clone());
+        Self { container, instance }
+    }
+}
+
+/// The percent-decoded rest of `path` after `prefix` (e.g. `/calc/` + `8%2F2` gives `8/2`).
+pub fn path_argument(path: &str, prefix: &str) -> Option<String> {
+    let raw = path.strip_prefix(prefix)?;
+    Some(percent_encoding::percent_decode_str(raw).decode_utf8_lossy().into_owned())
+}
+
+/// `/health`: open, says OK.
+pub fn health() -> Response<Body> {
+    json(StatusCode::OK, &serde_json::json!({ "status": "OK" }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_round_trip() {
+        let auth = Auth::new("admin", "password");
+        assert_eq!(auth.header(), "Basic YWRtaW46cGFzc3dvcmQ=");
+        let ok = Request::builder().header("authorization", auth.header()).body(()).unwrap();
+        let wrong =
+            Request::builder().header("authorization", Auth::new("admin", "x").header()).body(()).unwrap();
+        assert!(auth.admits(&ok));
+        assert!(!auth.admits(&wrong));
+        assert!(!auth.admits(&Request::new(())));
+    }
+
+    #[test]
+    fn path_arguments_are_decoded() {
+        assert_eq!(path_argument("/calc/8%2F2", "/calc/").as_deref(), Some("8/2"));
+        assert_eq!(path_argument("/calc/8/2", "/calc/").as_deref(), Some("8/2"));
+        assert_eq!(path_argument("/time/15%3A04%20Jan%202", "/time/").as_deref(), Some("15:04 Jan 2"));
+        assert_eq!(path_argument("/other", "/time/"), None);
+    }
+}
