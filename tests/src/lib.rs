@@ -12,16 +12,20 @@
 //!   through the shared record model, for the sweeper.
 //! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
 //! - [`sweeper`]: runs the real sweeper binary from a shell or inside `cargo lambda watch`.
+//! - [`dns`]: dnsmasq on loopback answering for the zone (the Route53 Resolver's part).
+//! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
 //! - [`http`]: a small loopback HTTP client.
 //! - [`wait_for`]: polling a condition with a deadline (tests wait for conditions, never sleep).
 //!
 //! The tests themselves live in `tests/tests/`.
 
+pub mod dns;
 pub mod docker;
 pub mod docker_proxy;
 pub mod ecs;
 pub mod endpoints;
+pub mod examples;
 pub mod http;
 pub mod metadata;
 pub mod moto;

@@ -75,7 +75,7 @@ impl Upstream {
             .body(Empty::new())
             .map_err(|e| e.to_string())?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| format!("{e}"))?;
+            let response = self.client.request(request).await.map_err(|e| chain(&e))?;
             let status = response.status();
             let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
             Ok::<_, String>((status, body))
@@ -91,4 +91,16 @@ impl Upstream {
         });
         Ok((status, body))
     }
+}
+
+/// An error with its causes, e.g. `client error (Connect): tcp connect error: Connection refused`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -1,0 +1,92 @@
+//! The example services as ECS would run them here: time and calc tasks (bridge mode, port 8080
+//! published on a dynamic loopback port) and a portal task (host mode), each with a real sidecar, and a
+//! DNS server answering for the zone. Images come from `scripts/build-example-images`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::dns::Dns;
+use crate::docker::ContainerSpec;
+use crate::metadata::NetworkMode;
+use crate::sidecar::{Sidecar, SidecarOptions};
+use crate::world::{DOMAIN, RunningTask, World};
+
+/// The credentials time and calc require (their defaults, as in the seed).
+pub const USER: &str = "admin";
+pub const PASSWORD: &str = "password";
+
+/// One example task and its sidecar.
+#[derive(Debug)]
+pub struct ExampleTask {
+    pub running: RunningTask,
+    pub sidecar: Sidecar,
+    /// What the service reports as its instance, e.g. `calc-2`.
+    pub instance: String,
+}
+
+/// The sidecar's settings in the examples: a short drain, readable logs.
+fn sidecar_options() -> SidecarOptions {
+    SidecarOptions { args: vec!["--drain-seconds=1".into()], env: vec![] }
+}
+
+/// The placeholder for the sidecar's own container (the sidecar runs as a process reading its metadata).
+fn sidecar_container() -> ContainerSpec {
+    ContainerSpec {
+        name: "ecssd".into(),
+        cmd: Some(vec!["sleep".into(), "86400".into()]),
+        ..Default::default()
+    }
+}
+
+/// Starts a `time` or `calc` task named `instance` (e.g. `calc-1`) with its sidecar.
+pub async fn service_task(world: &World, service: &str, instance: &str) -> anyhow::Result<ExampleTask> {
+    let app = ContainerSpec {
+        name: service.to_owned(),
+        image: Some(format!("ecssd-{service}:dev")),
+        env: vec![format!("SERVICE_8080_NAME=_{service}._tcp"), format!("INSTANCE_NAME={instance}")],
+        publish: vec![8080],
+        ..Default::default()
+    };
+    let running = world.task("examples", &[app, sidecar_container()]).await?;
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
+    Ok(ExampleTask { running, sidecar, instance: instance.to_owned() })
+}
+
+/// Starts the portal task (host network, so it reaches loopback DNS and ports) on `port`.
+pub async fn portal_task(world: &World, dns: &Dns, port: u16) -> anyhow::Result<ExampleTask> {
+    let app = ContainerSpec {
+        name: "portal".into(),
+        image: Some("ecssd-portal:dev".into()),
+        env: vec![
+            format!("SERVICE_{port}_NAME=_portal._tcp"),
+            format!("PORT={port}"),
+            format!("DNS_SERVER={}", dns.address()),
+            format!("ECSSD_DOMAIN={DOMAIN}"),
+            "INSTANCE_NAME=portal-1".into(),
+        ],
+        host_network: true,
+        ..Default::default()
+    };
+    let running = world.task_in_mode("examples", &[app, sidecar_container()], NetworkMode::Host).await?;
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
+    crate::wait_for("the portal to answer /health", Duration::from_secs(30), || async move {
+        Ok(crate::http::request("GET", &format!("http://127.0.0.1:{port}/health"), None)
+            .await
+            .ok()
+            .filter(|(status, _)| *status == 200))
+    })
+    .await
+    .context("the portal did not start")?;
+    Ok(ExampleTask { running, sidecar, instance: "portal-1".into() })
+}
+
+/// A free TCP port on loopback (for a host-network container).
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Points `dns` at what the zone holds now; true when that changed anything.
+pub async fn sync_dns(world: &World, dns: &mut Dns) -> anyhow::Result<bool> {
+    dns.update(&world.records().await?).await
+}

@@ -1,0 +1,206 @@
+#![allow(clippy::unwrap_used)]
+//! The example services end to end: time and calc tasks registered by their sidecars, a real DNS
+//! server (dnsmasq) answering for the zone, and the portal finding them by SRV lookups and failing
+//! over; then the portal page in real headless Chromium.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use ecssd_tests::dns::Dns;
+use ecssd_tests::examples::{ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, sync_dns};
+use ecssd_tests::http::request_with_headers;
+use ecssd_tests::moto::workspace_root;
+use ecssd_tests::wait_for;
+use ecssd_tests::world::World;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// time ×2 and calc ×2 registered, DNS serving the zone, the portal running.
+struct Examples {
+    world: World,
+    time: Vec<ExampleTask>,
+    calc: Vec<ExampleTask>,
+    dns: Dns,
+    _portal: ExampleTask,
+    portal_port: u16,
+}
+
+impl Examples {
+    async fn start() -> Self {
+        let world = World::new().await.unwrap();
+        let mut time = Vec::new();
+        let mut calc = Vec::new();
+        for n in 1..=2 {
+            time.push(service_task(&world, "time", &format!("time-{n}")).await.unwrap());
+            calc.push(service_task(&world, "calc", &format!("calc-{n}")).await.unwrap());
+        }
+        world.wait_for_targets("_time._tcp", 2, WAIT).await.unwrap();
+        world.wait_for_targets("_calc._tcp", 2, WAIT).await.unwrap();
+        let mut dns = Dns::start(&[]).await.unwrap();
+        sync_dns(&world, &mut dns).await.unwrap();
+        let portal_port = free_port().unwrap();
+        let portal = portal_task(&world, &dns, portal_port).await.unwrap();
+        Self { world, time, calc, dns, _portal: portal, portal_port }
+    }
+
+    /// GET on the portal's API: (status, JSON body).
+    async fn api(&self, path: &str) -> (u16, serde_json::Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.portal_port);
+        let (status, body) = request_with_headers("GET", &url, &[], None).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{path}: {body:?}")))
+    }
+}
+
+#[tokio::test]
+async fn the_portal_finds_services_by_srv_and_fails_over() {
+    let mut examples = Examples::start().await;
+
+    let (status, answer) = examples.api("/api/calc/(2%2B2)*3").await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["value"], 12.0);
+    assert!(["calc-1", "calc-2"].contains(&answer["instance"].as_str().unwrap()), "{answer}");
+    let (status, answer) = examples.api("/api/calc/8%2F0").await;
+    assert_eq!(status, 400, "a bad formula is calc's answer, not a failure: {answer}");
+    assert_eq!(answer["error"], "division by zero");
+    let (status, answer) = examples.api("/api/time/2006-01-02%2015:04").await;
+    assert_eq!(status, 200, "{answer}");
+    let value = answer["value"].as_str().unwrap();
+    assert!(value.len() == 16 && value.starts_with("20") && value.as_bytes()[10] == b' ', "{value}");
+
+    // calc-1 dies while DNS still lists it (as resolvers cache for the TTL): the portal fails over,
+    // every answer comes from calc-2, and sooner or later calc-1 is tried first and reported failed.
+    examples.calc[0].running.task.stop_container(0).await.unwrap();
+    let failovers = wait_for("a request that tried the dead instance first", WAIT, || async {
+        let (status, answer) = examples.api("/api/calc/7*6").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["value"], 42.0);
+        assert_eq!(answer["instance"], "calc-2", "{answer}");
+        Ok((!answer["failed"].as_array().unwrap().is_empty()).then_some(answer))
+    })
+    .await
+    .unwrap();
+    assert!(failovers["failed"][0]["error"].as_str().unwrap().contains("onnection"), "{failovers}");
+
+    // Its sidecar withdrew it; once DNS serves the zone again nothing fails first.
+    examples.world.wait_for_targets("_calc._tcp", 1, WAIT).await.unwrap();
+    assert!(sync_dns(&examples.world, &mut examples.dns).await.unwrap());
+    for _ in 0..5 {
+        let (_, answer) = examples.api("/api/calc/1").await;
+        assert_eq!(answer["failed"], serde_json::json!([]), "{answer}");
+    }
+
+    // No time instance registered at all: a clear 503.
+    for task in &examples.time {
+        task.running.task.stop_container(0).await.unwrap();
+    }
+    examples.world.wait_for_targets("_time._tcp", 0, WAIT).await.unwrap();
+    sync_dns(&examples.world, &mut examples.dns).await.unwrap();
+    let (status, answer) = examples.api("/api/time/15:04").await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "no instance of _time._tcp.servicediscovery.internal. is registered");
+}
+
+#[tokio::test]
+async fn time_and_calc_require_basic_auth_but_health_is_open() {
+    let world = World::new().await.unwrap();
+    let calc = service_task(&world, "calc", "calc-1").await.unwrap();
+    let port = calc.running.task.host_port(0, 8080).await.unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let health = wait_for("calc to serve /health", WAIT, || async {
+        Ok(request_with_headers("GET", &format!("{base}/health"), &[], None).await.ok())
+    })
+    .await
+    .unwrap();
+    assert_eq!(health.0, 200);
+    assert!(String::from_utf8_lossy(&health.1).contains("OK"));
+    let (status, _) = request_with_headers("GET", &format!("{base}/calc/1%2B1"), &[], None).await.unwrap();
+    assert_eq!(status, 401);
+    let credentials = ecssd_example_web::Auth::new(USER, PASSWORD).header();
+    let authorized = [("authorization", credentials.as_str())];
+    let (status, body) =
+        request_with_headers("GET", &format!("{base}/calc/1%2B1"), &authorized, None).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["value"], 2.0);
+    let hostile = format!("{base}/calc/{}", "(".repeat(200));
+    let (status, body) = request_with_headers("GET", &hostile, &authorized, None).await.unwrap();
+    assert_eq!(status, 400, "{body:?}");
+    let wrong = ecssd_example_web::Auth::new(USER, "guess").header();
+    let (status, _) =
+        request_with_headers("GET", &format!("{base}/calc/1"), &[("authorization", wrong.as_str())], None)
+            .await
+            .unwrap();
+    assert_eq!(status, 401);
+}
+
+/// The browser driver (`tests/browser/portal_driver.py`): one command in, one JSON line out.
+struct Browser {
+    child: tokio::process::Child,
+    input: tokio::process::ChildStdin,
+    output: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Browser {
+    async fn open(url: &str) -> Self {
+        let mut child = tokio::process::Command::new(workspace_root().join(".tools/venv/bin/python"))
+            .arg(workspace_root().join("tests/browser/portal_driver.py"))
+            .arg(url)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(WAIT, output.next_line()).await.unwrap().unwrap().unwrap();
+        assert_eq!(ready, r#"{"ready": true}"#);
+        Self { child, input, output }
+    }
+
+    async fn submit(&mut self, box_name: &str, text: &str) -> serde_json::Value {
+        self.input.write_all(format!("{box_name} {text}\n").as_bytes()).await.unwrap();
+        let line = tokio::time::timeout(WAIT, self.output.next_line()).await.unwrap().unwrap().unwrap();
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[tokio::test]
+async fn the_portal_page_works_in_headless_chromium() {
+    let examples = Examples::start().await;
+    let mut browser = Browser::open(&format!("http://127.0.0.1:{}/", examples.portal_port)).await;
+
+    let time = browser.submit("time", "15:04 Jan 2").await;
+    assert_eq!(time["error"], false, "{time}");
+    let shown = time["result"].as_str().unwrap();
+    let (clock, date) = shown.split_once(' ').unwrap();
+    assert!(clock.len() == 5 && clock.as_bytes()[2] == b':', "{shown}");
+    assert!(date.len() >= 5 && date.as_bytes()[0].is_ascii_uppercase(), "{shown}");
+    assert!(time["meta"].as_str().unwrap().contains("answered by time-"), "{time}");
+
+    let calc = browser.submit("calc", "(2+2)*3").await;
+    assert_eq!(calc["result"], "12", "{calc}");
+    let bad = browser.submit("calc", "2*(3").await;
+    assert_eq!(bad["error"], true);
+    assert!(bad["result"].as_str().unwrap().contains("expected ')'"), "{bad}");
+
+    // One calc instance dies (DNS still lists it): the page keeps answering, from calc-2, and shows
+    // the failover when calc-1 happened to be tried first.
+    examples.calc[0].running.task.stop_container(0).await.unwrap();
+    let mut seen_failover = false;
+    for _ in 0..40 {
+        let answer = browser.submit("calc", "7*6").await;
+        assert_eq!(answer["result"], "42", "{answer}");
+        assert_eq!(answer["instance"], "calc-2", "{answer}");
+        if answer["meta"].as_str().unwrap().contains("failed first") {
+            seen_failover = true;
+            break;
+        }
+    }
+    assert!(seen_failover, "in 40 tries the dead instance was never tried first");
+}
