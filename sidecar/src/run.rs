@@ -82,10 +82,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     }
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let follower = Follower {
+    let mut follower = Follower {
         docker: deps.docker.clone(),
         task_arn: identity.task.to_string(),
         mode: identity.network_mode,
+        lister: siblings::SiblingLister::new(deps.docker.clone(), identity.task.to_string()),
     };
     // Subscribe before the first listing, so nothing that happens in between is missed.
     let mut events = (!config.once).then(|| follower.subscribe());
@@ -203,6 +204,8 @@ struct Follower {
     docker: Docker,
     task_arn: String,
     mode: NetworkMode,
+    /// Lists the task's containers, remembering what never changes about each.
+    lister: siblings::SiblingLister,
 }
 
 impl Follower {
@@ -216,12 +219,12 @@ impl Follower {
 
     /// Lists the task's containers and makes Route53 match them.
     async fn resync<S: ecssd_records::RecordStore>(
-        &self,
+        &mut self,
         registrar: &mut Registrar<S>,
         reported: &mut Vec<EndpointProblem>,
         first_event_ns: Option<i64>,
     ) -> Result<(), ResyncError> {
-        let siblings = siblings::list(&self.docker, &self.task_arn).await.map_err(ResyncError::Docker)?;
+        let siblings = self.lister.list().await.map_err(ResyncError::Docker)?;
         let (endpoints, problems) = siblings::endpoints(&siblings, self.mode);
         if problems != *reported {
             for problem in &problems {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
-use bollard::models::HealthStatusEnum;
+use bollard::models::{HealthStatusEnum, PortSummaryTypeEnum};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use ecssd_records::{Endpoint, Protocol, ServiceEnvError, parse_service_env};
 
@@ -92,22 +92,78 @@ pub fn endpoints(siblings: &[Sibling], mode: NetworkMode) -> (Vec<Endpoint>, Vec
     (endpoints, problems)
 }
 
-/// Lists the task's running containers through the Docker API.
-pub async fn list(docker: &Docker, task_arn: &str) -> Result<Vec<Sibling>, bollard::errors::Error> {
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={task_arn}")])]);
-    let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
-    let mut siblings = Vec::new();
-    for summary in docker.list_containers(Some(options)).await? {
-        let Some(id) = summary.id else { continue };
-        let inspect = match docker.inspect_container(&id, None::<InspectContainerOptions>).await {
+/// What never changes for a container, read once by inspecting it.
+#[derive(Debug, Clone)]
+struct Fixed {
+    name: String,
+    env: Vec<String>,
+    has_healthcheck: bool,
+}
+
+/// Lists a task's running containers through the Docker API. A container is inspected once (its
+/// name, environment and whether it has a HEALTHCHECK never change); afterwards its state and ports
+/// come from the container list alone, because an inspect waits while Docker holds the container's
+/// lock, e.g. for the tens of milliseconds a sibling takes to start or stop, and that wait would land
+/// on the event-to-Route53 latency. Only containers with a HEALTHCHECK are inspected every time,
+/// for their health.
+#[derive(Debug)]
+pub struct SiblingLister {
+    docker: Docker,
+    task_arn: String,
+    /// By Docker container id.
+    known: HashMap<String, Fixed>,
+}
+
+impl SiblingLister {
+    pub fn new(docker: Docker, task_arn: String) -> Self {
+        Self { docker, task_arn, known: HashMap::new() }
+    }
+
+    pub async fn list(&mut self) -> Result<Vec<Sibling>, bollard::errors::Error> {
+        let filters =
+            HashMap::from([("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={}", self.task_arn)])]);
+        let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
+        let summaries = self.docker.list_containers(Some(options)).await?;
+        self.known.retain(|id, _| summaries.iter().any(|s| s.id.as_deref() == Some(id)));
+        let mut siblings = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            let (fixed, health) = match self.known.get(&id) {
+                Some(fixed) if !fixed.has_healthcheck => (fixed.clone(), Health::NotChecked),
+                _ => match self.inspect(&id).await? {
+                    Some(found) => found,
+                    // Gone between list and inspect: it is simply not running any more.
+                    None => continue,
+                },
+            };
+            let mut host_ports = BTreeMap::new();
+            for port in summary.ports.unwrap_or_default() {
+                let protocol = match port.typ {
+                    Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
+                    _ => Protocol::Tcp,
+                };
+                if let Some(public) = port.public_port {
+                    host_ports.entry((port.private_port, protocol)).or_insert(public);
+                }
+            }
+            siblings.push(Sibling { name: fixed.name, env: fixed.env, host_ports, health });
+        }
+        siblings.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(siblings)
+    }
+
+    /// Inspects a container, remembering what never changes; `None` when it no longer runs.
+    async fn inspect(&mut self, id: &str) -> Result<Option<(Fixed, Health)>, bollard::errors::Error> {
+        let inspect = match self.docker.inspect_container(id, None::<InspectContainerOptions>).await {
             Ok(inspect) => inspect,
-            // Gone between list and inspect: it is simply not running any more.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => continue,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let state = inspect.state.unwrap_or_default();
         if !state.running.unwrap_or(false) {
-            continue;
+            return Ok(None);
         }
         let health = match state.health.and_then(|h| h.status) {
             None | Some(HealthStatusEnum::EMPTY | HealthStatusEnum::NONE) => Health::NotChecked,
@@ -118,22 +174,18 @@ pub async fn list(docker: &Docker, task_arn: &str) -> Result<Vec<Sibling>, bolla
         let config = inspect.config.unwrap_or_default();
         let labels = config.labels.unwrap_or_default();
         let docker_name = inspect.name.unwrap_or_default().trim_start_matches('/').to_owned();
-        let name = labels.get(CONTAINER_NAME_LABEL).cloned().unwrap_or(docker_name);
-        let mut host_ports = BTreeMap::new();
-        for (key, bindings) in inspect.network_settings.and_then(|n| n.ports).unwrap_or_default() {
-            let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
-            let protocol = if protocol == "udp" { Protocol::Udp } else { Protocol::Tcp };
-            let Ok(port) = port.parse::<u16>() else { continue };
-            let host_port =
-                bindings.unwrap_or_default().iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok());
-            if let Some(host_port) = host_port {
-                host_ports.insert((port, protocol), host_port);
-            }
-        }
-        siblings.push(Sibling { name, env: config.env.unwrap_or_default(), host_ports, health });
+        let has_healthcheck = config
+            .healthcheck
+            .and_then(|h| h.test)
+            .is_some_and(|test| !test.is_empty() && test.first().is_none_or(|t| t != "NONE"));
+        let fixed = Fixed {
+            name: labels.get(CONTAINER_NAME_LABEL).cloned().unwrap_or(docker_name),
+            env: config.env.unwrap_or_default(),
+            has_healthcheck: has_healthcheck || health != Health::NotChecked,
+        };
+        self.known.insert(id.to_owned(), fixed.clone());
+        Ok(Some((fixed, health)))
     }
-    siblings.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(siblings)
 }
 
 #[cfg(test)]

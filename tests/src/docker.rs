@@ -123,10 +123,22 @@ pub struct Task {
 impl Task {
     /// Creates and starts the containers of a new task with a fresh task id.
     pub async fn start(docker: &Docker, cluster: &str, specs: &[ContainerSpec]) -> anyhow::Result<Self> {
-        ensure_workload_image(docker).await?;
         let task_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let cluster_arn = format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}");
         let task_arn = format!("arn:aws:ecs:us-east-1:123456789012:task/{cluster}/{task_id}");
+        Self::start_as(docker, &cluster_arn, &task_arn, specs).await
+    }
+
+    /// Creates and starts the containers of the task ECS knows as `task_arn` (e.g. one placed in moto).
+    pub async fn start_as(
+        docker: &Docker,
+        cluster_arn: &str,
+        task_arn: &str,
+        specs: &[ContainerSpec],
+    ) -> anyhow::Result<Self> {
+        ensure_workload_image(docker).await?;
+        let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn).replace('-', "");
+        let (task_arn, cluster_arn) = (task_arn.to_owned(), cluster_arn.to_owned());
         let mut task = Self { docker: docker.clone(), task_arn, cluster_arn, container_ids: Vec::new() };
         for spec in specs {
             let id = task.create(spec, &task_id).await?;

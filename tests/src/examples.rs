@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::dns::Dns;
 use crate::docker::ContainerSpec;
+use crate::ecs::{Fleet, Host, PlacedTask};
 use crate::metadata::NetworkMode;
 use crate::sidecar::{Sidecar, SidecarOptions};
 use crate::world::{DOMAIN, RunningTask, World};
@@ -16,9 +17,32 @@ use crate::world::{DOMAIN, RunningTask, World};
 pub const USER: &str = "admin";
 pub const PASSWORD: &str = "password";
 
+/// The ECS side in moto: a cluster `examples` with one container instance, where every example task
+/// is placed, so ECS knows each task's ARN (and a sweep can tell a dead one).
+#[derive(Debug)]
+pub struct ExampleCluster {
+    pub fleet: Fleet,
+    pub host: Host,
+}
+
+impl ExampleCluster {
+    pub async fn new(world: &World) -> anyhow::Result<Self> {
+        let fleet = Fleet::new(&world.moto).await?;
+        fleet.cluster("examples").await?;
+        let host = fleet.host("examples").await?;
+        Ok(Self { fleet, host })
+    }
+
+    async fn place(&self) -> anyhow::Result<PlacedTask> {
+        self.fleet.start_tasks(&self.host, 1).await?.pop().context("ECS placed no task")
+    }
+}
+
 /// One example task and its sidecar.
 #[derive(Debug)]
 pub struct ExampleTask {
+    /// The task as ECS knows it.
+    pub placed: PlacedTask,
     pub running: RunningTask,
     pub sidecar: Sidecar,
     /// What the service reports as its instance, e.g. `calc-2`.
@@ -40,7 +64,12 @@ fn sidecar_container() -> ContainerSpec {
 }
 
 /// Starts a `time` or `calc` task named `instance` (e.g. `calc-1`) with its sidecar.
-pub async fn service_task(world: &World, service: &str, instance: &str) -> anyhow::Result<ExampleTask> {
+pub async fn service_task(
+    world: &World,
+    cluster: &ExampleCluster,
+    service: &str,
+    instance: &str,
+) -> anyhow::Result<ExampleTask> {
     let app = ContainerSpec {
         name: service.to_owned(),
         image: Some(format!("ecssd-{service}:dev")),
@@ -48,13 +77,19 @@ pub async fn service_task(world: &World, service: &str, instance: &str) -> anyho
         publish: vec![8080],
         ..Default::default()
     };
-    let running = world.task("examples", &[app, sidecar_container()]).await?;
+    let placed = cluster.place().await?;
+    let running = world.placed_task(&placed, &[app, sidecar_container()], NetworkMode::Bridge).await?;
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
-    Ok(ExampleTask { running, sidecar, instance: instance.to_owned() })
+    Ok(ExampleTask { placed, running, sidecar, instance: instance.to_owned() })
 }
 
 /// Starts the portal task (host network, so it reaches loopback DNS and ports) on `port`.
-pub async fn portal_task(world: &World, dns: &Dns, port: u16) -> anyhow::Result<ExampleTask> {
+pub async fn portal_task(
+    world: &World,
+    cluster: &ExampleCluster,
+    dns: &Dns,
+    port: u16,
+) -> anyhow::Result<ExampleTask> {
     let app = ContainerSpec {
         name: "portal".into(),
         image: Some("ecssd-portal:dev".into()),
@@ -68,7 +103,8 @@ pub async fn portal_task(world: &World, dns: &Dns, port: u16) -> anyhow::Result<
         host_network: true,
         ..Default::default()
     };
-    let running = world.task_in_mode("examples", &[app, sidecar_container()], NetworkMode::Host).await?;
+    let placed = cluster.place().await?;
+    let running = world.placed_task(&placed, &[app, sidecar_container()], NetworkMode::Host).await?;
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
     crate::wait_for("the portal to answer /health", Duration::from_secs(30), || async move {
         Ok(crate::http::request("GET", &format!("http://127.0.0.1:{port}/health"), None)
@@ -78,7 +114,7 @@ pub async fn portal_task(world: &World, dns: &Dns, port: u16) -> anyhow::Result<
     })
     .await
     .context("the portal did not start")?;
-    Ok(ExampleTask { running, sidecar, instance: "portal-1".into() })
+    Ok(ExampleTask { placed, running, sidecar, instance: "portal-1".into() })
 }
 
 /// A free TCP port on loopback (for a host-network container).

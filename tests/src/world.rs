@@ -8,6 +8,7 @@ use bollard::Docker;
 use ecssd_records::{Record, RecordStore, RecordType, RetryPolicy, Route53Zone};
 
 use crate::docker::{self, ContainerSpec, Task};
+use crate::ecs::PlacedTask;
 use crate::metadata::{MetadataConfig, MetadataServer, NetworkMode};
 use crate::moto::Moto;
 use crate::wait_for;
@@ -54,6 +55,21 @@ impl World {
         network_mode: NetworkMode,
     ) -> anyhow::Result<RunningTask> {
         let task = Task::start(&self.docker, cluster, specs).await?;
+        self.with_metadata(task, network_mode).await
+    }
+
+    /// Starts the containers of a task ECS (moto) placed, plus its metadata stand-ins.
+    pub async fn placed_task(
+        &self,
+        placed: &PlacedTask,
+        specs: &[ContainerSpec],
+        network_mode: NetworkMode,
+    ) -> anyhow::Result<RunningTask> {
+        let task = Task::start_as(&self.docker, &placed.cluster_arn, &placed.task_arn, specs).await?;
+        self.with_metadata(task, network_mode).await
+    }
+
+    async fn with_metadata(&self, task: Task, network_mode: NetworkMode) -> anyhow::Result<RunningTask> {
         let config = MetadataConfig {
             task_arn: task.task_arn.clone(),
             cluster_arn: task.cluster_arn.clone(),

@@ -7,7 +7,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use ecssd_tests::dns::Dns;
-use ecssd_tests::examples::{ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, sync_dns};
+use ecssd_tests::examples::{
+    ExampleCluster, ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, sync_dns,
+};
 use ecssd_tests::http::request_with_headers;
 use ecssd_tests::moto::workspace_root;
 use ecssd_tests::wait_for;
@@ -29,18 +31,19 @@ struct Examples {
 impl Examples {
     async fn start() -> Self {
         let world = World::new().await.unwrap();
+        let cluster = ExampleCluster::new(&world).await.unwrap();
         let mut time = Vec::new();
         let mut calc = Vec::new();
         for n in 1..=2 {
-            time.push(service_task(&world, "time", &format!("time-{n}")).await.unwrap());
-            calc.push(service_task(&world, "calc", &format!("calc-{n}")).await.unwrap());
+            time.push(service_task(&world, &cluster, "time", &format!("time-{n}")).await.unwrap());
+            calc.push(service_task(&world, &cluster, "calc", &format!("calc-{n}")).await.unwrap());
         }
         world.wait_for_targets("_time._tcp", 2, WAIT).await.unwrap();
         world.wait_for_targets("_calc._tcp", 2, WAIT).await.unwrap();
         let mut dns = Dns::start(&[]).await.unwrap();
         sync_dns(&world, &mut dns).await.unwrap();
         let portal_port = free_port().unwrap();
-        let portal = portal_task(&world, &dns, portal_port).await.unwrap();
+        let portal = portal_task(&world, &cluster, &dns, portal_port).await.unwrap();
         Self { world, time, calc, dns, _portal: portal, portal_port }
     }
 
@@ -104,7 +107,8 @@ async fn the_portal_finds_services_by_srv_and_fails_over() {
 #[tokio::test]
 async fn time_and_calc_require_basic_auth_but_health_is_open() {
     let world = World::new().await.unwrap();
-    let calc = service_task(&world, "calc", "calc-1").await.unwrap();
+    let cluster = ExampleCluster::new(&world).await.unwrap();
+    let calc = service_task(&world, &cluster, "calc", "calc-1").await.unwrap();
     let port = calc.running.task.host_port(0, 8080).await.unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let health = wait_for("calc to serve /health", WAIT, || async {
