@@ -152,3 +152,44 @@ fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
     let sweeper = &template["Resources"]["Sweeper"]["Properties"]["Environment"]["Variables"];
     assert_eq!(sweeper["ECSSD_CLUSTERS"]["Fn::Join"][1]["Ref"], "Clusters");
 }
+
+#[test]
+fn the_task_definition_example_follows_the_documented_pattern() {
+    let path = workspace_root().join("examples/ecs/calc-task-definition.json");
+    let definition: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let containers = definition["containerDefinitions"].as_array().unwrap();
+    let sidecar = containers.iter().find(|c| c["name"] == "ecssd").unwrap();
+    assert_eq!(sidecar["essential"], true);
+    assert!(sidecar["memoryReservation"].as_u64().unwrap() <= 32, "a small reservation");
+    let mount = &sidecar["mountPoints"][0];
+    assert_eq!(mount["containerPath"], "/var/run/docker.sock");
+    assert_eq!(mount["readOnly"], true, "the Docker socket is mounted read-only");
+    let ttl: u64 = sidecar["environment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ECSSD_TTL")
+        .map_or(10, |v| v["value"].as_str().unwrap().parse().unwrap());
+    assert!(sidecar["stopTimeout"].as_u64().unwrap() > ttl, "stopTimeout covers the drain (the TTL)");
+    for app in containers.iter().filter(|c| c["name"] != "ecssd") {
+        assert_eq!(app["dependsOn"], serde_json::json!([{"containerName": "ecssd", "condition": "START"}]));
+        let environment: Vec<String> = app["environment"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| format!("{}={}", v["name"].as_str().unwrap(), v["value"].as_str().unwrap()))
+            .collect();
+        let parsed = ecssd_records::parse_service_env(environment.iter().map(String::as_str));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(!parsed.bindings.is_empty());
+        for binding in parsed.bindings {
+            let mapping = app["portMappings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["containerPort"] == binding.container_port)
+                .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
+            assert_eq!(mapping["hostPort"], 0, "ECS picks the host port");
+        }
+    }
+}

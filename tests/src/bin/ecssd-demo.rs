@@ -117,14 +117,14 @@ async fn main() -> anyhow::Result<()> {
 /// Prints the zone's SRV targets as a table: service, target, port, task.
 async fn print_zone(world: &World) -> anyhow::Result<()> {
     let records = world.records().await?;
-    println!("    {:<40} {:<58} {:>6}  task", "service", "target", "port");
+    println!("    {:<40} {:<66} {:>6}  task", "service", "target", "port");
     let mut rows = 0;
     for record in records.iter().filter(|r| r.key.record_type == RecordType::Srv) {
         for value in record.values() {
             let fields: Vec<&str> = value.split(' ').collect();
             let (port, target) = (fields.get(2).unwrap_or(&"?"), fields.get(3).unwrap_or(&"?"));
             let task = target.trim_end_matches('.').strip_suffix(&format!(".{DOMAIN}")).unwrap_or(target);
-            println!("    {:<40} {:<58} {:>6}  {task}", record.key.name.trim_end_matches('.'), target, port);
+            println!("    {:<40} {:<66} {:>6}  {task}", record.key.name.trim_end_matches('.'), target, port);
             rows += 1;
         }
     }
