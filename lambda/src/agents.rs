@@ -1,7 +1,7 @@
 //! Remembering, between runs, since when an ECS agent has been disconnected: ECS reports only that
 //! it is disconnected, and a host that died must not keep its records for long, nor one that blinked
 //! lose them. The memory is an ecssd-owned TXT record per container instance,
-//! `_ecssd-agent.<container-instance-id>.<domain>` = `"heritage=ecssd" "owner=<owner>" "since=<unix s>"`,
+//! `_ecssd-agent.<container-instance-id>.<owner>.<domain>` = `"heritage=ecssd" "owner=<owner>" "since=<unix s>"`,
 //! created when the agent is first seen disconnected and deleted when it is back.
 
 use std::collections::BTreeMap;
@@ -11,10 +11,11 @@ use ecssd_records::{Change, Domain, OwnerId, Record, RecordKey, RecordType};
 
 const LABEL: &str = "_ecssd-agent";
 
-/// The marker's record name for a container instance (ARN or id).
-pub fn marker_name(domain: &Domain, container_instance: &str) -> String {
+/// The marker's record name for a container instance (ARN or id), per owner: two deployments sharing
+/// a zone keep their own clocks.
+pub fn marker_name(domain: &Domain, owner: &OwnerId, container_instance: &str) -> String {
     let id = container_instance.rsplit('/').next().unwrap_or(container_instance);
-    domain.child(&format!("{LABEL}.{id}"))
+    domain.child(&format!("{LABEL}.{id}.{owner}"))
 }
 
 /// This owner's markers in a listing: record name -> (record, disconnected since, unix seconds).
@@ -36,7 +37,7 @@ pub fn markers(owner: &OwnerId, listed: &[Record]) -> BTreeMap<String, (Record, 
 /// A new marker saying the agent is disconnected since `now`.
 pub fn new_marker(domain: &Domain, owner: &OwnerId, container_instance: &str, now: u64, ttl: u32) -> Change {
     let key = RecordKey {
-        name: marker_name(domain, container_instance),
+        name: marker_name(domain, owner, container_instance),
         record_type: RecordType::Txt,
         set_identifier: None,
     };
@@ -53,7 +54,7 @@ mod tests {
         let owner: OwnerId = "default".parse().unwrap();
         let arn = "arn:aws:ecs:us-east-1:1:container-instance/c/abc123";
         let change = new_marker(&domain, &owner, arn, 1_700_000_000, 60);
-        assert_eq!(change.record.key.name, "_ecssd-agent.abc123.sd.internal.");
+        assert_eq!(change.record.key.name, "_ecssd-agent.abc123.default.sd.internal.");
         let found = markers(&owner, std::slice::from_ref(&change.record));
         assert_eq!(found[&change.record.key.name].1, 1_700_000_000);
         assert!(markers(&"other".parse().unwrap(), &[change.record]).is_empty());

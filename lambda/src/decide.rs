@@ -63,7 +63,10 @@ pub fn dead_reason(task: &TaskState, host: Option<&HostState>, agent_grace: Dura
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unhealthy {
     pub task_arn: String,
+    /// Every service it serves.
     pub services: BTreeSet<String>,
+    /// The services whose checks it failed (it is still a healthy instance of the others).
+    pub failed: BTreeSet<String>,
     pub reason: String,
 }
 
@@ -72,7 +75,8 @@ pub struct Unhealthy {
 pub struct ServiceHealth {
     /// Tasks serving it (checked or in their grace period).
     pub tasks: usize,
-    /// Tasks whose every target of this service answered 2xx (or that are in their grace period).
+    /// Tasks whose every target of this service answered 2xx (a task in its grace period is not
+    /// known healthy yet).
     pub healthy: usize,
 }
 
@@ -111,43 +115,46 @@ pub fn allowed_stops(
     }
     let mut budget: BTreeMap<&str, usize> = services
         .iter()
-        .map(|(name, health)| {
-            let allowed = if health.healthy == 0 {
-                0
-            } else {
-                (health.tasks as f64 * limits.max_fraction).floor() as usize
-            };
-            (name.as_str(), allowed)
-        })
+        .map(|(name, health)| (name.as_str(), (health.tasks as f64 * limits.max_fraction).floor() as usize))
         .collect();
+    let mut healthy: BTreeMap<&str, usize> = services.iter().map(|(n, h)| (n.as_str(), h.healthy)).collect();
     for task in unhealthy {
-        let blocking: Vec<&String> =
-            task.services.iter().filter(|s| budget.get(s.as_str()).copied().unwrap_or(0) == 0).collect();
+        // Stopping it must leave every service it serves a healthy instance, counting it out where it
+        // is itself healthy, and fit every service's budget.
+        let blocking: Vec<String> = task
+            .services
+            .iter()
+            .filter_map(|service| {
+                let left = budget.get(service.as_str()).copied().unwrap_or(0);
+                let healthy_here = usize::from(!task.failed.contains(service));
+                let others = healthy.get(service.as_str()).copied().unwrap_or(0).saturating_sub(healthy_here);
+                if others == 0 {
+                    Some(format!("{service} has no healthy task left without it"))
+                } else if left == 0 {
+                    let tasks = services.get(service).map_or(0, |h| h.tasks);
+                    Some(format!(
+                        "{service}: stopping more than {:.0}% of its {tasks} tasks in one run",
+                        limits.max_fraction * 100.0
+                    ))
+                } else {
+                    None
+                }
+            })
+            .collect();
         if blocking.is_empty() {
             for service in &task.services {
                 if let Some(left) = budget.get_mut(service.as_str()) {
                     *left -= 1;
                 }
+                if !task.failed.contains(service)
+                    && let Some(count) = healthy.get_mut(service.as_str())
+                {
+                    *count -= 1;
+                }
             }
             stop.push(task.clone());
         } else {
-            let why = blocking
-                .iter()
-                .map(|s| {
-                    let health = services.get(*s).copied().unwrap_or_default();
-                    if health.healthy == 0 {
-                        format!("{s} has no healthy task left")
-                    } else {
-                        format!(
-                            "{s}: stopping more than {:.0}% of its {} tasks in one run",
-                            limits.max_fraction * 100.0,
-                            health.tasks
-                        )
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            held.push((task.clone(), why));
+            held.push((task.clone(), blocking.join("; ")));
         }
     }
     (stop, held)
@@ -221,11 +228,8 @@ mod tests {
     }
 
     fn sick(task: &str, services: &[&str]) -> Unhealthy {
-        Unhealthy {
-            task_arn: task.into(),
-            services: services.iter().map(|s| (*s).to_owned()).collect(),
-            reason: "500".into(),
-        }
+        let services: BTreeSet<String> = services.iter().map(|s| (*s).to_owned()).collect();
+        Unhealthy { task_arn: task.into(), failed: services.clone(), services, reason: "500".into() }
     }
 
     fn health(entries: &[(&str, usize, usize)]) -> BTreeMap<String, ServiceHealth> {
@@ -256,7 +260,7 @@ mod tests {
     fn the_last_instance_and_a_service_with_no_healthy_task_are_never_stopped() {
         let (stop, held) = allowed_stops(&[sick("a", &["web"])], &health(&[("web", 1, 0)]), 10, HALF);
         assert!(stop.is_empty());
-        assert!(held[0].1.contains("no healthy task left"));
+        assert!(held[0].1.contains("no healthy task left without it"));
         let (stop, _) = allowed_stops(&[sick("a", &["solo"])], &health(&[("solo", 1, 1)]), 10, HALF);
         assert!(stop.is_empty(), "floor(1 x 50%) = 0: a single instance is never stopped");
     }
@@ -267,6 +271,20 @@ mod tests {
         let (stop, held) = allowed_stops(&unhealthy, &health(&[("web", 4, 3), ("api", 1, 0)]), 10, HALF);
         assert!(stop.is_empty());
         assert!(held[0].1.contains("api has no healthy task left"));
+    }
+
+    #[test]
+    fn the_last_healthy_instance_of_another_service_is_not_stopped() {
+        // "a" fails web's check but is api's only healthy instance.
+        let mut a = sick("a", &["web", "api"]);
+        a.failed = BTreeSet::from(["web".to_owned()]);
+        let services = health(&[("web", 10, 9), ("api", 2, 1)]);
+        let (stop, held) = allowed_stops(&[a.clone()], &services, 10, HALF);
+        assert!(stop.is_empty());
+        assert!(held[0].1.contains("api has no healthy task left without it"), "{held:?}");
+        let services = health(&[("web", 10, 9), ("api", 4, 2)]);
+        let (stop, _) = allowed_stops(&[a], &services, 10, HALF);
+        assert_eq!(names(&stop), ["a"], "another healthy api instance remains");
     }
 
     #[test]

@@ -14,6 +14,8 @@ use crate::decide::TaskState;
 
 /// DescribeTasks and DescribeContainerInstances take at most this many ARNs.
 pub const ECS_DESCRIBE_LIMIT: usize = 100;
+/// EC2 accepts at most this many values in one filter.
+pub const EC2_FILTER_LIMIT: usize = 200;
 
 /// What the sweeper asks of ECS and EC2.
 pub trait Fleet: Send + Sync {
@@ -92,7 +94,8 @@ impl Fleet for AwsFleet {
         .await;
         let response = match response {
             Ok(response) => response,
-            Err(e) if is_cluster_not_found(&e) => {
+            // Only a cluster of this region can be known not to exist (a zone may be shared).
+            Err(e) if is_cluster_not_found(&e) && self.in_own_region(cluster) => {
                 return Ok(task_arns.iter().map(|arn| (arn.clone(), TaskState::Missing)).collect());
             }
             Err(e) => return Err(e),
@@ -151,6 +154,31 @@ impl Fleet for AwsFleet {
     }
 
     async fn instance_states(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CallError> {
+        let mut states = BTreeMap::new();
+        for chunk in ids.chunks(EC2_FILTER_LIMIT) {
+            states.extend(self.instance_states_of(chunk).await?);
+        }
+        Ok(states)
+    }
+
+    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), CallError> {
+        call_with_retry(&self.retry, &self.ecs_calls, "StopTask", || {
+            self.ecs.stop_task().cluster(cluster).task(task_arn).reason(reason).send()
+        })
+        .await
+        .map(drop)
+    }
+}
+
+impl AwsFleet {
+    /// Whether `cluster` (a name, or an ARN naming its region) is in the region this client asks.
+    fn in_own_region(&self, cluster: &str) -> bool {
+        let Some(region) = self.ecs.config().region() else { return false };
+        !cluster.starts_with("arn:") || cluster.split(':').nth(3) == Some(region.as_ref())
+    }
+
+    /// States of at most [`EC2_FILTER_LIMIT`] instances, all pages.
+    async fn instance_states_of(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CallError> {
         // A filter, unlike InstanceIds, does not fail the whole call when one instance is unknown.
         let mut states = BTreeMap::new();
         let mut token: Option<String> = None;
@@ -174,13 +202,5 @@ impl Fleet for AwsFleet {
                 _ => return Ok(states),
             }
         }
-    }
-
-    async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), CallError> {
-        call_with_retry(&self.retry, &self.ecs_calls, "StopTask", || {
-            self.ecs.stop_task().cluster(cluster).task(task_arn).reason(reason).send()
-        })
-        .await
-        .map(drop)
     }
 }

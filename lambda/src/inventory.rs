@@ -74,6 +74,12 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             Ok(ownership) => ownership,
             Err(OwnershipError::NotOurs) => continue,
             Err(OwnershipError::Malformed(_)) => {
+                // Unreadable, but it still claims its task: that task's records are nobody's orphans.
+                if let Some(id) =
+                    record.key.name.strip_prefix(&ownership_prefix).and_then(|n| n.split('.').next())
+                {
+                    owned_task_ids.insert(id.to_owned());
+                }
                 inventory.unreadable.push(record.key.clone());
                 continue;
             }
@@ -87,10 +93,15 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             record_type: RecordType::A,
             set_identifier: None,
         };
-        let others: Vec<Record> = std::iter::once(&a_key)
-            .chain(&ownership.srv)
-            .filter_map(|key| by_key.get(key).cloned())
-            .collect();
+        // Only keys of ecssd's shape for this task: an ownership record cannot hand over anything else.
+        let task_set_prefix = format!("ecssd:{}:", ownership.task.id());
+        let domain_suffix = format!(".{}", domain.fqdn());
+        let listed_srv = ownership.srv.iter().filter(|key| {
+            key.set_identifier.as_deref().is_some_and(|id| id.starts_with(&task_set_prefix))
+                && key.name.ends_with(&domain_suffix)
+        });
+        let others: Vec<Record> =
+            std::iter::once(&a_key).chain(listed_srv).filter_map(|key| by_key.get(key).cloned()).collect();
         if others.is_empty() {
             inventory.orphans.push(record.clone());
             continue;

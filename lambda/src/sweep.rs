@@ -20,6 +20,20 @@ use crate::report::{Finding, Report};
 /// TTL of the agent-disconnect markers; nobody resolves them.
 const MARKER_TTL: u32 = 60;
 
+/// Time a sweep may spend retrying rejected batches one record at a time; the function's timeout is
+/// 240 s, and a report must still come out.
+const FALLBACK_BUDGET: Duration = Duration::from_secs(120);
+
+/// What to do when Route53 rejects a batch because the zone changed since the listing.
+#[derive(Debug, Clone, Copy)]
+enum Fallback {
+    /// Retry each change alone against a fresh read, until the deadline (dead tasks' records: their
+    /// task is known dead, so whatever its records hold now goes).
+    FreshReads(Instant),
+    /// Give up on the batch's changes (orphans: a changed record may have an owner again).
+    ExactOnly,
+}
+
 /// Runs one sweep. Only failing to read the zone ends it early; every other failure is reported and
 /// makes the sweep more cautious, never more destructive.
 pub async fn sweep<S: RecordStore, F: Fleet>(
@@ -62,11 +76,16 @@ pub async fn sweep<S: RecordStore, F: Fleet>(
             None => alive.push((task, state)),
         }
     }
-    let orphan_keys: BTreeSet<RecordKey> = inventory.orphans.iter().map(|r| r.key.clone()).collect();
-    units.extend(inventory.orphans.iter().map(|orphan| vec![Change::delete(orphan.clone())]));
     units.extend(marker_changes.into_iter().map(|change| vec![change]));
-    let failed = apply(store, units, config.dry_run, &mut report.errors).await;
+    let deadline = started + FALLBACK_BUDGET;
+    let failed =
+        apply(store, units, config.dry_run, Fallback::FreshReads(deadline), &mut report.errors).await;
     report.stale_records_deleted = stale_keys.difference(&failed).count();
+
+    let orphans = confirm_orphans(store, &config.domain, inventory.orphans, &mut report.errors).await;
+    let orphan_keys: BTreeSet<RecordKey> = orphans.iter().map(|r| r.key.clone()).collect();
+    let orphan_units = orphans.into_iter().map(|orphan| vec![Change::delete(orphan)]).collect();
+    let failed = apply(store, orphan_units, config.dry_run, Fallback::ExactOnly, &mut report.errors).await;
     report.orphans_deleted = orphan_keys.difference(&failed).count();
 
     if config.health_check {
@@ -140,7 +159,10 @@ async fn describe_hosts<F: Fleet>(
         }
     }
     let mut instances: BTreeMap<String, (Option<String>, bool)> = BTreeMap::new();
-    let mut described_all = true;
+    // Markers are forgotten only when every task and host was described (see below).
+    let mut described_all = tasks
+        .iter()
+        .all(|t| states.get(t.ownership.task.as_str()).is_some_and(|state| *state != TaskState::Unknown));
     for (cluster, arns) in by_cluster {
         let arns: Vec<String> = arns.into_iter().collect();
         for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
@@ -161,8 +183,12 @@ async fn describe_hosts<F: Fleet>(
             }
         }
     }
-    let ids: Vec<String> =
-        instances.values().filter_map(|(id, _)| id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<String> = instances
+        .values()
+        .filter_map(|(id, _)| id.clone().filter(|id| id.starts_with("i-")))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let ec2_states = if ids.is_empty() {
         Some(BTreeMap::new())
     } else {
@@ -178,7 +204,7 @@ async fn describe_hosts<F: Fleet>(
     let mut changes = Vec::new();
     let mut current_markers = BTreeSet::new();
     for (arn, (ec2_id, connected)) in instances {
-        let marker_name = agents::marker_name(&config.domain, &arn);
+        let marker_name = agents::marker_name(&config.domain, &config.owner_id, &arn);
         current_markers.insert(marker_name.clone());
         let marker = markers.get(&marker_name);
         let disconnected_for = match (connected, marker) {
@@ -194,6 +220,8 @@ async fn describe_hosts<F: Fleet>(
             }
         };
         let ec2_state = match (&ec2_id, &ec2_states) {
+            // ECS Anywhere hosts (`mi-…`) are not EC2 instances: EC2 cannot vouch for them either way.
+            (Some(id), _) if !id.starts_with("i-") => Some("unknown".to_owned()),
             (None, _) => None,
             (Some(id), Some(states)) => states.get(id).cloned(),
             // EC2 did not answer: judge by ECS alone.
@@ -221,18 +249,29 @@ async fn apply<S: RecordStore>(
     store: &S,
     units: Vec<Vec<Change>>,
     dry_run: bool,
+    fallback: Fallback,
     errors: &mut Vec<String>,
 ) -> BTreeSet<RecordKey> {
     let mut failed = BTreeSet::new();
     if dry_run {
         return failed;
     }
+    let mut out_of_time = false;
     for request in batches(units, BatchLimits::default()) {
         match store.apply(&request).await {
             Ok(()) => {}
-            Err(CallError::Conflict { .. }) => {
+            Err(CallError::Conflict { detail, .. }) => {
+                let Fallback::FreshReads(deadline) = fallback else {
+                    errors.push(format!(
+                        "{} changes skipped, the zone changed meanwhile: {detail}",
+                        request.len()
+                    ));
+                    failed.extend(request.into_iter().map(|c| c.record.key));
+                    continue;
+                };
                 for change in request {
-                    if !apply_alone(store, &change).await {
+                    out_of_time = out_of_time || Instant::now() > deadline;
+                    if out_of_time || !apply_alone(store, &change).await {
                         failed.insert(change.record.key.clone());
                     }
                 }
@@ -243,7 +282,65 @@ async fn apply<S: RecordStore>(
             }
         }
     }
+    if out_of_time {
+        errors.push("ran out of time retrying rejected changes one by one; the next sweep goes on".into());
+    }
     failed
+}
+
+/// The orphans still orphaned now: the listing is not a snapshot, and a task that registered while it
+/// was read shows its SRV and A records without the ownership record listed earlier. Each orphan's
+/// counterpart is read again; any sign of an owner (or a failed read) keeps the record.
+async fn confirm_orphans<S: RecordStore>(
+    store: &S,
+    domain: &ecssd_records::Domain,
+    orphans: Vec<ecssd_records::Record>,
+    errors: &mut Vec<String>,
+) -> Vec<ecssd_records::Record> {
+    use ecssd_records::ownership::OWNERSHIP_LABEL;
+    use ecssd_records::{Ownership, RecordType};
+    let mut confirmed = Vec::new();
+    for orphan in orphans {
+        let counterparts: Vec<RecordKey> = match orphan.key.record_type {
+            RecordType::Srv | RecordType::A => {
+                let task_id = match orphan.key.record_type {
+                    RecordType::Srv => {
+                        orphan.key.set_identifier.as_deref().and_then(|id| id.split(':').nth(1))
+                    }
+                    _ => orphan.key.name.split('.').next(),
+                };
+                let Some(task_id) = task_id else { continue };
+                let name = domain.child(&format!("{OWNERSHIP_LABEL}.{task_id}"));
+                vec![RecordKey { name, record_type: RecordType::Txt, set_identifier: None }]
+            }
+            RecordType::Txt => match Ownership::decode(orphan.values()) {
+                Ok(ownership) => {
+                    let a = ecssd_records::ownership::address_name(domain, &ownership.task);
+                    let a = RecordKey { name: a, record_type: RecordType::A, set_identifier: None };
+                    std::iter::once(a).chain(ownership.srv).collect()
+                }
+                Err(_) => continue,
+            },
+        };
+        let mut owned = false;
+        for key in &counterparts {
+            match store.read(key).await {
+                Ok(None) => {}
+                Ok(Some(_)) => owned = true,
+                Err(e) => {
+                    errors.push(format!("checking orphan {}: {e}", orphan.key));
+                    owned = true;
+                }
+            }
+            if owned {
+                break;
+            }
+        }
+        if !owned {
+            confirmed.push(orphan);
+        }
+    }
+    confirmed
 }
 
 /// One change against a fresh read: a DELETE removes whatever the record holds now (or nothing, if it
@@ -281,7 +378,8 @@ async fn check_health<S: RecordStore, F: Fleet>(
             continue;
         }
         let Some(address) = task.address() else { continue };
-        for (service, port) in task.targets() {
+        // HTTP reaches only TCP services; a `_udp` target is not checked (not failed either).
+        for (service, port) in task.targets().into_iter().filter(|(service, _)| service.contains("._tcp.")) {
             let url = format!("http://{address}:{port}{}", config.health_check_path);
             endpoints.push(health::Endpoint { task: index, service, url });
         }
@@ -316,7 +414,7 @@ async fn check_health<S: RecordStore, F: Fleet>(
         for service in served {
             let health = services.entry(service.clone()).or_default();
             health.tasks += 1;
-            health.healthy += usize::from(!failed_services.contains(&(index, service)));
+            health.healthy += usize::from(checked && !failed_services.contains(&(index, service)));
         }
     }
     let unhealthy: Vec<Unhealthy> = failures
@@ -324,7 +422,12 @@ async fn check_health<S: RecordStore, F: Fleet>(
         .map(|(index, reason)| {
             let task = &alive[*index].0;
             let services = task.targets().into_iter().map(|(service, _)| service).collect();
-            Unhealthy { task_arn: task.ownership.task.to_string(), services, reason: reason.clone() }
+            let failed = failed_services
+                .iter()
+                .filter(|(i, _)| i == index)
+                .map(|(_, service)| service.clone())
+                .collect();
+            Unhealthy { task_arn: task.ownership.task.to_string(), services, failed, reason: reason.clone() }
         })
         .collect();
     report.unhealthy =
@@ -341,7 +444,10 @@ async fn check_health<S: RecordStore, F: Fleet>(
             continue;
         };
         let current: RecordSet = records.records.iter().cloned().collect();
-        let failed = apply(store, vec![withdraw(&current)], false, &mut report.errors).await;
+        let deadline = Instant::now() + FALLBACK_BUDGET;
+        let failed =
+            apply(store, vec![withdraw(&current)], false, Fallback::FreshReads(deadline), &mut report.errors)
+                .await;
         if !failed.is_empty() {
             report
                 .errors

@@ -33,6 +33,9 @@ fn is_relevant(event: &EventMessage) -> bool {
         || action.starts_with("health_status")
 }
 
+/// How often the task's containers are listed again even without events.
+const SAFETY_RESYNC: Duration = Duration::from_secs(30);
+
 /// Exponential backoff for reconnecting to Docker and retrying a failed resync.
 #[derive(Debug)]
 struct Backoff(Duration);
@@ -91,6 +94,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     // Subscribe before the first listing, so nothing that happens in between is missed.
     let mut events = (!config.once).then(|| follower.subscribe());
     let mut problems = Vec::new();
+    let mut safety_net = tokio::time::interval_at(Instant::now() + SAFETY_RESYNC, SAFETY_RESYNC);
     let mut backoff = Backoff(Backoff::FIRST);
     // When the next full resync is due, and the time (ns) of the event that asked for it.
     let mut pending: Option<(Instant, Option<i64>)> = Some((Instant::now(), None));
@@ -108,6 +112,14 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            // A safety net for anything the event stream missed (its subscription is lazy, and
+            // Docker may drop events): a periodic resync costs a container listing, and Route53
+            // nothing unless something changed.
+            _ = safety_net.tick() => {
+                if pending.is_none() {
+                    pending = Some((Instant::now(), None));
+                }
+            }
             () = reconnect_due => {
                 reconnect_at = None;
                 events = Some(follower.subscribe());
@@ -120,6 +132,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     () = &mut shutdown => break,
                 };
                 match outcome {
+                    Ok(()) if config.once => {
+                        tracing::info!("registered once; exiting (--once)");
+                        return Ok(());
+                    }
                     Ok(()) => backoff.reset(),
                     Err(ResyncError::Docker(e)) => {
                         let delay = backoff.next();
@@ -128,14 +144,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                     Err(ResyncError::Fatal(e)) => return Err(e),
                 }
-                if config.once {
-                    tracing::info!("registered once; exiting (--once)");
-                    return Ok(());
-                }
             }
             event = next_event => match event {
                 Some(Ok(event)) if is_relevant(&event) => {
                     tracing::debug!(action = ?event.action, "docker event");
+                    follower.lister.observe(&event);
                     if pending.is_none() {
                         pending = Some((Instant::now() + config.coalesce(), event.time_nano));
                     }

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::Docker;
-use bollard::models::{HealthStatusEnum, PortSummaryTypeEnum};
+use bollard::models::{ContainerSummaryStateEnum, HealthStatusEnum, PortSummaryTypeEnum};
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use ecssd_records::{Endpoint, Protocol, ServiceEnvError, parse_service_env};
 
@@ -112,11 +112,35 @@ pub struct SiblingLister {
     task_arn: String,
     /// By Docker container id.
     known: HashMap<String, Fixed>,
+    /// Containers asked to stop (SIGTERM and the like) that have not started again: withdrawn at
+    /// once, while they still run their graceful shutdown, not only once they are dead.
+    stopping: std::collections::HashSet<String>,
 }
+
+/// Signals that ask a container to stop (`docker stop`, ECS StopTask, Ctrl-C, SIGKILL).
+const STOP_SIGNALS: [&str; 8] = ["15", "SIGTERM", "2", "SIGINT", "3", "SIGQUIT", "9", "SIGKILL"];
 
 impl SiblingLister {
     pub fn new(docker: Docker, task_arn: String) -> Self {
-        Self { docker, task_arn, known: HashMap::new() }
+        Self { docker, task_arn, known: HashMap::new(), stopping: Default::default() }
+    }
+
+    /// Learns from a Docker event which containers are stopping (a stop signal) or back (start).
+    pub fn observe(&mut self, event: &bollard::models::EventMessage) {
+        let Some(actor) = &event.actor else { return };
+        let Some(id) = &actor.id else { return };
+        match event.action.as_deref() {
+            Some("kill") => {
+                let signal = actor.attributes.as_ref().and_then(|a| a.get("signal")).map(String::as_str);
+                if signal.is_some_and(|signal| STOP_SIGNALS.contains(&signal)) {
+                    self.stopping.insert(id.clone());
+                }
+            }
+            Some("start" | "restart" | "unpause") => {
+                self.stopping.remove(id);
+            }
+            _ => {}
+        }
     }
 
     pub async fn list(&mut self) -> Result<Vec<Sibling>, bollard::errors::Error> {
@@ -125,9 +149,17 @@ impl SiblingLister {
         let options = ListContainersOptions { all: false, filters: Some(filters), ..Default::default() };
         let summaries = self.docker.list_containers(Some(options)).await?;
         self.known.retain(|id, _| summaries.iter().any(|s| s.id.as_deref() == Some(id)));
+        self.stopping.retain(|id| summaries.iter().any(|s| s.id.as_deref() == Some(id)));
         let mut siblings = Vec::new();
         for summary in summaries {
             let Some(id) = summary.id else { continue };
+            // Paused or restarting containers are listed too; only a running one serves, and only
+            // until it is asked to stop.
+            if summary.state.is_some_and(|state| state != ContainerSummaryStateEnum::RUNNING)
+                || self.stopping.contains(&id)
+            {
+                continue;
+            }
             let (fixed, health) = match self.known.get(&id) {
                 Some(fixed) if !fixed.has_healthcheck => (fixed.clone(), Health::NotChecked),
                 _ => match self.inspect(&id).await? {
@@ -142,8 +174,14 @@ impl SiblingLister {
                     Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
                     _ => Protocol::Tcp,
                 };
-                if let Some(public) = port.public_port {
-                    host_ports.entry((port.private_port, protocol)).or_insert(public);
+                let Some(public) = port.public_port else { continue };
+                // Docker lists an IPv4 and an IPv6 binding; the A record is IPv4, so IPv4 wins.
+                let ipv4 = port.ip.as_deref().is_none_or(|ip| !ip.contains(':'));
+                let key = (port.private_port, protocol);
+                if ipv4 {
+                    host_ports.insert(key, public);
+                } else {
+                    host_ports.entry(key).or_insert(public);
                 }
             }
             siblings.push(Sibling { name: fixed.name, env: fixed.env, host_ports, health });

@@ -283,6 +283,25 @@ impl Task {
         Ok(())
     }
 
+    /// Sends `signal` (e.g. `SIGTERM`) to the container at `index`, as `docker stop` does first.
+    pub async fn signal_container(&self, index: usize, signal: &str) -> anyhow::Result<()> {
+        let options = bollard::query_parameters::KillContainerOptions { signal: signal.to_owned() };
+        self.docker.kill_container(&self.container_ids[index], Some(options)).await?;
+        Ok(())
+    }
+
+    /// Whether the container at `index` is running.
+    pub async fn is_running(&self, index: usize) -> anyhow::Result<bool> {
+        let inspect = self
+            .docker
+            .inspect_container(
+                &self.container_ids[index],
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await?;
+        Ok(inspect.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
     /// Starts the container at `index` again.
     pub async fn start_container(&self, index: usize) -> anyhow::Result<()> {
         self.docker

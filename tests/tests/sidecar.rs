@@ -62,6 +62,27 @@ async fn registers_whole_then_follows_containers_dying_and_coming_back() {
 }
 
 #[tokio::test]
+async fn a_container_asked_to_stop_is_withdrawn_while_it_still_serves() {
+    let world = World::new().await.unwrap();
+    // It ignores SIGTERM, as an application finishing its requests would keep running for a while.
+    let mut graceful = ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]);
+    graceful.cmd = Some(vec!["sh".into(), "-c".into(), "trap '' TERM; exec httpd -f -p 80 -h /www".into()]);
+    let running = world.task("e2e", &[graceful]).await.unwrap();
+    let _sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
+    world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+
+    // What ECS's StopTask does first: SIGTERM; the container keeps running.
+    running.task.signal_container(0, "SIGTERM").await.unwrap();
+    world.wait_for_targets("_web._tcp", 0, WAIT).await.unwrap();
+    assert!(running.task.is_running(0).await.unwrap(), "withdrawn before it exited");
+
+    // Killed and started again, it is back.
+    running.task.stop_container(0).await.unwrap();
+    running.task.start_container(0).await.unwrap();
+    world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+}
+
+#[tokio::test]
 async fn sigterm_withdraws_everything_then_drains_and_exits_zero() {
     let world = World::new().await.unwrap();
     let running = world.task("e2e", &web_and_calc()).await.unwrap();

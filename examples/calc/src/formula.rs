@@ -32,7 +32,7 @@ impl fmt::Display for FormulaError {
                 write!(f, "unexpected {found} at position {at}; expected {expected}")
             }
             Self::DivisionByZero => write!(f, "division by zero"),
-            Self::NotFinite => write!(f, "the result is too large to represent"),
+            Self::NotFinite => write!(f, "the result is not a finite real number (too large, or undefined)"),
         }
     }
 }
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_input_clearly() {
-        let cases: [(&str, &str); 12] = [
+        let cases: [(&str, &str); 13] = [
             ("", "empty"),
             ("   ", "empty"),
             ("1/0", "division by zero"),
@@ -233,6 +233,7 @@ mod tests {
             ("2*x", "unexpected 'x' at position 3"),
             ("1..2", "unexpected '.' at position 3"),
             ("10^400", "too large"),
+            ("(-8)^0.5", "undefined"),
             ("2 3", "unexpected '3'"),
         ];
         for (formula, message) in cases {

@@ -69,13 +69,25 @@ impl Discovery {
         fastrand::shuffle(&mut records);
         records.sort_by_key(|srv| srv.priority());
         let mut instances = Vec::new();
+        let mut resolver_error = None;
         for srv in records {
             let target = srv.target().to_utf8();
-            let Ok(addresses) = self.resolver.ipv4_lookup(srv.target().clone()).await else { continue };
-            if let Some(ip) = addresses.iter().next() {
-                instances.push(Instance { target, address: SocketAddr::new(IpAddr::V4(ip.0), srv.port()) });
+            match self.resolver.ipv4_lookup(srv.target().clone()).await {
+                Ok(addresses) => {
+                    if let Some(ip) = addresses.iter().next() {
+                        let address = SocketAddr::new(IpAddr::V4(ip.0), srv.port());
+                        instances.push(Instance { target, address });
+                    }
+                }
+                // A target without an address is skipped; a failing resolver is worth saying.
+                Err(e) if e.is_no_records_found() => {}
+                Err(e) => resolver_error = Some(e),
             }
         }
-        if instances.is_empty() { Err(DiscoveryError::NoneRegistered) } else { Ok(instances) }
+        match (instances.is_empty(), resolver_error) {
+            (false, _) => Ok(instances),
+            (true, Some(e)) => Err(DiscoveryError::Resolver(e)),
+            (true, None) => Err(DiscoveryError::NoneRegistered),
+        }
     }
 }
