@@ -23,28 +23,55 @@ use tokio::net::TcpListener;
 
 pub type Body = Full<Bytes>;
 
-/// Serves `handler` on `listener` until SIGTERM or Ctrl-C; open connections finish their request.
+/// Serves `handler` on `listener` until SIGTERM or Ctrl-C, then stops accepting and lets open
+/// connections finish the request in flight (for at most 10 s).
 pub async fn serve<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = terminate.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, a connection reset before accept: keep serving.
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
         };
+        // Forget finished connections, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
         let handler = handler.clone();
-        tokio::spawn(async move {
+        let mut stop = stop.clone();
+        connections.spawn(async move {
             let service = service_fn(move |request| {
                 let answer = handler(request);
                 async move { Ok::<_, Infallible>(answer.await) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
+    let _ = stopping.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
 }
 
 /// Binds `0.0.0.0:<PORT>` (the port from the environment variable `PORT`, else `default_port`).
