@@ -4,20 +4,15 @@
 
 use ecssd_example_calc::formula;
 use ecssd_example_web::{Auth, Body, Identity, error, health, json, path_argument};
+use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let listener = ecssd_example_web::bind(8080).await?;
-    let (auth, identity) = (Auth::from_env(), Identity::from_env());
-    ecssd_example_web::serve(listener, move |request| {
-        let answer = answer(&request, &auth, &identity);
-        async move { answer }
-    })
-    .await
+    ecssd_example_web::run_service(answer).await
 }
 
-fn answer<B>(request: &Request<B>, auth: &Auth, identity: &Identity) -> Response<Body> {
+fn answer(request: &Request<Incoming>, auth: &Auth, identity: &Identity) -> Response<Body> {
     let path = request.uri().path();
     if path == "/health" {
         return health();

@@ -74,6 +74,20 @@ where
     Ok(())
 }
 
+/// Runs a service whose answers need no I/O (time, calc): binds `PORT` (default 8080), reads the
+/// credentials and identity from the environment, and serves `answer` until SIGTERM.
+pub async fn run_service(
+    answer: fn(&Request<Incoming>, &Auth, &Identity) -> Response<Body>,
+) -> std::io::Result<()> {
+    let listener = bind(8080).await?;
+    let (auth, identity) = (Auth::from_env(), Identity::from_env());
+    serve(listener, move |request| {
+        let response = answer(&request, &auth, &identity);
+        async move { response }
+    })
+    .await
+}
+
 /// Binds `0.0.0.0:<PORT>` (the port from the environment variable `PORT`, else `default_port`).
 pub async fn bind(default_port: u16) -> std::io::Result<TcpListener> {
     let port = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(default_port);
