@@ -3,27 +3,16 @@
 //! with a JSON error. Basic auth is required; `/health` is open.
 
 use ecssd_example_calc::formula;
-use ecssd_example_web::{Auth, Body, Identity, error, health, json, path_argument};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use ecssd_example_web::{Body, Identity, json};
+use hyper::{Response, StatusCode};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    ecssd_example_web::run_service(answer).await
+    ecssd_example_web::run_service("/calc/", "use GET /calc/{formula}, e.g. /calc/(2+2)*3", answer).await
 }
 
-fn answer(request: &Request<Incoming>, auth: &Auth, identity: &Identity) -> Response<Body> {
-    let path = request.uri().path();
-    if path == "/health" {
-        return health();
-    }
-    let Some(text) = path_argument(path, "/calc/") else {
-        return error(StatusCode::NOT_FOUND, "use GET /calc/{formula}, e.g. /calc/(2+2)*3");
-    };
-    if !auth.admits(request) {
-        return Auth::challenge();
-    }
-    match formula::evaluate(&text) {
+fn answer(text: &str, identity: &Identity) -> Response<Body> {
+    match formula::evaluate(text) {
         Ok(value) => json(
             StatusCode::OK,
             &serde_json::json!({

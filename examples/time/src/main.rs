@@ -5,29 +5,18 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ecssd_example_time::layout::{Moment, format};
-use ecssd_example_web::{Auth, Body, Identity, error, health, json, path_argument};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
+use ecssd_example_web::{Body, Identity, error, json};
+use hyper::{Response, StatusCode};
 
 /// Longest layout accepted: the answer grows with it.
 const MAX_LAYOUT: usize = 256;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    ecssd_example_web::run_service(answer).await
+    ecssd_example_web::run_service("/time/", "use GET /time/{layout}, e.g. /time/15:04 Jan 2", answer).await
 }
 
-fn answer(request: &Request<Incoming>, auth: &Auth, identity: &Identity) -> Response<Body> {
-    let path = request.uri().path();
-    if path == "/health" {
-        return health();
-    }
-    let Some(layout) = path_argument(path, "/time/") else {
-        return error(StatusCode::NOT_FOUND, "use GET /time/{layout}, e.g. /time/15:04 Jan 2");
-    };
-    if !auth.admits(request) {
-        return Auth::challenge();
-    }
+fn answer(layout: &str, identity: &Identity) -> Response<Body> {
     if layout.len() > MAX_LAYOUT {
         return error(StatusCode::BAD_REQUEST, &format!("the layout is longer than {MAX_LAYOUT} bytes"));
     }
@@ -37,7 +26,7 @@ fn answer(request: &Request<Incoming>, auth: &Auth, identity: &Identity) -> Resp
         StatusCode::OK,
         &serde_json::json!({
             "layout": layout,
-            "value": format(&layout, &moment),
+            "value": format(layout, &moment),
             "container": identity.container,
             "instance": identity.instance,
         }),

@@ -74,15 +74,25 @@ where
     Ok(())
 }
 
-/// Runs a service whose answers need no I/O (time, calc): binds `PORT` (default 8080), reads the
-/// credentials and identity from the environment, and serves `answer` until SIGTERM.
+/// Runs a service whose answers need no I/O (time, calc): binds `PORT` (default 8080) and serves
+/// `/health` openly and `GET <prefix><argument>` behind basic auth (credentials from the environment),
+/// answering with `answer(argument, identity)`; any other path gets a 404 saying `usage`.
 pub async fn run_service(
-    answer: fn(&Request<Incoming>, &Auth, &Identity) -> Response<Body>,
+    prefix: &'static str,
+    usage: &'static str,
+    answer: fn(&str, &Identity) -> Response<Body>,
 ) -> std::io::Result<()> {
     let listener = bind(8080).await?;
     let (auth, identity) = (Auth::from_env(), Identity::from_env());
     serve(listener, move |request| {
-        let response = answer(&request, &auth, &identity);
+        let path = request.uri().path();
+        let response = if path == "/health" {
+            health()
+        } else if let Some(argument) = path_argument(path, prefix) {
+            if auth.admits(&request) { answer(&argument, &identity) } else { Auth::challenge() }
+        } else {
+            error(StatusCode::NOT_FOUND, usage)
+        };
         async move { response }
     })
     .await
