@@ -131,30 +131,8 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
-    use ecssd_records::{Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
-
     use super::*;
-
-    fn model(owner: &str) -> ZoneModel {
-        ZoneModel { domain: "sd.internal".parse().unwrap(), owner: owner.parse().unwrap(), ttl: 10 }
-    }
-
-    fn task_records(owner: &str, id: &str) -> RecordSet {
-        let registration = TaskRegistration {
-            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
-            task: format!("arn:aws:ecs:us-east-1:1:task/c/{id}").parse().unwrap(),
-            address: Ipv4Addr::new(10, 0, 0, 1),
-            endpoints: vec![Endpoint {
-                container: "web".into(),
-                container_port: 80,
-                service: "_web._tcp".parse().unwrap(),
-                reachable_port: 32768,
-            }],
-        };
-        desired(&model(owner), &registration)
-    }
+    use crate::fixtures::web_task_records as task_records;
 
     fn foreign() -> Vec<Record> {
         let key =

@@ -9,6 +9,7 @@
 //! - [`health`]: concurrent HTTP health checks.
 //! - [`sweep`]: one sweep, generic over `RecordStore` and `Fleet`.
 //! - [`report`]: what a sweep did, as JSON and CloudWatch Embedded Metric Format.
+//! - `fixtures` (tests only): the records a sidecar writes for a one-container task.
 
 pub mod agents;
 pub mod config;
@@ -18,6 +19,9 @@ pub mod health;
 pub mod inventory;
 pub mod report;
 pub mod sweep;
+
+#[cfg(test)]
+mod fixtures;
 
 pub use config::Config;
 pub use report::Report;

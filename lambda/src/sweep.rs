@@ -468,14 +468,14 @@ async fn check_health<S: RecordStore, F: Fleet>(
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
     use std::sync::Mutex;
 
     use clap::Parser;
+    use ecssd_records::Record;
     use ecssd_records::memory::MemoryZone;
-    use ecssd_records::{Endpoint, Record, TaskRegistration, ZoneModel, desired};
 
     use super::*;
+    use crate::fixtures::{task_arn as arn, web_task_records};
 
     const CLUSTER: &str = "arn:aws:ecs:us-east-1:1:cluster/c";
 
@@ -531,25 +531,8 @@ mod tests {
         }
     }
 
-    fn arn(id: &str) -> String {
-        format!("arn:aws:ecs:us-east-1:1:task/c/{id}")
-    }
-
     fn records_of(id: &str) -> Vec<Record> {
-        let model =
-            ZoneModel { domain: "sd.internal".parse().unwrap(), owner: "default".parse().unwrap(), ttl: 10 };
-        let task = TaskRegistration {
-            cluster_arn: CLUSTER.into(),
-            task: arn(id).parse().unwrap(),
-            address: Ipv4Addr::new(10, 0, 0, 1),
-            endpoints: vec![Endpoint {
-                container: "web".into(),
-                container_port: 80,
-                service: "_web._tcp".parse().unwrap(),
-                reachable_port: 32768,
-            }],
-        };
-        desired(&model, &task).into_iter().collect()
+        web_task_records("default", id).into_iter().collect()
     }
 
     fn config() -> Config {

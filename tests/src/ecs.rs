@@ -75,6 +75,11 @@ impl Fleet {
         Ok(Self { ecs, ec2, definition, image })
     }
 
+    /// ARN of the task definition every task runs (`web` and the `ecssd` sidecar).
+    pub fn definition(&self) -> &str {
+        &self.definition
+    }
+
     /// Creates a cluster; returns its ARN.
     pub async fn cluster(&self, name: &str) -> anyhow::Result<String> {
         let created = self.ecs.create_cluster().cluster_name(name).send().await?;

@@ -2,8 +2,8 @@
 //! Proves each correction `tests/moto/ecssd_moto.py` makes to moto, so the other tests check real
 //! Route53 and ECS behaviour. One test per divergence.
 
-use aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
+use ecssd_tests::ecs::Fleet;
 use ecssd_tests::moto::Moto;
 
 const DOMAIN: &str = "sd.internal";
@@ -160,39 +160,10 @@ async fn route53_change_batches_are_atomic() {
 
 /// A cluster with one container instance backed by a moto EC2 instance.
 async fn ecs_cluster(moto: &Moto) -> (aws_sdk_ecs::Client, String) {
-    let ecs = aws_sdk_ecs::Client::new(&moto.sdk_config());
-    let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
-    ecs.create_cluster().cluster_name("c").send().await.unwrap();
-    let image = ec2.describe_images().send().await.unwrap().images()[0].image_id().unwrap().to_owned();
-    let run = ec2.run_instances().image_id(image).min_count(1).max_count(1).send().await.unwrap();
-    let instance = &run.instances()[0];
-    let document = serde_json::json!({
-        "instanceId": instance.instance_id(), "region": "us-east-1", "availabilityZone": "us-east-1a",
-        "privateIp": instance.private_ip_address(), "accountId": "123456789012",
-    });
-    ecs.register_container_instance()
-        .cluster("c")
-        .instance_identity_document(document.to_string())
-        .send()
-        .await
-        .unwrap();
-    let web = ContainerDefinition::builder()
-        .name("web")
-        .image("busybox")
-        .memory(16)
-        .port_mappings(PortMapping::builder().container_port(80).host_port(0).build())
-        .build();
-    let sidecar = ContainerDefinition::builder().name("ecssd").image("ecssd").memory(16).build();
-    let definition = ecs
-        .register_task_definition()
-        .family("f")
-        .container_definitions(web)
-        .container_definitions(sidecar)
-        .send()
-        .await
-        .unwrap();
-    let arn = definition.task_definition().unwrap().task_definition_arn().unwrap().to_owned();
-    (ecs, arn)
+    let fleet = Fleet::new(moto).await.unwrap();
+    fleet.cluster("c").await.unwrap();
+    fleet.host("c").await.unwrap();
+    (fleet.ecs.clone(), fleet.definition().to_owned())
 }
 
 #[tokio::test]

@@ -1,0 +1,32 @@
+//! Records for unit tests: what a sidecar registers for a task with one `web` container serving
+//! `_web._tcp`, written through the shared record model.
+
+use std::net::Ipv4Addr;
+
+use ecssd_records::{Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
+
+/// The test zone `sd.internal` as `owner` writes it.
+pub(crate) fn model(owner: &str) -> ZoneModel {
+    ZoneModel { domain: "sd.internal".parse().unwrap(), owner: owner.parse().unwrap(), ttl: 10 }
+}
+
+/// The ARN of task `id` in cluster `c`.
+pub(crate) fn task_arn(id: &str) -> String {
+    format!("arn:aws:ecs:us-east-1:1:task/c/{id}")
+}
+
+/// Every record `owner`'s sidecar registers for task `id` of cluster `c`.
+pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
+    let registration = TaskRegistration {
+        cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+        task: task_arn(id).parse().unwrap(),
+        address: Ipv4Addr::new(10, 0, 0, 1),
+        endpoints: vec![Endpoint {
+            container: "web".into(),
+            container_port: 80,
+            service: "_web._tcp".parse().unwrap(),
+            reachable_port: 32768,
+        }],
+    };
+    desired(&model(owner), &registration)
+}
