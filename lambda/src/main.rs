@@ -25,20 +25,7 @@ fn main() -> ExitCode {
         tracing::error!(%problem, "invalid configuration");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(start(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "ecssd sweeper failed");
-            ExitCode::FAILURE
-        }
-    }
+    ecssd_records::cli::block_on("ecssd sweeper failed", start(config))
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {

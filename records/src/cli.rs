@@ -3,6 +3,8 @@
 //! which someone configuring a task definition or a Lambda function never typed.
 
 use std::ffi::OsString;
+use std::fmt::Display;
+use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue};
 
@@ -18,6 +20,26 @@ pub fn parse<T: clap::Parser>() -> T {
                 std::process::exit(2);
             }
             error.exit()
+        }
+    }
+}
+
+/// Runs a binary's async entry point on a current-thread runtime (one task's worth of work needs no
+/// more) and turns its outcome into the exit status; a failure is logged with its whole cause chain
+/// under `failure`.
+pub fn block_on<E: Display>(failure: &str, start: impl Future<Output = Result<(), E>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(start) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "{failure}");
+            ExitCode::FAILURE
         }
     }
 }

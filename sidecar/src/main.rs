@@ -7,20 +7,7 @@ use ecssd_sidecar::{Config, Deps, LogFormat};
 fn main() -> ExitCode {
     let config: Config = ecssd_records::cli::parse();
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(start(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "ecssd sidecar stopped");
-            ExitCode::FAILURE
-        }
-    }
+    ecssd_records::cli::block_on("ecssd sidecar stopped", start(config))
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
