@@ -65,6 +65,10 @@ pub struct Config {
     #[arg(long, env = "ECSSD_DRY_RUN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub dry_run: bool,
 
+    /// Log filter, e.g. `info` or `ecssd_lambda=debug,info` (logs are JSON on stderr).
+    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_records::cli::log_filter)]
+    pub log_level: String,
+
     /// Run one sweep from a shell and print the report (outside Lambda).
     #[arg(long)]
     pub once: bool,

@@ -20,7 +20,7 @@ struct Deps {
 
 fn main() -> ExitCode {
     let config: Config = ecssd_records::cli::parse();
-    init_logging();
+    init_logging(&config.log_level);
     if let Err(problem) = config.validate() {
         tracing::error!(%problem, "invalid configuration");
         return ExitCode::FAILURE;
@@ -113,8 +113,9 @@ fn print_json(value: &serde_json::Value) {
     println!("{value}");
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ECSSD_LOG_LEVEL")
+fn init_logging(level: &str) {
+    // Checked by clap (`cli::log_filter`); the fallback is never taken.
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .json()

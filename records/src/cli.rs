@@ -24,6 +24,25 @@ pub fn parse<T: clap::Parser>() -> T {
     }
 }
 
+/// clap value parser for a log filter (`ECSSD_LOG_LEVEL`): a mistyped level must fail at start, naming
+/// the variable, not silently log at another level.
+pub fn log_filter(text: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected a level (trace, debug, info, warn, error, off) or a tracing filter such \
+                            as `ecssd_sidecar=debug,info`";
+    // tracing reads a bare word as a target to log at every level, so a misspelt level (`verbose`)
+    // would silence everything else: a bare word must be a level.
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[']);
+        if bare && !LEVELS.iter().any(|level| directive.eq_ignore_ascii_case(level)) {
+            return Err(format!("`{directive}` is not a level; {EXPECTED}"));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| format!("{e}; {EXPECTED}"))
+}
+
 /// Runs a binary's async entry point on a current-thread runtime (one task's worth of work needs no
 /// more) and turns its outcome into the exit status; a failure is logged with its whole cause chain
 /// under `failure`.
@@ -64,4 +83,20 @@ fn variable_behind(
     let typed = args.iter().skip(1).any(|arg| arg.to_string_lossy().starts_with(&flag));
     let value = std::env::var(&variable).ok()?;
     (!typed).then_some((variable, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_filters() {
+        for good in ["info", "WARN", "off", "ecssd_sidecar=debug,info", "info,aws_smithy_runtime=warn", ""] {
+            assert_eq!(log_filter(good).as_deref(), Ok(good), "{good}");
+        }
+        for bad in ["verbose", "info,loud", "ecssd=loud"] {
+            let error = log_filter(bad).expect_err(bad);
+            assert!(error.contains("expected a level"), "{bad}: {error}");
+        }
+    }
 }

@@ -153,13 +153,19 @@ impl FromStr for OwnerId {
     type Err = NameError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let valid = !text.is_empty()
-            && text.len() <= 63
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        // One DNS label (the sweeper's agent markers are named `_ecssd-agent.<ci>.<owner>.<domain>`), in
+        // lowercase because Route53 lists names in lowercase.
+        let valid = text.len() <= 63
+            && text.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if valid {
             Ok(Self(text.to_owned()))
         } else {
-            Err(name_error("owner id", text, "expected 1 to 63 letters, digits, `-`, `_` or `.`"))
+            Err(name_error(
+                "owner id",
+                text,
+                "expected 1 to 63 lowercase letters, digits or `-`, starting with a letter or digit",
+            ))
         }
     }
 }
@@ -230,8 +236,10 @@ mod tests {
 
     #[test]
     fn owner_ids() {
-        assert!("prod-1.eu".parse::<OwnerId>().is_ok());
-        for bad in ["", "a b", "a\"b", &"x".repeat(64)] {
+        for good in ["default", "prod-1", "0", &"x".repeat(63)] {
+            assert!(good.parse::<OwnerId>().is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "a\"b", "prod.eu", "Prod", "-prod", "a_b", &"x".repeat(64)] {
             assert!(bad.parse::<OwnerId>().is_err(), "{bad}");
         }
     }

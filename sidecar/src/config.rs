@@ -65,7 +65,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter, e.g. `info` or `ecssd_sidecar=debug,info`.
-    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_records::cli::log_filter)]
     pub log_level: String,
 
     /// Register the task's records once and exit, without following Docker events.

@@ -40,6 +40,7 @@ async fn shutdown_signal() {
 }
 
 fn init_logging(config: &Config) {
+    // Checked by clap (`cli::log_filter`); the fallback is never taken.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

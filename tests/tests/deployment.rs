@@ -100,7 +100,8 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 // Only actions IAM cannot scope to a resource may use "*".
                 for action in &actions {
                     assert!(
-                        ["ecs:ListClusters", "ec2:DescribeInstances"].contains(&action.as_str()),
+                        ["ecs:ListClusters", "ec2:DescribeInstances", "route53:ListHostedZonesByName"]
+                            .contains(&action.as_str()),
                         "{resource}: {action} on *"
                     );
                 }
@@ -123,7 +124,15 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
         }
         let sidecar: Vec<String> =
             all.iter().filter(|(r, _)| r == "SidecarPolicy").flat_map(|(_, s)| actions(s)).collect();
-        assert_eq!(sidecar, ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]);
+        // The sidecar finds its zone by domain name unless it is given ECSSD_ZONE_ID.
+        assert_eq!(
+            sidecar,
+            [
+                "route53:ChangeResourceRecordSets",
+                "route53:ListResourceRecordSets",
+                "route53:ListHostedZonesByName"
+            ]
+        );
         let role = &template["Resources"]["SweeperRole"]["Properties"];
         for managed in role["ManagedPolicyArns"].as_array().unwrap() {
             let managed = managed.as_str().unwrap();

@@ -418,7 +418,7 @@ async fn dry_run_and_the_grace_period_change_nothing() {
 #[tokio::test]
 async fn bad_configuration_fails_with_a_clear_error() {
     let setup = Setup::new().await;
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (&[("ECSSD_MAX_STOP_FRACTION", "2")], "ECSSD_MAX_STOP_FRACTION=2 must be between 0 and 1"),
         (
             &[("ECSSD_HEALTH_CHECK", "maybe")],
@@ -426,6 +426,8 @@ async fn bad_configuration_fails_with_a_clear_error() {
         ),
         (&[("ECSSD_HEALTH_CHECK_PATH", "health")], "must start with /"),
         (&[("ECSSD_DOMAIN", "nowhere.internal")], "nowhere.internal"),
+        (&[("ECSSD_LOG_LEVEL", "verbose")], "environment variable ECSSD_LOG_LEVEL=\"verbose\" is not valid"),
+        (&[("ECSSD_OWNER_ID", "Prod.EU")], "environment variable ECSSD_OWNER_ID=\"Prod.EU\" is not valid"),
     ];
     for (env, expected) in cases {
         let run = sweep_once(&setup.env(env), &[]).await.unwrap();
