@@ -188,6 +188,16 @@ fn the_task_definition_example_follows_the_documented_pattern() {
             .iter()
             .map(|v| format!("{}={}", v["name"].as_str().unwrap(), v["value"].as_str().unwrap()))
             .collect();
+        // The application keeps serving after SIGTERM for about the TTL (cached answers), within its
+        // own stopTimeout.
+        let delay: u64 = environment
+            .iter()
+            .find_map(|v| v.strip_prefix("SHUTDOWN_DELAY_SECONDS="))
+            .expect("the example lingers after SIGTERM")
+            .parse()
+            .unwrap();
+        assert!(delay >= ttl, "lingers at least the TTL");
+        assert!(app["stopTimeout"].as_u64().unwrap() > delay, "stopTimeout covers the linger");
         let parsed = ecssd_records::parse_service_env(environment.iter().map(String::as_str));
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert!(!parsed.bindings.is_empty());

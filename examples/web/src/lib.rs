@@ -2,7 +2,7 @@
 //! HTTP basic auth, JSON answers, and who is answering (container and instance).
 //!
 //! # Layout
-//! - [`serve`]: accept loop with graceful stop.
+//! - [`serve`], [`serve_until`]: accept loop that lingers after SIGTERM, then stops gracefully.
 //! - [`Auth`]: basic-auth credentials from the environment (`AUTH_USER`/`AUTH_PASSWORD`).
 //! - [`json`], [`error`]: responses.
 //! - [`Identity`]: container and instance names reported in every answer.
@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
@@ -23,28 +24,75 @@ use tokio::net::TcpListener;
 
 pub type Body = Full<Bytes>;
 
-/// Serves `handler` on `listener` until SIGTERM or Ctrl-C, then stops accepting and lets open
-/// connections finish the request in flight (for at most 10 s).
+/// Serves `handler` on `listener` until SIGTERM or Ctrl-C, then keeps serving for
+/// `SHUTDOWN_DELAY_SECONDS` (default 0) so that clients holding DNS answers cached before the sidecar
+/// withdrew this task still reach it, then stops accepting and lets open connections finish the
+/// request in flight (for at most 10 s).
 pub async fn serve<H, F>(listener: TcpListener, handler: H) -> std::io::Result<()>
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let linger = shutdown_delay(std::env::var("SHUTDOWN_DELAY_SECONDS").ok().as_deref())?;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let signalled = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    };
+    serve_until(listener, handler, signalled, linger).await;
+    Ok(())
+}
+
+/// `SHUTDOWN_DELAY_SECONDS`, parsed: whole seconds, at most 600.
+pub fn shutdown_delay(value: Option<&str>) -> std::io::Result<Duration> {
+    let Some(value) = value else { return Ok(Duration::ZERO) };
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if seconds <= 600 => Ok(Duration::from_secs(seconds)),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("SHUTDOWN_DELAY_SECONDS={value:?} is not valid: expected whole seconds from 0 to 600"),
+        )),
+    }
+}
+
+/// Serves `handler` on `listener` until `shutdown` resolves and then `linger` longer; then stops
+/// accepting and lets open connections finish the request in flight (for at most 10 s).
+pub async fn serve_until<H, F>(
+    listener: TcpListener,
+    handler: H,
+    shutdown: impl Future<Output = ()>,
+    linger: Duration,
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut deadline: Option<tokio::time::Instant> = None;
     loop {
+        let lingering = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 // Out of file descriptors, a connection reset before accept: keep serving.
                 Err(_) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
-            _ = terminate.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
+            () = &mut shutdown, if deadline.is_none() => {
+                deadline = Some(tokio::time::Instant::now() + linger);
+                continue;
+            }
+            () = lingering => break,
         };
         // Forget finished connections, so the set holds only open ones.
         while connections.try_join_next().is_some() {}
@@ -67,11 +115,10 @@ where
         });
     }
     let _ = stopping.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
         while connections.join_next().await.is_some() {}
     })
     .await;
-    Ok(())
 }
 
 /// Runs a service whose answers need no I/O (time, calc): binds `PORT` (default 8080) and serves
@@ -217,5 +264,46 @@ mod tests {
         assert_eq!(path_argument("/calc/8/2", "/calc/").as_deref(), Some("8/2"));
         assert_eq!(path_argument("/time/15%3A04%20Jan%202", "/time/").as_deref(), Some("15:04 Jan 2"));
         assert_eq!(path_argument("/other", "/time/"), None);
+    }
+
+    #[test]
+    fn shutdown_delays() {
+        assert_eq!(shutdown_delay(None).unwrap(), Duration::ZERO);
+        assert_eq!(shutdown_delay(Some("10")).unwrap(), Duration::from_secs(10));
+        for bad in ["", "-1", "1.5", "ten", "601"] {
+            let error = shutdown_delay(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains("SHUTDOWN_DELAY_SECONDS"), "{bad}: {error}");
+        }
+    }
+
+    async fn get_health(address: SocketAddr) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+
+    #[tokio::test]
+    async fn after_the_signal_it_keeps_serving_for_the_delay_then_stops() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (signal, signalled) = tokio::sync::oneshot::channel::<()>();
+        let (observed, shutdown_observed) = tokio::sync::oneshot::channel::<tokio::time::Instant>();
+        let shutdown = async move {
+            let _ = signalled.await;
+            let _ = observed.send(tokio::time::Instant::now());
+        };
+        let linger = Duration::from_millis(300);
+        let server = tokio::spawn(serve_until(listener, |_| async { health() }, shutdown, linger));
+        assert!(get_health(address).await.starts_with("HTTP/1.1 200"));
+        signal.send(()).unwrap();
+        let signalled_at = shutdown_observed.await.unwrap();
+        // The server has seen the signal; a new client is still served.
+        assert!(get_health(address).await.starts_with("HTTP/1.1 200"));
+        tokio::time::timeout(Duration::from_secs(5), server).await.expect("stops after the delay").unwrap();
+        assert!(signalled_at.elapsed() >= linger, "stopped {:?} after the signal", signalled_at.elapsed());
+        assert!(tokio::net::TcpStream::connect(address).await.is_err(), "no longer listening");
     }
 }
