@@ -1,4 +1,4 @@
-//! Flag and environment parsing shared by the binaries: clap, except that an invalid value that came
+//! The binaries' shared edge. Flag and environment parsing: clap, except that an invalid value that came
 //! from an environment variable is reported under that variable's name. clap names only the flag,
 //! which someone configuring a task definition or a Lambda function never typed.
 

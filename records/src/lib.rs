@@ -12,7 +12,8 @@
 //! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
 //! - [`memory`]: an in-memory implementation that judges changes like Route53, for unit tests.
 //! - [`retry`]: transient/permanent error classes, backoff with jitter, call counting.
-//! - [`cli`]: flag/environment parsing for the binaries, naming the variable behind a bad value.
+//! - [`cli`]: the binaries' edge: flag/environment parsing naming the variable behind a bad value, the log
+//!   filter check, and `block_on` (runtime and exit status).
 
 pub mod batch;
 pub mod cli;
