@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name};
-use ecssd_records::{Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType};
+use ecssd_records::{
+    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, task_id_of_set_identifier,
+};
 
 /// One task's records, found through its ownership record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,15 +56,11 @@ pub struct Inventory {
     pub records_seen: usize,
 }
 
-/// The task id inside an ecssd SRV set identifier `ecssd:<task-id>:<container>:<port>`.
-fn task_id_of_set_identifier(set_identifier: &str) -> Option<&str> {
-    set_identifier.strip_prefix("ecssd:")?.split(':').next().filter(|id| !id.is_empty())
-}
-
 pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inventory {
     let records_seen = listed.len();
     let by_key: BTreeMap<RecordKey, Record> = listed.into_iter().map(|r| (r.key.clone(), r)).collect();
     let ownership_prefix = format!("{OWNERSHIP_LABEL}.");
+    let domain_suffix = format!(".{}", domain.fqdn());
     let mut inventory = Inventory { records_seen, ..Inventory::default() };
     // Task ids with an ownership record of any owner: their records are never orphans.
     let mut owned_task_ids = BTreeSet::new();
@@ -94,10 +92,8 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             set_identifier: None,
         };
         // Only keys of ecssd's shape for this task: an ownership record cannot hand over anything else.
-        let task_set_prefix = format!("ecssd:{}:", ownership.task.id());
-        let domain_suffix = format!(".{}", domain.fqdn());
         let listed_srv = ownership.srv.iter().filter(|key| {
-            key.set_identifier.as_deref().is_some_and(|id| id.starts_with(&task_set_prefix))
+            key.set_identifier.as_deref().and_then(task_id_of_set_identifier) == Some(ownership.task.id())
                 && key.name.ends_with(&domain_suffix)
         });
         let others: Vec<Record> =

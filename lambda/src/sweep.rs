@@ -304,9 +304,11 @@ async fn confirm_orphans<S: RecordStore>(
         let counterparts: Vec<RecordKey> = match orphan.key.record_type {
             RecordType::Srv | RecordType::A => {
                 let task_id = match orphan.key.record_type {
-                    RecordType::Srv => {
-                        orphan.key.set_identifier.as_deref().and_then(|id| id.split(':').nth(1))
-                    }
+                    RecordType::Srv => orphan
+                        .key
+                        .set_identifier
+                        .as_deref()
+                        .and_then(ecssd_records::task_id_of_set_identifier),
                     _ => orphan.key.name.split('.').next(),
                 };
                 let Some(task_id) = task_id else { continue };

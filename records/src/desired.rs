@@ -63,6 +63,13 @@ pub fn set_identifier(task: &TaskArn, container: &str, container_port: u16) -> S
     format!("ecssd:{}:{}~{hash}:{container_port}", task.id(), &container[..cut])
 }
 
+/// The task id inside a set identifier [`set_identifier`] wrote (`ecssd:<task-id>:…`); `None` for any
+/// other shape.
+pub fn task_id_of_set_identifier(set_identifier: &str) -> Option<&str> {
+    let (task_id, _) = set_identifier.strip_prefix("ecssd:")?.split_once(':')?;
+    Some(task_id).filter(|id| !id.is_empty())
+}
+
 /// FNV-1a: tiny, stable across releases and platforms (unlike `DefaultHasher`).
 fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes
@@ -192,5 +199,17 @@ mod tests {
         assert_ne!(id_a, set_identifier(&task, &long_a, 81));
         let multibyte = "é".repeat(100);
         assert!(set_identifier(&task, &multibyte, 80).len() <= MAX_SET_IDENTIFIER);
+    }
+
+    #[test]
+    fn the_task_id_is_read_back_from_a_set_identifier() {
+        let task = task(vec![]).task;
+        for container in ["web", &"a".repeat(255), &"é".repeat(100)] {
+            let id = set_identifier(&task, container, 80);
+            assert_eq!(task_id_of_set_identifier(&id), Some("t1"), "{id}");
+        }
+        for other in ["ecssd:t1", "ecssd::web:80", "manual", "other:t1:web:80", ""] {
+            assert_eq!(task_id_of_set_identifier(other), None, "{other}");
+        }
     }
 }

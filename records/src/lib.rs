@@ -29,7 +29,9 @@ pub mod route53;
 pub mod service;
 
 pub use batch::{BatchLimits, batches};
-pub use desired::{Endpoint, TaskRegistration, ZoneModel, desired, set_identifier};
+pub use desired::{
+    Endpoint, TaskRegistration, ZoneModel, desired, set_identifier, task_id_of_set_identifier,
+};
 pub use names::{Domain, NameError, OwnerId, TaskArn};
 pub use ownership::{Ownership, OwnershipError};
 pub use plan::{Action, Change, plan, withdraw};
