@@ -10,6 +10,9 @@ pub(crate) fn model(owner: &str) -> ZoneModel {
     ZoneModel { domain: "sd.internal".parse().unwrap(), owner: owner.parse().unwrap(), ttl: 10 }
 }
 
+/// The cluster every fixture task runs in.
+pub(crate) const CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:1:cluster/c";
+
 /// The ARN of task `id` in cluster `c`.
 pub(crate) fn task_arn(id: &str) -> String {
     format!("arn:aws:ecs:us-east-1:1:task/c/{id}")
@@ -18,7 +21,7 @@ pub(crate) fn task_arn(id: &str) -> String {
 /// Every record `owner`'s sidecar registers for task `id` of cluster `c`.
 pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
     let registration = TaskRegistration {
-        cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+        cluster_arn: CLUSTER_ARN.into(),
         task: task_arn(id).parse().unwrap(),
         address: Ipv4Addr::new(10, 0, 0, 1),
         endpoints: vec![Endpoint {

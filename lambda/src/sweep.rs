@@ -34,6 +34,11 @@ enum Fallback {
     ExactOnly,
 }
 
+/// Whether a container instance's host id names an EC2 instance (`i-…`), which EC2 can describe.
+fn is_ec2_instance(id: &str) -> bool {
+    id.starts_with("i-")
+}
+
 /// Runs one sweep. Only failing to read the zone ends it early; every other failure is reported and
 /// makes the sweep more cautious, never more destructive.
 pub async fn sweep<S: RecordStore, F: Fleet>(
@@ -89,7 +94,7 @@ pub async fn sweep<S: RecordStore, F: Fleet>(
     report.orphans_deleted = orphan_keys.difference(&failed).count();
 
     if config.health_check {
-        check_health(store, fleet, config, alive, &mut report).await;
+        check_health(store, fleet, config, alive, deadline, &mut report).await;
     }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
@@ -185,7 +190,7 @@ async fn describe_hosts<F: Fleet>(
     }
     let ids: Vec<String> = instances
         .values()
-        .filter_map(|(id, _)| id.clone().filter(|id| id.starts_with("i-")))
+        .filter_map(|(id, _)| id.clone().filter(|id| is_ec2_instance(id)))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -221,7 +226,7 @@ async fn describe_hosts<F: Fleet>(
         };
         let ec2_state = match (&ec2_id, &ec2_states) {
             // ECS Anywhere hosts (`mi-…`) are not EC2 instances: EC2 cannot vouch for them either way.
-            (Some(id), _) if !id.starts_with("i-") => Some("unknown".to_owned()),
+            (Some(id), _) if !is_ec2_instance(id) => Some("unknown".to_owned()),
             (None, _) => None,
             (Some(id), Some(states)) => states.get(id).cloned(),
             // EC2 did not answer: judge by ECS alone.
@@ -365,6 +370,7 @@ async fn check_health<S: RecordStore, F: Fleet>(
     fleet: &F,
     config: &Config,
     alive: Vec<(TaskRecords, TaskState)>,
+    fallback_deadline: Instant,
     report: &mut Report,
 ) {
     let grace = Duration::from_secs(config.health_grace_seconds);
@@ -446,10 +452,8 @@ async fn check_health<S: RecordStore, F: Fleet>(
             continue;
         };
         let current: RecordSet = records.records.iter().cloned().collect();
-        let deadline = Instant::now() + FALLBACK_BUDGET;
-        let failed =
-            apply(store, vec![withdraw(&current)], false, Fallback::FreshReads(deadline), &mut report.errors)
-                .await;
+        let fallback = Fallback::FreshReads(fallback_deadline);
+        let failed = apply(store, vec![withdraw(&current)], false, fallback, &mut report.errors).await;
         if !failed.is_empty() {
             report
                 .errors
@@ -477,9 +481,7 @@ mod tests {
     use ecssd_records::memory::MemoryZone;
 
     use super::*;
-    use crate::fixtures::{task_arn as arn, web_task_records};
-
-    const CLUSTER: &str = "arn:aws:ecs:us-east-1:1:cluster/c";
+    use crate::fixtures::{CLUSTER_ARN as CLUSTER, task_arn as arn, web_task_records};
 
     /// ECS as a table: task ARN -> state; describing fails when `ecs_down`.
     #[derive(Default)]

@@ -211,11 +211,7 @@ impl Task {
 
     /// The container's exit code once it has stopped.
     pub async fn exit_code(&self, index: usize) -> anyhow::Result<Option<i64>> {
-        let inspect = self
-            .docker
-            .inspect_container(&self.container_ids[index], None::<InspectContainerOptions>)
-            .await?;
-        let state = inspect.state.unwrap_or_default();
+        let state = self.inspect(index).await?.state.unwrap_or_default();
         Ok(if state.running.unwrap_or(false) { None } else { state.exit_code })
     }
 
@@ -225,11 +221,7 @@ impl Task {
 
     /// The host port Docker mapped for `container_port/tcp` of the container at `index`.
     pub async fn host_port(&self, index: usize, container_port: u16) -> anyhow::Result<u16> {
-        let inspect = self
-            .docker
-            .inspect_container(&self.container_ids[index], None::<InspectContainerOptions>)
-            .await?;
-        let ports = inspect.network_settings.and_then(|n| n.ports).unwrap_or_default();
+        let ports = self.inspect(index).await?.network_settings.and_then(|n| n.ports).unwrap_or_default();
         let binding = ports.get(&format!("{container_port}/tcp")).cloned().flatten().unwrap_or_default();
         let port = binding.first().and_then(|b| b.host_port.as_deref()).context("no host port bound")?;
         Ok(port.parse()?)
@@ -292,14 +284,11 @@ impl Task {
 
     /// Whether the container at `index` is running.
     pub async fn is_running(&self, index: usize) -> anyhow::Result<bool> {
-        let inspect = self
-            .docker
-            .inspect_container(
-                &self.container_ids[index],
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await?;
-        Ok(inspect.state.and_then(|s| s.running).unwrap_or(false))
+        Ok(self.inspect(index).await?.state.and_then(|s| s.running).unwrap_or(false))
+    }
+
+    async fn inspect(&self, index: usize) -> anyhow::Result<bollard::models::ContainerInspectResponse> {
+        Ok(self.docker.inspect_container(&self.container_ids[index], None::<InspectContainerOptions>).await?)
     }
 
     /// Starts the container at `index` again.
