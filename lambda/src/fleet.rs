@@ -8,6 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
 use ecssd_records::retry::call_with_retry;
+
+use crate::fleet_errors::{
+    DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, LIST_CLUSTERS, STOP_TASK,
+};
 use ecssd_records::{CallCounter, CallError, RetryPolicy};
 
 use crate::decide::TaskState;
@@ -62,16 +66,12 @@ impl AwsFleet {
     }
 }
 
-fn is_cluster_not_found(err: &CallError) -> bool {
-    matches!(err, CallError::Permanent { detail, .. } if detail.contains("ClusterNotFoundException"))
-}
-
 impl Fleet for AwsFleet {
     async fn list_clusters(&self) -> Result<Vec<String>, CallError> {
         let mut clusters = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let page = call_with_retry(&self.retry, &self.ecs_calls, "ListClusters", || {
+            let page = call_with_retry(&self.retry, &self.ecs_calls, &LIST_CLUSTERS, || {
                 self.ecs.list_clusters().set_next_token(token.clone()).send()
             })
             .await?;
@@ -88,14 +88,14 @@ impl Fleet for AwsFleet {
         cluster: &str,
         task_arns: &[String],
     ) -> Result<BTreeMap<String, TaskState>, CallError> {
-        let response = call_with_retry(&self.retry, &self.ecs_calls, "DescribeTasks", || {
+        let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_TASKS, || {
             self.ecs.describe_tasks().cluster(cluster).set_tasks(Some(task_arns.to_vec())).send()
         })
         .await;
         let response = match response {
             Ok(response) => response,
             // Only a cluster of this region can be known not to exist (a zone may be shared).
-            Err(e) if is_cluster_not_found(&e) && self.in_own_region(cluster) => {
+            Err(CallError::NotFound { .. }) if self.in_own_region(cluster) => {
                 return Ok(task_arns.iter().map(|arn| (arn.clone(), TaskState::Missing)).collect());
             }
             Err(e) => return Err(e),
@@ -133,7 +133,7 @@ impl Fleet for AwsFleet {
         cluster: &str,
         arns: &[String],
     ) -> Result<BTreeMap<String, (String, bool)>, CallError> {
-        let response = call_with_retry(&self.retry, &self.ecs_calls, "DescribeContainerInstances", || {
+        let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_CONTAINER_INSTANCES, || {
             self.ecs
                 .describe_container_instances()
                 .cluster(cluster)
@@ -162,7 +162,7 @@ impl Fleet for AwsFleet {
     }
 
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), CallError> {
-        call_with_retry(&self.retry, &self.ecs_calls, "StopTask", || {
+        call_with_retry(&self.retry, &self.ecs_calls, &STOP_TASK, || {
             self.ecs.stop_task().cluster(cluster).task(task_arn).reason(reason).send()
         })
         .await
@@ -184,7 +184,7 @@ impl AwsFleet {
         let mut token: Option<String> = None;
         loop {
             let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
-            let page = call_with_retry(&self.retry, &self.ec2_calls, "DescribeInstances", || {
+            let page = call_with_retry(&self.retry, &self.ec2_calls, &DESCRIBE_INSTANCES, || {
                 self.ec2.describe_instances().filters(filter.clone()).set_next_token(token.clone()).send()
             })
             .await?;

@@ -11,7 +11,8 @@
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over.
 //! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
 //! - [`memory`]: an in-memory implementation that judges changes like Route53, for unit tests.
-//! - [`retry`]: transient/permanent error classes, backoff with jitter, call counting.
+//! - [`route53_errors`]: the Route53 operations ecssd calls and the class of each error they model.
+//! - [`retry`]: transient/conflict/not-found/permanent error classes, backoff with jitter, call counting.
 //! - [`cli`]: the binaries' edge: flag/environment parsing naming the variable behind a bad value, the log
 //!   filter check, and `block_on` (runtime and exit status).
 
@@ -26,6 +27,7 @@ pub mod provider;
 pub mod record;
 pub mod retry;
 pub mod route53;
+pub mod route53_errors;
 pub mod service;
 
 pub use batch::{BatchLimits, batches};

@@ -1,5 +1,10 @@
-//! Retrying AWS calls: errors split into transient (throttling, PriorRequestInProgress, 5xx, network)
-//! and permanent, with exponential backoff and jitter, and a count of calls per operation.
+//! Retrying AWS calls: errors split into transient, conflict, not-found and permanent, with exponential
+//! backoff and jitter, and a count of calls per operation.
+//!
+//! Each call names an [`Operation`], which carries the class of every error the SDK models for that
+//! operation, matched on the SDK's typed error enum (so a misspelt code cannot compile). Errors the
+//! model does not name are classed by AWS's generic codes, taken from the SDK's own retry classifier
+//! (`aws_runtime::retries::classifiers`), and by HTTP status.
 //!
 //! The SDK's own retries are turned off on clients used with this module (see
 //! [`crate::route53::client`]) so that one policy, long enough to ride out Route53's account-wide limit
@@ -10,6 +15,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -53,28 +59,43 @@ impl RetryPolicy {
 pub enum ErrorClass {
     /// Worth retrying: throttling, a change still in progress, 5xx, timeouts, connection failures.
     Transient,
-    /// Route53 rejected a change batch: the plan was made from a stale view; re-read and re-plan.
+    /// Route53 rejected a change batch because the plan was made from a stale view (a CREATE of a
+    /// record that exists, a DELETE of one that does not or whose values differ): re-read and re-plan.
     Conflict,
-    /// Retrying cannot help: bad input, missing resource, access denied.
+    /// The resource the call names (a cluster, a hosted zone) does not exist.
+    NotFound,
+    /// Retrying cannot help: an invalid request, access denied.
     Permanent,
 }
 
-/// Error codes AWS uses for "slow down" or "try again".
-const TRANSIENT_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "TooManyRequestsException",
-    "PriorRequestInProgress",
-    "ServiceUnavailable",
-    "InternalError",
-    "InternalFailure",
-];
+/// One AWS operation as the retry loop sees it: its name, for logs and counts, and the class of each
+/// error its SDK error enum models. `modeled` answers `None` for an error the model does not name
+/// (the enum's `Unhandled`), which is then classed by [`generic_class`].
+pub struct Operation<E> {
+    pub name: &'static str,
+    pub modeled: fn(&E) -> Option<ErrorClass>,
+}
+
+impl<E> std::fmt::Debug for Operation<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operation").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// The class of an error no operation models: AWS's generic throttling and transient codes (the SDK's
+/// own lists), then HTTP 429 and 5xx as transient; anything else is permanent.
+pub fn generic_class(code: Option<&str>, status: u16) -> ErrorClass {
+    match code {
+        Some(code) if THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code) => {
+            ErrorClass::Transient
+        }
+        _ if status == 429 || status >= 500 => ErrorClass::Transient,
+        _ => ErrorClass::Permanent,
+    }
+}
 
 /// Sorts an SDK error into an [`ErrorClass`] and a loggable description (no credentials in it).
-pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> (ErrorClass, String)
+pub fn classify<E>(operation: &Operation<E>, err: &SdkError<E, HttpResponse>) -> (ErrorClass, String)
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -83,15 +104,8 @@ where
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ErrorClass::Transient
         }
-        SdkError::ServiceError(context) => {
-            let status = context.raw().status().as_u16();
-            match context.err().code() {
-                Some(code) if TRANSIENT_CODES.contains(&code) => ErrorClass::Transient,
-                Some("InvalidChangeBatch") => ErrorClass::Conflict,
-                _ if status == 429 || status >= 500 => ErrorClass::Transient,
-                _ => ErrorClass::Permanent,
-            }
-        }
+        SdkError::ServiceError(context) => (operation.modeled)(context.err())
+            .unwrap_or_else(|| generic_class(context.err().code(), context.raw().status().as_u16())),
         _ => ErrorClass::Permanent,
     };
     (class, detail)
@@ -100,8 +114,10 @@ where
 /// A call that failed for good.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    #[error("{operation} was rejected as stale or conflicting: {detail}")]
+    #[error("{operation} was rejected as planned from a stale view: {detail}")]
     Conflict { operation: &'static str, detail: String },
+    #[error("{operation}: not found: {detail}")]
+    NotFound { operation: &'static str, detail: String },
     #[error("{operation} failed: {detail}")]
     Permanent { operation: &'static str, detail: String },
     #[error("{operation} still failing after {attempts} attempts over {elapsed:?}: {detail}")]
@@ -129,17 +145,19 @@ impl CallCounter {
     }
 }
 
-/// Sends `send()` until it succeeds, fails permanently, conflicts, or the policy gives up.
+/// Sends `send()` until it succeeds, fails for good (conflict, not found, permanent), or the policy
+/// gives up on a transient failure.
 pub async fn call_with_retry<T, E, Fut>(
     policy: &RetryPolicy,
     counter: &CallCounter,
-    operation: &'static str,
+    call: &Operation<E>,
     mut send: impl FnMut() -> Fut,
 ) -> Result<T, CallError>
 where
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    let operation = call.name;
     let started = Instant::now();
     let mut attempts = 0;
     loop {
@@ -149,9 +167,10 @@ where
             Ok(value) => return Ok(value),
             Err(err) => err,
         };
-        let (class, detail) = classify(&err);
+        let (class, detail) = classify(call, &err);
         match class {
             ErrorClass::Conflict => return Err(CallError::Conflict { operation, detail }),
+            ErrorClass::NotFound => return Err(CallError::NotFound { operation, detail }),
             ErrorClass::Permanent => return Err(CallError::Permanent { operation, detail }),
             ErrorClass::Transient if policy.exhausted(started.elapsed()) => {
                 return Err(CallError::Exhausted { operation, attempts, elapsed: started.elapsed(), detail });
@@ -163,6 +182,76 @@ where
                 tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+/// Builds SDK errors the way the SDK hands them out, for unit tests of each operation's classes (here
+/// and in the sweeper, which calls ECS and EC2).
+pub mod testing {
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+    use super::{ErrorClass, Operation, classify};
+
+    fn response(status: u16) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).expect("a valid HTTP status"), SdkBody::empty())
+    }
+
+    /// The class `operation` gives `error` arriving with HTTP `status`.
+    pub fn class_of<E>(operation: &Operation<E>, error: E, status: u16) -> ErrorClass
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        classify(operation, &SdkError::service_error(error, response(status))).0
+    }
+
+    /// Asserts the classes of what any operation may meet besides its modeled errors: AWS's generic
+    /// throttling codes, 5xx and 429, timeouts and connection failures; and that codes AWS does not
+    /// use (`PriorRequestInProgress`) or that mean "denied" are permanent. `generic` builds the
+    /// operation's `Unhandled` variant from error metadata.
+    pub fn assert_generic_classes<E>(operation: &Operation<E>, generic: impl Fn(ErrorMetadata) -> E)
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let coded = |code: &str| generic(ErrorMetadata::builder().code(code).message("from a test").build());
+        for (code, status, expected) in [
+            ("Throttling", 400, ErrorClass::Transient),
+            ("ThrottlingException", 400, ErrorClass::Transient),
+            ("RequestLimitExceeded", 503, ErrorClass::Transient),
+            ("TooManyRequestsException", 429, ErrorClass::Transient),
+            ("RequestTimeout", 400, ErrorClass::Transient),
+            ("InternalError", 500, ErrorClass::Transient),
+            ("InternalFailure", 500, ErrorClass::Transient),
+            ("ServiceUnavailable", 503, ErrorClass::Transient),
+            ("", 502, ErrorClass::Transient),
+            ("", 429, ErrorClass::Transient),
+            ("AccessDenied", 403, ErrorClass::Permanent),
+            ("AccessDeniedException", 400, ErrorClass::Permanent),
+            ("PriorRequestInProgress", 400, ErrorClass::Permanent),
+            ("", 400, ErrorClass::Permanent),
+        ] {
+            let error = if code.is_empty() { generic(ErrorMetadata::builder().build()) } else { coded(code) };
+            assert_eq!(class_of(operation, error, status), expected, "{} {code:?} {status}", operation.name);
+        }
+        let timeout: SdkError<E, HttpResponse> = SdkError::timeout_error("attempt timed out");
+        assert_eq!(classify(operation, &timeout).0, ErrorClass::Transient, "{} timeout", operation.name);
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let dispatch: SdkError<E, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io(reset.into()));
+        assert_eq!(classify(operation, &dispatch).0, ErrorClass::Transient, "{} connection", operation.name);
+        let garbled: SdkError<E, HttpResponse> = SdkError::response_error("truncated body", response(200));
+        assert_eq!(classify(operation, &garbled).0, ErrorClass::Transient, "{} bad response", operation.name);
+        let unbuildable: SdkError<E, HttpResponse> = SdkError::construction_failure("missing field");
+        assert_eq!(
+            classify(operation, &unbuildable).0,
+            ErrorClass::Permanent,
+            "{} construction",
+            operation.name
+        );
     }
 }
 

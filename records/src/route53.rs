@@ -18,6 +18,9 @@ use crate::plan::{Action, Change};
 use crate::provider::RecordStore;
 use crate::record::{Record, RecordKey, RecordType};
 use crate::retry::{CallCounter, CallError, RetryPolicy, call_with_retry};
+use crate::route53_errors::{
+    CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
+};
 
 /// Route53's largest page for ListResourceRecordSets.
 const PAGE_SIZE: i32 = 300;
@@ -60,7 +63,7 @@ impl Route53Zone {
         let mut matches = Vec::new();
         let mut next: Option<(String, Option<String>)> = Some((domain.fqdn().to_owned(), None));
         while let Some((dns_name, zone_id)) = next.take() {
-            let page = call_with_retry(&retry, &calls, "ListHostedZonesByName", || {
+            let page = call_with_retry(&retry, &calls, &LIST_HOSTED_ZONES_BY_NAME, || {
                 client
                     .list_hosted_zones_by_name()
                     .dns_name(&dns_name)
@@ -112,9 +115,10 @@ impl Route53Zone {
     pub async fn with_id(client: Client, zone_id: &str, retry: RetryPolicy) -> Result<Self, CallError> {
         let calls = Arc::new(CallCounter::default());
         let zone_id = zone_id.trim_start_matches("/hostedzone/").to_owned();
-        let found =
-            call_with_retry(&retry, &calls, "GetHostedZone", || client.get_hosted_zone().id(&zone_id).send())
-                .await?;
+        let found = call_with_retry(&retry, &calls, &GET_HOSTED_ZONE, || {
+            client.get_hosted_zone().id(&zone_id).send()
+        })
+        .await?;
         let name = found.hosted_zone().map(|z| z.name()).unwrap_or_default();
         let domain = name
             .parse()
@@ -155,7 +159,7 @@ impl Route53Zone {
         max_items: i32,
     ) -> Result<aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput, CallError>
     {
-        call_with_retry(&self.retry, &self.calls, "ListResourceRecordSets", || {
+        call_with_retry(&self.retry, &self.calls, &LIST_RESOURCE_RECORD_SETS, || {
             self.client
                 .list_resource_record_sets()
                 .hosted_zone_id(&self.zone_id)
@@ -208,7 +212,7 @@ impl RecordStore for Route53Zone {
             ChangeBatch::builder().set_changes(Some(changes.iter().map(to_sdk).collect())).build().map_err(
                 |e| CallError::Permanent { operation: "ChangeResourceRecordSets", detail: e.to_string() },
             )?;
-        call_with_retry(&self.retry, &self.calls, "ChangeResourceRecordSets", || {
+        call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
             self.client
                 .change_resource_record_sets()
                 .hosted_zone_id(&self.zone_id)
