@@ -31,5 +31,5 @@ pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
             reachable_port: 32768,
         }],
     };
-    desired(&model(owner), &registration)
+    desired(&model(owner), &registration).records
 }

@@ -1,4 +1,6 @@
-//! `desired(task)`: the complete set of records one task should own, computed without I/O.
+//! `desired(task)`: the complete set of records one task should own, computed without I/O, within
+//! DNS's and Route53's limits: an endpoint whose records would break one is left out with an error
+//! naming its container, variable and the limit, and its siblings are published.
 
 use std::net::Ipv4Addr;
 
@@ -7,8 +9,21 @@ use crate::ownership::{Ownership, address_name, ownership_name};
 use crate::record::{Record, RecordKey, RecordSet, RecordType};
 use crate::service::ServiceName;
 
-/// Route53 caps a SetIdentifier at 128 characters.
+/// Route53 caps a SetIdentifier at 128 characters (API reference, `ResourceRecordSet`).
 pub const MAX_SET_IDENTIFIER: usize = 128;
+
+/// The longest name, in characters without the final dot: 255 octets on the wire (RFC 1035 section
+/// 2.3.4) less the length octet of the first label and the root's. Route53's own wording ("255 bytes,
+/// including the dots", Developer Guide, "DNS domain name format") allows two more, which no resolver
+/// could look up, so the stricter DNS limit applies.
+pub const MAX_NAME: usize = 253;
+
+/// The longest label (RFC 1035 section 2.3.4; Route53: "Each label can be up to 63 bytes long").
+pub const MAX_LABEL: usize = 63;
+
+/// Values in one record set (Route53 quota: 400 per record); the ownership record has one per SRV
+/// record and one header, so a task publishes at most this many less one endpoints.
+pub const MAX_VALUES_PER_RECORD: usize = 400;
 
 /// Settings every record of a deployment shares.
 #[derive(Debug, Clone)]
@@ -77,18 +92,84 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// Why an endpoint (or, for a name every record shares, the whole task) is not published.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error(
+        "container {container}: SERVICE_{port}_NAME makes the record name {name} ({problem}); \
+         shorten the service name or the domain"
+    )]
+    EndpointName { container: String, port: u16, name: String, problem: String },
+    #[error(
+        "container {container}: SERVICE_{port}_NAME is not published: a task publishes at most {limit} \
+         endpoints (Route53 allows {MAX_VALUES_PER_RECORD} values per record, and the ownership record \
+         lists each endpoint)"
+    )]
+    TooManyEndpoints { container: String, port: u16, limit: usize },
+    #[error("nothing of this task is published: its record name {name} ({problem}); use a shorter domain")]
+    TaskName { name: String, problem: String },
+}
+
+/// What `desired` publishes, and what it leaves out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub records: RecordSet,
+    /// One entry per endpoint left out (or one for the whole task); the rest is published.
+    pub rejected: Vec<Rejected>,
+}
+
+/// Whether `name` (fully qualified) fits DNS: at most [`MAX_NAME`] characters, labels at most
+/// [`MAX_LABEL`]; the problem otherwise, naming the limit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.len() > MAX_NAME {
+        return Err(format!("{} characters, over DNS's limit of {MAX_NAME}", bare.len()));
+    }
+    match bare.split('.').find(|label| label.len() > MAX_LABEL) {
+        Some(label) => {
+            Err(format!("label {label:?} is {} characters, over DNS's limit of {MAX_LABEL}", label.len()))
+        }
+        None => Ok(()),
+    }
+}
+
 /// The records `task` should own: an A record, one multivalue SRV record per endpoint, and the
 /// ownership TXT record listing the SRV records. No endpoints, no records.
-pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> RecordSet {
-    let mut records = RecordSet::new();
+pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
+    let mut out = Desired::default();
     if task.endpoints.is_empty() {
-        return records;
+        return out;
     }
     let target = address_name(&zone.domain, &task.task);
+    let ownership_key = ownership_name(&zone.domain, &task.task);
+    // The ownership name is the longer of the two every record of the task depends on.
+    if let Err(problem) = check_name(&target).and_then(|()| check_name(&ownership_key)) {
+        out.rejected.push(Rejected::TaskName { name: ownership_key, problem });
+        return out;
+    }
+    let records = &mut out.records;
     let mut srv_keys = Vec::new();
-    for endpoint in &task.endpoints {
+    for (index, endpoint) in task.endpoints.iter().enumerate() {
+        if index + 1 >= MAX_VALUES_PER_RECORD {
+            out.rejected.push(Rejected::TooManyEndpoints {
+                container: endpoint.container.clone(),
+                port: endpoint.container_port,
+                limit: MAX_VALUES_PER_RECORD - 1,
+            });
+            continue;
+        }
+        let name = zone.domain.child(&endpoint.service.to_string());
+        if let Err(problem) = check_name(&name) {
+            out.rejected.push(Rejected::EndpointName {
+                container: endpoint.container.clone(),
+                port: endpoint.container_port,
+                name,
+                problem,
+            });
+            continue;
+        }
         let key = RecordKey {
-            name: zone.domain.child(&endpoint.service.to_string()),
+            name,
             record_type: RecordType::Srv,
             set_identifier: Some(set_identifier(&task.task, &endpoint.container, endpoint.container_port)),
         };
@@ -96,6 +177,10 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> RecordSet {
         let value = format!("1 1 {} {}", endpoint.reachable_port, target.trim_end_matches('.'));
         srv_keys.push(key.clone());
         records.insert(Record::new(key, zone.ttl, vec![value]));
+    }
+    if srv_keys.is_empty() {
+        out.records = RecordSet::new();
+        return out;
     }
     let a_key = RecordKey { name: target, record_type: RecordType::A, set_identifier: None };
     records.insert(Record::new(a_key, zone.ttl, vec![task.address.to_string()]));
@@ -107,13 +192,9 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> RecordSet {
         task: task.task.clone(),
         srv: srv_keys,
     };
-    let txt_key = RecordKey {
-        name: ownership_name(&zone.domain, &task.task),
-        record_type: RecordType::Txt,
-        set_identifier: None,
-    };
+    let txt_key = RecordKey { name: ownership_key, record_type: RecordType::Txt, set_identifier: None };
     records.insert(Record::new(txt_key, zone.ttl, ownership.encode()));
-    records
+    out
 }
 
 #[cfg(test)]
@@ -151,7 +232,8 @@ mod tests {
         let records = desired(
             &zone(),
             &task(vec![endpoint("web", 80, "_web._tcp", 32768), endpoint("calc", 8080, "_calc._tcp", 32769)]),
-        );
+        )
+        .records;
         assert_eq!(
             summary(&records),
             [
@@ -173,7 +255,8 @@ mod tests {
         let records = desired(
             &zone(),
             &task(vec![endpoint("a", 80, "_web._tcp", 1000), endpoint("b", 80, "_web._tcp", 1001)]),
-        );
+        )
+        .records;
         let srv: Vec<_> = records.iter().filter(|r| r.key.record_type == RecordType::Srv).collect();
         assert_eq!(srv.len(), 2);
         assert_ne!(srv[0].key.set_identifier, srv[1].key.set_identifier);
@@ -181,7 +264,64 @@ mod tests {
 
     #[test]
     fn no_endpoints_means_no_records() {
-        assert!(desired(&zone(), &task(vec![])).is_empty());
+        assert_eq!(desired(&zone(), &task(vec![])), Desired::default());
+    }
+
+    fn zone_named(domain: &str) -> ZoneModel {
+        ZoneModel { domain: domain.parse().expect("domain"), ..zone() }
+    }
+
+    #[test]
+    fn an_endpoint_whose_name_is_too_long_is_left_out_and_its_siblings_published() {
+        // The task's own names (`_ecssd.t1.` is 10 characters) fit under a 240-character domain, and so
+        // does `_c._tcp.`; a 20-character service label does not.
+        let domain = format!("{}.{}.{}.{}", "a".repeat(60), "b".repeat(60), "c".repeat(60), "d".repeat(57));
+        assert_eq!(domain.len(), 240);
+        let long = format!("_{}._tcp", "x".repeat(20));
+        let out = desired(
+            &zone_named(&domain),
+            &task(vec![endpoint("calc", 8080, "_c._tcp", 1000), endpoint("web", 80, &long, 1001)]),
+        );
+        let published: Vec<_> = out.records.iter().map(|r| r.key.record_type).collect();
+        assert_eq!(published, [RecordType::Srv, RecordType::Txt, RecordType::A]);
+        let [Rejected::EndpointName { container, port, problem, .. }] = out.rejected.as_slice() else {
+            panic!("{:?}", out.rejected);
+        };
+        assert_eq!((container.as_str(), *port), ("web", 80));
+        assert!(problem.contains("over DNS's limit of 253"), "{problem}");
+        let message = out.rejected[0].to_string();
+        assert!(message.starts_with("container web: SERVICE_80_NAME makes the record name _"), "{message}");
+        assert!(out.records.iter().all(|r| check_name(&r.key.name).is_ok()));
+    }
+
+    #[test]
+    fn a_domain_too_long_for_the_task_names_publishes_nothing_and_says_why() {
+        let domain = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(60));
+        let out = desired(&zone_named(&domain), &task(vec![endpoint("web", 80, "_w._tcp", 1)]));
+        assert!(out.records.is_empty());
+        assert!(matches!(&out.rejected[..], [Rejected::TaskName { .. }]), "{:?}", out.rejected);
+        assert!(out.rejected[0].to_string().contains("use a shorter domain"));
+    }
+
+    #[test]
+    fn a_task_publishes_at_most_399_endpoints() {
+        let endpoints = (1..=401).map(|port| endpoint("web", port, "_w._tcp", port)).collect();
+        let out = desired(&zone(), &task(endpoints));
+        let srv = out.records.iter().filter(|r| r.key.record_type == RecordType::Srv).count();
+        assert_eq!(srv, 399);
+        assert_eq!(out.rejected.len(), 2);
+        let txt = out.records.iter().find(|r| r.key.record_type == RecordType::Txt).expect("ownership");
+        assert_eq!(txt.values().len(), MAX_VALUES_PER_RECORD);
+    }
+
+    #[test]
+    fn names_are_checked_against_dns_limits() {
+        assert!(check_name(&format!("{}.", "a".repeat(63))).is_ok());
+        assert!(check_name(&format!("{}.", "a".repeat(64))).unwrap_err().contains("limit of 63"));
+        let long = format!("{}.{}.{}.{}.", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(62));
+        assert_eq!(long.len(), 255);
+        assert!(check_name(&long).unwrap_err().contains("254 characters"));
+        assert!(check_name(&long[2..]).is_ok());
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub mod service;
 
 pub use batch::{BatchLimits, batches};
 pub use desired::{
-    Endpoint, TaskRegistration, ZoneModel, desired, set_identifier, task_id_of_set_identifier,
+    Desired, Endpoint, Rejected, TaskRegistration, ZoneModel, desired, set_identifier,
+    task_id_of_set_identifier,
 };
 pub use names::{Domain, NameError, OwnerId, TaskArn};
 pub use ownership::{Ownership, OwnershipError};

@@ -90,6 +90,18 @@ impl TaskArn {
     pub fn id(&self) -> &str {
         &self.arn[self.id_start..]
     }
+
+    /// The ARN of the task's cluster given as task metadata gives it, "the ARN or short name"
+    /// (ECS Developer Guide, "Task metadata endpoint version 4"): an ARN is kept; a short name is placed
+    /// in this task's partition, region and account, where its cluster necessarily is.
+    pub fn cluster_arn(&self, cluster: &str) -> String {
+        if cluster.starts_with("arn:") {
+            return cluster.to_owned();
+        }
+        // `arn:<partition>:ecs:<region>:<account>:` is everything before `task/`, as parsing checked.
+        let prefix = self.arn.split_once(":task/").map_or("", |(prefix, _)| prefix);
+        format!("{prefix}:cluster/{cluster}")
+    }
 }
 
 impl fmt::Display for TaskArn {
@@ -216,6 +228,17 @@ mod tests {
             assert_eq!(parsed.id(), id);
             assert_eq!(parsed.as_str(), arn);
         }
+    }
+
+    #[test]
+    fn a_cluster_short_name_becomes_the_arn_in_the_tasks_partition_region_and_account() {
+        let task: TaskArn = "arn:aws-cn:ecs:cn-north-1:123456789012:task/prod/abc".parse().expect("task");
+        assert_eq!(task.cluster_arn("prod"), "arn:aws-cn:ecs:cn-north-1:123456789012:cluster/prod");
+        let arn = "arn:aws:ecs:us-east-1:1:cluster/other";
+        assert_eq!(task.cluster_arn(arn), arn);
+        let old: TaskArn =
+            "arn:aws:ecs:eu-west-1:9:task/5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b".parse().expect("old");
+        assert_eq!(old.cluster_arn("default"), "arn:aws:ecs:eu-west-1:9:cluster/default");
     }
 
     #[test]

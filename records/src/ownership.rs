@@ -5,12 +5,23 @@
 //! Its values are TXT strings: the first value is the header
 //! `"heritage=ecssd" "owner=<owner>" "cluster=<arn>" "task=<arn>"`, then one value per SRV record the
 //! task registered, `"srv=<set-identifier> <name>"`.
+//!
+//! A TXT character-string holds at most 255 characters (Route53 Developer Guide, "Supported DNS record
+//! types", TXT), and a cluster's ARN alone may be longer. A longer field is cut into strings of at most
+//! 255; a string that does not start with one of the field keys continues the one before it (none of
+//! the fields' values contains `=`, so a cut can never look like a key).
 
 use crate::names::{Domain, OwnerId, TaskArn};
 use crate::record::{RecordKey, RecordType};
 
 /// The marker every ecssd ownership record carries first.
 pub const HERITAGE: &str = "heritage=ecssd";
+
+/// The longest TXT character-string (RFC 1035 section 3.3; Route53 rejects longer ones).
+pub const MAX_TXT_STRING: usize = 255;
+
+/// The keys a string of an ownership record starts with; any other string continues the previous one.
+const FIELD_KEYS: [&str; 5] = ["heritage=", "owner=", "cluster=", "task=", "srv="];
 
 /// The label prefix of ownership records.
 pub const OWNERSHIP_LABEL: &str = "_ecssd";
@@ -52,20 +63,23 @@ pub enum OwnershipError {
 impl Ownership {
     /// The TXT values that encode this ownership, header first.
     pub fn encode(&self) -> Vec<String> {
-        let mut values = vec![format!(
-            "\"{HERITAGE}\" \"owner={}\" \"cluster={}\" \"task={}\"",
-            self.owner, self.cluster_arn, self.task
-        )];
+        let header = [
+            HERITAGE.to_owned(),
+            format!("owner={}", self.owner),
+            format!("cluster={}", self.cluster_arn),
+            format!("task={}", self.task),
+        ];
+        let mut values = vec![txt_value(&header)];
         for key in &self.srv {
             let id = key.set_identifier.as_deref().unwrap_or_default();
-            values.push(format!("\"srv={id} {}\"", key.name));
+            values.push(txt_value(&[format!("srv={id} {}", key.name)]));
         }
         values
     }
 
     /// Reads TXT values written by [`encode`](Self::encode), in any order.
     pub fn decode(values: &[String]) -> Result<Self, OwnershipError> {
-        let parsed: Vec<Vec<String>> = values.iter().map(|v| txt_strings(v)).collect();
+        let parsed: Vec<Vec<String>> = values.iter().map(|v| join_continuations(txt_strings(v))).collect();
         let Some(header) = parsed.iter().find(|s| s.first().is_some_and(|f| f == HERITAGE)) else {
             return Err(OwnershipError::NotOurs);
         };
@@ -97,6 +111,40 @@ impl Ownership {
         srv.sort();
         Ok(Self { owner, cluster_arn, task, srv })
     }
+}
+
+/// One TXT value holding `fields` as quoted strings, each field cut into strings of at most
+/// [`MAX_TXT_STRING`] characters. Fields are ASCII without quotes or backslashes (validated names and
+/// ARNs), so no escaping is needed.
+fn txt_value(fields: &[String]) -> String {
+    let mut strings = Vec::new();
+    for field in fields {
+        let mut rest = field.as_str();
+        loop {
+            let mut cut = rest.len().min(MAX_TXT_STRING);
+            while !rest.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            strings.push(format!("\"{}\"", &rest[..cut]));
+            rest = &rest[cut..];
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+    strings.join(" ")
+}
+
+/// Rejoins fields that [`txt_value`] cut: a string that starts with no field key continues the last.
+fn join_continuations(strings: Vec<String>) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    for string in strings {
+        match fields.last_mut() {
+            Some(last) if !FIELD_KEYS.iter().any(|key| string.starts_with(key)) => last.push_str(&string),
+            _ => fields.push(string),
+        }
+    }
+    fields
 }
 
 /// Splits one TXT value into its quoted character strings, undoing `\"` and `\\` escapes.
@@ -177,6 +225,31 @@ mod tests {
             "\"something=else\"".to_owned(),
         ];
         assert!(matches!(Ownership::decode(&broken), Err(OwnershipError::Malformed(_))));
+    }
+
+    #[test]
+    fn long_fields_are_cut_into_strings_of_at_most_255_and_read_back_whole() {
+        let cluster = format!("arn:aws:ecs:us-east-1:123456789012:cluster/{}", "c".repeat(255));
+        let ownership = Ownership {
+            owner: "prod".parse().expect("owner"),
+            cluster_arn: cluster.clone(),
+            task: format!("arn:aws:ecs:us-east-1:123456789012:task/{}/{}", "c".repeat(255), "a".repeat(32))
+                .parse()
+                .expect("task"),
+            srv: vec![RecordKey {
+                name: format!("_{}._tcp.{}.", "s".repeat(62), "d".repeat(60)),
+                record_type: RecordType::Srv,
+                set_identifier: Some(format!("ecssd:{}:{}:80", "a".repeat(32), "w".repeat(80))),
+            }],
+        };
+        let values = ownership.encode();
+        for value in &values {
+            for string in txt_strings(value) {
+                assert!(string.len() <= MAX_TXT_STRING, "{} characters: {string}", string.len());
+            }
+        }
+        assert!(txt_strings(&values[0]).len() > 4, "the long cluster and task ARNs were cut");
+        assert_eq!(Ownership::decode(&values), Ok(ownership));
     }
 
     #[test]

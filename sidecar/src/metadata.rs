@@ -54,7 +54,7 @@ struct NetworkMetadata {
 #[derive(Debug, Clone)]
 pub struct TaskIdentity {
     pub task: TaskArn,
-    /// The cluster as the metadata names it (an ARN on current agents).
+    /// The cluster's ARN (metadata may give a short name; see [`TaskArn::cluster_arn`]).
     pub cluster: String,
     pub network_mode: NetworkMode,
 }
@@ -91,7 +91,8 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
 fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
     let metadata: TaskMetadata = serde_json::from_slice(body)
         .map_err(|e| SidecarError::NoTaskMetadata(format!("task metadata is not the v4 format: {e}")))?;
-    let task = metadata.task_arn.parse().map_err(|e| SidecarError::NoTaskMetadata(format!("{e}")))?;
+    let task: TaskArn =
+        metadata.task_arn.parse().map_err(|e| SidecarError::NoTaskMetadata(format!("{e}")))?;
     let network = metadata.containers.iter().flat_map(|c| c.networks.first()).next();
     let network_mode = match network {
         Some(n) if n.mode == "awsvpc" => {
@@ -103,7 +104,8 @@ fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
         Some(n) if n.mode == "host" => NetworkMode::Host,
         _ => NetworkMode::Bridge,
     };
-    Ok(TaskIdentity { task, cluster: metadata.cluster, network_mode })
+    let cluster = task.cluster_arn(&metadata.cluster);
+    Ok(TaskIdentity { task, cluster, network_mode })
 }
 
 /// The instance's private IPv4 address from IMDSv2 (honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`).
@@ -147,6 +149,7 @@ mod tests {
         };
         let bridge = parse_task_identity(doc("bridge", "172.17.0.2").as_bytes()).expect("bridge");
         assert_eq!(bridge.network_mode, NetworkMode::Bridge);
+        assert_eq!(bridge.cluster, "arn:aws:ecs:us-east-1:1:cluster/c");
         assert_eq!(bridge.task.id(), "abc");
         let host = parse_task_identity(doc("host", "").as_bytes()).expect("host");
         assert_eq!(host.network_mode, NetworkMode::Host);
@@ -154,6 +157,10 @@ mod tests {
         assert_eq!(vpc.network_mode, NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 1, 5)));
         let err = parse_task_identity(doc("awsvpc", "").as_bytes()).expect_err("no ip");
         assert!(err.to_string().contains("no IPv4 address"), "{err}");
+        let short =
+            br#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:eu-west-1:2:task/prod/abc","Containers":[]}"#;
+        let short = parse_task_identity(short).expect("a short cluster name");
+        assert_eq!(short.cluster, "arn:aws:ecs:eu-west-1:2:cluster/prod");
         let err = parse_task_identity(b"{}").expect_err("garbage");
         assert!(err.to_string().contains("not the v4 format"), "{err}");
     }

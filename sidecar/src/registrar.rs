@@ -12,7 +12,7 @@ use std::time::Duration;
 use ecssd_records::ownership::{address_name, ownership_name};
 use ecssd_records::{
     BatchLimits, CallError, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet, RecordStore,
-    RecordType, TaskArn, TaskRegistration, ZoneModel, batches, desired, plan,
+    RecordType, Rejected, TaskArn, TaskRegistration, ZoneModel, batches, desired, plan,
 };
 
 use crate::error::SidecarError;
@@ -39,6 +39,9 @@ pub struct Registrar<S> {
     cluster: String,
     address: Ipv4Addr,
     view: View,
+    /// Endpoints left out for breaking a DNS or Route53 limit, as last logged (each is logged once,
+    /// when it appears, not at every convergence).
+    rejected: Vec<Rejected>,
 }
 
 /// What one convergence did.
@@ -53,7 +56,7 @@ pub struct Converged {
 impl<S: RecordStore> Registrar<S> {
     pub fn new(store: S, model: ZoneModel, task: TaskArn, cluster: String, address: Ipv4Addr) -> Self {
         let view = View::Known(RecordSet::new());
-        Self { store, model, task, cluster, address, view }
+        Self { store, model, task, cluster, address, view, rejected: Vec::new() }
     }
 
     pub fn store(&self) -> &S {
@@ -65,15 +68,23 @@ impl<S: RecordStore> Registrar<S> {
         self.view = View::Unknown;
     }
 
-    /// The records this task should own with these endpoints.
-    fn desired(&self, endpoints: Vec<Endpoint>) -> RecordSet {
+    /// The records this task should own with these endpoints; endpoints that break a limit are left
+    /// out, and said so once.
+    fn desired(&mut self, endpoints: Vec<Endpoint>) -> RecordSet {
         let registration = TaskRegistration {
             cluster_arn: self.cluster.clone(),
             task: self.task.clone(),
             address: self.address,
             endpoints,
         };
-        desired(&self.model, &registration)
+        let desired = desired(&self.model, &registration);
+        if desired.rejected != self.rejected {
+            for problem in desired.rejected.iter().filter(|p| !self.rejected.contains(p)) {
+                tracing::error!(%problem, "cannot publish this endpoint; the others are unaffected");
+            }
+            self.rejected = desired.rejected;
+        }
+        desired.records
     }
 
     /// Makes the zone hold exactly the records for `endpoints`.

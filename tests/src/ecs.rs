@@ -189,7 +189,7 @@ pub fn task_records(
         address,
         endpoints,
     };
-    Ok(desired(&model, &registration))
+    Ok(desired(&model, &registration).records)
 }
 
 /// Writes record sets to the zone the way sidecars do (each set whole, in as few batches as allowed).

@@ -87,7 +87,7 @@ async fn register_list_and_withdraw_a_task_atomically() {
     let foreign_before = zone.list_all().await.unwrap();
 
     let task = task(1, &[("web", 80, "_web._tcp", 32768), ("calc", 8080, "_calc._tcp", 32769)]);
-    let wanted = desired(&model(), &task);
+    let wanted = desired(&model(), &task).records;
     let changes = plan(&wanted, &read_back(&zone, &wanted).await);
     let requests = batches([changes], BatchLimits::default());
     assert_eq!(requests.len(), 1, "one task, one atomic request");
@@ -110,10 +110,10 @@ async fn register_list_and_withdraw_a_task_atomically() {
 async fn a_stale_plan_is_a_conflict_and_changes_nothing() {
     let moto = Moto::start().await.unwrap();
     let zone = zone(&moto, RetryPolicy::default()).await;
-    let first = desired(&model(), &task(1, &[("web", 80, "_web._tcp", 32768)]));
+    let first = desired(&model(), &task(1, &[("web", 80, "_web._tcp", 32768)])).records;
     zone.apply(&plan(&first, &RecordSet::new())).await.unwrap();
     // A plan made before the first registration landed: it tries to CREATE what now exists.
-    let moved = desired(&model(), &task(1, &[("web", 80, "_web._tcp", 40000)]));
+    let moved = desired(&model(), &task(1, &[("web", 80, "_web._tcp", 40000)])).records;
     let err = zone.apply(&plan(&moved, &RecordSet::new())).await.unwrap_err();
     assert!(matches!(err, CallError::Conflict { .. }), "{err}");
     assert_eq!(read_back(&zone, &first).await, first, "the rejected batch changed nothing");
@@ -152,7 +152,7 @@ async fn throttling_and_server_errors_are_retried_until_every_task_is_registered
     let tasks: Vec<_> = (0..20).map(|n| task(n, &[("web", 80, "_web._tcp", 30000 + n as u16)])).collect();
     let registrations = tasks.iter().map(|t| {
         let zone = zone.clone();
-        let wanted = desired(&model(), t);
+        let wanted = desired(&model(), t).records;
         async move { zone.apply(&plan(&wanted, &RecordSet::new())).await }
     });
     for result in futures_util::future::join_all(registrations).await {
