@@ -40,11 +40,21 @@ impl NetworkMode {
     }
 }
 
+/// How task metadata names the cluster: "the Amazon Resource Name (ARN) or short name of the Amazon
+/// ECS cluster" (ECS Developer Guide, "Task metadata endpoint version 4"), so a sidecar must take both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterForm {
+    Arn,
+    ShortName,
+}
+
 /// What the stand-ins say about the task and its host.
 #[derive(Debug, Clone)]
 pub struct MetadataConfig {
     pub task_arn: String,
     pub cluster_arn: String,
+    /// How the `Cluster` field gives `cluster_arn`.
+    pub cluster_form: ClusterForm,
     pub network_mode: NetworkMode,
     /// The instance's private IP as IMDS reports it; 127.0.0.1 here, where ports are published.
     pub host_ip: Ipv4Addr,
@@ -163,8 +173,12 @@ async fn handle(
 }
 
 fn task_document(config: &MetadataConfig, containers: Vec<Value>) -> Value {
+    let cluster = match config.cluster_form {
+        ClusterForm::Arn => config.cluster_arn.as_str(),
+        ClusterForm::ShortName => config.cluster_arn.rsplit('/').next().unwrap_or_default(),
+    };
     json!({
-        "Cluster": config.cluster_arn,
+        "Cluster": cluster,
         "TaskARN": config.task_arn,
         "Family": "ecssd-test",
         "Revision": "1",

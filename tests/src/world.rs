@@ -9,7 +9,7 @@ use ecssd_records::{Record, RecordStore, RecordType, RetryPolicy, Route53Zone};
 
 use crate::docker::{self, ContainerSpec, Task};
 use crate::ecs::PlacedTask;
-use crate::metadata::{MetadataConfig, MetadataServer, NetworkMode};
+use crate::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
 use crate::moto::Moto;
 use crate::wait_for;
 
@@ -73,6 +73,8 @@ impl World {
         let config = MetadataConfig {
             task_arn: task.task_arn.clone(),
             cluster_arn: task.cluster_arn.clone(),
+            // The stricter of the two forms ECS documents: the sidecar must derive the ARN itself.
+            cluster_form: ClusterForm::ShortName,
             network_mode,
             host_ip: Ipv4Addr::LOCALHOST,
             instance_id: "i-0ecssd0000000000".into(),

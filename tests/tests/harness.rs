@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use bollard::query_parameters::InspectContainerOptions;
 use ecssd_tests::docker::{self, ContainerSpec, Task};
-use ecssd_tests::metadata::{MetadataConfig, MetadataServer, NetworkMode};
+use ecssd_tests::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
 use ecssd_tests::{http, wait_for};
 
 fn metadata_config(task: &Task, network_mode: NetworkMode) -> MetadataConfig {
     MetadataConfig {
         task_arn: task.task_arn.clone(),
         cluster_arn: task.cluster_arn.clone(),
+        cluster_form: ClusterForm::Arn,
         network_mode,
         host_ip: Ipv4Addr::LOCALHOST,
         instance_id: "i-0123456789abcdef0".into(),
@@ -51,6 +52,14 @@ async fn task_metadata_describes_the_containers_docker_runs() {
 
     let own = http::get_json(&server.task_metadata_uri("ecssd")).await.unwrap();
     assert_eq!(own["Name"], "ecssd");
+
+    let short = MetadataConfig {
+        cluster_form: ClusterForm::ShortName,
+        ..metadata_config(&task, NetworkMode::Bridge)
+    };
+    let short = MetadataServer::start(docker.clone(), short).await.unwrap();
+    let metadata = http::get_json(&format!("{}/task", short.task_metadata_uri("ecssd"))).await.unwrap();
+    assert_eq!(metadata["Cluster"], "harness", "the short name ECS may give instead of the ARN");
 
     let health = wait_for("the workload's httpd", Duration::from_secs(10), || async {
         match http::request("GET", &format!("http://127.0.0.1:{host_port}/health"), None).await {

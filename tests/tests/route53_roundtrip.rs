@@ -131,7 +131,7 @@ async fn a_missing_zone_is_a_clear_permanent_error() {
         .unwrap_err();
     assert!(err.to_string().contains("no private hosted zone is named nowhere.internal"), "{err}");
     let err = Route53Zone::with_id(client, "ZNOSUCHZONE", RetryPolicy::default()).await.unwrap_err();
-    assert!(matches!(err, CallError::Permanent { .. }), "{err}");
+    assert!(matches!(err, CallError::NotFound { operation: "GetHostedZone", .. }), "{err}");
 }
 
 #[tokio::test]
@@ -145,7 +145,7 @@ async fn throttling_and_server_errors_are_retried_until_every_task_is_registered
     let zone = zone(&moto, retry).await;
     moto.set_faults(serde_json::json!({"route53": {
         "rate_per_second": 5, "burst": 5,
-        "errors": [[500, "InternalError"], [400, "PriorRequestInProgress"], [503, "ServiceUnavailable"]],
+        "errors": [[500, "InternalError"], [400, "PriorRequestNotComplete", "ChangeResourceRecordSets"], [503, "ServiceUnavailable"]],
     }}))
     .await
     .unwrap();

@@ -1,10 +1,12 @@
 //! The sidecar end to end: the real binary, the real Docker engine, moto as Route53.
 #![allow(clippy::unwrap_used)]
 
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ecssd_records::RecordType;
+use ecssd_records::{Ownership, RecordType};
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::metadata::NetworkMode;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::{RunningTask, World};
@@ -59,6 +61,42 @@ async fn registers_whole_then_follows_containers_dying_and_coming_back() {
         world.wait_for_targets("_calc._tcp", 1, WAIT).await.unwrap(),
         [srv_value(&running, calc_port)]
     );
+}
+
+#[tokio::test]
+async fn every_network_mode_registers_when_task_metadata_gives_the_clusters_short_name() {
+    let world = World::new().await.unwrap();
+    let eni = Ipv4Addr::new(127, 0, 0, 2);
+    for (service, mode) in [
+        ("_bridge._tcp", NetworkMode::Bridge),
+        ("_host._tcp", NetworkMode::Host),
+        ("_vpc._tcp", NetworkMode::Awsvpc(eni)),
+    ] {
+        let variable = format!("SERVICE_80_NAME={service}");
+        let specs = [ContainerSpec::httpd("web", &[variable.as_str()]), web_and_calc().remove(2)];
+        let running = world.task_in_mode("short", &specs, mode).await.unwrap();
+        let _sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
+        let (address, port) = match mode {
+            NetworkMode::Bridge => ("127.0.0.1".to_owned(), running.task.host_port(0, 80).await.unwrap()),
+            NetworkMode::Host => ("127.0.0.1".to_owned(), 80),
+            NetworkMode::Awsvpc(eni) => (eni.to_string(), 80),
+        };
+        assert_eq!(
+            world.wait_for_targets(service, 1, WAIT).await.unwrap(),
+            [srv_value(&running, port)],
+            "{mode:?}"
+        );
+        let records = world.task_records(running.task.task_id()).await.unwrap();
+        let a = records.iter().find(|r| r.key.record_type == RecordType::A).unwrap();
+        assert_eq!(a.values(), [address], "{mode:?}");
+        let txt = records.iter().find(|r| r.key.record_type == RecordType::Txt).unwrap();
+        let ownership = Ownership::decode(txt.values()).unwrap();
+        assert_eq!(
+            ownership.cluster_arn, running.task.cluster_arn,
+            "{mode:?}: the ARN, derived from the short name"
+        );
+        assert!(running.task.cluster_arn.ends_with(":cluster/short"), "{}", running.task.cluster_arn);
+    }
 }
 
 #[tokio::test]
@@ -242,7 +280,7 @@ async fn throttled_route53_still_converges_with_nothing_lost_or_duplicated() {
     world
         .moto
         .set_faults(serde_json::json!({"route53": {"rate_per_second": 2, "burst": 1,
-            "errors": [[500, "InternalError"], [400, "PriorRequestInProgress"]]}}))
+            "errors": [[500, "InternalError"], [400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]]}}))
         .await
         .unwrap();
     let mut tasks = Vec::new();
