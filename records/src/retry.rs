@@ -54,6 +54,31 @@ impl RetryPolicy {
     }
 }
 
+/// The successive delays of one [`RetryPolicy`], for loops that retry something other than one AWS
+/// call (reconnecting to Docker, waiting for task metadata): one backoff for every retry in ecssd.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self { policy, failures: 0 }
+    }
+
+    /// The delay before the next attempt, after one more failure.
+    pub fn next_delay(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.policy.delay(self.failures)
+    }
+
+    /// After a success: the next failure waits the shortest delay again.
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 /// How a failed call should be handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
@@ -274,6 +299,24 @@ mod tests {
                 assert!((low..=high).contains(&ms), "attempt {attempt}: {ms} ms not in {low}..={high}");
             }
         }
+    }
+
+    #[test]
+    fn a_backoff_grows_per_failure_and_starts_over_after_a_success() {
+        let policy = RetryPolicy {
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(1),
+            give_up_after: None,
+        };
+        let mut backoff = Backoff::new(policy);
+        let first = backoff.next_delay();
+        assert!((50..=100).contains(&first.as_millis()), "{first:?}");
+        for _ in 0..10 {
+            backoff.next_delay();
+        }
+        assert!((500..=1000).contains(&backoff.next_delay().as_millis()), "capped");
+        backoff.reset();
+        assert!(backoff.next_delay() <= Duration::from_millis(100), "back to the first delay");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ecssd_records::TaskArn;
+use ecssd_records::{Backoff, RetryPolicy, TaskArn};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -69,14 +69,19 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
     ))?;
     let url = format!("{}/task", uri.trim_end_matches('/'));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut delay = Duration::from_millis(100);
+    // Short steps: the endpoint usually appears within a second of the container's start.
+    let mut backoff = Backoff::new(RetryPolicy {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(5),
+        give_up_after: None,
+    });
     let body = loop {
+        let delay = backoff.next_delay();
         match get(&url, None).await {
             Ok(body) => break body,
             Err(problem) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(url, %problem, retry_in_ms = delay.as_millis() as u64, "task metadata not available yet");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(problem) => {
                 return Err(SidecarError::NoTaskMetadata(format!(

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bollard::Docker;
 use bollard::models::EventMessage;
 use bollard::query_parameters::EventsOptions;
-use ecssd_records::{RetryPolicy, Route53Zone, ZoneModel};
+use ecssd_records::{Backoff, RetryPolicy, Route53Zone, ZoneModel};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, future};
 use tokio::time::Instant;
@@ -35,25 +35,6 @@ fn is_relevant(event: &EventMessage) -> bool {
 
 /// How often the task's containers are listed again even without events.
 const SAFETY_RESYNC: Duration = Duration::from_secs(30);
-
-/// Exponential backoff for reconnecting to Docker and retrying a failed resync.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(10);
-
-    fn next(&mut self) -> Duration {
-        let delay = self.0;
-        self.0 = (self.0 * 2).min(Self::MAX);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.0 = Self::FIRST;
-    }
-}
 
 /// Runs until `shutdown` resolves (then withdraws and drains) or a permanent error occurs.
 pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>) -> Result<(), SidecarError> {
@@ -95,7 +76,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let mut events = (!config.once).then(|| follower.subscribe());
     let mut problems = Vec::new();
     let mut safety_net = tokio::time::interval_at(Instant::now() + SAFETY_RESYNC, SAFETY_RESYNC);
-    let mut backoff = Backoff(Backoff::FIRST);
+    // Reconnecting to Docker and retrying a failed resync: the same policy as Route53 calls.
+    let mut backoff = Backoff::new(RetryPolicy::default());
     // When the next full resync is due, and the time (ns) of the event that asked for it.
     let mut pending: Option<(Instant, Option<i64>)> = Some((Instant::now(), None));
     let mut reconnect_at: Option<Instant> = None;
@@ -138,7 +120,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                     Ok(()) => backoff.reset(),
                     Err(ResyncError::Docker(e)) => {
-                        let delay = backoff.next();
+                        let delay = backoff.next_delay();
                         tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot list the task's containers; retrying");
                         pending = Some((Instant::now() + delay, first_event));
                     }
@@ -155,13 +137,13 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => {
-                    let delay = backoff.next();
+                    let delay = backoff.next_delay();
                     tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Docker event stream broke; reconnecting");
                     events = None;
                     reconnect_at = Some(Instant::now() + delay);
                 }
                 None => {
-                    let delay = backoff.next();
+                    let delay = backoff.next_delay();
                     tracing::warn!(retry_in_ms = delay.as_millis() as u64, "Docker event stream ended; reconnecting");
                     events = None;
                     reconnect_at = Some(Instant::now() + delay);
