@@ -33,16 +33,24 @@ pub async fn request_with_headers(
 
 pub async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
     let (status, body) = request("GET", url, None).await?;
-    if status != 200 {
-        bail!("GET {url}: HTTP {status}: {}", String::from_utf8_lossy(&body));
-    }
-    Ok(serde_json::from_slice(&body)?)
+    json_or_error("GET", url, status, &body)
 }
 
 pub async fn post_json(url: &str, payload: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
     let (status, body) = request("POST", url, Some(serde_json::to_vec(payload)?)).await?;
-    if status != 200 {
-        bail!("POST {url}: HTTP {status}: {}", String::from_utf8_lossy(&body));
+    json_or_error("POST", url, status, &body)
+}
+
+/// A 2xx body as JSON; any other status is an error carrying the server's explanation: the `error`
+/// field of a JSON body (as the moto launcher's controls send), else the whole body.
+fn json_or_error(method: &str, url: &str, status: u16, body: &[u8]) -> anyhow::Result<serde_json::Value> {
+    if !(200..300).contains(&status) {
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+        let explanation = match parsed.as_ref().and_then(|v| v.get("error")).and_then(|e| e.as_str()) {
+            Some(error) => error.to_owned(),
+            None => String::from_utf8_lossy(body).into_owned(),
+        };
+        bail!("{method} {url}: HTTP {status}: {explanation}");
     }
-    Ok(serde_json::from_slice(&body)?)
+    serde_json::from_slice(body).with_context(|| format!("{method} {url}: the response is not JSON"))
 }

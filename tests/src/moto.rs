@@ -116,10 +116,51 @@ impl Moto {
         ]
     }
 
-    /// Throttles or fails requests to a service, e.g.
-    /// `{"route53": {"rate_per_second": 5, "burst": 5, "errors": [[500, "InternalError"]]}}`.
+    /// Throttles or fails requests to a service, replacing that service's previous faults, e.g.
+    /// `{"route53": {"rate_per_second": 5, "burst": 5, "errors": [[500, "InternalError"],
+    /// [400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]]}}`.
+    ///
+    /// Throttled requests get HTTP 400 `Throttling` "Rate exceeded". Each `errors` entry fails one
+    /// request, in order, with AWS's wire format for the service (so the SDK decodes the modeled
+    /// variant):
+    /// - `[status, code]`: only AWS's generic errors, which any operation can return: throttling (400
+    ///   or 429 with a code in aws-runtime's `THROTTLING_ERRORS`, less the service-specific ones) or a
+    ///   server error (500-504 with `InternalError`, `InternalFailure` or `ServiceUnavailable`). It fails
+    ///   the service's next request, whatever the operation.
+    /// - `[status, code, operation]`: only an error the AWS service model lists for that operation, at
+    ///   the model's HTTP status (ECS codes may be given by shape name, e.g. `ServerException`, 500).
+    ///   It fails that operation's next request; other operations pass.
+    /// - `{"status", "code", "operation"?, "message"?}`: the same, with the error's message chosen.
+    ///
+    /// Anything else (an invented code such as `PriorRequestInProgress`, a code of another operation,
+    /// a status the model does not give the code) is refused: this returns an error naming the entry,
+    /// why, and what is allowed, and nothing is configured.
     pub async fn set_faults(&self, faults: serde_json::Value) -> anyhow::Result<()> {
         http::post_json(&format!("{}/_ecssd/faults", self.endpoint), &faults).await.map(drop)
+    }
+
+    /// Changes the bed's settings that AWS sets per account or zone, e.g.
+    /// `{"route53": {"max_rrsets_per_zone": 10000, "change_processing_ms": 100}}` (the defaults):
+    /// - `max_rrsets_per_zone`: records a hosted zone may hold (Route53's default quota, 10,000; NS and
+    ///   SOA count); a batch that would exceed it is `InvalidChangeBatch`.
+    /// - `change_processing_ms`: how long Route53 is still processing a zone's accepted change; the
+    ///   zone's next `ChangeResourceRecordSets` within it gets `PriorRequestNotComplete`. Applies at
+    ///   once, also to changes accepted before. `0` turns per-zone serialisation off.
+    ///
+    /// Unknown settings are refused with an error and nothing changes.
+    pub async fn set_limits(&self, limits: serde_json::Value) -> anyhow::Result<()> {
+        http::post_json(&format!("{}/_ecssd/limits", self.endpoint), &limits).await.map(drop)
+    }
+
+    /// Sets how long Route53 processes each accepted change of a zone (see [`set_limits`](Self::set_limits)).
+    pub async fn set_change_processing(&self, window: Duration) -> anyhow::Result<()> {
+        let ms = u64::try_from(window.as_millis()).context("window too long")?;
+        self.set_limits(serde_json::json!({"route53": {"change_processing_ms": ms}})).await
+    }
+
+    /// The bed's current settings: `{"route53": {"max_rrsets_per_zone": n, "change_processing_ms": n}}`.
+    pub async fn limits(&self) -> anyhow::Result<serde_json::Value> {
+        http::get_json(&format!("{}/_ecssd/limits", self.endpoint)).await
     }
 
     /// Requests the server saw, per service and operation: `{"route53": {"ListResourceRecordSets":

@@ -1,7 +1,13 @@
 #![allow(clippy::unwrap_used)]
-//! Proves each correction `tests/moto/ecssd_moto.py` makes to moto, so the other tests check real
-//! Route53 and ECS behaviour. One test per divergence.
+//! Proves each correction and rule `tests/moto/ecssd_moto.py` adds to moto, through the real Rust SDK,
+//! so the other tests check AWS's documented behaviour. One test per divergence or rule.
 
+use std::time::Duration;
+
+use aws_sdk_route53::error::ProvideErrorMetadata;
+use aws_sdk_route53::operation::change_resource_record_sets::{
+    ChangeResourceRecordSetsError, ChangeResourceRecordSetsOutput,
+};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use ecssd_tests::ecs::Fleet;
 use ecssd_tests::moto::Moto;
@@ -24,19 +30,61 @@ fn change(action: ChangeAction, set: ResourceRecordSet) -> Change {
     Change::builder().action(action).resource_record_set(set).build().unwrap()
 }
 
+/// A fresh moto with one private zone and a client without the SDK's retries (they would hide the
+/// errors these tests look at). Each test isolates one rule: per-zone change serialisation is off here
+/// (its own tests turn it on), so a test's consecutive changes are not refused by it.
 async fn route53() -> (Moto, aws_sdk_route53::Client, String) {
     let moto = Moto::start().await.unwrap();
+    moto.set_change_processing(Duration::ZERO).await.unwrap();
     let zone = moto.create_private_zone(DOMAIN).await.unwrap();
-    let client = aws_sdk_route53::Client::new(&moto.sdk_config());
+    let client = ecssd_records::route53::client(&moto.sdk_config());
     (moto, client, zone)
 }
 
-async fn apply(client: &aws_sdk_route53::Client, zone: &str, changes: Vec<Change>) -> Result<(), String> {
+type ChangeResult =
+    Result<ChangeResourceRecordSetsOutput, aws_sdk_route53::error::SdkError<ChangeResourceRecordSetsError>>;
+
+async fn apply_raw(client: &aws_sdk_route53::Client, zone: &str, changes: Vec<Change>) -> ChangeResult {
     let batch = ChangeBatch::builder().set_changes(Some(changes)).build().unwrap();
-    match client.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => Err(error_chain(&e)),
+    client.change_resource_record_sets().hosted_zone_id(zone).change_batch(batch).send().await
+}
+
+async fn apply(client: &aws_sdk_route53::Client, zone: &str, changes: Vec<Change>) -> Result<(), String> {
+    apply_raw(client, zone, changes).await.map(drop).map_err(|e| error_chain(&e))
+}
+
+/// The message of the `InvalidChangeBatch` a change was refused with (and that `messages` is empty, as
+/// Route53 now puts every problem in `message`); panics on any other outcome.
+async fn invalid_change_batch(client: &aws_sdk_route53::Client, zone: &str, changes: Vec<Change>) -> String {
+    let err = apply_raw(client, zone, changes).await.expect_err("Route53 must refuse this batch");
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match err.into_service_error() {
+        ChangeResourceRecordSetsError::InvalidChangeBatch(batch) => {
+            assert_eq!(status, Some(400));
+            assert!(batch.messages().is_empty(), "{batch:?}");
+            batch.message().expect("InvalidChangeBatch carries Route53's message").to_owned()
+        }
+        other => panic!("expected InvalidChangeBatch, got {other:?}"),
     }
+}
+
+fn record(name: &str, kind: RrType, set_id: Option<&str>, values: &[String]) -> ResourceRecordSet {
+    let mut set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(kind)
+        .ttl(10)
+        .set_set_identifier(set_id.map(String::from));
+    if set_id.is_some() {
+        set = set.multi_value_answer(true);
+    }
+    for value in values {
+        set = set.resource_records(ResourceRecord::builder().value(value).build().unwrap());
+    }
+    set.build().unwrap()
+}
+
+fn a_record(name: &str, set_id: Option<&str>, ip: &str) -> ResourceRecordSet {
+    record(&format!("{name}.{DOMAIN}."), RrType::A, set_id, &[ip.to_owned()])
 }
 
 fn error_chain<E: std::error::Error>(e: &E) -> String {
@@ -270,12 +318,19 @@ async fn injected_throttling_looks_like_route53s() {
 #[tokio::test]
 async fn route53_concurrent_batches_lose_no_update() {
     let (_moto, client, zone) = route53().await;
-    // Many batches of many changes at once: moto without the launcher's lock loses some of them.
+    // Many batches of many changes at once: moto without the launcher's lock loses some of them. One
+    // name per batch: Route53 allows at most 100 multivalue records per name and type.
     let batches = (0..20).map(|b| {
         let client = client.clone();
         let zone = zone.clone();
-        let changes =
-            (0..50).map(|i| change(ChangeAction::Create, srv(&format!("b{b}-{i}"), 9000))).collect();
+        let name = format!("_web{b}._tcp.{DOMAIN}.");
+        let changes = (0..50)
+            .map(|i| {
+                let set =
+                    record(&name, RrType::Srv, Some(&format!("b{b}-{i}")), &[format!("1 1 9000 t.{DOMAIN}")]);
+                change(ChangeAction::Create, set)
+            })
+            .collect();
         async move { apply(&client, &zone, changes).await }
     });
     for result in futures_util::future::join_all(batches).await {
@@ -287,4 +342,486 @@ async fn route53_concurrent_batches_lose_no_update() {
         1000,
         "every accepted batch is in the zone"
     );
+}
+
+// ------------------------------------------------------------------------------------ Route53 rules
+
+#[tokio::test]
+async fn route53_refuses_a_zones_change_while_its_previous_change_is_processed() {
+    let (moto, client, zone) = route53().await;
+    let other_zone = moto.create_private_zone("other.internal").await.unwrap();
+    // A window far longer than this test's requests take, so the second change surely falls in it.
+    moto.set_change_processing(Duration::from_secs(30)).await.unwrap();
+    apply(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))]).await.unwrap();
+    let err = apply_raw(&client, &zone, vec![change(ChangeAction::Create, a_record("b", None, "10.0.0.2"))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let err = err.into_service_error();
+    assert!(err.is_prior_request_not_complete(), "{err:?}");
+    assert_eq!(
+        err.message(),
+        Some("The request was rejected because Route 53 was still processing a prior request.")
+    );
+    // Serialisation is per zone: another zone's change is processed meanwhile.
+    let other = ResourceRecordSet::builder()
+        .name("x.other.internal.")
+        .r#type(RrType::A)
+        .ttl(10)
+        .resource_records(ResourceRecord::builder().value("10.0.0.3").build().unwrap())
+        .build()
+        .unwrap();
+    apply(&client, &other_zone, vec![change(ChangeAction::Create, other)]).await.unwrap();
+    // Once the previous change is processed (the window shortened to nothing), the zone accepts again;
+    // the refused change was not applied.
+    moto.set_change_processing(Duration::ZERO).await.unwrap();
+    apply(&client, &zone, vec![change(ChangeAction::Create, a_record("b", None, "10.0.0.2"))]).await.unwrap();
+    let (records, _) = list(&client, &zone, 300).await;
+    assert_eq!(records.iter().filter(|r| r.starts_with("A ")).count(), 2, "{records:?}");
+}
+
+#[tokio::test]
+async fn route53_processing_window_defaults_to_100_ms_and_is_not_propagation() {
+    let moto = Moto::start().await.unwrap();
+    assert_eq!(moto.limits().await.unwrap()["route53"]["change_processing_ms"], 100);
+    assert_eq!(moto.limits().await.unwrap()["route53"]["max_rrsets_per_zone"], 10000);
+    let zone = moto.create_private_zone(DOMAIN).await.unwrap();
+    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let accepted =
+        apply_raw(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))])
+            .await
+            .unwrap();
+    // The change is accepted as Route53 accepts it; the window is processing, not propagation.
+    assert!(accepted.change_info().is_some());
+    // The zone takes the next change once the default window has passed (waited on, not slept).
+    let next = ecssd_tests::wait_for("the zone to accept its next change", Duration::from_secs(5), || {
+        let client = client.clone();
+        let zone = zone.clone();
+        async move {
+            match apply_raw(
+                &client,
+                &zone,
+                vec![change(ChangeAction::Create, a_record("b", None, "10.0.0.2"))],
+            )
+            .await
+            {
+                Ok(_) => Ok(Some(())),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_prior_request_not_complete()) => Ok(None),
+                Err(e) => Err(anyhow::anyhow!(error_chain(&e))),
+            }
+        }
+    })
+    .await;
+    next.unwrap();
+}
+
+#[tokio::test]
+async fn route53_conflict_messages_are_route53s_and_combined_in_one_message() {
+    let (_moto, client, zone) = route53().await;
+    apply(
+        &client,
+        &zone,
+        vec![
+            change(ChangeAction::Create, srv("a", 80)),
+            change(ChangeAction::Create, a_record("x", None, "10.0.0.1")),
+        ],
+    )
+    .await
+    .unwrap();
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        vec![
+            change(ChangeAction::Create, a_record("x", None, "10.0.0.9")),
+            change(ChangeAction::Delete, srv("missing", 80)),
+            change(ChangeAction::Delete, srv("a", 81)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        message,
+        "[Tried to create resource record set [name='x.sd.internal.', type='A'] but it already exists, \
+         Tried to delete resource record set [name='_web._tcp.sd.internal.', type='SRV', set-identifier='missing'] \
+         but it was not found, \
+         Tried to delete resource record set [name='_web._tcp.sd.internal.', type='SRV', set-identifier='a'] \
+         but the values provided do not match the current values]"
+    );
+}
+
+#[tokio::test]
+async fn route53_txt_character_strings_are_at_most_255_characters() {
+    let (_moto, client, zone) = route53().await;
+    let name = format!("_ecssd.{DOMAIN}.");
+    let long = format!("\"{}\"", "a".repeat(256));
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        vec![change(ChangeAction::Create, record(&name, RrType::Txt, None, std::slice::from_ref(&long)))],
+    )
+    .await;
+    assert_eq!(
+        message,
+        format!(
+            "[Invalid Resource Record: FATAL problem: CharacterStringTooLong (Value is too long) encountered with '{long}']"
+        )
+    );
+    // The same text split into strings of at most 255 characters is one valid value.
+    let split = format!("\"{}\" \"{}\"", "a".repeat(255), "b".repeat(255));
+    apply(&client, &zone, vec![change(ChangeAction::Create, record(&name, RrType::Txt, None, &[split]))])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn route53_records_hold_at_most_400_values() {
+    let (_moto, client, zone) = route53().await;
+    let name = format!("many.{DOMAIN}.");
+    let values: Vec<String> = (0..401).map(|i| format!("10.0.{}.{}", i / 250, i % 250)).collect();
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        vec![change(ChangeAction::Create, record(&name, RrType::A, None, &values))],
+    )
+    .await;
+    assert_eq!(message, "[Cannot have more than 400 records in a RRSet.]");
+    apply(&client, &zone, vec![change(ChangeAction::Create, record(&name, RrType::A, None, &values[..400]))])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn route53_at_most_100_multivalue_records_share_a_name_and_type() {
+    let (_moto, client, zone) = route53().await;
+    let hundred =
+        (0..100).map(|i| change(ChangeAction::Create, srv(&format!("task-{i}"), 8000 + i))).collect();
+    apply(&client, &zone, hundred).await.unwrap();
+    let message =
+        invalid_change_batch(&client, &zone, vec![change(ChangeAction::Create, srv("task-100", 9000))]).await;
+    assert_eq!(
+        message,
+        "[Exceeded limit on number of multivalue RRSets for _web._tcp.sd.internal., type SRV in this zone.]"
+    );
+    // Replacing one of the hundred is no new record.
+    apply(&client, &zone, vec![change(ChangeAction::Upsert, srv("task-7", 9007))]).await.unwrap();
+}
+
+#[tokio::test]
+async fn route53_records_per_zone_quota_is_a_harness_setting() {
+    let (moto, client, zone) = route53().await;
+    // NS and SOA are two of the zone's records.
+    moto.set_limits(serde_json::json!({"route53": {"max_rrsets_per_zone": 4}})).await.unwrap();
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        (0..3).map(|i| change(ChangeAction::Create, a_record(&format!("h{i}"), None, "10.0.0.1"))).collect(),
+    )
+    .await;
+    assert_eq!(message, format!("[Exceeded limit MAX_RRSETS_BY_ZONE for zone: {zone}]"));
+    let two =
+        (0..2).map(|i| change(ChangeAction::Create, a_record(&format!("h{i}"), None, "10.0.0.1"))).collect();
+    apply(&client, &zone, two).await.unwrap();
+    // A full zone still takes changes that do not add records.
+    apply(&client, &zone, vec![change(ChangeAction::Upsert, a_record("h0", None, "10.0.0.2"))])
+        .await
+        .unwrap();
+    let err = moto.set_limits(serde_json::json!({"route53": {"max_records": 4}})).await.unwrap_err();
+    assert!(format!("{err:#}").contains("unknown route53 setting 'max_records'"), "{err:#}");
+}
+
+#[tokio::test]
+async fn route53_request_size_limits_count_upsert_twice() {
+    let (_moto, client, zone) = route53().await;
+    // 501 UPSERTed ResourceRecord elements count as 1,002.
+    let upserts: Vec<Change> = (0..501)
+        .map(|i| change(ChangeAction::Upsert, a_record(&format!("u{i}"), None, "10.0.0.1")))
+        .collect();
+    let message = invalid_change_batch(&client, &zone, upserts.clone()).await;
+    assert_eq!(message, "[Number of records limit of 1000 exceeded.]");
+    apply(&client, &zone, upserts[..500].to_vec()).await.unwrap();
+    // 64 UPSERTed values of 252 characters count as 32,256 characters of Value.
+    let value = format!("\"{}\"", "v".repeat(250));
+    let big: Vec<Change> = (0..64)
+        .map(|i| {
+            change(
+                ChangeAction::Upsert,
+                record(&format!("t{i}.{DOMAIN}."), RrType::Txt, None, std::slice::from_ref(&value)),
+            )
+        })
+        .collect();
+    let message = invalid_change_batch(&client, &zone, big.clone()).await;
+    assert_eq!(message, "[RDATA character limit of 32000 exceeded.]");
+    apply(&client, &zone, big[..63].to_vec()).await.unwrap();
+}
+
+// ------------------------------------------------------------------------------- fault injection
+
+#[tokio::test]
+async fn injected_modeled_error_fails_only_its_operation_and_decodes_as_the_variant() {
+    let (moto, client, zone) = route53().await;
+    moto.set_faults(serde_json::json!({"route53": {"errors": [[400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]]}}))
+        .await
+        .unwrap();
+    // Other operations pass untouched.
+    client.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap();
+    let err = apply_raw(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))])
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let err = err.into_service_error();
+    assert!(
+        matches!(err, ChangeResourceRecordSetsError::PriorRequestNotComplete(_)),
+        "the SDK decodes the modeled variant: {err:?}"
+    );
+    assert_eq!(
+        err.message(),
+        Some("The request was rejected because Route 53 was still processing a prior request.")
+    );
+    // One entry fails one request.
+    apply(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))]).await.unwrap();
+    let stats = moto.stats().await.unwrap();
+    assert_eq!(stats["route53"]["ChangeResourceRecordSets"]["failed"], 1, "{stats}");
+}
+
+#[tokio::test]
+async fn injected_generic_errors_fail_the_next_request_of_any_operation() {
+    let (moto, client, zone) = route53().await;
+    moto.set_faults(
+        serde_json::json!({"route53": {"errors": [[500, "InternalError"], [429, "ThrottlingException"]]}}),
+    )
+    .await
+    .unwrap();
+    let first = client.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap_err();
+    assert_eq!(first.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert_eq!(first.code(), Some("InternalError"));
+    let second =
+        apply_raw(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))])
+            .await
+            .unwrap_err();
+    assert_eq!(second.raw_response().map(|r| r.status().as_u16()), Some(429));
+    assert_eq!(second.code(), Some("ThrottlingException"));
+    client.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn set_faults_refuses_codes_aws_does_not_model() {
+    let (moto, client, zone) = route53().await;
+    let err = moto
+        .set_faults(serde_json::json!({"route53": {"errors": [[500, "InternalError"], [400, "PriorRequestInProgress"]]}}))
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("HTTP 400"), "{text}");
+    assert!(text.contains("route53.errors[1] [400, \"PriorRequestInProgress\"]"), "names the entry: {text}");
+    assert!(text.contains("the route53 model has no error 'PriorRequestInProgress'"), "says why: {text}");
+    // A modeled code without its operation is refused too, naming the operation that models it.
+    let err = moto
+        .set_faults(serde_json::json!({"route53": {"errors": [[400, "PriorRequestNotComplete"]]}}))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("ChangeResourceRecordSets"), "{err:#}");
+    // Nothing was configured: the valid entry beside the refused one fails nothing.
+    client.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap();
+    assert_eq!(moto.stats().await.unwrap()["route53"]["ListResourceRecordSets"]["failed"], 0);
+}
+
+#[tokio::test]
+async fn set_faults_refuses_a_code_modeled_for_another_operation_or_status() {
+    let (moto, _client, _zone) = route53().await;
+    let err = moto
+        .set_faults(serde_json::json!({"route53": {"errors": [[400, "PriorRequestNotComplete", "ListResourceRecordSets"]]}}))
+        .await
+        .unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains(
+            "'PriorRequestNotComplete' is not an error the route53 model lists for ListResourceRecordSets"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("400 InvalidInput, 404 NoSuchHostedZone"), "lists the allowed codes: {text}");
+    let err = moto
+        .set_faults(serde_json::json!({"route53": {"errors": [[500, "PriorRequestNotComplete", "ChangeResourceRecordSets"]]}}))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("gives PriorRequestNotComplete HTTP 400, not 500"), "{err:#}");
+    let err = moto
+        .set_faults(serde_json::json!({"route53": {"errors": [[400, "InvalidInput", "NoSuchOperation"]]}}))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("route53 has no operation 'NoSuchOperation'"), "{err:#}");
+}
+
+#[tokio::test]
+async fn injected_ecs_and_ec2_errors_have_their_wire_shape() {
+    let moto = Moto::start().await.unwrap();
+    let fleet = Fleet::new(&moto).await.unwrap();
+    fleet.cluster("c").await.unwrap();
+    let sdk = moto.sdk_config();
+    let no_retries = aws_sdk_ecs::config::retry::RetryConfig::disabled();
+    let ecs = aws_sdk_ecs::Client::from_conf(
+        aws_sdk_ecs::config::Builder::from(&sdk).retry_config(no_retries.clone()).build(),
+    );
+    let ec2 = aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(&sdk).retry_config(no_retries).build(),
+    );
+    // ECS codes may be given by shape name; ServerException is a server fault: HTTP 500.
+    moto.set_faults(serde_json::json!({"ecs": {"errors": [[500, "ServerException", "DescribeTasks"]]}}))
+        .await
+        .unwrap();
+    ecs.list_tasks().cluster("c").send().await.unwrap();
+    let err = ecs.describe_tasks().cluster("c").tasks("t").send().await.unwrap_err();
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert!(err.into_service_error().is_server_exception());
+    // EC2 models no errors per operation: only the generic ones, in EC2's <Response><Errors> body.
+    let err = moto
+        .set_faults(serde_json::json!({"ec2": {"errors": [[400, "InvalidInstanceID.NotFound", "DescribeInstances"]]}}))
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("it lists: none"), "{err:#}");
+    moto.set_faults(serde_json::json!({"ec2": {"errors": [[400, "RequestLimitExceeded"]]}})).await.unwrap();
+    let err = ec2.describe_instances().send().await.unwrap_err();
+    use aws_sdk_ec2::error::ProvideErrorMetadata as _;
+    assert_eq!(err.code(), Some("RequestLimitExceeded"));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let stats = moto.stats().await.unwrap();
+    assert_eq!(
+        stats["ec2"]["DescribeInstances"]["failed"], 1,
+        "operations of the query protocol are named: {stats}"
+    );
+}
+
+// ------------------------------------------------------------------------------------ ECS limits
+
+#[tokio::test]
+async fn ecs_list_tasks_and_container_instances_page_at_most_100() {
+    let moto = Moto::start().await.unwrap();
+    let fleet = Fleet::new(&moto).await.unwrap();
+    fleet.cluster("c").await.unwrap();
+    let host = fleet.host("c").await.unwrap();
+    fleet.host("c").await.unwrap();
+    fleet.host("c").await.unwrap();
+    for _ in 0..11 {
+        let run = fleet
+            .ecs
+            .run_task()
+            .cluster("c")
+            .task_definition(fleet.definition())
+            .count(10)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(run.tasks().len(), 10);
+    }
+    let first = fleet.ecs.list_tasks().cluster("c").send().await.unwrap();
+    assert_eq!(first.task_arns().len(), 100, "default maxResults is 100");
+    let token = first.next_token().expect("a nextToken continues the listing").to_owned();
+    let rest = fleet.ecs.list_tasks().cluster("c").next_token(token).send().await.unwrap();
+    assert_eq!(rest.task_arns().len(), 10);
+    assert!(rest.next_token().is_none());
+    let mut all: Vec<String> = first.task_arns().iter().chain(rest.task_arns()).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 110, "every task exactly once");
+    for bad in [0, 101] {
+        let err = fleet.ecs.list_tasks().cluster("c").max_results(bad).send().await.unwrap_err();
+        assert!(err.into_service_error().is_invalid_parameter_exception(), "maxResults {bad}");
+        let err =
+            fleet.ecs.list_container_instances().cluster("c").max_results(bad).send().await.unwrap_err();
+        assert!(err.into_service_error().is_invalid_parameter_exception(), "maxResults {bad}");
+    }
+    let page = fleet.ecs.list_container_instances().cluster("c").max_results(2).send().await.unwrap();
+    assert_eq!(page.container_instance_arns().len(), 2);
+    let rest = fleet
+        .ecs
+        .list_container_instances()
+        .cluster("c")
+        .max_results(2)
+        .next_token(page.next_token().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.container_instance_arns().len(), 1);
+    assert!(rest.next_token().is_none());
+    let on_host = fleet
+        .ecs
+        .list_tasks()
+        .cluster("c")
+        .container_instance(&host.container_instance_arn)
+        .max_results(100)
+        .send()
+        .await;
+    assert!(on_host.unwrap().task_arns().len() <= 100);
+}
+
+#[tokio::test]
+async fn ecs_describe_calls_refuse_more_than_100_identifiers() {
+    let moto = Moto::start().await.unwrap();
+    let fleet = Fleet::new(&moto).await.unwrap();
+    fleet.cluster("c").await.unwrap();
+    let host = fleet.host("c").await.unwrap();
+    let tasks: Vec<String> =
+        (0..101).map(|i| format!("arn:aws:ecs:us-east-1:123456789012:task/c/{i:032x}")).collect();
+    let err =
+        fleet.ecs.describe_tasks().cluster("c").set_tasks(Some(tasks.clone())).send().await.unwrap_err();
+    let err = err.into_service_error();
+    assert!(err.is_invalid_parameter_exception(), "{err:?}");
+    assert_eq!(
+        aws_sdk_ecs::error::ProvideErrorMetadata::message(&err),
+        Some("taskIds can have at most 100 items.")
+    );
+    let hundred =
+        fleet.ecs.describe_tasks().cluster("c").set_tasks(Some(tasks[..100].to_vec())).send().await.unwrap();
+    assert_eq!(hundred.failures().len(), 100);
+    let instances = vec![host.container_instance_arn.clone(); 101];
+    let err = fleet
+        .ecs
+        .describe_container_instances()
+        .cluster("c")
+        .set_container_instances(Some(instances.clone()))
+        .send()
+        .await;
+    let err = err.unwrap_err().into_service_error();
+    assert!(err.is_invalid_parameter_exception(), "{err:?}");
+    assert_eq!(
+        aws_sdk_ecs::error::ProvideErrorMetadata::message(&err),
+        Some("instanceIds can have at most 100 items.")
+    );
+    fleet
+        .ecs
+        .describe_container_instances()
+        .cluster("c")
+        .set_container_instances(Some(instances[..100].to_vec()))
+        .send()
+        .await
+        .unwrap();
+}
+
+// ------------------------------------------------------------------------------------------- EC2
+
+#[tokio::test]
+async fn ec2_terminated_instances_are_described_without_a_private_ip() {
+    let moto = Moto::start().await.unwrap();
+    let fleet = Fleet::new(&moto).await.unwrap();
+    fleet.cluster("c").await.unwrap();
+    let host = fleet.host("c").await.unwrap();
+    let running = fleet.host("c").await.unwrap();
+    fleet.terminate(&host).await.unwrap();
+    let described = fleet
+        .ec2
+        .describe_instances()
+        .instance_ids(&host.instance_id)
+        .instance_ids(&running.instance_id)
+        .send()
+        .await
+        .unwrap();
+    let instances: Vec<_> = described.reservations().iter().flat_map(|r| r.instances()).collect();
+    let terminated = instances.iter().find(|i| i.instance_id() == Some(host.instance_id.as_str())).unwrap();
+    assert_eq!(
+        terminated.state().and_then(|s| s.name()),
+        Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+    );
+    assert_eq!(terminated.private_ip_address(), None);
+    assert!(terminated.network_interfaces().is_empty());
+    let alive = instances.iter().find(|i| i.instance_id() == Some(running.instance_id.as_str())).unwrap();
+    assert!(alive.private_ip_address().is_some(), "a running instance keeps its address");
 }
