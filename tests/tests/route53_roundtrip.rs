@@ -126,6 +126,29 @@ async fn a_stale_plan_is_a_conflict_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn a_request_route53_can_never_accept_is_permanent_with_route53s_message_not_a_conflict() {
+    let moto = Moto::start().await.unwrap();
+    let zone = zone(&moto, RetryPolicy::default()).await;
+    // Route53 holds at most 100 multivalue records with one name and type: 100 tasks fill `_web._tcp`.
+    let registrations: Vec<_> =
+        (0..100).map(|n| desired(&model(), &task(n, &[("web", 80, "_web._tcp", 30000)])).records).collect();
+    for chunk in batches(registrations.iter().map(|r| plan(r, &RecordSet::new())), BatchLimits::default()) {
+        zone.apply(&chunk).await.unwrap();
+    }
+    let extra = desired(&model(), &task(100, &[("web", 80, "_web._tcp", 30000)])).records;
+    let err = zone.apply(&plan(&extra, &RecordSet::new())).await.unwrap_err();
+    let CallError::Permanent { operation, detail } = &err else {
+        panic!("expected a permanent error: {err}")
+    };
+    assert_eq!(*operation, "ChangeResourceRecordSets");
+    assert!(
+        detail.contains("InvalidChangeBatch") && detail.contains("Exceeded limit on number of"),
+        "{detail}"
+    );
+    assert!(read_back(&zone, &extra).await.is_empty(), "nothing of the 101st task applied");
+}
+
+#[tokio::test]
 async fn a_missing_zone_is_a_clear_permanent_error() {
     let moto = Moto::start().await.unwrap();
     let client = ecssd_records::route53::client(&moto.sdk_config());

@@ -132,10 +132,11 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
     let world = World::new().await?;
     let mut tasks = Vec::with_capacity(count);
     let preparing = Instant::now();
-    for _ in 0..count {
-        tasks.push(
-            world.task("fleet", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_fleet._tcp"])]).await?,
-        );
+    // Route53 holds at most 100 multivalue records of one name and type: 100 tasks per service.
+    let services: Vec<String> = (0..count.div_ceil(100)).map(|s| format!("_fleet{s}._tcp")).collect();
+    for index in 0..count {
+        let variable = format!("SERVICE_80_NAME={}", services[index / 100]);
+        tasks.push(world.task("fleet", &[ContainerSpec::httpd("web", &[variable.as_str()])]).await?);
     }
     println!("\n## {count} sidecars starting at once, Route53 limited to 5 requests/s");
     println!(
@@ -150,25 +151,36 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
             Sidecar::spawn(&world.moto, &task.metadata, zone_options(&world, &["--log-level=warn"])).await?,
         );
     }
+    let targets = || async {
+        let mut values = Vec::new();
+        for service in &services {
+            values.extend(world.srv_values(service).await?);
+        }
+        values.sort();
+        anyhow::Ok(values)
+    };
     wait_for("every sidecar to register", Duration::from_secs(600), || async {
         // Poll gently: moto shares these two cores with the sidecars being measured.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok((world.srv_values("_fleet._tcp").await?.len() >= count).then_some(()))
+        Ok((targets().await?.len() >= count).then_some(()))
     })
     .await?;
     let elapsed = launch.elapsed().as_secs_f64();
-    let values = world.srv_values("_fleet._tcp").await?;
+    let values = targets().await?;
     let mut unique = values.clone();
     unique.dedup();
     let stats = world.moto.stats().await?;
     let changes = &stats["route53"]["ChangeResourceRecordSets"];
     let ideal = count as f64 / 5.0;
+    let limits = world.moto.limits().await?;
+    println!("(bed: {limits}; {} services of at most 100 targets)", services.len());
     println!(
-        "| registered | lost | duplicated | time | ideal at 5/s | ratio | change requests sent | throttled |"
+        "| registered | lost | duplicated | time | ideal at 5/s | ratio | change requests sent | throttled | refused as PriorRequestNotComplete |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
     println!(
-        "| {} | {} | {} | {elapsed:.1} s | {ideal:.0} s | {:.2}x | {} | {} |",
+        "| {} | {} | {} | {elapsed:.1} s | {ideal:.0} s | {:.2}x | {} | {} | {refused_busy} |",
         unique.len(),
         count - unique.len(),
         values.len() - unique.len(),
@@ -177,4 +189,9 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
         changes["throttled"]
     );
     Ok(())
+}
+
+/// Log lines of all `sidecars` that mention `needle` (their retries log the AWS error code).
+fn sidecar_logs_count(sidecars: &[Sidecar], needle: &str) -> usize {
+    sidecars.iter().map(|s| s.logs().iter().filter(|line| line.contains(needle)).count()).sum()
 }

@@ -24,8 +24,12 @@ use ecssd_tests::world::DOMAIN;
 const CLUSTERS: usize = 3;
 const TASKS: usize = 3000;
 const HOSTS_PER_CLUSTER: usize = 10;
-/// Tasks with a second service, so the zone holds 3 * TASKS + this many records.
-const TWO_SERVICE_TASKS: usize = 1000;
+/// Tasks with a second service, so the zone holds 3 * TASKS + this many records: with its NS and SOA,
+/// exactly Route53's default quota of 10,000 records per zone.
+const TWO_SERVICE_TASKS: usize = 998;
+/// Route53 holds at most 100 multivalue records of one name and type, so the tasks are spread over
+/// services of at most this many targets each.
+const TARGETS_PER_SERVICE: usize = 100;
 /// Tasks stopped without deregistering, and one host terminated, before the sweep.
 const STOPPED: usize = 300;
 
@@ -39,7 +43,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One sweep of a zone of 10,000 records / 3,000 tasks / 3 clusters: API calls against the minimum.
+/// One sweep of a zone at its 10,000-record quota / 3,000 tasks / 3 clusters: API calls against the
+/// minimum.
 async fn sweep_calls() -> anyhow::Result<()> {
     let moto = Moto::start().await?;
     moto.create_private_zone(DOMAIN).await?;
@@ -65,9 +70,11 @@ async fn sweep_calls() -> anyhow::Result<()> {
     for (index, (task, _)) in tasks.iter().enumerate() {
         let port = 32768 + (index % 20000) as u16;
         let octet = (index % 250) as u8 + 1;
-        let mut targets = vec![("_web._tcp", port)];
+        let service = index / TARGETS_PER_SERVICE;
+        let (web, admin) = (format!("_web{service}._tcp"), format!("_admin{service}._tcp"));
+        let mut targets = vec![(web.as_str(), port)];
         if index < TWO_SERVICE_TASKS {
-            targets.push(("_admin._tcp", port + 1));
+            targets.push((admin.as_str(), port + 1));
         }
         sets.push(task_records(task, Ipv4Addr::new(10, 1, octet, 1), &targets)?);
     }
