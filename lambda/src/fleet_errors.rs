@@ -26,45 +26,33 @@ pub const DESCRIBE_INSTANCES: Operation<DescribeInstancesError> =
 
 // ECS documents ServerException as "a server issue" (HTTP 500): transient. ClientException ("a
 // client action", e.g. missing permissions or an invalid identifier) and InvalidParameterException
-// cannot succeed on retry.
+// cannot succeed on retry. ClusterNotFoundException is modeled for every call that names a cluster.
+macro_rules! ecs_classes {
+    ($err:expr, $enum:ident $(, $cluster_not_found:ident)?) => {{
+        use $enum as E;
+        Some(match $err {
+            E::ServerException(_) => ErrorClass::Transient,
+            $(E::$cluster_not_found(_) => ErrorClass::NotFound,)?
+            E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
+            _ => return None,
+        })
+    }};
+}
 
 fn list_clusters(err: &ListClustersError) -> Option<ErrorClass> {
-    use ListClustersError as E;
-    Some(match err {
-        E::ServerException(_) => ErrorClass::Transient,
-        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-        _ => return None,
-    })
+    ecs_classes!(err, ListClustersError)
 }
 
 fn describe_tasks(err: &DescribeTasksError) -> Option<ErrorClass> {
-    use DescribeTasksError as E;
-    Some(match err {
-        E::ServerException(_) => ErrorClass::Transient,
-        E::ClusterNotFoundException(_) => ErrorClass::NotFound,
-        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-        _ => return None,
-    })
+    ecs_classes!(err, DescribeTasksError, ClusterNotFoundException)
 }
 
 fn describe_container_instances(err: &DescribeContainerInstancesError) -> Option<ErrorClass> {
-    use DescribeContainerInstancesError as E;
-    Some(match err {
-        E::ServerException(_) => ErrorClass::Transient,
-        E::ClusterNotFoundException(_) => ErrorClass::NotFound,
-        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-        _ => return None,
-    })
+    ecs_classes!(err, DescribeContainerInstancesError, ClusterNotFoundException)
 }
 
 fn stop_task(err: &StopTaskError) -> Option<ErrorClass> {
-    use StopTaskError as E;
-    Some(match err {
-        E::ServerException(_) => ErrorClass::Transient,
-        E::ClusterNotFoundException(_) => ErrorClass::NotFound,
-        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-        _ => return None,
-    })
+    ecs_classes!(err, StopTaskError, ClusterNotFoundException)
 }
 
 #[cfg(test)]
