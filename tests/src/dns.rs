@@ -46,11 +46,22 @@ fn options(records: &[Record]) -> BTreeSet<String> {
 
 impl Dns {
     /// Starts dnsmasq on a free loopback port answering for `records`.
+    /// A port is free only between the probe and dnsmasq's bind: another process may take it in
+    /// between (seen once in CI), so a failed start is tried again on another free port.
     pub async fn start(records: &[Record]) -> anyhow::Result<Self> {
-        let port = std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port();
         let served = options(records);
-        let child = spawn(port, &served).await?;
-        Ok(Self { port, child, served })
+        let mut attempt = 1;
+        loop {
+            let port = free_port()?;
+            match spawn(port, &served).await {
+                Ok(child) => return Ok(Self { port, child, served }),
+                Err(e) if attempt < 5 => {
+                    tracing::warn!(port, attempt, error = %e, "dnsmasq did not start; trying another port");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Serves `records` from now on (dnsmasq reads `--srv-host` only at start, so it restarts).
@@ -69,6 +80,18 @@ impl Dns {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+}
+
+/// A loopback port free for both TCP and UDP at this moment (dnsmasq listens on both).
+fn free_port() -> anyhow::Result<u16> {
+    for _ in 0..100 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no loopback port free for both TCP and UDP in 100 tries")
 }
 
 async fn spawn(port: u16, records: &BTreeSet<String>) -> anyhow::Result<Child> {
