@@ -8,13 +8,12 @@ use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
 use ecssd_records::retry::call_with_retry;
-
-use crate::fleet_errors::{
-    DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, LIST_CLUSTERS, STOP_TASK,
-};
 use ecssd_records::{CallCounter, CallError, RetryPolicy};
 
 use crate::decide::TaskState;
+use crate::fleet_errors::{
+    DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, LIST_CLUSTERS, STOP_TASK,
+};
 
 /// DescribeTasks and DescribeContainerInstances take at most this many ARNs.
 pub const ECS_DESCRIBE_LIMIT: usize = 100;

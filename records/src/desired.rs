@@ -149,8 +149,9 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
     }
     let records = &mut out.records;
     let mut srv_keys = Vec::new();
-    for (index, endpoint) in task.endpoints.iter().enumerate() {
-        if index + 1 >= MAX_VALUES_PER_RECORD {
+    for endpoint in &task.endpoints {
+        // The ownership record holds a header and one value per published endpoint.
+        if srv_keys.len() + 1 >= MAX_VALUES_PER_RECORD {
             out.rejected.push(Rejected::TooManyEndpoints {
                 container: endpoint.container.clone(),
                 port: endpoint.container_port,
@@ -179,7 +180,6 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
         records.insert(Record::new(key, zone.ttl, vec![value]));
     }
     if srv_keys.is_empty() {
-        out.records = RecordSet::new();
         return out;
     }
     let a_key = RecordKey { name: target, record_type: RecordType::A, set_identifier: None };

@@ -90,12 +90,17 @@ impl World {
 
     /// The SRV values of `_service._tcp.<domain>`, sorted.
     pub async fn srv_values(&self, service: &str) -> anyhow::Result<Vec<String>> {
-        let name = format!("{service}.{DOMAIN}.");
+        self.srv_values_of(&[service]).await
+    }
+
+    /// The SRV values of all these services together, sorted, from one zone listing.
+    pub async fn srv_values_of(&self, services: &[&str]) -> anyhow::Result<Vec<String>> {
+        let names: Vec<String> = services.iter().map(|service| format!("{service}.{DOMAIN}.")).collect();
         let mut values: Vec<String> = self
             .records()
             .await?
             .into_iter()
-            .filter(|r| r.key.record_type == RecordType::Srv && r.key.name == name)
+            .filter(|r| r.key.record_type == RecordType::Srv && names.contains(&r.key.name))
             .flat_map(|r| r.values().to_vec())
             .collect();
         values.sort();

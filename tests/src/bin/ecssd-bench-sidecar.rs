@@ -10,11 +10,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ecssd_records::RecordType;
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
-use ecssd_tests::world::{DOMAIN, World};
+use ecssd_tests::world::World;
 
 const WAIT: Duration = Duration::from_secs(120);
 const COALESCE_MS: f64 = 100.0;
@@ -140,9 +139,11 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
     let mut tasks = Vec::with_capacity(count);
     let preparing = Instant::now();
     // Route53 holds at most 100 multivalue records of one name and type: 100 tasks per service.
-    let services: Vec<String> = (0..count.div_ceil(100)).map(|s| format!("_fleet{s}._tcp")).collect();
+    const TARGETS_PER_SERVICE: usize = 100;
+    let services: Vec<String> =
+        (0..count.div_ceil(TARGETS_PER_SERVICE)).map(|s| format!("_fleet{s}._tcp")).collect();
     for index in 0..count {
-        let variable = format!("SERVICE_80_NAME={}", services[index / 100]);
+        let variable = format!("SERVICE_80_NAME={}", services[index / TARGETS_PER_SERVICE]);
         tasks.push(world.task("fleet", &[ContainerSpec::httpd("web", &[variable.as_str()])]).await?);
     }
     println!("\n## {count} sidecars starting at once, Route53 limited to 5 requests/s");
@@ -159,18 +160,8 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
         );
     }
     // One zone listing per poll for every service: the poll must not load moto more than it must.
-    let names: Vec<String> = services.iter().map(|s| format!("{s}.{DOMAIN}.")).collect();
-    let targets = || async {
-        let mut values: Vec<String> = world
-            .records()
-            .await?
-            .into_iter()
-            .filter(|r| r.key.record_type == RecordType::Srv && names.contains(&r.key.name))
-            .flat_map(|r| r.values().to_vec())
-            .collect();
-        values.sort();
-        anyhow::Ok(values)
-    };
+    let service_names: Vec<&str> = services.iter().map(String::as_str).collect();
+    let targets = || world.srv_values_of(&service_names);
     let spawned = launch.elapsed().as_secs_f64();
     // (seconds since launch, targets registered), one sample per poll: where the time goes.
     let progress = std::sync::Mutex::new(Vec::new());
@@ -204,7 +195,7 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
     let changes = &stats["route53"]["ChangeResourceRecordSets"];
     let ideal = count as f64 / 5.0;
     let limits = world.moto.limits().await?;
-    println!("(bed: {limits}; {} services of at most 100 targets)", services.len());
+    println!("(bed: {limits}; {} services of at most {TARGETS_PER_SERVICE} targets)", services.len());
     println!(
         "| registered | lost | duplicated | time | ideal at 5/s | ratio | change requests sent | throttled | refused as PriorRequestNotComplete |"
     );
