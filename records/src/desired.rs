@@ -118,6 +118,31 @@ pub struct Desired {
     pub rejected: Vec<Rejected>,
 }
 
+impl Desired {
+    /// The records without the SRV records in `held` (ones Route53 refused, such as the 101st target
+    /// of a name), their entries dropped from the ownership record so it lists only what exists. The
+    /// task keeps its A and ownership records even when every SRV record is held back: it still has
+    /// endpoints to publish, and the sweeper finds its records by the ownership record.
+    pub fn holding_back(&self, held: &std::collections::BTreeSet<RecordKey>) -> RecordSet {
+        let mut records = self.records.clone();
+        let mut removed = false;
+        for key in held {
+            removed |= key.record_type == RecordType::Srv && records.remove(key).is_some();
+        }
+        if !removed {
+            return records;
+        }
+        let txt = records.iter().find(|r| r.key.record_type == RecordType::Txt).cloned();
+        if let Some(txt) = txt
+            && let Ok(mut ownership) = Ownership::decode(txt.values())
+        {
+            ownership.srv.retain(|key| !held.contains(key));
+            records.insert(Record::new(txt.key, txt.ttl, ownership.encode()));
+        }
+        records
+    }
+}
+
 /// Whether `name` (fully qualified) fits DNS: at most [`MAX_NAME`] characters, labels at most
 /// [`MAX_LABEL`]; the problem otherwise, naming the limit.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -248,6 +273,29 @@ mod tests {
         );
         assert!(records.iter().all(|r| r.ttl == 10));
         assert!(records.iter().filter(|r| r.key.record_type == RecordType::Srv).all(Record::is_multivalue));
+    }
+
+    #[test]
+    fn a_held_back_record_leaves_the_rest_and_the_ownership_record_lists_only_what_is_published() {
+        let wanted = desired(
+            &zone(),
+            &task(vec![endpoint("web", 80, "_web._tcp", 32768), endpoint("calc", 8080, "_calc._tcp", 32769)]),
+        );
+        let web = wanted.records.iter().find(|r| r.key.name.starts_with("_web")).expect("web").key.clone();
+        let held = std::collections::BTreeSet::from([web.clone()]);
+        let records = wanted.holding_back(&held);
+        assert_eq!(records.len(), 3, "{:?}", summary(&records));
+        assert!(records.get(&web).is_none());
+        let txt = records.iter().find(|r| r.key.record_type == RecordType::Txt).expect("ownership");
+        let ownership = Ownership::decode(txt.values()).expect("decodes");
+        assert_eq!(ownership.srv.len(), 1);
+        assert!(ownership.srv[0].name.starts_with("_calc"));
+
+        let only_web = desired(&zone(), &task(vec![endpoint("web", 80, "_web._tcp", 32768)]));
+        let records = only_web.holding_back(&held);
+        let kinds: Vec<_> = records.iter().map(|r| r.key.record_type).collect();
+        assert_eq!(kinds, [RecordType::Txt, RecordType::A], "A and ownership stay: {:?}", summary(&records));
+        assert_eq!(desired(&zone(), &task(vec![])).holding_back(&held), RecordSet::new());
     }
 
     #[test]

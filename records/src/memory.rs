@@ -1,6 +1,7 @@
 //! A zone in memory that judges changes like Route53 does (exact DELETEs, no CREATE over an existing
-//! record, all-or-nothing batches), for unit tests of the code generic over [`RecordStore`]. It can be
-//! told to change itself just before the next batch, as a concurrent writer would.
+//! record, all-or-nothing batches, at most 100 multivalue records per name and type), for unit tests of
+//! the code generic over [`RecordStore`]. It can be told to change itself just before the next batch,
+//! as a concurrent writer would.
 
 use std::sync::Mutex;
 
@@ -18,7 +19,13 @@ pub struct MemoryZone {
     calls: Mutex<Vec<&'static str>>,
     /// Applied to the zone right before the next batch is judged.
     interference: Mutex<Option<Interference>>,
+    /// Multivalue records allowed per name and type (Route53's quota: 100); `None` means 100.
+    multivalue_limit: Option<usize>,
 }
+
+/// Route53's quota of records with the same name and type and a routing policy other than simple
+/// (Developer Guide, Quotas, "Quotas on records").
+const MULTIVALUE_LIMIT: usize = 100;
 
 impl std::fmt::Debug for MemoryZone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +36,18 @@ impl std::fmt::Debug for MemoryZone {
 impl MemoryZone {
     pub fn new(records: impl IntoIterator<Item = Record>) -> Self {
         Self { records: Mutex::new(records.into_iter().collect()), ..Self::default() }
+    }
+
+    /// Allows `limit` multivalue records per name and type instead of Route53's 100, so a test can
+    /// reach the quota with a few records.
+    pub fn with_multivalue_limit(mut self, limit: usize) -> Self {
+        self.multivalue_limit = Some(limit);
+        self
+    }
+
+    /// Removes a record, as another writer (or an operator) would.
+    pub fn remove(&self, key: &RecordKey) -> Option<Record> {
+        lock(&self.records).remove(key)
     }
 
     pub fn records(&self) -> RecordSet {
@@ -83,6 +102,18 @@ impl RecordStore for MemoryZone {
                     let detail = format!("{} {}", change.action.as_str(), change.record.key);
                     return Err(CallError::Conflict { operation: "ChangeResourceRecordSets", detail });
                 }
+            }
+        }
+        let limit = self.multivalue_limit.unwrap_or(MULTIVALUE_LIMIT);
+        for change in changes.iter().filter(|c| c.action == Action::Create && c.record.is_multivalue()) {
+            let key = &change.record.key;
+            let same = next.iter().filter(|r| r.key.name == key.name && r.key.record_type == key.record_type);
+            if same.count() > limit {
+                let detail = format!(
+                    "Exceeded limit on number of multivalue RRSets for {}, type {}",
+                    key.name, key.record_type
+                );
+                return Err(CallError::Permanent { operation: "ChangeResourceRecordSets", detail });
             }
         }
         *records = next;

@@ -109,6 +109,10 @@ impl RecordSet {
         self.0.get(key)
     }
 
+    pub fn remove(&mut self, key: &RecordKey) -> Option<Record> {
+        self.0.remove(key)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Record> {
         self.0.values()
     }

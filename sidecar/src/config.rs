@@ -1,7 +1,7 @@
 //! The sidecar's settings: every flag is also an environment variable, so a task definition configures
 //! it with `environment` entries alone.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -60,6 +60,28 @@ pub struct Config {
     #[arg(long, env = "ECSSD_METADATA_WAIT_SECONDS", default_value_t = 60)]
     pub metadata_wait_seconds: u64,
 
+    /// Seconds between checks of the task's records through DNS (no Route53 API call); a record
+    /// deleted or changed behind the sidecar's back is repaired after the next check that sees it.
+    /// 0 turns self-healing off.
+    #[arg(long, env = "ECSSD_HEAL_CHECK_SECONDS", default_value_t = 60)]
+    pub heal_check_seconds: u64,
+
+    /// The DNS resolver to check records with, `ip` or `ip:port`. Defaults to the first nameserver of
+    /// /etc/resolv.conf, which in an ECS task is the VPC's resolver.
+    #[arg(long, env = "ECSSD_RESOLVER", value_parser = parse_resolver)]
+    pub resolver: Option<SocketAddr>,
+
+    /// Seconds a resolver may keep answering from before the sidecar's last change: how long it may
+    /// remember that a name did not exist (Route53's SOA allows 900). Absent names are not taken as
+    /// deleted until then.
+    #[arg(long, env = "ECSSD_HEAL_DNS_LAG_SECONDS", default_value_t = 900)]
+    pub heal_dns_lag_seconds: u64,
+
+    /// Seconds after which an SRV record DNS cannot show (its name answers Route53's maximum of 8
+    /// targets, none of them this one) is read through the API: one call per record per period.
+    #[arg(long, env = "ECSSD_HEAL_VERIFY_SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub heal_verify_seconds: u64,
+
     /// Log format.
     #[arg(long, env = "ECSSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -85,4 +107,13 @@ impl Config {
     pub fn coalesce(&self) -> Duration {
         Duration::from_millis(self.coalesce_ms)
     }
+}
+
+/// `ip` (port 53) or `ip:port`.
+fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
+    text.parse::<SocketAddr>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| {
+            format!("`{text}` is not a resolver address: expected an IP address, optionally with :port")
+        })
 }

@@ -5,15 +5,22 @@
 //! start it assumes the task owns nothing (true for a fresh task: registering costs one call); if
 //! Route53 rejects that as stale, records survive from an earlier run, so it reads them back by name
 //! (never a zone scan) and plans again.
+//!
+//! When Route53 refuses a request for good (e.g. a name already holds its 100 multivalue records), the
+//! new SRV records are tried one by one, the way external-dns retries failed groups alone: the ones
+//! refused are held back, with a backoff of their own, and everything else is published.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ecssd_records::ownership::{address_name, ownership_name};
 use ecssd_records::{
-    BatchLimits, CallError, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet, RecordStore,
-    RecordType, Rejected, TaskArn, TaskRegistration, ZoneModel, batches, desired, plan,
+    Backoff, BatchLimits, CallError, Desired, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet,
+    RecordStore, RecordType, Rejected, RetryPolicy, TaskArn, TaskRegistration, ZoneModel, batches, desired,
+    plan,
 };
+use tokio::time::Instant;
 
 use crate::error::SidecarError;
 
@@ -42,7 +49,23 @@ pub struct Registrar<S> {
     /// Endpoints left out for breaking a DNS or Route53 limit, as last logged (each is logged once,
     /// when it appears, not at every convergence).
     rejected: Vec<Rejected>,
+    /// SRV records Route53 refused, held back until their next try.
+    refused: BTreeMap<RecordKey, Refusal>,
+    /// How often a refused record is tried again.
+    refused_retry: RetryPolicy,
 }
+
+/// One SRV record Route53 refused, and when to try it again.
+#[derive(Debug)]
+struct Refusal {
+    detail: String,
+    backoff: Backoff,
+    retry_at: Instant,
+}
+
+/// How often a refused record is tried again: soon, then at most once a minute.
+const REFUSED_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_secs(5), cap: Duration::from_secs(60), give_up_after: None };
 
 /// What one convergence did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,11 +79,66 @@ pub struct Converged {
 impl<S: RecordStore> Registrar<S> {
     pub fn new(store: S, model: ZoneModel, task: TaskArn, cluster: String, address: Ipv4Addr) -> Self {
         let view = View::Known(RecordSet::new());
-        Self { store, model, task, cluster, address, view, rejected: Vec::new() }
+        Self {
+            store,
+            model,
+            task,
+            cluster,
+            address,
+            view,
+            rejected: Vec::new(),
+            refused: BTreeMap::new(),
+            refused_retry: REFUSED_RETRY,
+        }
+    }
+
+    /// Tries refused records again on this schedule instead of [`REFUSED_RETRY`]'s.
+    pub fn with_refused_retry(mut self, policy: RetryPolicy) -> Self {
+        self.refused_retry = policy;
+        self
     }
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// Uses another store (the zone was found again under a new id); what it holds must be read.
+    pub fn replace_store(&mut self, store: S) {
+        self.store = store;
+        self.view = View::Unknown;
+    }
+
+    /// The records it believes the zone holds for its task, if it knows.
+    pub fn written(&self) -> Option<&RecordSet> {
+        match &self.view {
+            View::Known(records) => Some(records),
+            View::Unknown => None,
+        }
+    }
+
+    /// The task's own names (ownership TXT and A): they exist exactly when it publishes something.
+    pub fn own_names(&self) -> [(String, RecordType); 2] {
+        [
+            (ownership_name(&self.model.domain, &self.task), RecordType::Txt),
+            (address_name(&self.model.domain, &self.task), RecordType::A),
+        ]
+    }
+
+    /// When a refused record is next due for a try.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.refused.values().map(|r| r.retry_at).min()
+    }
+
+    /// Reads these records through the API; whether they are as written.
+    pub async fn verify(&self, keys: &[RecordKey]) -> Result<bool, SidecarError> {
+        let Some(written) = self.written() else { return Ok(false) };
+        for key in keys {
+            let found = self.store.read(key).await?;
+            if found.as_ref() != written.get(key) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Forgets what it believed, so the next convergence reads the zone first.
@@ -70,7 +148,7 @@ impl<S: RecordStore> Registrar<S> {
 
     /// The records this task should own with these endpoints; endpoints that break a limit are left
     /// out, and said so once.
-    fn desired(&mut self, endpoints: Vec<Endpoint>) -> RecordSet {
+    fn desired(&mut self, endpoints: Vec<Endpoint>) -> Desired {
         let registration = TaskRegistration {
             cluster_arn: self.cluster.clone(),
             task: self.task.clone(),
@@ -82,15 +160,102 @@ impl<S: RecordStore> Registrar<S> {
             for problem in desired.rejected.iter().filter(|p| !self.rejected.contains(p)) {
                 tracing::error!(%problem, "cannot publish this endpoint; the others are unaffected");
             }
-            self.rejected = desired.rejected;
+            self.rejected = desired.rejected.clone();
         }
-        desired.records
+        desired
     }
 
-    /// Makes the zone hold exactly the records for `endpoints`.
+    /// Makes the zone hold exactly the records for `endpoints`, less SRV records Route53 refused
+    /// whose next try is not due.
     pub async fn converge(&mut self, endpoints: Vec<Endpoint>) -> Result<Converged, SidecarError> {
-        let wanted = self.desired(endpoints);
-        self.converge_to(&wanted).await
+        let desired = self.desired(endpoints);
+        self.refused.retain(|key, _| desired.records.get(key).is_some());
+        let now = Instant::now();
+        let held: BTreeSet<RecordKey> =
+            self.refused.iter().filter(|(_, r)| r.retry_at > now).map(|(k, _)| k.clone()).collect();
+        let wanted = desired.holding_back(&held);
+        let before = self.written().cloned();
+        match self.converge_to(&wanted).await {
+            Ok(done) => {
+                self.accepted(&wanted);
+                Ok(done)
+            }
+            Err(SidecarError::Route53(refusal @ CallError::Permanent { .. })) => {
+                let new: Vec<RecordKey> = wanted
+                    .iter()
+                    .filter(|r| r.key.record_type == RecordType::Srv)
+                    .filter(|r| before.as_ref().is_none_or(|b| b.get(&r.key) != Some(*r)))
+                    .map(|r| r.key.clone())
+                    .collect();
+                if new.is_empty() {
+                    return Err(SidecarError::Route53(refusal));
+                }
+                self.one_by_one(&desired, held, new).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a permanent refusal: publishes everything but the new SRV records, then adds those one
+    /// at a time, holding back each that Route53 refuses. An error not about them is returned.
+    async fn one_by_one(
+        &mut self,
+        desired: &Desired,
+        mut held: BTreeSet<RecordKey>,
+        new: Vec<RecordKey>,
+    ) -> Result<Converged, SidecarError> {
+        held.extend(new.iter().cloned());
+        let mut done = self.converge_to(&desired.holding_back(&held)).await?;
+        for key in new {
+            held.remove(&key);
+            let wanted = desired.holding_back(&held);
+            match self.converge_to(&wanted).await {
+                Ok(more) => {
+                    done.changes += more.changes;
+                    done.requests += more.requests;
+                    self.accepted(&wanted);
+                }
+                Err(SidecarError::Route53(CallError::Permanent { detail, .. })) => {
+                    self.refuse(key.clone(), detail);
+                    held.insert(key);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Holds `key` back after Route53 refused it; said once, and again if the reason changes.
+    fn refuse(&mut self, key: RecordKey, detail: String) {
+        let entry = self.refused.entry(key.clone()).or_insert_with(|| Refusal {
+            detail: String::new(),
+            backoff: Backoff::new(self.refused_retry),
+            retry_at: Instant::now(),
+        });
+        let delay = entry.backoff.next_delay();
+        entry.retry_at = Instant::now() + delay;
+        let service =
+            key.name.strip_suffix(self.model.domain.fqdn()).unwrap_or(&key.name).trim_end_matches('.');
+        if entry.detail != detail {
+            tracing::error!(problem = "route53_refused_record", record = %key, service, retry_in_s = delay.as_secs(),
+                route53 = %detail,
+                "Route53 refused this SRV record; the task's other records are published and it is tried \
+                 again later. If {service} is at Route53's limit of 100 multivalue records per name, \
+                 this task is registered once another target leaves");
+            entry.detail = detail;
+        } else {
+            tracing::debug!(record = %key, retry_in_s = delay.as_secs(), "Route53 still refuses this SRV record");
+        }
+    }
+
+    /// Forgets refusals of records now published.
+    fn accepted(&mut self, published: &RecordSet) {
+        let keys: Vec<RecordKey> =
+            self.refused.keys().filter(|key| published.get(key).is_some()).cloned().collect();
+        for key in keys {
+            self.refused.remove(&key);
+            tracing::info!(problem = "route53_refused_record", record = %key, "Route53 accepted the SRV record it had refused");
+        }
     }
 
     /// Withdraws every record of the task.
@@ -100,12 +265,13 @@ impl<S: RecordStore> Registrar<S> {
 
     async fn converge_to(&mut self, wanted: &RecordSet) -> Result<Converged, SidecarError> {
         let mut conflicts = 0;
+        let mut pause = Backoff::new(RetryPolicy::default());
         let mut done = Converged::default();
         loop {
             let current = match &self.view {
                 View::Known(current) => current.clone(),
                 View::Unknown => {
-                    let current = self.read_current().await?;
+                    let current = self.read_current(wanted).await?;
                     self.view = View::Known(current.clone());
                     current
                 }
@@ -115,7 +281,7 @@ impl<S: RecordStore> Registrar<S> {
                 return Ok(done);
             }
             let mut failure = None;
-            for request in batches([changes], BatchLimits::default()) {
+            for (index, request) in batches([changes], BatchLimits::default()).into_iter().enumerate() {
                 // Until the request is answered, what the zone holds is uncertain.
                 self.view = View::Unknown;
                 match self.store.apply(&request).await {
@@ -124,6 +290,11 @@ impl<S: RecordStore> Registrar<S> {
                         done.requests += 1;
                     }
                     Err(e) => {
+                        // A refused request changed nothing (Route53 applies a batch whole or not at
+                        // all): if it was the first, the zone is as before.
+                        if index == 0 && matches!(e, CallError::Permanent { .. }) {
+                            self.view = View::Known(current.clone());
+                        }
                         failure = Some(e);
                         break;
                     }
@@ -138,7 +309,7 @@ impl<S: RecordStore> Registrar<S> {
                     conflicts += 1;
                     tracing::info!(conflicts, %detail, "Route53 holds other records for this task than assumed; reading them back");
                     if conflicts > 1 {
-                        tokio::time::sleep(Duration::from_millis(200 * u64::from(conflicts))).await;
+                        tokio::time::sleep(pause.next_delay()).await;
                     }
                 }
                 Some(CallError::Conflict { detail, .. }) => return Err(SidecarError::ForeignRecords(detail)),
@@ -147,36 +318,41 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Reads back the records this task owns, by name: its ownership record, then the A record and the
-    /// SRV records the ownership record lists.
-    async fn read_current(&self) -> Result<RecordSet, SidecarError> {
+    /// Reads back the records this task owns, by name: its ownership record, its A record, the SRV
+    /// records the ownership record lists and those it should hold (an SRV record whose set identifier
+    /// names the task, and the A record named after it, are the task's even when the ownership record
+    /// was deleted behind its back).
+    async fn read_current(&self, wanted: &RecordSet) -> Result<RecordSet, SidecarError> {
         let txt_key = key(ownership_name(&self.model.domain, &self.task), RecordType::Txt, None);
-        let mut current = RecordSet::new();
-        let Some(txt) = self.store.read(&txt_key).await? else {
-            return Ok(current);
-        };
-        let srv_keys = match Ownership::decode(txt.values()) {
-            Ok(ownership) if ownership.owner == self.model.owner && ownership.task == self.task => {
-                ownership.srv
-            }
-            Ok(ownership) => {
-                return Err(SidecarError::ForeignRecords(format!(
-                    "{} belongs to owner {} / task {}",
-                    txt_key, ownership.owner, ownership.task
-                )));
-            }
-            Err(OwnershipError::NotOurs) => {
-                return Err(SidecarError::ForeignRecords(format!("{txt_key} exists without ecssd's marker")));
-            }
-            // Ours but unreadable: replace it; SRV records it listed cannot be found by name.
-            Err(OwnershipError::Malformed(problem)) => {
-                tracing::warn!(record = %txt_key, %problem, "replacing a malformed ownership record");
-                Vec::new()
-            }
-        };
-        current.insert(txt);
         let a_key = key(address_name(&self.model.domain, &self.task), RecordType::A, None);
-        for key in std::iter::once(a_key).chain(srv_keys) {
+        let mut keys: BTreeSet<RecordKey> =
+            wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
+        keys.insert(a_key);
+        let mut current = RecordSet::new();
+        if let Some(txt) = self.store.read(&txt_key).await? {
+            match Ownership::decode(txt.values()) {
+                Ok(ownership) if ownership.owner == self.model.owner && ownership.task == self.task => {
+                    keys.extend(ownership.srv);
+                }
+                Ok(ownership) => {
+                    return Err(SidecarError::ForeignRecords(format!(
+                        "{} belongs to owner {} / task {}",
+                        txt_key, ownership.owner, ownership.task
+                    )));
+                }
+                Err(OwnershipError::NotOurs) => {
+                    return Err(SidecarError::ForeignRecords(format!(
+                        "{txt_key} exists without ecssd's marker"
+                    )));
+                }
+                // Ours but unreadable: replace it; SRV records only it listed cannot be found by name.
+                Err(OwnershipError::Malformed(problem)) => {
+                    tracing::warn!(record = %txt_key, %problem, "replacing a malformed ownership record");
+                }
+            }
+            current.insert(txt);
+        }
+        for key in keys {
             if let Some(record) = self.store.read(&key).await? {
                 current.insert(record);
             }
@@ -249,6 +425,66 @@ mod tests {
         second.invalidate();
         second.converge(vec![]).await.unwrap();
         assert!(second.store().records().is_empty());
+    }
+
+    fn srv_of(records: &RecordSet, task_id: &str) -> Vec<Record> {
+        let set_identifier = format!("ecssd:{task_id}:");
+        records
+            .iter()
+            .filter(|r| r.key.set_identifier.as_deref().is_some_and(|s| s.starts_with(&set_identifier)))
+            .cloned()
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_target_over_route53s_limit_is_held_back_the_rest_published_and_retried_later() {
+        // The name already holds its limit (1 here, 100 on Route53): another task's target.
+        let other = Record::new(
+            key("_web._tcp.sd.internal.".into(), RecordType::Srv, Some("ecssd:t0:web:80".into())),
+            10,
+            vec!["1 1 80 t0.sd.internal".into()],
+        );
+        let soon = RetryPolicy {
+            base: Duration::from_millis(200),
+            cap: Duration::from_millis(400),
+            give_up_after: None,
+        };
+        let mut registrar =
+            registrar(MemoryZone::new([other.clone()]).with_multivalue_limit(1)).with_refused_retry(soon);
+        let done = registrar.converge(vec![web(1000)]).await.expect("never an error");
+        assert_eq!(done.changes, 2, "A and ownership record");
+        let records = registrar.store().records();
+        assert!(srv_of(&records, "t1").is_empty());
+        let txt = records.iter().find(|r| r.key.record_type == RecordType::Txt).expect("ownership");
+        assert!(Ownership::decode(txt.values()).expect("ours").srv.is_empty(), "lists only what exists");
+        let retry_at = registrar.next_retry().expect("a retry is scheduled");
+        assert!(retry_at > Instant::now(), "not in a tight loop");
+
+        // Until then, convergences leave it alone and cost nothing.
+        registrar.store().take_calls();
+        assert_eq!(registrar.converge(vec![web(1000)]).await.expect("converges"), Converged::default());
+        assert!(calls(&registrar).is_empty());
+
+        // Room appears; at the retry it is registered.
+        registrar.store().remove(&other.key);
+        tokio::time::sleep_until(retry_at).await;
+        registrar.converge(vec![web(1000)]).await.expect("converges");
+        assert_eq!(srv_of(&registrar.store().records(), "t1").len(), 1);
+        assert_eq!(registrar.next_retry(), None);
+    }
+
+    #[tokio::test]
+    async fn records_deleted_behind_its_back_are_read_back_by_name_and_restored() {
+        let mut registrar = registrar(MemoryZone::default());
+        registrar.converge(vec![web(1000)]).await.expect("registers");
+        let before = registrar.store().records();
+        // The ownership record alone goes: the A and SRV records are still found by name.
+        let txt = before.iter().find(|r| r.key.record_type == RecordType::Txt).expect("ownership");
+        registrar.store().remove(&txt.key);
+        registrar.invalidate();
+        let done = registrar.converge(vec![web(1000)]).await.expect("repairs");
+        assert_eq!(done.changes, 1);
+        assert_eq!(registrar.store().records(), before);
     }
 
     #[tokio::test]

@@ -13,9 +13,12 @@ use futures_util::{StreamExt, future};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::dns::{self, Resolver};
 use crate::error::SidecarError;
+use crate::heal::{HealSettings, Healer, Next};
 use crate::metadata::{self, NetworkMode, TaskIdentity};
-use crate::registrar::Registrar;
+use crate::problems::{Problem, Problems};
+use crate::registrar::{Converged, Registrar};
 use crate::siblings::{self, EndpointProblem, TASK_ARN_LABEL};
 
 /// Clients built once by `main`.
@@ -36,7 +39,25 @@ fn is_relevant(event: &EventMessage) -> bool {
 /// How often the task's containers are listed again even without events.
 const SAFETY_RESYNC: Duration = Duration::from_secs(30);
 
-/// Runs until `shutdown` resolves (then withdraws and drains) or a permanent error occurs.
+/// Retrying a convergence that failed after start (Route53 refusing, Docker away): soon at first, then
+/// about once a minute, for as long as it takes.
+const AFTER_START_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), give_up_after: None };
+
+/// When the next full resync is due, and the time (ns) of the event that asked for it.
+type Pending = Option<(Instant, Option<i64>)>;
+
+/// Asks for a resync at `at` unless one is due sooner; the first event of a burst keeps its time.
+fn schedule(pending: &mut Pending, at: Instant, event_ns: Option<i64>) {
+    *pending = match *pending {
+        Some((due, first)) if due <= at => Some((due, first.or(event_ns))),
+        Some((_, first)) => Some((at, first.or(event_ns))),
+        None => Some((at, event_ns)),
+    };
+}
+
+/// Runs until `shutdown` resolves (then withdraws and drains). It fails only at start, for what an
+/// operator must fix (no task metadata, no Docker, no zone); afterwards every failure is retried.
 pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>) -> Result<(), SidecarError> {
     let identity = metadata::task_identity(
         config.metadata_uri.as_deref(),
@@ -53,8 +74,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             Route53Zone::find(deps.route53.clone(), config.domain.clone(), RetryPolicy::default()).await?
         }
     };
+    let mut healer = healer(&config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
-        %address, zone_id = zone.zone_id(), domain = %config.domain, "ecssd sidecar starting");
+        %address, zone_id = zone.zone_id(), domain = %config.domain,
+        resolver = healer.as_ref().map(|h| h.resolver().to_string()), "ecssd sidecar starting");
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     let mut registrar = Registrar::new(zone, model, identity.task.clone(), identity.cluster.clone(), address);
 
@@ -72,19 +95,27 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
         mode: identity.network_mode,
         lister: siblings::SiblingLister::new(deps.docker.clone(), identity.task.to_string()),
     };
-    // Subscribe before the first listing, so nothing that happens in between is missed.
-    let mut events = (!config.once).then(|| follower.subscribe());
-    let mut problems = Vec::new();
+    // Subscribed from now, before the first listing: Docker replays events since then whenever the
+    // (lazy) stream is first polled, so nothing in between is missed.
+    let mut events_since = unix_seconds() - 1;
+    let mut events = (!config.once).then(|| follower.subscribe(events_since));
+    let mut reported = Vec::new();
+    let mut problems = Problems::default();
     let mut safety_net = tokio::time::interval_at(Instant::now() + SAFETY_RESYNC, SAFETY_RESYNC);
-    // Reconnecting to Docker and retrying a failed resync: the same policy as Route53 calls.
-    let mut backoff = Backoff::new(RetryPolicy::default());
-    // When the next full resync is due, and the time (ns) of the event that asked for it.
-    let mut pending: Option<(Instant, Option<i64>)> = Some((Instant::now(), None));
+    // Reconnecting to Docker's event stream.
+    let mut reconnect = Backoff::new(RetryPolicy::default());
+    let mut retry = Backoff::new(AFTER_START_RETRY);
+    let mut pending: Pending = Some((Instant::now(), None));
     let mut reconnect_at: Option<Instant> = None;
+    // The first check right after the first convergence: a restarted sidecar with nothing to publish
+    // learns of its predecessor's leftovers there.
+    let mut next_check: Option<Instant> = None;
+    let mut converged_once = false;
 
     loop {
         let resync_due = sleep_until(pending.map(|p| p.0));
         let reconnect_due = sleep_until(reconnect_at);
+        let check_due = sleep_until(next_check);
         let next_event = async {
             match events.as_mut() {
                 Some(stream) => stream.next().await,
@@ -94,57 +125,114 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            // A safety net for anything the event stream missed (its subscription is lazy, and
-            // Docker may drop events): a periodic resync costs a container listing, and Route53
-            // nothing unless something changed.
-            _ = safety_net.tick() => {
-                if pending.is_none() {
-                    pending = Some((Instant::now(), None));
-                }
-            }
+            // A safety net for anything the event stream missed (Docker may drop events): a periodic
+            // resync costs a container listing, and Route53 nothing unless something changed.
+            _ = safety_net.tick() => schedule(&mut pending, Instant::now(), None),
             () = reconnect_due => {
                 reconnect_at = None;
-                events = Some(follower.subscribe());
-                pending = Some((Instant::now(), None));
+                events = Some(follower.subscribe(events_since));
+                schedule(&mut pending, Instant::now(), None);
             }
             () = resync_due => {
                 let first_event = pending.take().and_then(|p| p.1);
                 let outcome = tokio::select! {
-                    outcome = follower.resync(&mut registrar, &mut problems, first_event) => outcome,
+                    outcome = follower.resync(&mut registrar, &mut reported, first_event) => outcome,
                     () = &mut shutdown => break,
                 };
                 match outcome {
-                    Ok(()) if config.once => {
-                        tracing::info!("registered once; exiting (--once)");
-                        return Ok(());
+                    Ok(done) => {
+                        retry.reset();
+                        problems.converged();
+                        if let Some(healer) = healer.as_mut() {
+                            if done.requests > 0 {
+                                healer.wrote();
+                            }
+                            healer.repaired(done.changes);
+                            if !converged_once {
+                                next_check = Some(Instant::now());
+                            }
+                        }
+                        converged_once = true;
+                        if config.once {
+                            tracing::info!("registered once; exiting (--once)");
+                            return Ok(());
+                        }
                     }
-                    Ok(()) => backoff.reset(),
                     Err(ResyncError::Docker(e)) => {
-                        let delay = backoff.next_delay();
-                        tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot list the task's containers; retrying");
-                        pending = Some((Instant::now() + delay, first_event));
+                        let delay = retry.next_delay();
+                        problems.report(Problem::DockerUnreachable, &e, delay);
+                        schedule(&mut pending, Instant::now() + delay, first_event);
                     }
-                    Err(ResyncError::Fatal(e)) => return Err(e),
+                    Err(ResyncError::Route53(e)) if config.once => return Err(e),
+                    Err(ResyncError::Route53(e)) => {
+                        let delay = retry.next_delay();
+                        let problem = Problem::of(&e);
+                        problems.report(problem, &e, delay);
+                        if problem == Problem::ZoneNotFound && config.zone_id.is_none() {
+                            find_zone_again(&config, &deps, &mut registrar).await;
+                        }
+                        schedule(&mut pending, Instant::now() + delay, first_event);
+                    }
+                }
+                if let Some(at) = registrar.next_retry() {
+                    schedule(&mut pending, at, None);
+                }
+            }
+            () = check_due => {
+                let Some(healer) = healer.as_mut() else { continue };
+                next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
+                // A resync under way or due will read or write anyway; its outcome is checked next time.
+                let Some(written) = registrar.written().filter(|_| pending.is_none()).cloned() else { continue };
+                let absent = if written.is_empty() { registrar.own_names().to_vec() } else { Vec::new() };
+                let next = tokio::select! {
+                    next = healer.check(&written, &absent) => next,
+                    () = &mut shutdown => break,
+                };
+                let repair = match next {
+                    Next::Nothing => None,
+                    Next::Repair(reason) => Some(reason),
+                    Next::Verify(keys) => {
+                        let verified = tokio::select! {
+                            verified = registrar.verify(&keys) => verified,
+                            () = &mut shutdown => break,
+                        };
+                        match verified {
+                            Ok(true) => None,
+                            Ok(false) => Some(format!("{} SRV record(s) DNS could not show are not as written", keys.len())),
+                            Err(e) => {
+                                problems.report(Problem::of(&e), &e, healer.every());
+                                None
+                            }
+                        }
+                    }
+                };
+                if let Some(reason) = repair {
+                    tracing::warn!(problem = "records_drifted", %reason,
+                        "the task's records differ from what it wrote; reading them back to repair them");
+                    registrar.invalidate();
+                    schedule(&mut pending, Instant::now(), None);
                 }
             }
             event = next_event => match event {
-                Some(Ok(event)) if is_relevant(&event) => {
-                    tracing::debug!(action = ?event.action, "docker event");
-                    follower.lister.observe(&event);
-                    if pending.is_none() {
-                        pending = Some((Instant::now() + config.coalesce(), event.time_nano));
+                Some(Ok(event)) => {
+                    reconnect.reset();
+                    problems.clear(Problem::DockerEvents);
+                    if let Some(time) = event.time {
+                        events_since = events_since.max(time);
+                    }
+                    if is_relevant(&event) {
+                        tracing::debug!(action = ?event.action, "docker event");
+                        follower.lister.observe(&event);
+                        schedule(&mut pending, Instant::now() + config.coalesce(), event.time_nano);
                     }
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "Docker event stream broke; reconnecting");
-                    events = None;
-                    reconnect_at = Some(Instant::now() + delay);
-                }
-                None => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(retry_in_ms = delay.as_millis() as u64, "Docker event stream ended; reconnecting");
+                broken => {
+                    let delay = reconnect.next_delay();
+                    let error = match broken {
+                        Some(Err(e)) => format!("Docker event stream broke: {e}"),
+                        _ => "Docker event stream ended".to_owned(),
+                    };
+                    problems.report(Problem::DockerEvents, &error, delay);
                     events = None;
                     reconnect_at = Some(Instant::now() + delay);
                 }
@@ -164,6 +252,45 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     tokio::time::sleep(drain).await;
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// The DNS checker, unless self-healing is off or no resolver is known.
+fn healer(config: &Config) -> Option<Healer> {
+    if config.heal_check_seconds == 0 {
+        return None;
+    }
+    let Some(resolver) = config.resolver.or_else(dns::system_resolver) else {
+        tracing::warn!(
+            "no DNS resolver (set ECSSD_RESOLVER): records deleted behind the sidecar's back are not noticed"
+        );
+        return None;
+    };
+    let settings = HealSettings {
+        every: Duration::from_secs(config.heal_check_seconds),
+        dns_lag: Duration::from_secs(config.heal_dns_lag_seconds),
+        verify_every: Duration::from_secs(config.heal_verify_seconds),
+        ttl: Duration::from_secs(u64::from(config.ttl)),
+    };
+    Some(Healer::new(Resolver::new(resolver), settings))
+}
+
+/// After Route53 said the zone is gone: looks it up by domain again (it may have been recreated under
+/// a new id); what the new zone holds is read before the next change.
+async fn find_zone_again(config: &Config, deps: &Deps, registrar: &mut Registrar<Route53Zone>) {
+    let retry = RetryPolicy { give_up_after: Some(Duration::from_secs(10)), ..RetryPolicy::default() };
+    match Route53Zone::find(deps.route53.clone(), config.domain.clone(), retry).await {
+        Ok(zone) if zone.zone_id() != registrar.store().zone_id() => {
+            tracing::info!(zone_id = zone.zone_id(), domain = %config.domain, "found the hosted zone under a new id");
+            registrar.replace_store(zone);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "the hosted zone is still not found"),
+    }
+}
+
+/// Seconds since the Unix epoch, as Docker's `since` takes them.
+fn unix_seconds() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64
 }
 
 /// Resolves at `at`, or never when there is nothing scheduled.
@@ -187,10 +314,10 @@ async fn reachable_address(config: &Config, identity: &TaskIdentity) -> Result<I
 
 #[derive(Debug)]
 enum ResyncError {
-    /// Docker did not answer; retried with backoff.
+    /// Docker did not answer.
     Docker(bollard::errors::Error),
-    /// Ends the sidecar.
-    Fatal(SidecarError),
+    /// Route53 did not take the change.
+    Route53(SidecarError),
 }
 
 /// Follows one task's containers.
@@ -204,12 +331,15 @@ struct Follower {
 }
 
 impl Follower {
-    fn subscribe(&self) -> BoxStream<'static, Result<EventMessage, bollard::errors::Error>> {
+    /// The task's container events since `since` (Unix seconds), filtered by Docker.
+    fn subscribe(&self, since: i64) -> BoxStream<'static, Result<EventMessage, bollard::errors::Error>> {
         let filters = std::collections::HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
             ("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={}", self.task_arn)]),
         ]);
-        self.docker.events(Some(EventsOptions { filters: Some(filters), ..Default::default() })).boxed()
+        let options =
+            EventsOptions { filters: Some(filters), since: Some(since.to_string()), ..Default::default() };
+        self.docker.events(Some(options)).boxed()
     }
 
     /// Lists the task's containers and makes Route53 match them.
@@ -218,7 +348,7 @@ impl Follower {
         registrar: &mut Registrar<S>,
         reported: &mut Vec<EndpointProblem>,
         first_event_ns: Option<i64>,
-    ) -> Result<(), ResyncError> {
+    ) -> Result<Converged, ResyncError> {
         let siblings = self.lister.list().await.map_err(ResyncError::Docker)?;
         let (endpoints, problems) = siblings::endpoints(&siblings, self.mode);
         if problems != *reported {
@@ -232,7 +362,7 @@ impl Follower {
             (now_ns - ns) as f64 / 1e6
         });
         let count = endpoints.len();
-        let done = registrar.converge(endpoints).await.map_err(ResyncError::Fatal)?;
+        let done = registrar.converge(endpoints).await.map_err(ResyncError::Route53)?;
         if done.requests > 0 {
             tracing::info!(
                 endpoints = count,
@@ -242,6 +372,6 @@ impl Follower {
                 "Route53 updated"
             );
         }
-        Ok(())
+        Ok(done)
     }
 }

@@ -1,0 +1,405 @@
+//! Self-healing: noticing that the task's records were deleted or changed behind the sidecar's back,
+//! without spending the account's Route53 API budget (5 requests/s for every caller together).
+//!
+//! Every check asks the VPC resolver for the task's names, which costs no API call, and compares the
+//! answers with what the sidecar wrote. Only a disagreement costs API calls: the registrar reads its
+//! records back by name and repairs them. So a fleet whose records are intact spends nothing. Where
+//! DNS cannot tell, the rules lean towards spending nothing:
+//! - A name the resolver says is absent may be its negative cache (RFC 2308; Route53's SOA lets a
+//!   resolver remember an absence for 900 s), so "absent" counts only for records last written more
+//!   than `dns_lag` ago. Any other difference counts once the records' TTL and Route53's propagation
+//!   (a minute) have passed since the last write, or `dns_lag` if shorter.
+//! - Route53 answers a multivalue name with at most 8 records ("Multivalue answer routing"), so an
+//!   SRV target missing from a full answer is only unseen; one unseen for `verify_every` is read by
+//!   its key (one call).
+//! - A read that finds the zone as written means DNS was wrong; API reads for the next disagreements
+//!   then wait `verify_every`, doubling to a day, and the problem is logged.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use ecssd_records::ownership::txt_strings;
+use ecssd_records::{Record, RecordKey, RecordSet, RecordType};
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use crate::dns::{Answer, Resolver};
+
+/// Route53 gives at most this many records of a multivalue name in one answer.
+const MAX_MULTIVALUE_ANSWERS: usize = 8;
+
+/// How long Route53 may take to show a change on its DNS servers (usually seconds).
+const PROPAGATION: Duration = Duration::from_secs(60);
+
+/// The longest wait before API reads resume after DNS proved wrong.
+const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, Clone, Copy)]
+pub struct HealSettings {
+    /// How often DNS is asked.
+    pub every: Duration,
+    /// How long a resolver may remember that a name did not exist (its negative cache).
+    pub dns_lag: Duration,
+    /// How long an SRV target DNS cannot show waits for an API read, and the first hold after DNS
+    /// proved wrong.
+    pub verify_every: Duration,
+    /// The records' TTL.
+    pub ttl: Duration,
+}
+
+/// What the records the sidecar wrote look like through DNS.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Judgement {
+    /// Differences from what the sidecar wrote; any one asks for a repair.
+    pub drift: Vec<String>,
+    /// SRV records missing from a full multivalue answer: maybe there, maybe not.
+    pub unseen: Vec<RecordKey>,
+    /// SRV records the answers showed.
+    pub seen: Vec<RecordKey>,
+}
+
+/// What the run loop should do after a check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Nothing,
+    /// Read these records through the API and compare them with what was written.
+    Verify(Vec<RecordKey>),
+    /// Read the task's records back and converge (the reason, for the log).
+    Repair(String),
+}
+
+/// Compares DNS answers with `written` (what the sidecar believes the zone holds) and `absent` (names
+/// that should not exist). `answers` holds one answer, or why there is none, per (name, type) asked.
+/// `since_write` is how long ago the sidecar last changed the zone.
+pub fn judge(
+    written: &RecordSet,
+    absent: &[(String, RecordType)],
+    answers: &BTreeMap<(String, RecordType), Result<Answer, String>>,
+    since_write: Duration,
+    settings: &HealSettings,
+) -> Judgement {
+    let mut judgement = Judgement::default();
+    let settled = since_write >= settings.dns_lag.min(settings.ttl + PROPAGATION);
+    let absence_settled = settled && since_write >= settings.dns_lag;
+    let mut groups: BTreeMap<(String, RecordType), Vec<&Record>> = BTreeMap::new();
+    for record in written.iter() {
+        let group = (record.key.name.to_ascii_lowercase(), record.key.record_type);
+        groups.entry(group).or_default().push(record);
+    }
+    for (group, records) in &groups {
+        let Some(Ok(answer)) = answers.get(group) else { continue };
+        let (name, record_type) = group;
+        let values = match answer {
+            Answer::Absent if absence_settled => {
+                judgement.drift.push(format!("{name} {record_type} is absent"));
+                continue;
+            }
+            Answer::Absent => continue,
+            Answer::Values(values) => values,
+        };
+        if *record_type == RecordType::Srv {
+            for record in records {
+                let key = &record.key;
+                if record.values().iter().all(|value| values.contains(value)) {
+                    judgement.seen.push(key.clone());
+                } else if values.len() >= MAX_MULTIVALUE_ANSWERS {
+                    judgement.unseen.push(key.clone());
+                } else if settled {
+                    judgement.drift.push(format!("{key} is missing from the answer"));
+                }
+            }
+        } else if settled && !same_values(*record_type, records.iter().flat_map(|r| r.values()), values) {
+            judgement.drift.push(format!("{name} {record_type} answers {values:?}"));
+        }
+    }
+    for group in absent {
+        let key = (group.0.to_ascii_lowercase(), group.1);
+        if let Some(Ok(Answer::Values(values))) = answers.get(&key)
+            && settled
+        {
+            judgement.drift.push(format!("{} {} is left over: {values:?}", key.0, key.1));
+        }
+    }
+    judgement
+}
+
+/// Whether DNS shows exactly the written values; TXT values compare by their strings.
+fn same_values<'a>(
+    record_type: RecordType,
+    written: impl Iterator<Item = &'a String>,
+    shown: &[String],
+) -> bool {
+    let normal = |value: &String| match record_type {
+        RecordType::Txt => txt_strings(value),
+        _ => vec![value.to_ascii_lowercase()],
+    };
+    let mut written: Vec<_> = written.map(normal).collect();
+    let mut shown: Vec<_> = shown.iter().map(normal).collect();
+    written.sort();
+    shown.sort();
+    written == shown
+}
+
+/// Schedules checks and decides when a disagreement is worth API calls.
+#[derive(Debug)]
+pub struct Healer {
+    resolver: Resolver,
+    settings: HealSettings,
+    /// When this process last changed the zone.
+    last_write: Option<Instant>,
+    /// SRV records DNS could not show, since when.
+    unseen_since: BTreeMap<RecordKey, Instant>,
+    /// API reads for a disagreement wait until then, after DNS proved wrong.
+    hold_until: Option<Instant>,
+    /// The next hold, doubled each time DNS proves wrong again.
+    next_hold: Duration,
+    /// A repair was asked for and its outcome is not known yet.
+    repairing: bool,
+}
+
+impl Healer {
+    pub fn new(resolver: Resolver, settings: HealSettings) -> Self {
+        Self {
+            resolver,
+            settings,
+            last_write: None,
+            unseen_since: BTreeMap::new(),
+            hold_until: None,
+            next_hold: settings.verify_every,
+            repairing: false,
+        }
+    }
+
+    pub fn every(&self) -> Duration {
+        self.settings.every
+    }
+
+    pub fn resolver(&self) -> std::net::SocketAddr {
+        self.resolver.address
+    }
+
+    /// The sidecar changed the zone: caches may lag it for a while.
+    pub fn wrote(&mut self) {
+        self.last_write = Some(Instant::now());
+    }
+
+    /// Asks DNS about the records the sidecar believes the zone holds (`written`) and the names that
+    /// should not exist, and says what to do.
+    pub async fn check(&mut self, written: &RecordSet, absent: &[(String, RecordType)]) -> Next {
+        let mut asked: BTreeSet<(String, RecordType)> =
+            written.iter().map(|r| (r.key.name.to_ascii_lowercase(), r.key.record_type)).collect();
+        asked.extend(absent.iter().map(|(name, t)| (name.to_ascii_lowercase(), *t)));
+        let resolver = self.resolver;
+        let answers = join_all(asked.into_iter().map(|group| async move {
+            let answer = resolver.query(&group.0, group.1).await;
+            (group, answer)
+        }))
+        .await;
+        let failures: Vec<&String> = answers.iter().filter_map(|(_, a)| a.as_ref().err()).collect();
+        if let Some(first) = failures.first() {
+            tracing::debug!(problem = "dns_check", error = %first, failed = failures.len(), "DNS check inconclusive");
+        }
+        let answers: BTreeMap<_, _> = answers.into_iter().collect();
+        let since_write = self.last_write.map_or(Duration::MAX, |at| at.elapsed());
+        let judgement = judge(written, absent, &answers, since_write, &self.settings);
+        self.decide(judgement, Instant::now())
+    }
+
+    fn decide(&mut self, judgement: Judgement, now: Instant) -> Next {
+        for key in &judgement.seen {
+            self.unseen_since.remove(key);
+        }
+        let unseen: BTreeSet<&RecordKey> = judgement.unseen.iter().collect();
+        self.unseen_since.retain(|key, _| unseen.contains(key));
+        for key in unseen {
+            self.unseen_since.entry(key.clone()).or_insert(now);
+        }
+        let held = self.hold_until.is_some_and(|until| now < until);
+        if let Some(reason) = judgement.drift.first() {
+            if held {
+                tracing::debug!(%reason, "DNS disagrees, but it proved wrong recently: not reading Route53 yet");
+                return Next::Nothing;
+            }
+            self.repairing = true;
+            return Next::Repair(format!("{reason} ({} differences)", judgement.drift.len()));
+        }
+        let due: Vec<RecordKey> = self
+            .unseen_since
+            .iter()
+            .filter(|(_, since)| now.duration_since(**since) >= self.settings.verify_every)
+            .map(|(key, _)| key.clone())
+            .collect();
+        if due.is_empty() {
+            return Next::Nothing;
+        }
+        for key in &due {
+            self.unseen_since.insert(key.clone(), now);
+        }
+        Next::Verify(due)
+    }
+
+    /// The outcome of the convergence a [`Next::Repair`] asked for: `changes` record changes sent.
+    pub fn repaired(&mut self, changes: usize) {
+        if !std::mem::take(&mut self.repairing) {
+            return;
+        }
+        if changes > 0 {
+            self.hold_until = None;
+            self.next_hold = self.settings.verify_every;
+            return;
+        }
+        self.dns_was_wrong("Route53 holds the task's records as written");
+    }
+
+    /// The outcome of a [`Next::Verify`]: whether the records read matched what was written.
+    pub fn verified(&mut self, matched: bool) {
+        if matched {
+            tracing::debug!("SRV records DNS could not show are in Route53 as written");
+        }
+    }
+
+    fn dns_was_wrong(&mut self, finding: &str) {
+        let hold = self.next_hold;
+        self.hold_until = Some(Instant::now() + hold);
+        self.next_hold = (hold * 2).min(MAX_HOLD);
+        tracing::warn!(problem = "dns_disagrees", resolver = %self.resolver.address, hold_s = hold.as_secs(),
+            "{finding}, but the resolver answers otherwise: is the VPC associated with the hosted zone, and \
+             ECSSD_RESOLVER its resolver? Route53 is not read again for a disagreement before the hold ends");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> HealSettings {
+        HealSettings {
+            every: Duration::from_secs(60),
+            dns_lag: Duration::from_secs(900),
+            verify_every: Duration::from_secs(7200),
+            ttl: Duration::from_secs(10),
+        }
+    }
+
+    fn key(name: &str, record_type: RecordType, set: Option<&str>) -> RecordKey {
+        RecordKey { name: name.into(), record_type, set_identifier: set.map(String::from) }
+    }
+
+    fn written() -> RecordSet {
+        [
+            Record::new(key("t1.sd.", RecordType::A, None), 10, vec!["10.0.0.1".into()]),
+            Record::new(
+                key("_ecssd.t1.sd.", RecordType::Txt, None),
+                10,
+                vec!["\"heritage=ecssd\" \"owner=x\"".into()],
+            ),
+            Record::new(
+                key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:t1:web:80")),
+                10,
+                vec!["1 1 80 t1.sd".into()],
+            ),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    type Answers = BTreeMap<(String, RecordType), Result<Answer, String>>;
+
+    fn intact() -> Answers {
+        let values = |v: &[&str]| Ok(Answer::Values(v.iter().map(|s| (*s).to_owned()).collect()));
+        BTreeMap::from([
+            (("t1.sd.".into(), RecordType::A), values(&["10.0.0.1"])),
+            (("_ecssd.t1.sd.".into(), RecordType::Txt), values(&["\"heritage=ecssd\" \"owner=x\""])),
+            (("_web._tcp.sd.".into(), RecordType::Srv), values(&["1 1 80 t1.sd", "1 1 81 t2.sd"])),
+        ])
+    }
+
+    const LONG_AGO: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn intact_records_agree() {
+        let judgement = judge(&written(), &[], &intact(), LONG_AGO, &settings());
+        assert!(judgement.drift.is_empty(), "{judgement:?}");
+        assert_eq!(judgement.seen.len(), 1);
+    }
+
+    #[test]
+    fn deleted_or_changed_records_are_drift_once_caches_can_have_caught_up() {
+        let mut answers = intact();
+        answers.insert(("t1.sd.".into(), RecordType::A), Ok(Answer::Absent));
+        answers.insert(
+            ("_web._tcp.sd.".into(), RecordType::Srv),
+            Ok(Answer::Values(vec!["1 1 81 t2.sd".into()])),
+        );
+        answers.insert(
+            ("_ecssd.t1.sd.".into(), RecordType::Txt),
+            Ok(Answer::Values(vec!["\"heritage=ecssd\" \"owner=y\"".into()])),
+        );
+        let judgement = judge(&written(), &[], &answers, LONG_AGO, &settings());
+        assert_eq!(judgement.drift.len(), 3, "{judgement:?}");
+        // Just written: a resolver may still hold the old answers.
+        assert!(judge(&written(), &[], &answers, Duration::from_secs(5), &settings()).drift.is_empty());
+        // Values settle within TTL + propagation; absence only after the negative-cache TTL.
+        let after_a_few_minutes = judge(&written(), &[], &answers, Duration::from_secs(300), &settings());
+        assert_eq!(after_a_few_minutes.drift.len(), 2, "{after_a_few_minutes:?}");
+    }
+
+    #[test]
+    fn a_full_multivalue_answer_without_the_target_is_only_unseen() {
+        let mut answers = intact();
+        let full: Vec<String> = (0..8).map(|i| format!("1 1 80 other{i}.sd")).collect();
+        answers.insert(("_web._tcp.sd.".into(), RecordType::Srv), Ok(Answer::Values(full)));
+        let judgement = judge(&written(), &[], &answers, LONG_AGO, &settings());
+        assert!(judgement.drift.is_empty(), "{judgement:?}");
+        assert_eq!(judgement.unseen.len(), 1);
+    }
+
+    #[test]
+    fn an_unreachable_resolver_tells_nothing() {
+        let answers: Answers = intact().into_keys().map(|k| (k, Err("timed out".to_owned()))).collect();
+        assert_eq!(judge(&written(), &[], &answers, LONG_AGO, &settings()), Judgement::default());
+    }
+
+    #[test]
+    fn leftovers_of_a_task_with_nothing_to_publish_are_drift() {
+        let absent = [("_ecssd.t1.sd.".to_owned(), RecordType::Txt)];
+        let answers = intact();
+        let judgement = judge(&RecordSet::new(), &absent, &answers, LONG_AGO, &settings());
+        assert_eq!(judgement.drift.len(), 1, "{judgement:?}");
+        let none: Answers = BTreeMap::from([(absent[0].clone(), Ok(Answer::Absent))]);
+        assert!(judge(&RecordSet::new(), &absent, &none, LONG_AGO, &settings()).drift.is_empty());
+    }
+
+    fn healer() -> Healer {
+        Healer::new(Resolver::new("127.0.0.1:9".parse().expect("address")), settings())
+    }
+
+    #[test]
+    fn a_wrong_dns_holds_off_api_reads_doubling_and_a_real_repair_ends_the_hold() {
+        let mut healer = healer();
+        let now = Instant::now();
+        let drift = Judgement { drift: vec!["x".into()], ..Judgement::default() };
+        assert!(matches!(healer.decide(drift.clone(), now), Next::Repair(_)));
+        healer.repaired(0);
+        assert_eq!(healer.decide(drift.clone(), now), Next::Nothing, "held");
+        assert_eq!(healer.next_hold, Duration::from_secs(14_400), "doubled");
+        assert!(matches!(healer.decide(drift.clone(), now + Duration::from_secs(7201)), Next::Repair(_)));
+        healer.repaired(3);
+        assert!(matches!(healer.decide(drift, now + Duration::from_secs(7202)), Next::Repair(_)), "no hold");
+    }
+
+    #[test]
+    fn an_unseen_target_is_read_after_verify_every_unless_dns_shows_it() {
+        let mut healer = healer();
+        let srv = key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:t1:web:80"));
+        let unseen = Judgement { unseen: vec![srv.clone()], ..Judgement::default() };
+        let start = Instant::now();
+        assert_eq!(healer.decide(unseen.clone(), start), Next::Nothing);
+        let hour = Duration::from_secs(3600);
+        assert_eq!(healer.decide(unseen.clone(), start + hour), Next::Nothing);
+        assert_eq!(healer.decide(unseen.clone(), start + 2 * hour), Next::Verify(vec![srv.clone()]));
+        assert_eq!(healer.decide(unseen.clone(), start + 3 * hour), Next::Nothing, "clock restarted");
+        healer.decide(Judgement { seen: vec![srv.clone()], ..Judgement::default() }, start + 4 * hour);
+        assert_eq!(healer.decide(unseen, start + 5 * hour), Next::Nothing, "seen in between");
+    }
+}
