@@ -56,7 +56,8 @@ pub struct Config {
     #[arg(long, env = "ECS_CONTAINER_METADATA_URI_V4")]
     pub metadata_uri: Option<String>,
 
-    /// Seconds to keep retrying the task metadata endpoint at start, where it can be slow to appear.
+    /// Seconds to keep retrying the task metadata endpoint and EC2 instance metadata at start, where
+    /// they can be slow to answer.
     #[arg(long, env = "ECSSD_METADATA_WAIT_SECONDS", default_value_t = 60)]
     pub metadata_wait_seconds: u64,
 

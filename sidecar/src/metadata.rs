@@ -13,6 +13,10 @@ use serde::Deserialize;
 
 use crate::error::SidecarError;
 
+/// Retrying the metadata endpoints at start: short steps, as they usually answer within a second.
+const STARTUP_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(5), give_up_after: None };
+
 /// How the task's containers are networked, which decides the address other tasks reach them at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -69,12 +73,7 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
     ))?;
     let url = format!("{}/task", uri.trim_end_matches('/'));
     let deadline = tokio::time::Instant::now() + wait;
-    // Short steps: the endpoint usually appears within a second of the container's start.
-    let mut backoff = Backoff::new(RetryPolicy {
-        base: Duration::from_millis(100),
-        cap: Duration::from_secs(5),
-        give_up_after: None,
-    });
+    let mut backoff = Backoff::new(STARTUP_RETRY);
     let body = loop {
         let delay = backoff.next_delay();
         match get(&url, None).await {
@@ -113,13 +112,25 @@ fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
     Ok(TaskIdentity { task, cluster, network_mode })
 }
 
-/// The instance's private IPv4 address from IMDSv2 (honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`).
-pub async fn host_private_ip() -> Result<Ipv4Addr, SidecarError> {
+/// The instance's private IPv4 address from IMDSv2 (honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`),
+/// retrying for up to `wait`: a reset connection or a refused token is as passing as a 5xx (the IMDS
+/// client retries only the latter itself).
+pub async fn host_private_ip(wait: Duration) -> Result<Ipv4Addr, SidecarError> {
     let client = aws_config::imds::Client::builder().build();
-    let text = client
-        .get("/latest/meta-data/local-ipv4")
-        .await
-        .map_err(|e| SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}")))?;
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut backoff = Backoff::new(STARTUP_RETRY);
+    let text = loop {
+        let delay = backoff.next_delay();
+        match client.get("/latest/meta-data/local-ipv4").await {
+            Ok(text) => break text,
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                let problem = e.to_string();
+                tracing::warn!(%problem, retry_in_ms = delay.as_millis() as u64, "EC2 instance metadata not answering yet");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}"))),
+        }
+    };
     let text = text.as_ref().trim().to_owned();
     text.parse().map_err(|_| SidecarError::NoHostAddress(format!("instance metadata returned {text:?}")))
 }

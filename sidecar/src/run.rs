@@ -59,12 +59,9 @@ fn schedule(pending: &mut Pending, at: Instant, event_ns: Option<i64>) {
 /// Runs until `shutdown` resolves (then withdraws and drains). It fails only at start, for what an
 /// operator must fix (no task metadata, no Docker, no zone); afterwards every failure is retried.
 pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>) -> Result<(), SidecarError> {
-    let identity = metadata::task_identity(
-        config.metadata_uri.as_deref(),
-        Duration::from_secs(config.metadata_wait_seconds),
-    )
-    .await?;
-    let address = reachable_address(&config, &identity).await?;
+    let wait = Duration::from_secs(config.metadata_wait_seconds);
+    let identity = metadata::task_identity(config.metadata_uri.as_deref(), wait).await?;
+    let address = reachable_address(&config, &identity, wait).await?;
     deps.docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
     let zone = match &config.zone_id {
         Some(id) => {
@@ -206,11 +203,14 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         }
                     }
                 };
-                if let Some(reason) = repair {
-                    tracing::warn!(problem = "records_drifted", %reason,
-                        "the task's records differ from what it wrote; reading them back to repair them");
-                    registrar.invalidate();
-                    schedule(&mut pending, Instant::now(), None);
+                match repair {
+                    Some(reason) => {
+                        tracing::warn!(problem = "records_drifted", %reason,
+                            "the task's records differ from what it wrote; reading them back to repair them");
+                        registrar.invalidate();
+                        schedule(&mut pending, Instant::now(), None);
+                    }
+                    None => tracing::debug!("DNS check: nothing to repair"),
                 }
             }
             event = next_event => match event {
@@ -302,13 +302,17 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// The address other tasks reach this task's ports at.
-async fn reachable_address(config: &Config, identity: &TaskIdentity) -> Result<Ipv4Addr, SidecarError> {
+async fn reachable_address(
+    config: &Config,
+    identity: &TaskIdentity,
+    wait: Duration,
+) -> Result<Ipv4Addr, SidecarError> {
     if let Some(address) = config.address {
         return Ok(address);
     }
     match identity.network_mode {
         NetworkMode::Awsvpc(ip) => Ok(ip),
-        NetworkMode::Bridge | NetworkMode::Host => metadata::host_private_ip().await,
+        NetworkMode::Bridge | NetworkMode::Host => metadata::host_private_ip(wait).await,
     }
 }
 
@@ -363,6 +367,7 @@ impl Follower {
         });
         let count = endpoints.len();
         let done = registrar.converge(endpoints).await.map_err(ResyncError::Route53)?;
+        tracing::debug!(endpoints = count, requests = done.requests, "resynced");
         if done.requests > 0 {
             tracing::info!(
                 endpoints = count,

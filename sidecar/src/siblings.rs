@@ -98,27 +98,59 @@ struct Fixed {
     name: String,
     env: Vec<String>,
     has_healthcheck: bool,
+    /// Its own `StopSignal` (image `STOPSIGNAL` or container config), normalised: `docker stop` and
+    /// ECS StopTask send this one, e.g. SIGWINCH for httpd.
+    stop_signal: Option<String>,
 }
 
 /// Lists a task's running containers through the Docker API. A container is inspected once (its
-/// name, environment and whether it has a HEALTHCHECK never change); afterwards its state and ports
-/// come from the container list alone, because an inspect waits while Docker holds the container's
-/// lock, e.g. for the tens of milliseconds a sibling takes to start or stop, and that wait would land
-/// on the event-to-Route53 latency. Only containers with a HEALTHCHECK are inspected every time,
-/// for their health.
+/// name, environment, StopSignal and whether it has a HEALTHCHECK never change); afterwards its state
+/// and ports come from the container list alone, because an inspect waits while Docker holds the
+/// container's lock, e.g. for the tens of milliseconds a sibling takes to start or stop, and that wait
+/// would land on the event-to-Route53 latency. Only containers with a HEALTHCHECK are inspected every
+/// time, for their health.
 #[derive(Debug)]
 pub struct SiblingLister {
     docker: Docker,
     task_arn: String,
     /// By Docker container id.
     known: HashMap<String, Fixed>,
-    /// Containers asked to stop (SIGTERM and the like) that have not started again: withdrawn at
-    /// once, while they still run their graceful shutdown, not only once they are dead.
+    /// Containers asked to stop (SIGTERM and the like, or their own StopSignal) that have not
+    /// started again: withdrawn at once, while they still run their graceful shutdown, not only once
+    /// they are dead.
     stopping: std::collections::HashSet<String>,
 }
 
-/// Signals that ask a container to stop (`docker stop`, ECS StopTask, Ctrl-C, SIGKILL).
-const STOP_SIGNALS: [&str; 8] = ["15", "SIGTERM", "2", "SIGINT", "3", "SIGQUIT", "9", "SIGKILL"];
+/// Signals that ask any container to stop (`docker stop`, ECS StopTask, Ctrl-C, SIGKILL).
+const STOP_SIGNALS: [&str; 4] = ["TERM", "INT", "QUIT", "KILL"];
+
+/// Linux numbers of the signals a StopSignal plausibly names. Docker reports a kill event's signal
+/// by number ("28"), while a StopSignal may be written "SIGWINCH", "WINCH" or "28".
+const SIGNAL_NUMBERS: [(&str, u32); 9] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("KILL", 9),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("TERM", 15),
+    ("WINCH", 28),
+    ("PWR", 30),
+];
+
+/// A signal as a comparable key: its number where known, else its name without `SIG`.
+fn normalise_signal(signal: &str) -> String {
+    // Docker parses signal names case-insensitively.
+    let signal = signal.trim().to_ascii_uppercase();
+    if let Ok(number) = signal.parse::<u32>() {
+        return number.to_string();
+    }
+    let name = signal.strip_prefix("SIG").unwrap_or(&signal);
+    match SIGNAL_NUMBERS.iter().find(|(known, _)| *known == name) {
+        Some((_, number)) => number.to_string(),
+        None => name.to_owned(),
+    }
+}
 
 impl SiblingLister {
     pub fn new(docker: Docker, task_arn: String) -> Self {
@@ -131,8 +163,12 @@ impl SiblingLister {
         let Some(id) = &actor.id else { return };
         match event.action.as_deref() {
             Some("kill") => {
-                let signal = actor.attributes.as_ref().and_then(|a| a.get("signal")).map(String::as_str);
-                if signal.is_some_and(|signal| STOP_SIGNALS.contains(&signal)) {
+                let Some(signal) = actor.attributes.as_ref().and_then(|a| a.get("signal")) else { return };
+                let signal = normalise_signal(signal);
+                // A container not inspected yet has no known StopSignal: the generic list must do.
+                let own = self.known.get(id).and_then(|fixed| fixed.stop_signal.as_deref());
+                if own == Some(signal.as_str()) || STOP_SIGNALS.iter().any(|s| normalise_signal(s) == signal)
+                {
                     self.stopping.insert(id.clone());
                 }
             }
@@ -220,6 +256,7 @@ impl SiblingLister {
             name: labels.get(CONTAINER_NAME_LABEL).cloned().unwrap_or(docker_name),
             env: config.env.unwrap_or_default(),
             has_healthcheck: has_healthcheck || health != Health::NotChecked,
+            stop_signal: config.stop_signal.filter(|s| !s.trim().is_empty()).map(|s| normalise_signal(&s)),
         };
         self.known.insert(id.to_owned(), fixed.clone());
         Ok(Some((fixed, health)))
@@ -296,5 +333,79 @@ mod tests {
             messages[0].starts_with("container bad: environment variable SERVICE_80_NAME=\"web\" rejected")
         );
         assert!(messages[1].contains("port 9000/tcp is named by SERVICE_9000_NAME but not published"));
+    }
+
+    #[test]
+    fn signal_names_and_numbers_compare_equal() {
+        for spelling in ["SIGWINCH", "WINCH", "28", "sigwinch", " SIGWINCH "] {
+            assert_eq!(normalise_signal(spelling), "28", "{spelling}");
+        }
+        assert_eq!(normalise_signal("SIGTERM"), normalise_signal("15"));
+        assert_eq!(normalise_signal("SIGPWR"), "30");
+        // Unknown names compare as their text, with or without SIG.
+        assert_eq!(normalise_signal("SIGRTMIN+3"), "RTMIN+3");
+        assert_eq!(normalise_signal("RTMIN+3"), normalise_signal("SIGRTMIN+3"));
+    }
+
+    fn kill(id: &str, signal: &str) -> bollard::models::EventMessage {
+        action(id, "kill", Some(signal))
+    }
+
+    fn action(id: &str, action: &str, signal: Option<&str>) -> bollard::models::EventMessage {
+        bollard::models::EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(bollard::models::EventActor {
+                id: Some(id.to_owned()),
+                attributes: Some(signal.into_iter().map(|s| ("signal".to_owned(), s.to_owned())).collect()),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A lister whose Docker handle is never used: `observe` needs none.
+    fn lister_with(known: &[(&str, Option<&str>)]) -> SiblingLister {
+        let docker = Docker::connect_with_http("http://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION)
+            .expect("an HTTP handle is built without I/O");
+        let mut lister = SiblingLister::new(docker, "arn:aws:ecs:task".to_owned());
+        for (id, stop_signal) in known {
+            let fixed = Fixed {
+                name: (*id).to_owned(),
+                env: Vec::new(),
+                has_healthcheck: false,
+                stop_signal: stop_signal.map(normalise_signal),
+            };
+            lister.known.insert((*id).to_owned(), fixed);
+        }
+        lister
+    }
+
+    #[test]
+    fn a_containers_own_stop_signal_marks_it_stopping() {
+        let mut lister = lister_with(&[("httpd", Some("SIGWINCH")), ("plain", None)]);
+        // What Docker emits for `docker stop` of a container with StopSignal SIGWINCH.
+        lister.observe(&kill("httpd", "28"));
+        assert!(lister.stopping.contains("httpd"));
+        // SIGWINCH is no stop signal for a container that did not choose it, nor for one not
+        // inspected yet.
+        lister.observe(&kill("plain", "28"));
+        lister.observe(&kill("unseen", "28"));
+        assert!(!lister.stopping.contains("plain"));
+        assert!(!lister.stopping.contains("unseen"));
+        lister.observe(&action("httpd", "start", None));
+        assert!(!lister.stopping.contains("httpd"));
+    }
+
+    #[test]
+    fn generic_stop_signals_mark_any_container_stopping() {
+        let mut lister = lister_with(&[("httpd", Some("WINCH"))]);
+        lister.observe(&kill("httpd", "15"));
+        lister.observe(&kill("unseen", "SIGKILL"));
+        assert!(lister.stopping.contains("httpd"));
+        assert!(lister.stopping.contains("unseen"));
+        // Other signals (USR1: reopen logs, say) leave a container serving.
+        let mut lister = lister_with(&[("httpd", Some("SIGWINCH"))]);
+        lister.observe(&kill("httpd", "10"));
+        lister.observe(&action("httpd", "kill", None));
+        assert!(lister.stopping.is_empty());
     }
 }

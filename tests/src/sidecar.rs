@@ -26,6 +26,9 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A loopback address where no DNS server listens.
+pub const NO_RESOLVER: &str = "127.0.0.1:9";
+
 /// A running sidecar process; killed if dropped while running.
 #[derive(Debug)]
 pub struct Sidecar {
@@ -56,6 +59,9 @@ impl Sidecar {
             .env("ECS_CONTAINER_METADATA_URI_V4", metadata.task_metadata_uri("ecssd"))
             .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.imds_endpoint())
             .env("ECSSD_LOG_LEVEL", "info,ecssd_sidecar=debug")
+            // Never the machine's resolver (tests touch only loopback): a closed loopback port, where
+            // DNS checks find nothing to judge, unless a test serves the zone (`World::serve_dns`).
+            .env("ECSSD_RESOLVER", NO_RESOLVER)
             .envs(moto.env())
             .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

@@ -221,9 +221,7 @@ async fn a_container_with_a_healthcheck_is_published_only_while_healthy() {
     checked.healthcheck = Some("test -f /tmp/healthy".into());
     let running = world.task("e2e", &[checked]).await.unwrap();
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
-    wait_for("the sidecar's first sync", WAIT, || async {
-        Ok(sidecar.logged(&["ecssd sidecar starting"]).then_some(()))
-    })
+    wait_for("the sidecar's first sync", WAIT, || async { Ok(sidecar.logged(&["resynced"]).then_some(())) })
     .await
     .unwrap();
     assert!(world.srv_values("_web._tcp").await.unwrap().is_empty(), "not published before it is healthy");
