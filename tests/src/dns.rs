@@ -1,26 +1,35 @@
 //! A real DNS server on loopback answering for the zone, as the Route53 Resolver does inside a VPC:
-//! Debian's dnsmasq, fed from the zone's SRV and A records and restarted when they change.
+//! Debian's dnsmasq, fed from the zone's SRV, A and TXT records and restarted when they change.
+//! [`LiveDns`] keeps it following the zone by itself.
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use ecssd_records::{Record, RecordType};
+use ecssd_records::{CallError, Domain, Record, RecordStore, RecordType};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UdpSocket;
 use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
 
-use crate::world::DOMAIN;
+use crate::world::{DOMAIN, find_zone};
+
+/// How often [`LiveDns`] re-reads the zone.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
 
 /// dnsmasq serving a snapshot of the zone on `127.0.0.1:<port>`; killed when dropped.
 #[derive(Debug)]
 pub struct Dns {
     pub port: u16,
     child: Child,
-    /// The dnsmasq options the current records became, to restart only on a change.
+    /// The dnsmasq configuration lines the current records became, to restart only on a change.
     served: BTreeSet<String>,
 }
 
-/// dnsmasq options answering for `records` (SRV and A; TXT is nobody's business here).
+/// dnsmasq configuration lines answering for `records`. They go through a configuration file (stdin)
+/// rather than the command line: dnsmasq honours quotes only there, and TXT strings need them.
 fn options(records: &[Record]) -> BTreeSet<String> {
     let mut options = BTreeSet::new();
     for record in records {
@@ -28,20 +37,58 @@ fn options(records: &[Record]) -> BTreeSet<String> {
         for value in record.values() {
             match record.key.record_type {
                 RecordType::A => {
-                    options.insert(format!("--host-record={name},{value}"));
+                    options.insert(format!("host-record={name},{value}"));
                 }
                 RecordType::Srv => {
                     let fields: Vec<&str> = value.split_whitespace().collect();
                     if let [priority, weight, port, target] = fields[..] {
                         let target = target.trim_end_matches('.');
-                        options.insert(format!("--srv-host={name},{target},{port},{priority},{weight}"));
+                        options.insert(format!("srv-host={name},{target},{port},{priority},{weight}"));
                     }
                 }
-                RecordType::Txt => {}
+                // One line per value: each value is one TXT RR of one or more strings.
+                RecordType::Txt => {
+                    let strings: Vec<String> = txt_strings(value).iter().map(|s| quote(s)).collect();
+                    options.insert(format!("txt-record={name},{}", strings.join(",")));
+                }
             }
         }
     }
     options
+}
+
+/// The character-strings of a TXT value as Route53 stores it (`"a" "b"`; a backslash escapes the
+/// next character; an unquoted run of characters is one string).
+fn txt_strings(value: &str) -> Vec<String> {
+    let mut strings = Vec::new();
+    let mut chars = value.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let quoted = c == '"';
+        if quoted {
+            chars.next();
+        }
+        let mut string = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => string.extend(chars.next()),
+                '"' if quoted => break,
+                c if c.is_whitespace() && !quoted => break,
+                c => string.push(c),
+            }
+        }
+        strings.push(string);
+    }
+    strings
+}
+
+/// One string quoted for a dnsmasq configuration file, where quotes keep `,` `:` `.` `#` literal and
+/// `\\` and `\"` are the escapes.
+fn quote(string: &str) -> String {
+    format!("\"{}\"", string.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl Dns {
@@ -64,7 +111,7 @@ impl Dns {
         }
     }
 
-    /// Serves `records` from now on (dnsmasq reads `--srv-host` only at start, so it restarts).
+    /// Serves `records` from now on (dnsmasq reads its records only at start, so it restarts).
     pub async fn update(&mut self, records: &[Record]) -> anyhow::Result<bool> {
         let wanted = options(records);
         if wanted == self.served {
@@ -80,6 +127,218 @@ impl Dns {
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// Asks this server for `name`'s records of `record_type` (see [`query`]).
+    pub async fn query(&self, name: &str, record_type: RecordType) -> anyhow::Result<Answer> {
+        query(&self.address(), name, record_type).await
+    }
+}
+
+/// dnsmasq that follows the zone named [`DOMAIN`]: a background task re-reads it every 100 ms and
+/// restarts dnsmasq when its records change. The zone is looked up by domain at every read, so a zone
+/// deleted and created again is followed; while there is none, every name is NXDOMAIN. Dropped, it
+/// stops following and dnsmasq is killed.
+#[derive(Debug)]
+pub struct LiveDns {
+    port: u16,
+    follower: JoinHandle<()>,
+}
+
+impl LiveDns {
+    /// Starts dnsmasq answering for the zone's current records and keeps it following the zone,
+    /// read through `client` (give it an observer's, so faults do not slow the follower down).
+    pub async fn follow(client: aws_sdk_route53::Client) -> anyhow::Result<Self> {
+        let domain: Domain = DOMAIN.parse()?;
+        let records = zone_records(&client, &domain).await?.unwrap_or_default();
+        let mut dns = Dns::start(&records).await?;
+        let port = dns.port;
+        let follower = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FOLLOW_INTERVAL).await;
+                let records = match zone_records(&client, &domain).await {
+                    Ok(records) => records.unwrap_or_default(),
+                    Err(e) => {
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            "live DNS: reading the zone failed; next poll retries"
+                        );
+                        continue;
+                    }
+                };
+                if let Err(e) = dns.update(&records).await {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "live DNS: restarting dnsmasq failed; next poll retries"
+                    );
+                }
+            }
+        });
+        Ok(Self { port, follower })
+    }
+
+    /// `127.0.0.1:<port>` for resolvers.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Asks this server for `name`'s records of `record_type` (see [`query`]).
+    pub async fn query(&self, name: &str, record_type: RecordType) -> anyhow::Result<Answer> {
+        query(&self.address(), name, record_type).await
+    }
+}
+
+impl Drop for LiveDns {
+    fn drop(&mut self) {
+        // The task owns the Dns: cancelling it drops the Dns, which kills dnsmasq.
+        self.follower.abort();
+    }
+}
+
+/// The zone's records now; `None` while no zone has the domain.
+async fn zone_records(
+    client: &aws_sdk_route53::Client,
+    domain: &Domain,
+) -> anyhow::Result<Option<Vec<Record>>> {
+    let Some(zone) = find_zone(client, domain).await? else {
+        return Ok(None);
+    };
+    match zone.list_all().await {
+        Ok(records) => Ok(Some(records)),
+        // Deleted since it was found: there may be no zone now, or a new one the next poll finds.
+        Err(CallError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a DNS server answered: its response code and the answer section's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// 0 NOERROR, 3 NXDOMAIN (RFC 1035 4.1.1).
+    pub rcode: u8,
+    pub records: Vec<Rdata>,
+}
+
+impl Answer {
+    pub const NOERROR: u8 = 0;
+    pub const NXDOMAIN: u8 = 3;
+}
+
+/// One answer record's data; names without their trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rdata {
+    A(Ipv4Addr),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+    /// One TXT RR: its character-strings, in order.
+    Txt(Vec<String>),
+    /// Any other type, by number.
+    Other(u16),
+}
+
+/// One DNS query over UDP to `server` (`ip:port`, loopback in tests), with a 2 s timeout. The tests
+/// crate has no resolver library; this reads the three types ecssd writes, as clients see them.
+pub async fn query(server: &str, name: &str, record_type: RecordType) -> anyhow::Result<Answer> {
+    let qtype: u16 = match record_type {
+        RecordType::A => 1,
+        RecordType::Txt => 16,
+        RecordType::Srv => 33,
+    };
+    let id = fastrand::u16(..);
+    // Header: id, flags RD, one question.
+    let mut message = Vec::with_capacity(64);
+    message.extend(id.to_be_bytes());
+    message.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.trim_end_matches('.').split('.') {
+        let len = u8::try_from(label.len()).ok().filter(|n| (1..64).contains(n));
+        message.push(len.with_context(|| format!("bad label in {name:?}"))?);
+        message.extend(label.as_bytes());
+    }
+    message.push(0);
+    message.extend(qtype.to_be_bytes());
+    message.extend(1u16.to_be_bytes()); // class IN
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    socket.connect(server).await?;
+    socket.send(&message).await?;
+    let mut buf = vec![0u8; 65_535];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
+            .await
+            .with_context(|| format!("no DNS answer from {server} within 2 s"))??;
+        let response = &buf[..n];
+        if response.len() >= 2 && response[..2] == id.to_be_bytes() {
+            return parse_answer(response).with_context(|| format!("malformed DNS answer from {server}"));
+        }
+    }
+}
+
+fn parse_answer(msg: &[u8]) -> Option<Answer> {
+    let u16_at = |at: usize| Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]));
+    let rcode = msg.get(3)? & 0x0f;
+    let (questions, answers) = (u16_at(4)?, u16_at(6)?);
+    let mut at = 12;
+    for _ in 0..questions {
+        at = read_name(msg, at)?.1 + 4;
+    }
+    let mut records = Vec::new();
+    for _ in 0..answers {
+        let rtype = u16_at(read_name(msg, at)?.1)?;
+        at = read_name(msg, at)?.1 + 8; // type, class, ttl
+        let len = usize::from(u16_at(at)?);
+        let data = msg.get(at + 2..at + 2 + len)?;
+        records.push(match rtype {
+            1 => Rdata::A(Ipv4Addr::new(*data.first()?, *data.get(1)?, *data.get(2)?, *data.get(3)?)),
+            33 => Rdata::Srv {
+                priority: u16_at(at + 2)?,
+                weight: u16_at(at + 4)?,
+                port: u16_at(at + 6)?,
+                target: read_name(msg, at + 8)?.0,
+            },
+            16 => {
+                let mut strings = Vec::new();
+                let mut rest = data;
+                while let Some((&len, tail)) = rest.split_first() {
+                    let string = tail.get(..usize::from(len))?;
+                    strings.push(String::from_utf8_lossy(string).into_owned());
+                    rest = &tail[usize::from(len)..];
+                }
+                Rdata::Txt(strings)
+            }
+            other => Rdata::Other(other),
+        });
+        at += 2 + len;
+    }
+    Some(Answer { rcode, records })
+}
+
+/// The name at `at` (following compression pointers) and the offset just past it.
+fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
+    let mut labels: Vec<String> = Vec::new();
+    let mut end = None;
+    for _ in 0..128 {
+        let len = *msg.get(at)?;
+        match len {
+            0 => return Some((labels.join("."), end.unwrap_or(at + 1))),
+            l if l & 0xc0 == 0xc0 => {
+                end.get_or_insert(at + 2);
+                at = usize::from(u16::from_be_bytes([l & 0x3f, *msg.get(at + 1)?]));
+            }
+            l => {
+                let label = msg.get(at + 1..at + 1 + usize::from(l))?;
+                labels.push(String::from_utf8_lossy(label).into_owned());
+                at += 1 + usize::from(l);
+            }
+        }
+    }
+    None // a pointer loop
 }
 
 /// A loopback port free for both TCP and UDP at this moment (dnsmasq listens on both).
@@ -99,7 +358,8 @@ async fn spawn(port: u16, records: &BTreeSet<String>) -> anyhow::Result<Child> {
     command
         .args([
             "--keep-in-foreground",
-            "--conf-file=/dev/null",
+            // The records, read from stdin; also keeps dnsmasq off /etc/dnsmasq.conf.
+            "--conf-file=-",
             "--no-resolv",
             "--no-hosts",
             "--bind-interfaces",
@@ -108,12 +368,20 @@ async fn spawn(port: u16, records: &BTreeSet<String>) -> anyhow::Result<Child> {
         .arg(format!("--port={port}"))
         // Authoritative for the domain: a name with no records is NXDOMAIN, never forwarded.
         .arg(format!("--local=/{DOMAIN}/"))
-        .args(records)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     let mut child = command.spawn().context("starting dnsmasq (scripts/setup installs dnsmasq-base)")?;
+    let mut config = String::new();
+    for line in records {
+        config.push_str(line);
+        config.push('\n');
+    }
+    let mut stdin = child.stdin.take().context("dnsmasq's stdin")?;
+    // A failed write means dnsmasq exited, which the loop below reports.
+    let _ = stdin.write_all(config.as_bytes()).await;
+    drop(stdin);
     // Ready when it answers on TCP (it listens on TCP and UDP at once).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -125,5 +393,35 @@ async fn spawn(port: u16, records: &BTreeSet<String>) -> anyhow::Result<Child> {
         }
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "dnsmasq did not start within 10 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_values_split_into_their_strings() {
+        assert_eq!(txt_strings(r#""heritage=ecssd" "owner=default""#), ["heritage=ecssd", "owner=default"]);
+        assert_eq!(txt_strings(r#""a, b" "" plain"#), ["a, b", "", "plain"]);
+        assert_eq!(txt_strings(r#""say \"hi\" \\o/""#), [r#"say "hi" \o/"#]);
+    }
+
+    #[test]
+    fn each_txt_value_is_one_quoted_config_line() {
+        let key = ecssd_records::RecordKey {
+            name: "t.servicediscovery.internal.".into(),
+            record_type: RecordType::Txt,
+            set_identifier: None,
+        };
+        let record = Record::new(key, 0, vec![r#""a,b" "c""#.into(), r#""q\"""#.into()]);
+        let lines: Vec<String> = options(&[record]).into_iter().collect();
+        assert_eq!(
+            lines,
+            [
+                r#"txt-record=t.servicediscovery.internal,"a,b","c""#,
+                r#"txt-record=t.servicediscovery.internal,"q\"""#
+            ]
+        );
     }
 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
@@ -18,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// How the pretend task is networked; decides what the metadata reports.
@@ -67,7 +68,22 @@ pub struct MetadataServer {
     addr: SocketAddr,
     /// While false, task metadata answers 503, like an agent that has not caught up with a new task.
     available: Arc<AtomicBool>,
+    resets: Arc<Resets>,
     serving: JoinHandle<()>,
+}
+
+/// IMDS connections still to reset, and how many were.
+#[derive(Debug, Default)]
+struct Resets {
+    pending: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Resets {
+    /// Claims one pending reset, if any.
+    fn claim(&self) -> bool {
+        self.pending.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
 }
 
 const IMDS_TOKEN: &str = "ecssd-test-imds-token";
@@ -77,11 +93,22 @@ impl MetadataServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let available = Arc::new(AtomicBool::new(true));
+        let resets = Arc::new(Resets::default());
         let state = Arc::new((docker, config, available.clone()));
+        let accept_resets = resets.clone();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
+                let resets = accept_resets.clone();
                 tokio::spawn(async move {
+                    if resets.pending.load(Ordering::SeqCst) > 0 && is_imds(&stream).await && resets.claim() {
+                        // RST without a response: SO_LINGER 0, then close.
+                        let _ = stream.set_zero_linger();
+                        // Counted first, so a client that saw the reset sees the count.
+                        resets.done.fetch_add(1, Ordering::SeqCst);
+                        drop(stream);
+                        return;
+                    }
                     let service = service_fn(move |req| {
                         let state = state.clone();
                         async move {
@@ -97,7 +124,19 @@ impl MetadataServer {
                 });
             }
         });
-        Ok(Self { addr, available, serving })
+        Ok(Self { addr, available, resets, serving })
+    }
+
+    /// Resets the next `n` connections whose first request is for IMDS (`PUT /latest/api/token`,
+    /// `GET /latest/meta-data/...`): closed with a TCP RST and no response, as a flaky instance
+    /// metadata service does. Task metadata connections are untouched. Replaces any count left.
+    pub fn reset_imds_connections(&self, n: usize) {
+        self.resets.pending.store(n, Ordering::SeqCst);
+    }
+
+    /// IMDS connections reset so far.
+    pub fn imds_resets_done(&self) -> usize {
+        self.resets.done.load(Ordering::SeqCst)
     }
 
     /// Makes task metadata answer (true) or fail with 503 (false).
@@ -119,6 +158,30 @@ impl MetadataServer {
 impl Drop for MetadataServer {
     fn drop(&mut self) {
         self.serving.abort();
+    }
+}
+
+/// Whether the connection's first request is for IMDS, judged from its request line, peeked so hyper
+/// still reads it whole.
+async fn is_imds(stream: &TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = match stream.peek(&mut buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let seen = &buf[..n];
+        // Enough to tell: the longest prefix matched below, or the whole request line.
+        if n >= "GET /latest/meta-data/".len() || seen.contains(&b'\n') {
+            return seen.starts_with(b"PUT /latest/api/token ")
+                || seen.starts_with(b"GET /latest/meta-data/");
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        // Peek returns what is there at once; wait a little for the rest of the request line.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -2,11 +2,19 @@
 //! tasks (containers + metadata stand-ins) and read what the zone holds.
 
 use std::net::Ipv4Addr;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context;
+use aws_sdk_route53::types::{Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
 use bollard::Docker;
-use ecssd_records::{Record, RecordStore, RecordType, RetryPolicy, Route53Zone};
+use ecssd_records::retry::{CallCounter, call_with_retry};
+use ecssd_records::route53_errors::{CHANGE_RESOURCE_RECORD_SETS, LIST_RESOURCE_RECORD_SETS};
+use ecssd_records::{
+    CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Route53Zone,
+};
 
+use crate::dns::LiveDns;
 use crate::docker::{self, ContainerSpec, Task};
 use crate::ecs::PlacedTask;
 use crate::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
@@ -20,9 +28,67 @@ pub const DOMAIN: &str = "servicediscovery.internal";
 pub struct World {
     pub moto: Moto,
     pub docker: Docker,
-    /// Reads the zone the way ecssd does (through the shared adapter), as an observer that injected
-    /// faults do not slow down and stats do not count.
-    pub zone: Route53Zone,
+    /// Reads and changes the zone the way ecssd does (through the shared adapter), as an observer that
+    /// injected faults do not slow down and stats do not count; follows [`World::recreate_zone`].
+    pub zone: CurrentZone,
+}
+
+/// The world's zone as it is now: the adapter of the zone [`World::recreate_zone`] made last.
+/// Reads and changes go to that zone ([`RecordStore`]); [`get`](Self::get) gives its adapter.
+#[derive(Debug)]
+pub struct CurrentZone(Mutex<Route53Zone>);
+
+impl CurrentZone {
+    /// The current zone's adapter (cheap: a clone shares the client).
+    pub fn get(&self) -> Route53Zone {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The current zone's id, without `/hostedzone/`.
+    pub fn zone_id(&self) -> String {
+        self.get().zone_id().to_owned()
+    }
+
+    pub fn domain(&self) -> Domain {
+        self.get().domain().clone()
+    }
+
+    fn replace(&self, zone: Route53Zone) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = zone;
+    }
+}
+
+impl RecordStore for CurrentZone {
+    async fn read(&self, key: &RecordKey) -> Result<Option<Record>, CallError> {
+        self.get().read(key).await
+    }
+
+    async fn list_all(&self) -> Result<Vec<Record>, CallError> {
+        self.get().list_all().await
+    }
+
+    async fn apply(&self, changes: &[Change]) -> Result<(), CallError> {
+        self.get().apply(changes).await
+    }
+}
+
+/// The private zone named `domain`, or `None` when there is none (as between a zone's deletion and
+/// its successor's creation).
+pub(crate) async fn find_zone(
+    client: &aws_sdk_route53::Client,
+    domain: &Domain,
+) -> anyhow::Result<Option<Route53Zone>> {
+    match Route53Zone::find(client.clone(), domain.clone(), RetryPolicy::default()).await {
+        Ok(zone) => Ok(Some(zone)),
+        // find fails alike for none and for several: ask which.
+        Err(e) => {
+            let listed = client.list_hosted_zones_by_name().dns_name(domain.fqdn()).send().await?;
+            let named = listed.hosted_zones().iter().any(|z| {
+                z.name().eq_ignore_ascii_case(domain.fqdn()) && z.config().is_some_and(|c| c.private_zone())
+            });
+            if named { Err(e.into()) } else { Ok(None) }
+        }
+    }
 }
 
 /// A started task: its containers and the metadata endpoint its sidecar reads.
@@ -40,7 +106,66 @@ impl World {
         docker::remove_leftovers(&docker).await?;
         let client = ecssd_records::route53::client(&moto.observer_sdk_config());
         let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
-        Ok(Self { moto, docker, zone })
+        Ok(Self { moto, docker, zone: CurrentZone(Mutex::new(zone)) })
+    }
+
+    /// A Route53 client of the observer (not slowed by faults, not counted), without SDK retries.
+    pub fn observer_client(&self) -> aws_sdk_route53::Client {
+        ecssd_records::route53::client(&self.moto.observer_sdk_config())
+    }
+
+    /// dnsmasq on loopback answering for whatever zone is named [`DOMAIN`], re-read every 100 ms (see
+    /// [`LiveDns`]); stops when the value is dropped.
+    pub async fn serve_dns(&self) -> anyhow::Result<LiveDns> {
+        LiveDns::follow(self.observer_client()).await
+    }
+
+    /// Replaces the zone with a new, empty private zone of the same domain (a new zone id), as an
+    /// operator who deletes and recreates it does: its records (all but NS and SOA, whatever their
+    /// shape) are deleted, then the zone. [`World::zone`] and the readers here use the new one.
+    pub async fn recreate_zone(&self) -> anyhow::Result<()> {
+        let client = self.observer_client();
+        let old = self.zone.get();
+        // A sidecar may write between our listing and the zone's deletion: empty it again then.
+        let mut attempt = 1;
+        loop {
+            let emptied = match delete_all_records(&client, &old).await {
+                Ok(()) => client.delete_hosted_zone().id(old.zone_id()).send().await.map(drop).map_err(|e| {
+                    let not_empty = e.as_service_error().is_some_and(|e| e.is_hosted_zone_not_empty());
+                    (not_empty, anyhow::Error::from(e).context("deleting the hosted zone"))
+                }),
+                Err(e) => Err((matches!(e, CallError::Conflict { .. }), e.into())),
+            };
+            match emptied {
+                Ok(()) => break,
+                Err((true, _)) if attempt < 10 => attempt += 1,
+                Err((_, e)) => return Err(e),
+            }
+        }
+        self.moto.create_private_zone(&old.domain().to_string()).await?;
+        let zone = Route53Zone::find(client, old.domain().clone(), RetryPolicy::default()).await?;
+        self.zone.replace(zone);
+        Ok(())
+    }
+
+    /// Deletes exactly these records (with the values the zone holds for them now), as someone
+    /// deleting a task's records behind its sidecar's back; each must exist.
+    pub async fn delete_records(&self, keys: &[RecordKey]) -> anyhow::Result<()> {
+        // A sidecar changing one of them between our read and delete makes a stale view: read again.
+        let mut attempt = 1;
+        loop {
+            let mut changes = Vec::new();
+            for key in keys {
+                let record =
+                    self.zone.read(key).await?.with_context(|| format!("no record {key} to delete"))?;
+                changes.push(Change::delete(record));
+            }
+            match self.zone.apply(&changes).await {
+                Ok(()) => return Ok(()),
+                Err(CallError::Conflict { .. }) if attempt < 5 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Starts a bridge-mode task with these containers, plus its metadata stand-ins.
@@ -131,4 +256,71 @@ impl World {
             .filter(|r| r.key.name.contains(task_id) || r.values().iter().any(|v| v.contains(&needle)))
             .collect())
     }
+}
+
+/// Deletes every record set of the zone but its apex NS and SOA (which Route53 deletes with the zone),
+/// whatever their shape, in batches within Route53's per-request limits.
+async fn delete_all_records(client: &aws_sdk_route53::Client, zone: &Route53Zone) -> Result<(), CallError> {
+    let policy = RetryPolicy { give_up_after: Some(Duration::from_secs(30)), ..RetryPolicy::default() };
+    let calls = CallCounter::default();
+    let apex = zone.domain().fqdn();
+    let mut doomed: Vec<ResourceRecordSet> = Vec::new();
+    let mut start: Option<(String, Option<RrType>, Option<String>)> = None;
+    loop {
+        let page = call_with_retry(&policy, &calls, &LIST_RESOURCE_RECORD_SETS, || {
+            client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone.zone_id())
+                .set_start_record_name(start.as_ref().map(|s| s.0.clone()))
+                .set_start_record_type(start.as_ref().and_then(|s| s.1.clone()))
+                .set_start_record_identifier(start.as_ref().and_then(|s| s.2.clone()))
+                .send()
+        })
+        .await?;
+        let apex_ns_soa = |set: &ResourceRecordSet| {
+            set.name().eq_ignore_ascii_case(apex) && matches!(set.r#type(), RrType::Ns | RrType::Soa)
+        };
+        doomed.extend(page.resource_record_sets().iter().filter(|set| !apex_ns_soa(set)).cloned());
+        match page.next_record_name() {
+            Some(name) if page.is_truncated() => {
+                start = Some((
+                    name.to_owned(),
+                    page.next_record_type().cloned(),
+                    page.next_record_identifier().map(String::from),
+                ));
+            }
+            _ => break,
+        }
+    }
+    // 1,000 values and 32,000 value characters per request.
+    let mut batches: Vec<Vec<SdkChange>> = vec![Vec::new()];
+    let (mut values, mut chars) = (0, 0);
+    for set in doomed {
+        let set_values = set.resource_records().len();
+        let set_chars: usize = set.resource_records().iter().map(|r| r.value().len()).sum();
+        if values + set_values > 1000 || chars + set_chars > 32_000 {
+            batches.push(Vec::new());
+            (values, chars) = (0, 0);
+        }
+        (values, chars) = (values + set_values, chars + set_chars);
+        let change = SdkChange::builder().action(ChangeAction::Delete).resource_record_set(set).build();
+        let change =
+            change.map_err(|e| CallError::Permanent { operation: "DeleteRecords", detail: e.to_string() })?;
+        batches.last_mut().expect("starts with one batch").push(change);
+    }
+    for changes in batches.into_iter().filter(|b| !b.is_empty()) {
+        let batch = ChangeBatch::builder().set_changes(Some(changes)).build();
+        let batch =
+            batch.map_err(|e| CallError::Permanent { operation: "DeleteRecords", detail: e.to_string() })?;
+        // Retried: each batch arrives while Route53 still processes the previous one.
+        call_with_retry(&policy, &calls, &CHANGE_RESOURCE_RECORD_SETS, || {
+            client
+                .change_resource_record_sets()
+                .hosted_zone_id(zone.zone_id())
+                .change_batch(batch.clone())
+                .send()
+        })
+        .await?;
+    }
+    Ok(())
 }

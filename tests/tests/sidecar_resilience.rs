@@ -1,0 +1,206 @@
+//! The sidecar after start: DNS trouble never takes the application down, and the task's records heal.
+//! The real binary, the real Docker engine, moto as Route53, dnsmasq following the zone as the VPC's
+//! resolver would.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType};
+use ecssd_tests::dns::LiveDns;
+use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
+use ecssd_tests::wait_for;
+use ecssd_tests::world::{DOMAIN, RunningTask, World};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn web_and_calc() -> Vec<ContainerSpec> {
+    vec![
+        ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]),
+        ContainerSpec::httpd("calc", &["SERVICE_80_NAME=_calc._tcp"]),
+    ]
+}
+
+/// A sidecar that checks its records through `dns` every second, judging answers at once (dnsmasq
+/// keeps no cache, unlike the VPC resolver the defaults are made for).
+fn healing(dns: &LiveDns) -> SidecarOptions {
+    SidecarOptions {
+        args: vec![],
+        env: vec![
+            ("ECSSD_RESOLVER".into(), dns.address()),
+            ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into()),
+            ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), "1".into()),
+        ],
+    }
+}
+
+/// Route53 calls the sidecars made, per operation (the observer's own reads are not counted).
+async fn route53_requests(world: &World, operation: &str) -> u64 {
+    let stats = world.moto.stats().await.unwrap();
+    stats["route53"][operation]["requests"].as_u64().unwrap_or(0)
+}
+
+async fn wait_for_checks(sidecar: &Sidecar, count: usize) {
+    wait_for(&format!("{count} DNS checks"), WAIT, || async {
+        let checks = sidecar.logs().iter().filter(|l| l.contains("DNS check: nothing to repair")).count();
+        Ok((checks >= count).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+async fn wait_for_records(world: &World, running: &RunningTask, count: usize) -> Vec<Record> {
+    wait_for(&format!("{count} records of the task"), WAIT, || async {
+        let records = world.task_records(running.task.task_id()).await?;
+        Ok((records.len() == count).then_some(records))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn records_deleted_behind_its_back_return_and_intact_ones_cost_no_api_call() {
+    let world = World::new().await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
+    let registered = wait_for_records(&world, &running, 4).await;
+
+    // Checks of intact records ask DNS only.
+    wait_for_checks(&sidecar, 3).await;
+    assert_eq!(route53_requests(&world, "ListResourceRecordSets").await, 0);
+    assert_eq!(route53_requests(&world, "ChangeResourceRecordSets").await, 1, "registered in one request");
+
+    // Someone deletes all of the task's records, then only one SRV record.
+    let keys: Vec<RecordKey> = registered.iter().map(|r| r.key.clone()).collect();
+    world.delete_records(&keys).await.unwrap();
+    let restored = wait_for_records(&world, &running, 4).await;
+    assert_eq!(restored, registered);
+    let calc = registered.iter().find(|r| r.key.name.starts_with("_calc")).unwrap().key.clone();
+    world.delete_records(&[calc]).await.unwrap();
+    wait_for("calc back", WAIT, || async {
+        Ok((world.task_records(running.task.task_id()).await? == registered).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(sidecar.logged(&["records_drifted"]), "said why it read Route53");
+    assert!(sidecar.pid().is_some(), "still running");
+}
+
+#[tokio::test]
+async fn a_zone_deleted_and_recreated_is_found_again_and_filled() {
+    let world = World::new().await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
+    let registered = wait_for_records(&world, &running, 4).await;
+
+    world.recreate_zone().await.unwrap();
+    let restored = wait_for_records(&world, &running, 4).await;
+    assert_eq!(restored, registered);
+    assert!(sidecar.logged(&["found the hosted zone under a new id"]), "{:?}", sidecar.logs());
+}
+
+#[tokio::test]
+async fn a_restarted_sidecar_with_nothing_to_publish_withdraws_what_its_predecessor_left() {
+    let world = World::new().await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let first = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+    first.sigkill().await.unwrap();
+
+    // With no sidecar running, both published containers stop: nothing is left to publish.
+    running.task.stop_container(0).await.unwrap();
+    running.task.stop_container(1).await.unwrap();
+    let _second = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
+    wait_for_records(&world, &running, 0).await;
+}
+
+#[tokio::test]
+async fn a_reset_connection_to_instance_metadata_at_start_is_retried() {
+    let world = World::new().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    running.metadata.reset_imds_connections(2);
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+    assert_eq!(running.metadata.imds_resets_done(), 2);
+    assert!(sidecar.logged(&["EC2 instance metadata not answering yet"]), "{:?}", sidecar.logs());
+}
+
+#[tokio::test]
+async fn route53_refusing_and_throttling_never_stops_the_sidecar() {
+    let world = World::new().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    // Refused for good several times over, busy, and throttled: each a reason the old sidecar exited or
+    // waited.
+    let refused = serde_json::json!([400, "InvalidInput", "ChangeResourceRecordSets"]);
+    let busy = serde_json::json!([400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]);
+    let errors: Vec<_> = (0..4).map(|_| refused.clone()).chain((0..4).map(|_| busy.clone())).collect();
+    world
+        .moto
+        .set_faults(serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1, "errors": errors}}))
+        .await
+        .unwrap();
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+    assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still running");
+    let rejections = sidecar
+        .logs()
+        .iter()
+        .filter(|l| l.contains("\"level\":\"ERROR\"") && l.contains("\"problem\":\"route53_rejected\""))
+        .count();
+    assert_eq!(rejections, 1, "said once, not at every retry: {:?}", sidecar.logs());
+    assert!(sidecar.logged(&["\"problem\":\"route53_rejected\"", "recovered"]));
+
+    // Stopping still withdraws.
+    sidecar.sigterm().unwrap();
+    wait_for_records(&world, &running, 0).await;
+}
+
+#[tokio::test]
+async fn the_101st_target_of_a_service_waits_for_room_while_its_task_runs() {
+    let world = World::new().await.unwrap();
+    // Route53's quota: 100 multivalue records per name. Another 100 tasks hold them.
+    let others: Vec<Record> = (0..100)
+        .map(|i| {
+            let key = RecordKey {
+                name: format!("_web._tcp.{DOMAIN}."),
+                record_type: RecordType::Srv,
+                set_identifier: Some(format!("ecssd:other{i}:web:80")),
+            };
+            Record::new(key, 10, vec![format!("1 1 80 other{i}.{DOMAIN}")])
+        })
+        .collect();
+    let creates: Vec<Change> = others.iter().cloned().map(Change::create).collect();
+    world.zone.get().apply(&creates).await.unwrap();
+    let running =
+        world.task("e2e", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"])]).await.unwrap();
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+
+    let records = wait_for_records(&world, &running, 2).await;
+    let mut kinds: Vec<_> = records.iter().map(|r| r.key.record_type).collect();
+    kinds.sort();
+    assert_eq!(kinds, [RecordType::A, RecordType::Txt], "A and ownership records, no target");
+    wait_for("the refusal", WAIT, || async {
+        Ok(sidecar.logged(&["route53_refused_record", "_web._tcp", "limit of 100"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still running");
+
+    // A target leaves; this one is registered at its next try (at most a minute apart).
+    world.zone.get().apply(&[Change::delete(others[0].clone())]).await.unwrap();
+    let target = format!("{}.{DOMAIN}", running.task.task_id());
+    let values = wait_for("the target", Duration::from_secs(90), || async {
+        let values = world.srv_values("_web._tcp").await?;
+        Ok(values.iter().any(|v| v.ends_with(&target)).then_some(values))
+    })
+    .await
+    .unwrap();
+    assert_eq!(values.len(), 100);
+    let refusals = sidecar.logs().iter().filter(|l| l.contains("Route53 refused this SRV record")).count();
+    assert_eq!(refusals, 1, "said once while it waited");
+}
