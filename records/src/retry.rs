@@ -129,7 +129,16 @@ pub fn classify<E>(operation: &Operation<E>, err: &SdkError<E, HttpResponse>) ->
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(err).to_string();
+    let detail = match err {
+        // The code and message AWS sent, without the raw response the SDK's display would add.
+        SdkError::ServiceError(context) => format!(
+            "{} (HTTP {}): {}",
+            context.err().code().unwrap_or("no error code"),
+            context.raw().status().as_u16(),
+            context.err().message().unwrap_or("no message")
+        ),
+        _ => DisplayErrorContext(err).to_string(),
+    };
     let class = match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             ErrorClass::Transient
@@ -175,6 +184,9 @@ impl CallCounter {
     }
 }
 
+/// How often one call's ongoing transient failures are logged at warn level.
+const RETRY_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Sends `send()` until it succeeds, fails for good (conflict, not found, permanent), or the policy
 /// gives up on a transient failure.
 pub async fn call_with_retry<T, E, Fut>(
@@ -190,6 +202,8 @@ where
     let operation = call.name;
     let started = Instant::now();
     let mut attempts = 0;
+    // Said at the first retry and then once a minute, not at every attempt of a long throttling.
+    let mut said_at: Option<Instant> = None;
     loop {
         attempts += 1;
         counter.add(operation);
@@ -207,8 +221,14 @@ where
             }
             ErrorClass::Transient => {
                 let delay = policy.delay(attempts);
-                tracing::warn!(operation, attempts, delay_ms = delay.as_millis() as u64, error = %detail,
-                    "transient AWS error; retrying");
+                let delay_ms = delay.as_millis() as u64;
+                if said_at.is_none_or(|at| at.elapsed() >= RETRY_REPORT_INTERVAL) {
+                    said_at = Some(Instant::now());
+                    tracing::warn!(operation, attempts, delay_ms, error = %detail,
+                        "transient AWS error; retrying (said again once a minute while it lasts)");
+                } else {
+                    tracing::debug!(operation, attempts, delay_ms, error = %detail, "transient AWS error; retrying");
+                }
                 tokio::time::sleep(delay).await;
             }
         }

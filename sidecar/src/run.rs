@@ -103,6 +103,9 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let mut reconnect = Backoff::new(RetryPolicy::default());
     let mut retry = Backoff::new(AFTER_START_RETRY);
     let mut pending: Pending = Some((Instant::now(), None));
+    // After a failed convergence, nothing (events, the safety net) brings the retry forward: a fleet
+    // whose changes Route53 refuses must not retry in step with Docker's events.
+    let mut retrying_until = Instant::now();
     let mut reconnect_at: Option<Instant> = None;
     // The first check right after the first convergence: a restarted sidecar with nothing to publish
     // learns of its predecessor's leftovers there.
@@ -124,11 +127,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             () = &mut shutdown => break,
             // A safety net for anything the event stream missed (Docker may drop events): a periodic
             // resync costs a container listing, and Route53 nothing unless something changed.
-            _ = safety_net.tick() => schedule(&mut pending, Instant::now(), None),
+            _ = safety_net.tick() => schedule(&mut pending, retrying_until.max(Instant::now()), None),
             () = reconnect_due => {
                 reconnect_at = None;
                 events = Some(follower.subscribe(events_since));
-                schedule(&mut pending, Instant::now(), None);
+                schedule(&mut pending, retrying_until.max(Instant::now()), None);
             }
             () = resync_due => {
                 let first_event = pending.take().and_then(|p| p.1);
@@ -139,6 +142,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 match outcome {
                     Ok(done) => {
                         retry.reset();
+                        retrying_until = Instant::now();
                         problems.converged();
                         if let Some(healer) = healer.as_mut() {
                             if done.requests > 0 {
@@ -158,7 +162,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     Err(ResyncError::Docker(e)) => {
                         let delay = retry.next_delay();
                         problems.report(Problem::DockerUnreachable, &e, delay);
-                        schedule(&mut pending, Instant::now() + delay, first_event);
+                        retrying_until = Instant::now() + delay;
+                        schedule(&mut pending, retrying_until, first_event);
                     }
                     Err(ResyncError::Route53(e)) if config.once => return Err(e),
                     Err(ResyncError::Route53(e)) => {
@@ -168,7 +173,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         if problem == Problem::ZoneNotFound && config.zone_id.is_none() {
                             find_zone_again(&config, &deps, &mut registrar).await;
                         }
-                        schedule(&mut pending, Instant::now() + delay, first_event);
+                        retrying_until = Instant::now() + delay;
+                        schedule(&mut pending, retrying_until, first_event);
                     }
                 }
                 if let Some(at) = registrar.next_retry() {
@@ -178,8 +184,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             () = check_due => {
                 let Some(healer) = healer.as_mut() else { continue };
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
-                // A resync under way or due will read or write anyway; its outcome is checked next time.
-                let Some(written) = registrar.written().filter(|_| pending.is_none()).cloned() else { continue };
+                // Unknown after an interrupted write: the next convergence reads the records anyway.
+                let Some(written) = registrar.written().cloned() else { continue };
                 let absent = if written.is_empty() { registrar.own_names().to_vec() } else { Vec::new() };
                 let next = tokio::select! {
                     next = healer.check(&written, &absent) => next,
@@ -223,7 +229,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     if is_relevant(&event) {
                         tracing::debug!(action = ?event.action, "docker event");
                         follower.lister.observe(&event);
-                        schedule(&mut pending, Instant::now() + config.coalesce(), event.time_nano);
+                        let at = retrying_until.max(Instant::now() + config.coalesce());
+                        schedule(&mut pending, at, event.time_nano);
                     }
                 }
                 broken => {

@@ -204,3 +204,44 @@ async fn the_101st_target_of_a_service_waits_for_room_while_its_task_runs() {
     let refusals = sidecar.logs().iter().filter(|l| l.contains("Route53 refused this SRV record")).count();
     assert_eq!(refusals, 1, "said once while it waited");
 }
+
+#[tokio::test]
+async fn route53_refusing_for_over_a_minute_is_said_once_a_minute_and_the_task_registers_after() {
+    let world = World::new().await.unwrap();
+    let running =
+        world.task("e2e", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"])]).await.unwrap();
+    let refused = serde_json::json!([400, "InvalidInput", "ChangeResourceRecordSets"]);
+    let busy = serde_json::json!([400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]);
+    let errors: Vec<_> = (0..100).flat_map(|_| [refused.clone(), busy.clone()]).collect();
+    world
+        .moto
+        .set_faults(serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1, "errors": errors}}))
+        .await
+        .unwrap();
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    let said = || {
+        sidecar
+            .logs()
+            .iter()
+            .filter(|l| l.contains("\"level\":\"ERROR\"") && l.contains("\"problem\":\"route53_rejected\""))
+            .count()
+    };
+    wait_for("the first report", WAIT, || async { Ok((said() == 1).then_some(())) }).await.unwrap();
+    let first = std::time::Instant::now();
+    wait_for("the second report", Duration::from_secs(150), || async { Ok((said() == 2).then_some(())) })
+        .await
+        .unwrap();
+    assert!(first.elapsed() >= Duration::from_secs(55), "once a minute: {:?}", first.elapsed());
+    assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still running");
+    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty());
+
+    // Route53 takes changes again: registered at the next try, at most about a minute later.
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": []}})).await.unwrap();
+    wait_for("registration", Duration::from_secs(90), || async {
+        Ok((world.task_records(running.task.task_id()).await?.len() == 3).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(sidecar.logged(&["\"problem\":\"route53_rejected\"", "recovered"]));
+}
