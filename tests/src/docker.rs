@@ -96,6 +96,8 @@ pub struct ContainerSpec {
     pub host_network: bool,
     /// Bind mounts, `host:container[:ro]`.
     pub binds: Vec<String>,
+    /// The signal `docker stop` (and ECS StopTask) sends first, e.g. `SIGWINCH` for Apache httpd.
+    pub stop_signal: Option<String>,
 }
 
 impl ContainerSpec {
@@ -194,6 +196,7 @@ impl Task {
             exposed_ports: Some(exposed),
             healthcheck,
             host_config: Some(host_config),
+            stop_signal: spec.stop_signal.clone(),
             ..Default::default()
         };
         let name = format!("ecssd-test-{}-{}", &task_id[..12], spec.name);

@@ -126,6 +126,23 @@ async fn a_container_asked_to_stop_is_withdrawn_while_it_still_serves() {
 }
 
 #[tokio::test]
+async fn a_container_stopped_with_its_own_stop_signal_is_withdrawn_while_it_still_serves() {
+    let world = World::new().await.unwrap();
+    // Apache httpd stops gracefully on SIGWINCH, its image's STOPSIGNAL; busybox httpd ignores it, so
+    // the container keeps serving as Apache would while it finishes its requests.
+    let mut apache_like = ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]);
+    apache_like.stop_signal = Some("SIGWINCH".into());
+    let running = world.task("e2e", &[apache_like]).await.unwrap();
+    let _sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
+    world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+
+    // What `docker stop` and ECS StopTask send first.
+    running.task.signal_container(0, "SIGWINCH").await.unwrap();
+    world.wait_for_targets("_web._tcp", 0, WAIT).await.unwrap();
+    assert!(running.task.is_running(0).await.unwrap(), "withdrawn before it exited");
+}
+
+#[tokio::test]
 async fn sigterm_withdraws_everything_then_drains_and_exits_zero() {
     let world = World::new().await.unwrap();
     let running = world.task("e2e", &web_and_calc()).await.unwrap();
@@ -222,8 +239,8 @@ async fn a_container_with_a_healthcheck_is_published_only_while_healthy() {
     let running = world.task("e2e", &[checked]).await.unwrap();
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
     wait_for("the sidecar's first sync", WAIT, || async { Ok(sidecar.logged(&["resynced"]).then_some(())) })
-    .await
-    .unwrap();
+        .await
+        .unwrap();
     assert!(world.srv_values("_web._tcp").await.unwrap().is_empty(), "not published before it is healthy");
 
     running.task.exec(0, &["touch", "/tmp/healthy"]).await.unwrap();
