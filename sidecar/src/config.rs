@@ -64,7 +64,7 @@ pub struct Config {
     /// Seconds between checks of the task's records through DNS (no Route53 API call); a record
     /// deleted or changed behind the sidecar's back is repaired after the next check that sees it.
     /// 0 turns self-healing off.
-    #[arg(long, env = "ECSSD_HEAL_CHECK_SECONDS", default_value_t = 60)]
+    #[arg(long, env = "ECSSD_HEAL_CHECK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub heal_check_seconds: u64,
 
     /// The DNS resolver to check records with, `ip` or `ip:port`. Defaults to the first nameserver of
@@ -75,12 +75,12 @@ pub struct Config {
     /// Seconds a resolver may keep answering from before the sidecar's last change: how long it may
     /// remember that a name did not exist (Route53's SOA allows 900). Absent names are not taken as
     /// deleted until then.
-    #[arg(long, env = "ECSSD_HEAL_DNS_LAG_SECONDS", default_value_t = 900)]
+    #[arg(long, env = "ECSSD_HEAL_DNS_LAG_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(0..=604_800))]
     pub heal_dns_lag_seconds: u64,
 
     /// Seconds after which an SRV record DNS cannot show (its name answers Route53's maximum of 8
     /// targets, none of them this one) is read through the API: one call per record per period.
-    #[arg(long, env = "ECSSD_HEAL_VERIFY_SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "ECSSD_HEAL_VERIFY_SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub heal_verify_seconds: u64,
 
     /// Log format.

@@ -2,9 +2,10 @@
 //! without spending the account's Route53 API budget (5 requests/s for every caller together).
 //!
 //! Every check asks the VPC resolver for the task's names, which costs no API call, and compares the
-//! answers with what the sidecar wrote. Only a disagreement costs API calls: the registrar reads its
-//! records back by name and repairs them. So a fleet whose records are intact spends nothing. Where
-//! DNS cannot tell, the rules lean towards spending nothing:
+//! answers with what the sidecar wrote. Only a disagreement costs API calls: one record is read to
+//! confirm it (a resolver that does not see the zone costs one call, not a full read), then the
+//! registrar reads its records back by name and repairs them. So a fleet whose records are intact
+//! spends nothing. Where DNS cannot tell, the rules lean towards spending nothing:
 //! - A name the resolver says is absent may be its negative cache (RFC 2308; Route53's SOA lets a
 //!   resolver remember an absence for 900 s), so "absent" counts only for records last written more
 //!   than `dns_lag` ago. Any other difference counts once the records' TTL and Route53's propagation
@@ -50,8 +51,9 @@ pub struct HealSettings {
 /// What the records the sidecar wrote look like through DNS.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Judgement {
-    /// Differences from what the sidecar wrote; any one asks for a repair.
-    pub drift: Vec<String>,
+    /// Differences from what the sidecar wrote (the record concerned, and how); any one asks for a
+    /// repair.
+    pub drift: Vec<(RecordKey, String)>,
     /// SRV records missing from a full multivalue answer: maybe there, maybe not.
     pub unseen: Vec<RecordKey>,
     /// SRV records the answers showed.
@@ -62,10 +64,13 @@ pub struct Judgement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     Nothing,
-    /// Read these records through the API and compare them with what was written.
+    /// DNS disagrees about this record: read it through the API; if it is not as written, repair.
+    Confirm {
+        key: RecordKey,
+        reason: String,
+    },
+    /// SRV records DNS could not show for a while: read them through the API and compare.
     Verify(Vec<RecordKey>),
-    /// Read the task's records back and converge (the reason, for the log).
-    Repair(String),
 }
 
 /// Compares DNS answers with `written` (what the sidecar believes the zone holds) and `absent` (names
@@ -82,6 +87,11 @@ pub fn judge(
     let settled = since_write >= settings.dns_lag.min(settings.ttl + PROPAGATION);
     let absence_settled = settled && since_write >= settings.dns_lag;
     let mut groups: BTreeMap<(String, RecordType), Vec<&Record>> = BTreeMap::new();
+    let key_of = |name: &str, record_type: RecordType| RecordKey {
+        name: name.to_owned(),
+        record_type,
+        set_identifier: None,
+    };
     for record in written.iter() {
         let group = (record.key.name.to_ascii_lowercase(), record.key.record_type);
         groups.entry(group).or_default().push(record);
@@ -91,7 +101,7 @@ pub fn judge(
         let (name, record_type) = group;
         let values = match answer {
             Answer::Absent if absence_settled => {
-                judgement.drift.push(format!("{name} {record_type} is absent"));
+                judgement.drift.push((records[0].key.clone(), format!("{name} {record_type} is absent")));
                 continue;
             }
             Answer::Absent => continue,
@@ -105,11 +115,13 @@ pub fn judge(
                 } else if values.len() >= MAX_MULTIVALUE_ANSWERS {
                     judgement.unseen.push(key.clone());
                 } else if settled {
-                    judgement.drift.push(format!("{key} is missing from the answer"));
+                    judgement.drift.push((key.clone(), format!("{key} is missing from the answer")));
                 }
             }
         } else if settled && !same_values(*record_type, records.iter().flat_map(|r| r.values()), values) {
-            judgement.drift.push(format!("{name} {record_type} answers {values:?}"));
+            judgement
+                .drift
+                .push((records[0].key.clone(), format!("{name} {record_type} answers {values:?}")));
         }
     }
     for group in absent {
@@ -117,7 +129,8 @@ pub fn judge(
         if let Some(Ok(Answer::Values(values))) = answers.get(&key)
             && settled
         {
-            judgement.drift.push(format!("{} {} is left over: {values:?}", key.0, key.1));
+            let reason = format!("{} {} is left over: {values:?}", key.0, key.1);
+            judgement.drift.push((key_of(&group.0, group.1), reason));
         }
     }
     judgement
@@ -138,6 +151,28 @@ fn same_values<'a>(
     written.sort();
     shown.sort();
     written == shown
+}
+
+/// The (name, type) pairs a check asks about: the records written, and the names that should not exist.
+pub fn questions(written: &RecordSet, absent: &[(String, RecordType)]) -> BTreeSet<(String, RecordType)> {
+    let mut asked: BTreeSet<(String, RecordType)> =
+        written.iter().map(|r| (r.key.name.to_ascii_lowercase(), r.key.record_type)).collect();
+    asked.extend(absent.iter().map(|(name, t)| (name.to_ascii_lowercase(), *t)));
+    asked
+}
+
+/// Asks `resolver` every question at once.
+pub async fn ask(
+    resolver: Resolver,
+    questions: BTreeSet<(String, RecordType)>,
+) -> BTreeMap<(String, RecordType), Result<Answer, String>> {
+    join_all(questions.into_iter().map(|question| async move {
+        let answer = resolver.query(&question.0, question.1).await;
+        (question, answer)
+    }))
+    .await
+    .into_iter()
+    .collect()
 }
 
 /// Schedules checks and decides when a disagreement is worth API calls.
@@ -183,25 +218,23 @@ impl Healer {
         self.last_write = Some(Instant::now());
     }
 
-    /// Asks DNS about the records the sidecar believes the zone holds (`written`) and the names that
-    /// should not exist, and says what to do.
-    pub async fn check(&mut self, written: &RecordSet, absent: &[(String, RecordType)]) -> Next {
-        let mut asked: BTreeSet<(String, RecordType)> =
-            written.iter().map(|r| (r.key.name.to_ascii_lowercase(), r.key.record_type)).collect();
-        asked.extend(absent.iter().map(|(name, t)| (name.to_ascii_lowercase(), *t)));
-        let resolver = self.resolver;
-        let answers = join_all(asked.into_iter().map(|group| async move {
-            let answer = resolver.query(&group.0, group.1).await;
-            (group, answer)
-        }))
-        .await;
-        let failures: Vec<&String> = answers.iter().filter_map(|(_, a)| a.as_ref().err()).collect();
+    pub fn resolver_handle(&self) -> Resolver {
+        self.resolver
+    }
+
+    /// Judges the answers to [`questions`] about `written` and `absent`, and says what to do.
+    pub fn decide_on(
+        &mut self,
+        written: &RecordSet,
+        absent: &[(String, RecordType)],
+        answers: &BTreeMap<(String, RecordType), Result<Answer, String>>,
+    ) -> Next {
+        let failures: Vec<&String> = answers.values().filter_map(|a| a.as_ref().err()).collect();
         if let Some(first) = failures.first() {
             tracing::debug!(problem = "dns_check", error = %first, failed = failures.len(), "DNS check inconclusive");
         }
-        let answers: BTreeMap<_, _> = answers.into_iter().collect();
         let since_write = self.last_write.map_or(Duration::MAX, |at| at.elapsed());
-        let judgement = judge(written, absent, &answers, since_write, &self.settings);
+        let judgement = judge(written, absent, answers, since_write, &self.settings);
         self.decide(judgement, Instant::now())
     }
 
@@ -215,13 +248,13 @@ impl Healer {
             self.unseen_since.entry(key.clone()).or_insert(now);
         }
         let held = self.hold_until.is_some_and(|until| now < until);
-        if let Some(reason) = judgement.drift.first() {
+        if let Some((key, reason)) = judgement.drift.first() {
             if held {
                 tracing::debug!(%reason, "DNS disagrees, but it proved wrong recently: not reading Route53 yet");
                 return Next::Nothing;
             }
-            self.repairing = true;
-            return Next::Repair(format!("{reason} ({} differences)", judgement.drift.len()));
+            let reason = format!("{reason} ({} differences)", judgement.drift.len());
+            return Next::Confirm { key: key.clone(), reason };
         }
         let due: Vec<RecordKey> = self
             .unseen_since
@@ -238,7 +271,17 @@ impl Healer {
         Next::Verify(due)
     }
 
-    /// The outcome of the convergence a [`Next::Repair`] asked for: `changes` record changes sent.
+    /// The outcome of a [`Next::Confirm`]: whether the record read was as written. If it was, DNS
+    /// was wrong; if not, the caller repairs, and [`repaired`](Self::repaired) learns the outcome.
+    pub fn confirmed(&mut self, as_written: bool) {
+        if as_written {
+            self.dns_was_wrong("Route53 holds the record as written");
+        } else {
+            self.repairing = true;
+        }
+    }
+
+    /// The outcome of the convergence a failed confirmation asked for: `changes` record changes sent.
     pub fn repaired(&mut self, changes: usize) {
         if !std::mem::take(&mut self.repairing) {
             return;
@@ -249,13 +292,6 @@ impl Healer {
             return;
         }
         self.dns_was_wrong("Route53 holds the task's records as written");
-    }
-
-    /// The outcome of a [`Next::Verify`]: whether the records read matched what was written.
-    pub fn verified(&mut self, matched: bool) {
-        if matched {
-            tracing::debug!("SRV records DNS could not show are in Route53 as written");
-        }
     }
 
     fn dns_was_wrong(&mut self, finding: &str) {
@@ -378,14 +414,20 @@ mod tests {
     fn a_wrong_dns_holds_off_api_reads_doubling_and_a_real_repair_ends_the_hold() {
         let mut healer = healer();
         let now = Instant::now();
-        let drift = Judgement { drift: vec!["x".into()], ..Judgement::default() };
-        assert!(matches!(healer.decide(drift.clone(), now), Next::Repair(_)));
-        healer.repaired(0);
+        let a = key("t1.sd.", RecordType::A, None);
+        let drift = Judgement { drift: vec![(a, "absent".into())], ..Judgement::default() };
+        assert!(matches!(healer.decide(drift.clone(), now), Next::Confirm { .. }));
+        healer.confirmed(true);
         assert_eq!(healer.decide(drift.clone(), now), Next::Nothing, "held");
         assert_eq!(healer.next_hold, Duration::from_secs(14_400), "doubled");
-        assert!(matches!(healer.decide(drift.clone(), now + Duration::from_secs(7201)), Next::Repair(_)));
+        assert!(matches!(
+            healer.decide(drift.clone(), now + Duration::from_secs(7201)),
+            Next::Confirm { .. }
+        ));
+        healer.confirmed(false);
         healer.repaired(3);
-        assert!(matches!(healer.decide(drift, now + Duration::from_secs(7202)), Next::Repair(_)), "no hold");
+        let later = now + Duration::from_secs(7202);
+        assert!(matches!(healer.decide(drift, later), Next::Confirm { .. }), "a real repair ends the hold");
     }
 
     #[test]

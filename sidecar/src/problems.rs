@@ -84,14 +84,13 @@ impl Problems {
         }
     }
 
-    /// Clears every problem a successful convergence ends.
-    pub fn converged(&mut self) {
+    /// Clears the Route53 problems, after a convergence that Route53 answered (one that called it).
+    pub fn route53_answered(&mut self) {
         for problem in [
             Problem::Route53Rejected,
             Problem::Route53Unavailable,
             Problem::ZoneNotFound,
             Problem::ForeignRecords,
-            Problem::DockerUnreachable,
         ] {
             self.clear(problem);
         }

@@ -23,6 +23,7 @@ use ecssd_records::{
 use tokio::time::Instant;
 
 use crate::error::SidecarError;
+use crate::problems::REPORT_INTERVAL;
 
 /// How many stale-plan rejections in a row are tolerated before the conflict is reported as permanent
 /// (a re-read that changes nothing means the conflict is not with our own earlier state).
@@ -33,7 +34,8 @@ const MAX_CONFLICTS: u32 = 5;
 enum View {
     /// Exactly these records (read or written by us).
     Known(RecordSet),
-    /// Must be read before planning: start-up with nothing to publish, or after an interrupted write.
+    /// Must be read before planning: after an interrupted write, a DNS check that found the records
+    /// changed, a new zone, or at start when no DNS check will look for an earlier run's leftovers.
     Unknown,
 }
 
@@ -61,6 +63,8 @@ struct Refusal {
     detail: String,
     backoff: Backoff,
     retry_at: Instant,
+    /// When the refusal was last logged at error level.
+    said_at: Option<Instant>,
 }
 
 /// How often a refused record is tried again: soon, then at most once a minute.
@@ -74,6 +78,8 @@ pub struct Converged {
     pub changes: usize,
     /// Change requests sent that Route53 accepted.
     pub requests: usize,
+    /// Times the task's records were read back from Route53.
+    pub reads: usize,
 }
 
 impl<S: RecordStore> Registrar<S> {
@@ -174,23 +180,24 @@ impl<S: RecordStore> Registrar<S> {
         let held: BTreeSet<RecordKey> =
             self.refused.iter().filter(|(_, r)| r.retry_at > now).map(|(k, _)| k.clone()).collect();
         let wanted = desired.holding_back(&held);
-        let before = self.written().cloned();
         match self.converge_to(&wanted).await {
             Ok(done) => {
                 self.accepted(&wanted);
                 Ok(done)
             }
             Err(SidecarError::Route53(refusal @ CallError::Permanent { .. })) => {
+                // The zone is as before the refused request (see `converge_to`): the new SRV records
+                // are those it does not hold as wanted. Published ones are never held back.
+                let Some(zone) = self.written() else { return Err(SidecarError::Route53(refusal)) };
                 let new: Vec<RecordKey> = wanted
                     .iter()
-                    .filter(|r| r.key.record_type == RecordType::Srv)
-                    .filter(|r| before.as_ref().is_none_or(|b| b.get(&r.key) != Some(*r)))
+                    .filter(|r| r.key.record_type == RecordType::Srv && zone.get(&r.key) != Some(*r))
                     .map(|r| r.key.clone())
                     .collect();
                 if new.is_empty() {
                     return Err(SidecarError::Route53(refusal));
                 }
-                self.one_by_one(&desired, held, new).await
+                self.one_by_one(&desired, held, new, refusal).await
             }
             Err(e) => Err(e),
         }
@@ -203,9 +210,19 @@ impl<S: RecordStore> Registrar<S> {
         desired: &Desired,
         mut held: BTreeSet<RecordKey>,
         new: Vec<RecordKey>,
+        refusal: CallError,
     ) -> Result<Converged, SidecarError> {
         held.extend(new.iter().cloned());
         let mut done = self.converge_to(&desired.holding_back(&held)).await?;
+        if let ([key], 0) = (new.as_slice(), done.requests) {
+            // The refused request added exactly this record to what the zone holds: no need to ask again.
+            let detail = match refusal {
+                CallError::Permanent { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            self.refuse(key.clone(), detail);
+            return Ok(done);
+        }
         for key in new {
             held.remove(&key);
             let wanted = desired.holding_back(&held);
@@ -213,6 +230,7 @@ impl<S: RecordStore> Registrar<S> {
                 Ok(more) => {
                     done.changes += more.changes;
                     done.requests += more.requests;
+                    done.reads += more.reads;
                     self.accepted(&wanted);
                 }
                 Err(SidecarError::Route53(CallError::Permanent { detail, .. })) => {
@@ -225,18 +243,23 @@ impl<S: RecordStore> Registrar<S> {
         Ok(done)
     }
 
-    /// Holds `key` back after Route53 refused it; said once, and again if the reason changes.
+    /// Holds `key` back after Route53 refused it; said once a minute while it lasts, and at once if
+    /// the reason changes.
     fn refuse(&mut self, key: RecordKey, detail: String) {
         let entry = self.refused.entry(key.clone()).or_insert_with(|| Refusal {
             detail: String::new(),
             backoff: Backoff::new(self.refused_retry),
             retry_at: Instant::now(),
+            said_at: None,
         });
         let delay = entry.backoff.next_delay();
-        entry.retry_at = Instant::now() + delay;
+        let now = Instant::now();
+        entry.retry_at = now + delay;
         let service =
             key.name.strip_suffix(self.model.domain.fqdn()).unwrap_or(&key.name).trim_end_matches('.');
-        if entry.detail != detail {
+        if entry.detail != detail || entry.said_at.is_none_or(|at| now.duration_since(at) >= REPORT_INTERVAL)
+        {
+            entry.said_at = Some(now);
             tracing::error!(problem = "route53_refused_record", record = %key, service, retry_in_s = delay.as_secs(),
                 route53 = %detail,
                 "Route53 refused this SRV record; the task's other records are published and it is tried \
@@ -272,6 +295,7 @@ impl<S: RecordStore> Registrar<S> {
                 View::Known(current) => current.clone(),
                 View::Unknown => {
                     let current = self.read_current(wanted).await?;
+                    done.reads += 1;
                     self.view = View::Known(current.clone());
                     current
                 }
@@ -395,7 +419,7 @@ mod tests {
     async fn a_task_lifetime_costs_one_call_to_register_and_one_to_withdraw() {
         let mut registrar = registrar(MemoryZone::default());
         let done = registrar.converge(vec![web(32768)]).await.unwrap();
-        assert_eq!(done, Converged { changes: 3, requests: 1 });
+        assert_eq!(done, Converged { changes: 3, requests: 1, reads: 0 });
         assert_eq!(registrar.converge(vec![web(32768)]).await.unwrap().requests, 0, "no change, no call");
         registrar.withdraw().await.unwrap();
         assert_eq!(calls(&registrar), ["change", "change"]);

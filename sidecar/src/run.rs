@@ -8,14 +8,16 @@ use bollard::Docker;
 use bollard::models::EventMessage;
 use bollard::query_parameters::EventsOptions;
 use ecssd_records::{Backoff, RetryPolicy, Route53Zone, ZoneModel};
+use ecssd_records::{RecordSet, RecordType};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, future};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
 use crate::error::SidecarError;
-use crate::heal::{HealSettings, Healer, Next};
+use crate::heal::{self, HealSettings, Healer, Next};
 use crate::metadata::{self, NetworkMode, TaskIdentity};
 use crate::problems::{Problem, Problems};
 use crate::registrar::{Converged, Registrar};
@@ -44,6 +46,25 @@ const SAFETY_RESYNC: Duration = Duration::from_secs(30);
 const AFTER_START_RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), give_up_after: None };
 
+/// What a DNS check heard, per (name, type).
+type Answers = std::collections::BTreeMap<(String, RecordType), Result<dns::Answer, String>>;
+
+/// A DNS check under way, and what it asks about.
+#[derive(Debug)]
+struct DnsCheck {
+    answers: JoinHandle<Answers>,
+    written: RecordSet,
+    absent: Vec<(String, RecordType)>,
+}
+
+/// Route53 calls: retried while transient for up to a minute, then the failure is a problem the run
+/// loop retries and reports, so a long outage neither blocks the loop nor goes unsaid.
+const ROUTE53_RETRY: RetryPolicy = RetryPolicy {
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(5),
+    give_up_after: Some(Duration::from_secs(60)),
+};
+
 /// When the next full resync is due, and the time (ns) of the event that asked for it.
 type Pending = Option<(Instant, Option<i64>)>;
 
@@ -64,12 +85,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let address = reachable_address(&config, &identity, wait).await?;
     deps.docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
     let zone = match &config.zone_id {
-        Some(id) => {
-            Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), RetryPolicy::default())
-        }
-        None => {
-            Route53Zone::find(deps.route53.clone(), config.domain.clone(), RetryPolicy::default()).await?
-        }
+        Some(id) => Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), ROUTE53_RETRY),
+        None => Route53Zone::find(deps.route53.clone(), config.domain.clone(), ROUTE53_RETRY).await?,
     };
     let mut healer = healer(&config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
@@ -77,6 +94,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
         resolver = healer.as_ref().map(|h| h.resolver().to_string()), "ecssd sidecar starting");
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     let mut registrar = Registrar::new(zone, model, identity.task.clone(), identity.cluster.clone(), address);
+    if healer.is_none() {
+        // No DNS check will find what an earlier run of this task left: read it now (two calls, once).
+        registrar.invalidate();
+    }
 
     if config.deregister {
         registrar.invalidate();
@@ -111,11 +132,20 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     // learns of its predecessor's leftovers there.
     let mut next_check: Option<Instant> = None;
     let mut converged_once = false;
+    // A DNS check under way (off the loop: a silent resolver must not delay events), with what it asks
+    // about.
+    let mut check: Option<DnsCheck> = None;
 
     loop {
         let resync_due = sleep_until(pending.map(|p| p.0));
         let reconnect_due = sleep_until(reconnect_at);
         let check_due = sleep_until(next_check);
+        let check_done = async {
+            match check.as_mut() {
+                Some(check) => (&mut check.answers).await,
+                None => future::pending().await,
+            }
+        };
         let next_event = async {
             match events.as_mut() {
                 Some(stream) => stream.next().await,
@@ -143,7 +173,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     Ok(done) => {
                         retry.reset();
                         retrying_until = Instant::now();
-                        problems.converged();
+                        problems.clear(Problem::DockerUnreachable);
+                        if done.requests + done.reads > 0 {
+                            problems.route53_answered();
+                        }
                         if let Some(healer) = healer.as_mut() {
                             if done.requests > 0 {
                                 healer.wrote();
@@ -171,37 +204,64 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         let problem = Problem::of(&e);
                         problems.report(problem, &e, delay);
                         if problem == Problem::ZoneNotFound && config.zone_id.is_none() {
-                            find_zone_again(&config, &deps, &mut registrar).await;
+                            tokio::select! {
+                                () = find_zone_again(&config, &deps, &mut registrar) => {}
+                                () = &mut shutdown => break,
+                            }
                         }
                         retrying_until = Instant::now() + delay;
                         schedule(&mut pending, retrying_until, first_event);
                     }
                 }
                 if let Some(at) = registrar.next_retry() {
-                    schedule(&mut pending, at, None);
+                    schedule(&mut pending, at.max(retrying_until), None);
                 }
             }
             () = check_due => {
-                let Some(healer) = healer.as_mut() else { continue };
+                let Some(healer) = healer.as_ref() else { continue };
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
                 // Unknown after an interrupted write: the next convergence reads the records anyway.
                 let Some(written) = registrar.written().cloned() else { continue };
+                if check.is_some() {
+                    continue;
+                }
                 let absent = if written.is_empty() { registrar.own_names().to_vec() } else { Vec::new() };
-                let next = tokio::select! {
-                    next = healer.check(&written, &absent) => next,
-                    () = &mut shutdown => break,
-                };
-                let repair = match next {
+                let answers = tokio::spawn(heal::ask(healer.resolver_handle(), heal::questions(&written, &absent)));
+                check = Some(DnsCheck { answers, written, absent });
+            }
+            answers = check_done => {
+                let Some(DnsCheck { written, absent, .. }) = check.take() else { continue };
+                let (Some(healer), Ok(answers)) = (healer.as_mut(), answers) else { continue };
+                let repair = match healer.decide_on(&written, &absent, &answers) {
                     Next::Nothing => None,
-                    Next::Repair(reason) => Some(reason),
-                    Next::Verify(keys) => {
-                        let verified = tokio::select! {
-                            verified = registrar.verify(&keys) => verified,
+                    Next::Confirm { key, reason } => {
+                        let read = tokio::select! {
+                            read = registrar.verify(std::slice::from_ref(&key)) => read,
                             () = &mut shutdown => break,
                         };
-                        match verified {
+                        match read {
+                            Ok(as_written) => {
+                                healer.confirmed(as_written);
+                                (!as_written).then_some(reason)
+                            }
+                            // Converging finds the zone again, if it was recreated.
+                            Err(e) if Problem::of(&e) == Problem::ZoneNotFound => Some(e.to_string()),
+                            Err(e) => {
+                                problems.report(Problem::of(&e), &e, healer.every());
+                                None
+                            }
+                        }
+                    }
+                    Next::Verify(keys) => {
+                        let read = tokio::select! {
+                            read = registrar.verify(&keys) => read,
+                            () = &mut shutdown => break,
+                        };
+                        match read {
                             Ok(true) => None,
                             Ok(false) => Some(format!("{} SRV record(s) DNS could not show are not as written", keys.len())),
+                            // Converging finds the zone again, if it was recreated.
+                            Err(e) if Problem::of(&e) == Problem::ZoneNotFound => Some(e.to_string()),
                             Err(e) => {
                                 problems.report(Problem::of(&e), &e, healer.every());
                                 None
@@ -214,7 +274,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         tracing::warn!(problem = "records_drifted", %reason,
                             "the task's records differ from what it wrote; reading them back to repair them");
                         registrar.invalidate();
-                        schedule(&mut pending, Instant::now(), None);
+                        schedule(&mut pending, retrying_until.max(Instant::now()), None);
                     }
                     None => tracing::debug!("DNS check: nothing to repair"),
                 }
