@@ -118,6 +118,21 @@ async fn a_restarted_sidecar_with_nothing_to_publish_withdraws_what_its_predeces
 }
 
 #[tokio::test]
+async fn without_dns_checks_a_restarted_sidecar_reads_and_withdraws_leftovers_at_start() {
+    let world = World::new().await.unwrap();
+    let no_checks =
+        SidecarOptions { args: vec![], env: vec![("ECSSD_HEAL_CHECK_SECONDS".into(), "0".into())] };
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let first = Sidecar::spawn(&world.moto, &running.metadata, no_checks.clone()).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+    first.sigkill().await.unwrap();
+    running.task.stop_container(0).await.unwrap();
+    running.task.stop_container(1).await.unwrap();
+    let _second = Sidecar::spawn(&world.moto, &running.metadata, no_checks).await.unwrap();
+    wait_for_records(&world, &running, 0).await;
+}
+
+#[tokio::test]
 async fn a_reset_connection_to_instance_metadata_at_start_is_retried() {
     let world = World::new().await.unwrap();
     let running = world.task("e2e", &web_and_calc()).await.unwrap();
