@@ -101,6 +101,11 @@ pub struct ContainerSpec {
 }
 
 impl ContainerSpec {
+    /// The sidecar's own container in a task, idle: the sidecar under test runs as a process beside it.
+    pub fn idle_sidecar() -> Self {
+        Self { name: "ecssd".into(), cmd: Some(vec!["sleep".into(), "3600".into()]), ..Default::default() }
+    }
+
     /// An httpd container serving port 80, published, named `name`, with `env`.
     pub fn httpd(name: &str, env: &[&str]) -> Self {
         Self {

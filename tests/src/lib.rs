@@ -16,6 +16,7 @@
 //! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
 //! - [`http`]: a small loopback HTTP client.
+//! - [`measure`]: resident memory and percentiles, for the benchmarks.
 //! - [`wait_for`]: polling a condition with a deadline (tests wait for conditions, never sleep).
 //!
 //! The tests themselves live in `tests/tests/`.
@@ -27,6 +28,7 @@ pub mod ecs;
 pub mod endpoints;
 pub mod examples;
 pub mod http;
+pub mod measure;
 pub mod metadata;
 pub mod moto;
 pub mod sidecar;

@@ -13,21 +13,12 @@ use ecssd_tests::world::{RunningTask, World};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The sidecar's own container in the task (idle: the sidecar under test runs as a process).
-fn sidecar_container() -> ContainerSpec {
-    ContainerSpec {
-        name: "ecssd".into(),
-        cmd: Some(vec!["sleep".into(), "3600".into()]),
-        ..Default::default()
-    }
-}
-
 /// A web and a calc container, each serving port 80, plus the sidecar's own (idle) container.
 fn web_and_calc() -> Vec<ContainerSpec> {
     vec![
         ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]),
         ContainerSpec::httpd("calc", &["SERVICE_80_NAME=_calc._tcp"]),
-        sidecar_container(),
+        ContainerSpec::idle_sidecar(),
     ]
 }
 
@@ -78,7 +69,7 @@ async fn every_network_mode_registers_when_task_metadata_gives_the_clusters_shor
         ("_vpc._tcp", NetworkMode::Awsvpc(eni)),
     ] {
         let variable = format!("SERVICE_80_NAME={service}");
-        let specs = [ContainerSpec::httpd("web", &[variable.as_str()]), sidecar_container()];
+        let specs = [ContainerSpec::httpd("web", &[variable.as_str()]), ContainerSpec::idle_sidecar()];
         let running = world.task_in_mode("short", &specs, mode).await.unwrap();
         let _sidecar = Sidecar::spawn(&world.moto, &running.metadata, options(&[])).await.unwrap();
         let (address, port) = match mode {

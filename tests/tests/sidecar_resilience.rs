@@ -58,13 +58,39 @@ async fn wait_for_records(world: &World, running: &RunningTask, count: usize) ->
     .unwrap()
 }
 
-#[tokio::test]
-async fn records_deleted_behind_its_back_return_and_intact_ones_cost_no_api_call() {
+/// A world whose zone DNS follows, and a web-and-calc task registered by a sidecar that heals.
+struct Healing {
+    world: World,
+    /// Serves the zone while the test runs.
+    dns: LiveDns,
+    running: RunningTask,
+    sidecar: Sidecar,
+    /// The task's records as first registered.
+    registered: Vec<Record>,
+}
+
+async fn registered_and_healing() -> Healing {
     let world = World::new().await.unwrap();
     let dns = world.serve_dns().await.unwrap();
     let running = world.task("e2e", &web_and_calc()).await.unwrap();
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
     let registered = wait_for_records(&world, &running, 4).await;
+    Healing { world, dns, running, sidecar, registered }
+}
+
+/// Route53 throttled to 1 request/s, and its next `times` change requests refused for good
+/// (`InvalidInput`), each followed by one refused as busy (`PriorRequestNotComplete`).
+async fn refuse_changes(world: &World, times: usize) {
+    let refused = serde_json::json!([400, "InvalidInput", "ChangeResourceRecordSets"]);
+    let busy = serde_json::json!([400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]);
+    let errors: Vec<_> = (0..times).flat_map(|_| [refused.clone(), busy.clone()]).collect();
+    let faults = serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1, "errors": errors}});
+    world.moto.set_faults(faults).await.unwrap();
+}
+
+#[tokio::test]
+async fn records_deleted_behind_its_back_return_and_intact_ones_cost_no_api_call() {
+    let Healing { world, dns: _serving, running, sidecar, registered } = registered_and_healing().await;
 
     // Checks of intact records ask DNS only.
     wait_for_checks(&sidecar, 3).await;
@@ -89,11 +115,7 @@ async fn records_deleted_behind_its_back_return_and_intact_ones_cost_no_api_call
 
 #[tokio::test]
 async fn a_zone_deleted_and_recreated_is_found_again_and_filled() {
-    let world = World::new().await.unwrap();
-    let dns = world.serve_dns().await.unwrap();
-    let running = world.task("e2e", &web_and_calc()).await.unwrap();
-    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
-    let registered = wait_for_records(&world, &running, 4).await;
+    let Healing { world, dns: _serving, running, sidecar, registered } = registered_and_healing().await;
 
     world.recreate_zone().await.unwrap();
     let restored = wait_for_records(&world, &running, 4).await;
@@ -103,11 +125,7 @@ async fn a_zone_deleted_and_recreated_is_found_again_and_filled() {
 
 #[tokio::test]
 async fn a_restarted_sidecar_with_nothing_to_publish_withdraws_what_its_predecessor_left() {
-    let world = World::new().await.unwrap();
-    let dns = world.serve_dns().await.unwrap();
-    let running = world.task("e2e", &web_and_calc()).await.unwrap();
-    let first = Sidecar::spawn(&world.moto, &running.metadata, healing(&dns)).await.unwrap();
-    wait_for_records(&world, &running, 4).await;
+    let Healing { world, dns, running, sidecar: first, .. } = registered_and_healing().await;
     first.sigkill().await.unwrap();
 
     // With no sidecar running, both published containers stop: nothing is left to publish.
@@ -149,14 +167,7 @@ async fn route53_refusing_and_throttling_never_stops_the_sidecar() {
     let running = world.task("e2e", &web_and_calc()).await.unwrap();
     // Refused for good several times over, busy, and throttled: each a reason the old sidecar exited or
     // waited.
-    let refused = serde_json::json!([400, "InvalidInput", "ChangeResourceRecordSets"]);
-    let busy = serde_json::json!([400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]);
-    let errors: Vec<_> = (0..4).map(|_| refused.clone()).chain((0..4).map(|_| busy.clone())).collect();
-    world
-        .moto
-        .set_faults(serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1, "errors": errors}}))
-        .await
-        .unwrap();
+    refuse_changes(&world, 4).await;
     let mut sidecar =
         Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
     wait_for_records(&world, &running, 4).await;
@@ -225,14 +236,7 @@ async fn route53_refusing_for_over_a_minute_is_said_once_a_minute_and_the_task_r
     let world = World::new().await.unwrap();
     let running =
         world.task("e2e", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"])]).await.unwrap();
-    let refused = serde_json::json!([400, "InvalidInput", "ChangeResourceRecordSets"]);
-    let busy = serde_json::json!([400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]);
-    let errors: Vec<_> = (0..100).flat_map(|_| [refused.clone(), busy.clone()]).collect();
-    world
-        .moto
-        .set_faults(serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1, "errors": errors}}))
-        .await
-        .unwrap();
+    refuse_changes(&world, 100).await;
     let mut sidecar =
         Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
     let said = || {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ecssd_records::{Record, RecordKey};
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::measure::{percentile, rss_kib};
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::{DOMAIN, RunningTask, World};
@@ -64,7 +65,10 @@ async fn main() -> anyhow::Result<()> {
     let mut sidecars: Vec<Sidecar> = Vec::with_capacity(count);
     for _ in 0..count {
         let running = world
-            .task("bench", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), idle()])
+            .task(
+                "bench",
+                &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()],
+            )
             .await?;
         sidecars.push(Sidecar::spawn(&world.moto, &running.metadata, options.clone()).await?);
         tasks.push(running);
@@ -239,14 +243,6 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn idle() -> ContainerSpec {
-    ContainerSpec {
-        name: "ecssd".into(),
-        cmd: Some(vec!["sleep".into(), "3600".into()]),
-        ..Default::default()
-    }
-}
-
 /// The task's records in a listing of the zone: the same selection as [`World::task_records`], from
 /// one listing for all tasks (each poll lists the zone once, not once per task).
 fn records_of(zone: &[Record], task_id: &str) -> Vec<Record> {
@@ -307,18 +303,6 @@ fn counts_since(sidecars: &[Sidecar], marks: &[usize], needle: &str) -> Vec<usiz
         .zip(marks)
         .map(|(s, &mark)| s.logs().iter().skip(mark).filter(|l| l.contains(needle)).count())
         .collect()
-}
-
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 /// This machine as the benchmark saw it: CPU, cores, memory, kernel, Docker.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::measure::{percentile, rss_kib};
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::World;
@@ -29,36 +30,20 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn idle() -> ContainerSpec {
-    ContainerSpec {
-        name: "ecssd".into(),
-        cmd: Some(vec!["sleep".into(), "3600".into()]),
-        ..Default::default()
-    }
-}
-
 fn zone_options(world: &World, extra: &[&str]) -> SidecarOptions {
     let mut args = vec![format!("--zone-id={}", world.zone.zone_id())];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     SidecarOptions { args, env: vec![] }
 }
 
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS")?;
-    Ok(line.split_whitespace().nth(1).context("VmRSS value")?.parse()?)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
-}
-
 async fn latency_and_memory() -> anyhow::Result<()> {
     let world = World::new().await?;
-    let running =
-        world.task("bench", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), idle()]).await?;
+    let running = world
+        .task(
+            "bench",
+            &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()],
+        )
+        .await?;
     let sidecar =
         Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--coalesce-ms=100"])).await?;
     world.wait_for_targets("_web._tcp", 1, WAIT).await?;
@@ -99,7 +84,7 @@ async fn latency_and_memory() -> anyhow::Result<()> {
 
     let mut specs: Vec<ContainerSpec> =
         (0..50).map(|i| ContainerSpec::httpd(&format!("web{i}"), &["SERVICE_80_NAME=_fifty._tcp"])).collect();
-    specs.push(idle());
+    specs.push(ContainerSpec::idle_sidecar());
     let running = world.task("bench", &specs).await?;
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &[])).await?;
     world.wait_for_targets("_fifty._tcp", 50, WAIT).await?;
@@ -113,8 +98,12 @@ async fn latency_and_memory() -> anyhow::Result<()> {
 
 async fn calls_per_lifetime() -> anyhow::Result<()> {
     let world = World::new().await?;
-    let running =
-        world.task("bench", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), idle()]).await?;
+    let running = world
+        .task(
+            "bench",
+            &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()],
+        )
+        .await?;
     let mut sidecar =
         Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--drain-seconds=0"])).await?;
     world.wait_for_targets("_web._tcp", 1, WAIT).await?;
