@@ -4,7 +4,9 @@ would: focus a box, type, press the button, read what the page shows.
 Run: python portal_driver.py <portal url>, then send commands on stdin, one per line:
   time <layout>     type a layout into the time box and submit it
   calc <formula>    type a formula into the calculator box and submit it
-Each command prints one JSON line: {"result": ..., "meta": ..., "instance": ..., "error": bool}.
+  calc-example <formula>  click the example button showing that formula under the calculator box
+Each command prints one JSON line: {"result": ..., "meta": ..., "instance": ..., "error": bool,
+"input": <the box's text>}.
 The first line printed is {"ready": true} once the page has loaded. End of input closes the browser.
 """
 
@@ -80,16 +82,34 @@ class Page:
         raise TimeoutError(f"waited {timeout} s for {expression}")
 
     def submit(self, box, text):
+        def act():
+            self.evaluate(
+                f"(() => {{ const i = document.getElementById('{box}-input'); i.focus(); i.select(); }})()")
+            self.call("Input.insertText", text=text)
+            self.evaluate(f"document.querySelector('#{box}-form button').click()")
+        return self.answer(box, act)
+
+    def example(self, box, text):
+        """Clicks the example button under `box` whose label is `text`."""
+        def act():
+            clicked = self.evaluate(
+                f"(() => {{ const b = [...document.querySelectorAll('#{box}-examples button')]"
+                f".find(b => b.textContent === {json.dumps(text)}); if (b) b.click(); return !!b; }})()")
+            if not clicked:
+                raise LookupError(f"no example button {text!r} under the {box} box")
+        return self.answer(box, act)
+
+    def answer(self, box, act):
+        """Does `act`, waits for the page to show the answer in `box`, and reads what it shows."""
         before = self.evaluate(f"document.getElementById('{box}-result').dataset.done || ''")
-        self.evaluate(f"(() => {{ const i = document.getElementById('{box}-input'); i.focus(); i.select(); }})()")
-        self.call("Input.insertText", text=text)
-        self.evaluate(f"document.querySelector('#{box}-form button').click()")
+        act()
         self.wait_for(f"(document.getElementById('{box}-result').dataset.done || '') !== {json.dumps(before)}")
         return {
             "result": self.evaluate(f"document.getElementById('{box}-result').textContent"),
             "meta": self.evaluate(f"document.getElementById('{box}-meta').textContent"),
             "instance": self.evaluate(f"document.getElementById('{box}-result').dataset.instance"),
             "error": self.evaluate(f"document.getElementById('{box}-result').classList.contains('error')"),
+            "input": self.evaluate(f"document.getElementById('{box}-input').value"),
         }
 
     def close(self):
@@ -103,11 +123,16 @@ def main():
     try:
         print(json.dumps({"ready": True}), flush=True)
         for line in sys.stdin:
-            box, _, text = line.rstrip("\n").partition(" ")
-            if box not in ("time", "calc"):
-                print(json.dumps({"failure": f"unknown command {box!r}"}), flush=True)
-                continue
-            print(json.dumps(page.submit(box, text)), flush=True)
+            command, _, text = line.rstrip("\n").partition(" ")
+            if command in ("time", "calc"):
+                print(json.dumps(page.submit(command, text)), flush=True)
+            elif command == "calc-example":
+                try:
+                    print(json.dumps(page.example("calc", text)), flush=True)
+                except LookupError as e:
+                    print(json.dumps({"failure": str(e)}), flush=True)
+            else:
+                print(json.dumps({"failure": f"unknown command {command!r}"}), flush=True)
     finally:
         page.close()
 

@@ -192,6 +192,16 @@ async fn the_portal_page_works_in_headless_chromium() {
     let bad = browser.submit("calc", "2*(3").await;
     assert_eq!(bad["error"], true);
     assert!(bad["result"].as_str().unwrap().contains("expected ')'"), "{bad}");
+    // Functions and constants: typed, and the page's own example buttons.
+    let function = browser.submit("calc", "sqrt(16)+2^3").await;
+    assert_eq!(function["result"], "12", "{function}");
+    assert_eq!(function["error"], false, "{function}");
+    let domain = browser.submit("calc", "sqrt(-1)").await;
+    assert_eq!(domain["error"], true);
+    assert!(domain["result"].as_str().unwrap().contains("sqrt needs x >= 0"), "{domain}");
+    let example = browser.submit("calc-example", "cos(pi)").await;
+    assert_eq!(example["result"], "-1", "{example}");
+    assert_eq!(example["input"], "cos(pi)", "the example fills the box: {example}");
 
     // One calc instance dies (DNS still lists it): the page keeps answering, from calc-2, and shows
     // the failover when calc-1 happened to be tried first.
