@@ -40,6 +40,6 @@ pub use ownership::{Ownership, OwnershipError};
 pub use plan::{Action, Change, plan, withdraw};
 pub use provider::RecordStore;
 pub use record::{Record, RecordKey, RecordSet, RecordType};
-pub use retry::{Backoff, CallCounter, CallError, ErrorClass, RetryPolicy};
+pub use retry::{Backoff, CallCounter, CallError, ErrorClass, ReportGate, RetryPolicy};
 pub use route53::Route53Zone;
 pub use service::{Protocol, ServiceBinding, ServiceEnv, ServiceEnvError, ServiceName, parse_service_env};

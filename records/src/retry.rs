@@ -184,8 +184,26 @@ impl CallCounter {
     }
 }
 
-/// How often one call's ongoing transient failures are logged at warn level.
-const RETRY_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// How often an ongoing problem is said again: one call's transient failures here, and the sidecar's
+/// problems after start.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Says an ongoing problem at most once per [`REPORT_INTERVAL`]: the first time, then once a minute.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReportGate {
+    said_at: Option<Instant>,
+}
+
+impl ReportGate {
+    /// Whether to say it at the louder level now; if so, it counts as said.
+    pub fn open(&mut self) -> bool {
+        let due = self.said_at.is_none_or(|at| at.elapsed() >= REPORT_INTERVAL);
+        if due {
+            self.said_at = Some(Instant::now());
+        }
+        due
+    }
+}
 
 /// Sends `send()` until it succeeds, fails for good (conflict, not found, permanent), or the policy
 /// gives up on a transient failure.
@@ -203,7 +221,7 @@ where
     let started = Instant::now();
     let mut attempts = 0;
     // Said at the first retry and then once a minute, not at every attempt of a long throttling.
-    let mut said_at: Option<Instant> = None;
+    let mut gate = ReportGate::default();
     loop {
         attempts += 1;
         counter.add(operation);
@@ -222,8 +240,7 @@ where
             ErrorClass::Transient => {
                 let delay = policy.delay(attempts);
                 let delay_ms = delay.as_millis() as u64;
-                if said_at.is_none_or(|at| at.elapsed() >= RETRY_REPORT_INTERVAL) {
-                    said_at = Some(Instant::now());
+                if gate.open() {
                     tracing::warn!(operation, attempts, delay_ms, error = %detail,
                         "transient AWS error; retrying (said again once a minute while it lasts)");
                 } else {

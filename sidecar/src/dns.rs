@@ -45,7 +45,29 @@ impl Resolver {
             RecordType::Srv => DnsType::SRV,
             RecordType::Txt => DnsType::TXT,
         };
-        let name = Name::from_ascii(name).map_err(|e| format!("bad name {name:?}: {e}"))?;
+        let name = fqdn(name)?;
+        let response = self.exchange(&name, dns_type).await?;
+        match response.response_code() {
+            ResponseCode::NXDomain => return Ok(Answer::Absent),
+            ResponseCode::NoError => {}
+            code => return Err(format!("{} answered {code}", self.address)),
+        }
+        let mut values: Vec<String> = response
+            .answers()
+            .iter()
+            .filter(|record| record.record_type() == dns_type && record.name() == &name)
+            .filter_map(|record| render(record.data()))
+            .collect();
+        if values.is_empty() {
+            return Ok(Answer::Absent);
+        }
+        values.sort();
+        Ok(Answer::Values(values))
+    }
+
+    /// One query for `name` and `dns_type`, and the resolver's response whatever its code: over UDP
+    /// (EDNS0, 4 KiB), again over TCP when the answer comes back truncated, within the timeout.
+    pub async fn exchange(&self, name: &Name, dns_type: DnsType) -> Result<Message, String> {
         let id = fastrand::u16(..);
         let mut request = Message::new();
         request
@@ -65,25 +87,9 @@ impl Resolver {
             }
             Ok::<_, String>(response)
         };
-        let response = tokio::time::timeout(self.timeout, call)
+        tokio::time::timeout(self.timeout, call)
             .await
-            .map_err(|_| format!("no answer from {} within {:?}", self.address, self.timeout))??;
-        match response.response_code() {
-            ResponseCode::NXDomain => return Ok(Answer::Absent),
-            ResponseCode::NoError => {}
-            code => return Err(format!("{} answered {code}", self.address)),
-        }
-        let mut values: Vec<String> = response
-            .answers()
-            .iter()
-            .filter(|record| record.record_type() == dns_type && record.name() == &name)
-            .filter_map(|record| render(record.data()))
-            .collect();
-        if values.is_empty() {
-            return Ok(Answer::Absent);
-        }
-        values.sort();
-        Ok(Answer::Values(values))
+            .map_err(|_| format!("no answer from {} within {:?}", self.address, self.timeout))?
     }
 
     async fn over_udp(&self, request: &[u8], id: u16) -> Result<Message, String> {
@@ -122,6 +128,13 @@ impl Resolver {
         }
         Ok(message)
     }
+}
+
+/// `name` as a fully qualified DNS name (a missing final dot is implied).
+pub fn fqdn(name: &str) -> Result<Name, String> {
+    let mut parsed = Name::from_ascii(name).map_err(|e| format!("bad name {name:?}: {e}"))?;
+    parsed.set_fqdn(true);
+    Ok(parsed)
 }
 
 /// One value as Route53 stores it; `None` for types ecssd does not write.

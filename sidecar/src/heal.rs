@@ -209,17 +209,13 @@ impl Healer {
         self.settings.every
     }
 
-    pub fn resolver(&self) -> std::net::SocketAddr {
-        self.resolver.address
+    pub fn resolver(&self) -> Resolver {
+        self.resolver
     }
 
     /// The sidecar changed the zone: caches may lag it for a while.
     pub fn wrote(&mut self) {
         self.last_write = Some(Instant::now());
-    }
-
-    pub fn resolver_handle(&self) -> Resolver {
-        self.resolver
     }
 
     /// Judges the answers to [`questions`] about `written` and `absent`, and says what to do.

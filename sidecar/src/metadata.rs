@@ -1,6 +1,7 @@
 //! What the task knows about itself: ECS task metadata v4, and the host's private IP from EC2
 //! instance metadata (IMDSv2) for bridge and host networking.
 
+use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -72,24 +73,32 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
             .into(),
     ))?;
     let url = format!("{}/task", uri.trim_end_matches('/'));
+    let body = retry_for(wait, &url, "task metadata not available yet", || get(&url, None)).await.map_err(
+        |problem| SidecarError::NoTaskMetadata(format!("{url} still failing after {wait:?}: {problem}")),
+    )?;
+    parse_task_identity(&body)
+}
+
+/// Calls `attempt` until it succeeds or `wait` has passed, saying `waiting` (and `url`) at each retry;
+/// the last error if it never does. The metadata endpoints can lag a container's start.
+async fn retry_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
+    wait: Duration,
+    url: &str,
+    waiting: &str,
+    mut attempt: impl FnMut() -> F,
+) -> Result<T, E> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut backoff = Backoff::new(STARTUP_RETRY);
-    let body = loop {
+    loop {
         let delay = backoff.next_delay();
-        match get(&url, None).await {
-            Ok(body) => break body,
+        match attempt().await {
             Err(problem) if tokio::time::Instant::now() + delay < deadline => {
-                tracing::warn!(url, %problem, retry_in_ms = delay.as_millis() as u64, "task metadata not available yet");
+                tracing::warn!(url, %problem, retry_in_ms = delay.as_millis() as u64, "{waiting}");
                 tokio::time::sleep(delay).await;
             }
-            Err(problem) => {
-                return Err(SidecarError::NoTaskMetadata(format!(
-                    "{url} still failing after {wait:?}: {problem}"
-                )));
-            }
+            outcome => return outcome,
         }
-    };
-    parse_task_identity(&body)
+    }
 }
 
 fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
@@ -116,21 +125,11 @@ fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
 /// retrying for up to `wait`: a reset connection or a refused token is as passing as a 5xx (the IMDS
 /// client retries only the latter itself).
 pub async fn host_private_ip(wait: Duration) -> Result<Ipv4Addr, SidecarError> {
+    const PATH: &str = "/latest/meta-data/local-ipv4";
     let client = aws_config::imds::Client::builder().build();
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut backoff = Backoff::new(STARTUP_RETRY);
-    let text = loop {
-        let delay = backoff.next_delay();
-        match client.get("/latest/meta-data/local-ipv4").await {
-            Ok(text) => break text,
-            Err(e) if tokio::time::Instant::now() + delay < deadline => {
-                let problem = e.to_string();
-                tracing::warn!(%problem, retry_in_ms = delay.as_millis() as u64, "EC2 instance metadata not answering yet");
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}"))),
-        }
-    };
+    let text = retry_for(wait, PATH, "EC2 instance metadata not answering yet", || client.get(PATH))
+        .await
+        .map_err(|e| SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}")))?;
     let text = text.as_ref().trim().to_owned();
     text.parse().map_err(|_| SidecarError::NoHostAddress(format!("instance metadata returned {text:?}")))
 }

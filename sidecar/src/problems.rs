@@ -6,13 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::time::Duration;
 
-use ecssd_records::CallError;
-use tokio::time::Instant;
+use ecssd_records::{CallError, ReportGate};
 
 use crate::error::SidecarError;
-
-/// How often one ongoing problem is logged again.
-pub const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A kind of trouble, named by the stable `problem` field of its log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -56,20 +52,17 @@ impl Problem {
     }
 }
 
-/// Ongoing problems and when each was last logged.
+/// Ongoing problems, each with when it was last logged.
 #[derive(Debug, Default)]
 pub struct Problems {
-    ongoing: BTreeMap<Problem, Instant>,
+    ongoing: BTreeMap<Problem, ReportGate>,
 }
 
 impl Problems {
-    /// Logs `problem` unless it was logged less than [`REPORT_INTERVAL`] ago.
+    /// Logs `problem` at error level unless it was logged so less than a minute ago.
     pub fn report(&mut self, problem: Problem, error: &dyn Display, retry_in: Duration) {
-        let now = Instant::now();
-        let due = self.ongoing.get(&problem).is_none_or(|at| now.duration_since(*at) >= REPORT_INTERVAL);
         let retry_in_ms = retry_in.as_millis() as u64;
-        if due {
-            self.ongoing.insert(problem, now);
+        if self.ongoing.entry(problem).or_default().open() {
             tracing::error!(problem = problem.as_str(), error = %error, retry_in_ms,
                 "the application keeps running; retrying (logged once a minute while it lasts)");
         } else {

@@ -17,13 +17,12 @@ use std::time::Duration;
 use ecssd_records::ownership::{address_name, ownership_name};
 use ecssd_records::{
     Backoff, BatchLimits, CallError, Desired, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet,
-    RecordStore, RecordType, Rejected, RetryPolicy, TaskArn, TaskRegistration, ZoneModel, batches, desired,
-    plan,
+    RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskRegistration, ZoneModel,
+    batches, desired, plan,
 };
 use tokio::time::Instant;
 
 use crate::error::SidecarError;
-use crate::problems::REPORT_INTERVAL;
 
 /// How many stale-plan rejections in a row are tolerated before the conflict is reported as permanent
 /// (a re-read that changes nothing means the conflict is not with our own earlier state).
@@ -63,8 +62,8 @@ struct Refusal {
     detail: String,
     backoff: Backoff,
     retry_at: Instant,
-    /// When the refusal was last logged at error level.
-    said_at: Option<Instant>,
+    /// Logged at error level once a minute while it lasts.
+    gate: ReportGate,
 }
 
 /// How often a refused record is tried again: soon, then at most once a minute.
@@ -185,19 +184,21 @@ impl<S: RecordStore> Registrar<S> {
                 self.accepted(&wanted);
                 Ok(done)
             }
-            Err(SidecarError::Route53(refusal @ CallError::Permanent { .. })) => {
+            Err(SidecarError::Route53(CallError::Permanent { operation, detail })) => {
                 // The zone is as before the refused request (see `converge_to`): the new SRV records
                 // are those it does not hold as wanted. Published ones are never held back.
-                let Some(zone) = self.written() else { return Err(SidecarError::Route53(refusal)) };
+                let refusal =
+                    || SidecarError::Route53(CallError::Permanent { operation, detail: detail.clone() });
+                let Some(zone) = self.written() else { return Err(refusal()) };
                 let new: Vec<RecordKey> = wanted
                     .iter()
                     .filter(|r| r.key.record_type == RecordType::Srv && zone.get(&r.key) != Some(*r))
                     .map(|r| r.key.clone())
                     .collect();
                 if new.is_empty() {
-                    return Err(SidecarError::Route53(refusal));
+                    return Err(refusal());
                 }
-                self.one_by_one(&desired, held, new, refusal).await
+                self.one_by_one(&desired, held, new, detail).await
             }
             Err(e) => Err(e),
         }
@@ -210,17 +211,13 @@ impl<S: RecordStore> Registrar<S> {
         desired: &Desired,
         mut held: BTreeSet<RecordKey>,
         new: Vec<RecordKey>,
-        refusal: CallError,
+        refused: String,
     ) -> Result<Converged, SidecarError> {
         held.extend(new.iter().cloned());
         let mut done = self.converge_to(&desired.holding_back(&held)).await?;
         if let ([key], 0) = (new.as_slice(), done.requests) {
             // The refused request added exactly this record to what the zone holds: no need to ask again.
-            let detail = match refusal {
-                CallError::Permanent { detail, .. } => detail,
-                other => other.to_string(),
-            };
-            self.refuse(key.clone(), detail);
+            self.refuse(key.clone(), refused);
             return Ok(done);
         }
         for key in new {
@@ -250,16 +247,17 @@ impl<S: RecordStore> Registrar<S> {
             detail: String::new(),
             backoff: Backoff::new(self.refused_retry),
             retry_at: Instant::now(),
-            said_at: None,
+            gate: ReportGate::default(),
         });
         let delay = entry.backoff.next_delay();
-        let now = Instant::now();
-        entry.retry_at = now + delay;
+        entry.retry_at = Instant::now() + delay;
         let service =
             key.name.strip_suffix(self.model.domain.fqdn()).unwrap_or(&key.name).trim_end_matches('.');
-        if entry.detail != detail || entry.said_at.is_none_or(|at| now.duration_since(at) >= REPORT_INTERVAL)
-        {
-            entry.said_at = Some(now);
+        if entry.detail != detail {
+            // A new reason is said at once.
+            entry.gate = ReportGate::default();
+        }
+        if entry.gate.open() {
             tracing::error!(problem = "route53_refused_record", record = %key, service, retry_in_s = delay.as_secs(),
                 route53 = %detail,
                 "Route53 refused this SRV record; the task's other records are published and it is tried \

@@ -91,7 +91,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let mut healer = healer(&config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
         %address, zone_id = zone.zone_id(), domain = %config.domain,
-        resolver = healer.as_ref().map(|h| h.resolver().to_string()), "ecssd sidecar starting");
+        resolver = healer.as_ref().map(|h| h.resolver().address.to_string()), "ecssd sidecar starting");
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     let mut registrar = Registrar::new(zone, model, identity.task.clone(), identity.cluster.clone(), address);
     if healer.is_none() {
@@ -128,10 +128,9 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     // whose changes Route53 refuses must not retry in step with Docker's events.
     let mut retrying_until = Instant::now();
     let mut reconnect_at: Option<Instant> = None;
-    // The first check right after the first convergence: a restarted sidecar with nothing to publish
-    // learns of its predecessor's leftovers there.
+    // None until the first convergence, then checked at once: a restarted sidecar with nothing to
+    // publish learns of its predecessor's leftovers there.
     let mut next_check: Option<Instant> = None;
-    let mut converged_once = false;
     // A DNS check under way (off the loop: a silent resolver must not delay events), with what it asks
     // about.
     let mut check: Option<DnsCheck> = None;
@@ -182,11 +181,9 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                                 healer.wrote();
                             }
                             healer.repaired(done.changes);
-                            if !converged_once {
-                                next_check = Some(Instant::now());
-                            }
+                            // The first check runs right after the first convergence.
+                            next_check.get_or_insert_with(Instant::now);
                         }
-                        converged_once = true;
                         if config.once {
                             tracing::info!("registered once; exiting (--once)");
                             return Ok(());
@@ -220,53 +217,46 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             () = check_due => {
                 let Some(healer) = healer.as_ref() else { continue };
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
-                // Unknown after an interrupted write: the next convergence reads the records anyway.
-                let Some(written) = registrar.written().cloned() else { continue };
                 if check.is_some() {
                     continue;
                 }
+                // Unknown after an interrupted write: the next convergence reads the records anyway.
+                let Some(written) = registrar.written().cloned() else { continue };
                 let absent = if written.is_empty() { registrar.own_names().to_vec() } else { Vec::new() };
-                let answers = tokio::spawn(heal::ask(healer.resolver_handle(), heal::questions(&written, &absent)));
+                let answers = tokio::spawn(heal::ask(healer.resolver(), heal::questions(&written, &absent)));
                 check = Some(DnsCheck { answers, written, absent });
             }
             answers = check_done => {
                 let Some(DnsCheck { written, absent, .. }) = check.take() else { continue };
                 let (Some(healer), Ok(answers)) = (healer.as_mut(), answers) else { continue };
-                let repair = match healer.decide_on(&written, &absent, &answers) {
-                    Next::Nothing => None,
-                    Next::Confirm { key, reason } => {
-                        let read = tokio::select! {
-                            read = registrar.verify(std::slice::from_ref(&key)) => read,
-                            () = &mut shutdown => break,
-                        };
-                        match read {
-                            Ok(as_written) => {
-                                healer.confirmed(as_written);
-                                (!as_written).then_some(reason)
-                            }
-                            // Converging finds the zone again, if it was recreated.
-                            Err(e) if Problem::of(&e) == Problem::ZoneNotFound => Some(e.to_string()),
-                            Err(e) => {
-                                problems.report(Problem::of(&e), &e, healer.every());
-                                None
-                            }
-                        }
+                // What to read through the API, why, and whether it confirms a disagreement.
+                let (keys, reason, confirming) = match healer.decide_on(&written, &absent, &answers) {
+                    Next::Nothing => {
+                        tracing::debug!("DNS check: nothing to repair");
+                        continue;
                     }
+                    Next::Confirm { key, reason } => (vec![key], reason, true),
                     Next::Verify(keys) => {
-                        let read = tokio::select! {
-                            read = registrar.verify(&keys) => read,
-                            () = &mut shutdown => break,
-                        };
-                        match read {
-                            Ok(true) => None,
-                            Ok(false) => Some(format!("{} SRV record(s) DNS could not show are not as written", keys.len())),
-                            // Converging finds the zone again, if it was recreated.
-                            Err(e) if Problem::of(&e) == Problem::ZoneNotFound => Some(e.to_string()),
-                            Err(e) => {
-                                problems.report(Problem::of(&e), &e, healer.every());
-                                None
-                            }
+                        let reason = format!("{} SRV record(s) DNS could not show are not as written", keys.len());
+                        (keys, reason, false)
+                    }
+                };
+                let read = tokio::select! {
+                    read = registrar.verify(&keys) => read,
+                    () = &mut shutdown => break,
+                };
+                let repair = match read {
+                    Ok(as_written) => {
+                        if confirming {
+                            healer.confirmed(as_written);
                         }
+                        (!as_written).then_some(reason)
+                    }
+                    // Converging finds the zone again, if it was recreated.
+                    Err(e) if Problem::of(&e) == Problem::ZoneNotFound => Some(e.to_string()),
+                    Err(e) => {
+                        problems.report(Problem::of(&e), &e, healer.every());
+                        None
                     }
                 };
                 match repair {

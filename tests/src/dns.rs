@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ecssd_records::{CallError, Domain, Record, RecordStore, RecordType};
+use ecssd_sidecar::dns::{self, Resolver};
+use hickory_proto::rr::{RData, RecordType as DnsType};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
@@ -243,102 +244,35 @@ pub enum Rdata {
     Other(u16),
 }
 
-/// One DNS query over UDP to `server` (`ip:port`, loopback in tests), with a 2 s timeout. The tests
-/// crate has no resolver library; this reads the three types ecssd writes, as clients see them.
+/// One DNS query to `server` (`ip:port`, loopback in tests), with a 2 s timeout, through the
+/// sidecar's own DNS client; the answer section as clients see it.
 pub async fn query(server: &str, name: &str, record_type: RecordType) -> anyhow::Result<Answer> {
-    let qtype: u16 = match record_type {
-        RecordType::A => 1,
-        RecordType::Txt => 16,
-        RecordType::Srv => 33,
+    let dns_type = match record_type {
+        RecordType::A => DnsType::A,
+        RecordType::Txt => DnsType::TXT,
+        RecordType::Srv => DnsType::SRV,
     };
-    let id = fastrand::u16(..);
-    // Header: id, flags RD, one question.
-    let mut message = Vec::with_capacity(64);
-    message.extend(id.to_be_bytes());
-    message.extend([0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
-    for label in name.trim_end_matches('.').split('.') {
-        let len = u8::try_from(label.len()).ok().filter(|n| (1..64).contains(n));
-        message.push(len.with_context(|| format!("bad label in {name:?}"))?);
-        message.extend(label.as_bytes());
-    }
-    message.push(0);
-    message.extend(qtype.to_be_bytes());
-    message.extend(1u16.to_be_bytes()); // class IN
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    socket.connect(server).await?;
-    socket.send(&message).await?;
-    let mut buf = vec![0u8; 65_535];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
-            .await
-            .with_context(|| format!("no DNS answer from {server} within 2 s"))??;
-        let response = &buf[..n];
-        if response.len() >= 2 && response[..2] == id.to_be_bytes() {
-            return parse_answer(response).with_context(|| format!("malformed DNS answer from {server}"));
-        }
-    }
-}
-
-fn parse_answer(msg: &[u8]) -> Option<Answer> {
-    let u16_at = |at: usize| Some(u16::from_be_bytes([*msg.get(at)?, *msg.get(at + 1)?]));
-    let rcode = msg.get(3)? & 0x0f;
-    let (questions, answers) = (u16_at(4)?, u16_at(6)?);
-    let mut at = 12;
-    for _ in 0..questions {
-        at = read_name(msg, at)?.1 + 4;
-    }
-    let mut records = Vec::new();
-    for _ in 0..answers {
-        let rtype = u16_at(read_name(msg, at)?.1)?;
-        at = read_name(msg, at)?.1 + 8; // type, class, ttl
-        let len = usize::from(u16_at(at)?);
-        let data = msg.get(at + 2..at + 2 + len)?;
-        records.push(match rtype {
-            1 => Rdata::A(Ipv4Addr::new(*data.first()?, *data.get(1)?, *data.get(2)?, *data.get(3)?)),
-            33 => Rdata::Srv {
-                priority: u16_at(at + 2)?,
-                weight: u16_at(at + 4)?,
-                port: u16_at(at + 6)?,
-                target: read_name(msg, at + 8)?.0,
+    let resolver = Resolver::new(server.parse().with_context(|| format!("DNS server {server:?}"))?);
+    let name = dns::fqdn(name).map_err(anyhow::Error::msg)?;
+    let response = resolver.exchange(&name, dns_type).await.map_err(anyhow::Error::msg)?;
+    let records = response
+        .answers()
+        .iter()
+        .map(|record| match record.data() {
+            RData::A(address) => Rdata::A(address.0),
+            RData::SRV(srv) => Rdata::Srv {
+                priority: srv.priority(),
+                weight: srv.weight(),
+                port: srv.port(),
+                target: srv.target().to_ascii().trim_end_matches('.').to_owned(),
             },
-            16 => {
-                let mut strings = Vec::new();
-                let mut rest = data;
-                while let Some((&len, tail)) = rest.split_first() {
-                    let string = tail.get(..usize::from(len))?;
-                    strings.push(String::from_utf8_lossy(string).into_owned());
-                    rest = &tail[usize::from(len)..];
-                }
-                Rdata::Txt(strings)
-            }
-            other => Rdata::Other(other),
-        });
-        at += 2 + len;
-    }
-    Some(Answer { rcode, records })
-}
-
-/// The name at `at` (following compression pointers) and the offset just past it.
-fn read_name(msg: &[u8], mut at: usize) -> Option<(String, usize)> {
-    let mut labels: Vec<String> = Vec::new();
-    let mut end = None;
-    for _ in 0..128 {
-        let len = *msg.get(at)?;
-        match len {
-            0 => return Some((labels.join("."), end.unwrap_or(at + 1))),
-            l if l & 0xc0 == 0xc0 => {
-                end.get_or_insert(at + 2);
-                at = usize::from(u16::from_be_bytes([l & 0x3f, *msg.get(at + 1)?]));
-            }
-            l => {
-                let label = msg.get(at + 1..at + 1 + usize::from(l))?;
-                labels.push(String::from_utf8_lossy(label).into_owned());
-                at += 1 + usize::from(l);
-            }
-        }
-    }
-    None // a pointer loop
+            RData::TXT(txt) => Rdata::Txt(
+                txt.txt_data().iter().map(|string| String::from_utf8_lossy(string).into_owned()).collect(),
+            ),
+            _ => Rdata::Other(u16::from(record.record_type())),
+        })
+        .collect();
+    Ok(Answer { rcode: response.response_code().low(), records })
 }
 
 /// A loopback port free for both TCP and UDP at this moment (dnsmasq listens on both).
