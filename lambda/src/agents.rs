@@ -4,7 +4,8 @@
 //! `_ecssd-agent.<container-instance-id>.<owner>.<domain>` = `"heritage=ecssd" "owner=<owner>" "since=<unix s>"`,
 //! created when the agent is first seen disconnected and deleted when it is back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use ecssd_records::ownership::{HERITAGE, txt_strings};
 use ecssd_records::{Change, Domain, OwnerId, Record, RecordKey, RecordType};
@@ -44,6 +45,50 @@ pub fn new_marker(domain: &Domain, owner: &OwnerId, container_instance: &str, no
     Change::create(Record::new(key, ttl, vec![format!("\"{HERITAGE}\" \"owner={owner}\" \"since={now}\"")]))
 }
 
+/// This sweep's markers: how long each described agent has been disconnected, and the marker changes
+/// that remember it. `agents` holds every container instance described now (ARN -> agent connected).
+/// A marker starts when an agent is first seen disconnected and goes when it is back; a marker of a host
+/// no live task runs on any more is forgotten only when `described_all`, or a failed call would reset a
+/// disconnected agent's clock.
+pub fn track(
+    domain: &Domain,
+    owner: &OwnerId,
+    markers: &BTreeMap<String, (Record, u64)>,
+    agents: &BTreeMap<String, bool>,
+    described_all: bool,
+    now: u64,
+) -> (BTreeMap<String, Duration>, Vec<Change>) {
+    let mut disconnected_for = BTreeMap::new();
+    let mut changes = Vec::new();
+    let mut current = BTreeSet::new();
+    for (arn, connected) in agents {
+        let name = marker_name(domain, owner, arn);
+        let marker = markers.get(&name);
+        current.insert(name);
+        let seconds = match (connected, marker) {
+            (true, Some((record, _))) => {
+                changes.push(Change::delete(record.clone()));
+                0
+            }
+            (true, None) => 0,
+            (false, Some((_, since))) => now.saturating_sub(*since),
+            (false, None) => {
+                changes.push(new_marker(domain, owner, arn, now, MARKER_TTL));
+                0
+            }
+        };
+        disconnected_for.insert(arn.clone(), Duration::from_secs(seconds));
+    }
+    if described_all {
+        let unused = markers.iter().filter(|(name, _)| !current.contains(*name));
+        changes.extend(unused.map(|(_, (record, _))| Change::delete(record.clone())));
+    }
+    (disconnected_for, changes)
+}
+
+/// TTL of the agent-disconnect markers; nobody resolves them.
+const MARKER_TTL: u32 = 60;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +103,42 @@ mod tests {
         let found = markers(&owner, std::slice::from_ref(&change.record));
         assert_eq!(found[&change.record.key.name].1, 1_700_000_000);
         assert!(markers(&"other".parse().unwrap(), &[change.record]).is_empty());
+    }
+
+    #[test]
+    fn markers_start_time_and_end_the_clock() {
+        let domain: Domain = "sd.internal".parse().unwrap();
+        let owner: OwnerId = "default".parse().unwrap();
+        let (away, back, gone) = ("arn:ci/away", "arn:ci/back", "arn:ci/gone");
+        let since = |arn: &str, at: u64| new_marker(&domain, &owner, arn, at, 60).record;
+        let listed = [since(away, 1000), since(back, 1000), since(gone, 1000)];
+        let known = markers(&owner, &listed);
+        let agents = BTreeMap::from([
+            (away.to_owned(), false),
+            (back.to_owned(), true),
+            ("arn:ci/new".to_owned(), false),
+        ]);
+        let (clocks, changes) = track(&domain, &owner, &known, &agents, true, 1600);
+        assert_eq!(clocks[away], Duration::from_secs(600));
+        assert_eq!(clocks[back], Duration::ZERO);
+        assert_eq!(clocks["arn:ci/new"], Duration::ZERO, "first seen now");
+        let deleted: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.action == ecssd_records::Action::Delete)
+            .map(|c| c.record.key.name.as_str())
+            .collect();
+        assert_eq!(
+            deleted,
+            [listed[1].key.name.as_str(), listed[2].key.name.as_str()],
+            "back, and no longer used"
+        );
+        let created: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.action == ecssd_records::Action::Create)
+            .map(|c| c.record.key.name.as_str())
+            .collect();
+        assert_eq!(created, ["_ecssd-agent.new.default.sd.internal."]);
+        let (_, partial) = track(&domain, &owner, &known, &agents, false, 1600);
+        assert_eq!(partial.len(), 2, "an unused marker is kept when not every host was described");
     }
 }

@@ -57,9 +57,28 @@ pub struct Config {
     #[arg(long, env = "ECSSD_MAX_STOP_FRACTION", default_value_t = 0.5)]
     pub max_stop_fraction: f64,
 
-    /// Seconds an ECS agent may stay disconnected before its tasks count as dead.
+    /// Seconds an ECS agent may stay disconnected before its tasks' records may go (and then only if
+    /// their endpoints refuse connections too, within the agent brake).
     #[arg(long, env = "ECSSD_AGENT_GRACE_SECONDS", default_value_t = 300)]
     pub agent_grace_seconds: u64,
+
+    /// Largest fraction of the RUNNING tasks seen whose records one sweep deletes because their ECS
+    /// agent is disconnected; above it none are, and the report says why.
+    #[arg(long, env = "ECSSD_AGENT_MAX_DELETE_FRACTION", default_value_t = 0.1)]
+    pub agent_max_delete_fraction: f64,
+
+    /// Records read by name per sweep to confirm orphans; the rest wait for the next run.
+    #[arg(long, env = "ECSSD_ORPHAN_READS_PER_SWEEP", default_value_t = 100)]
+    pub orphan_reads_per_sweep: usize,
+
+    /// The sweeper's own Route53 request rate; Route53 allows 5 per second per account, shared with
+    /// every sidecar, so the default leaves them 60%.
+    #[arg(long, env = "ECSSD_ROUTE53_REQUESTS_PER_SECOND", default_value_t = 2.0)]
+    pub route53_requests_per_second: f64,
+
+    /// Outside Lambda, the time one sweep may take (inside Lambda the invocation's deadline counts).
+    #[arg(long, env = "ECSSD_TIME_LIMIT_SECONDS", default_value_t = 240)]
+    pub time_limit_seconds: u64,
 
     /// Report what would be done; change nothing.
     #[arg(long, env = "ECSSD_DRY_RUN", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -77,14 +96,34 @@ pub struct Config {
 impl Config {
     /// Checks what clap cannot: ranges that depend on meaning.
     pub fn validate(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.max_stop_fraction) {
+        for (name, value) in [
+            ("ECSSD_MAX_STOP_FRACTION", self.max_stop_fraction),
+            ("ECSSD_AGENT_MAX_DELETE_FRACTION", self.agent_max_delete_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("{name}={value} must be between 0 and 1"));
+            }
+        }
+        let path = &self.health_check_path;
+        if !path.starts_with('/') {
+            return Err(format!("ECSSD_HEALTH_CHECK_PATH={path:?} must start with /"));
+        }
+        let invalid = path.chars().any(|c| c.is_whitespace() || c.is_control())
+            || hyper::http::uri::PathAndQuery::try_from(path.as_str()).is_err();
+        if invalid {
             return Err(format!(
-                "ECSSD_MAX_STOP_FRACTION={} must be between 0 and 1",
-                self.max_stop_fraction
+                "ECSSD_HEALTH_CHECK_PATH={path:?} is not a valid URL path (no spaces or control characters; \
+                 percent-encode them), e.g. /health"
             ));
         }
-        if !self.health_check_path.starts_with('/') {
-            return Err(format!("ECSSD_HEALTH_CHECK_PATH={:?} must start with /", self.health_check_path));
+        if !(self.route53_requests_per_second.is_finite() && self.route53_requests_per_second > 0.0) {
+            return Err(format!(
+                "ECSSD_ROUTE53_REQUESTS_PER_SECOND={} must be above 0 (Route53 allows 5 per second per account)",
+                self.route53_requests_per_second
+            ));
+        }
+        if self.time_limit_seconds == 0 {
+            return Err("ECSSD_TIME_LIMIT_SECONDS must be above 0".into());
         }
         if self.health_timeout_ms == 0 {
             return Err("ECSSD_HEALTH_TIMEOUT_MS must be above 0".into());
@@ -105,4 +144,39 @@ impl Config {
 /// A cluster's name, from its name or ARN (`arn:aws:ecs:<region>:<account>:cluster/<name>`).
 pub fn cluster_name(cluster: &str) -> &str {
     cluster.rsplit_once(":cluster/").map_or(cluster, |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        let mut all = vec!["bootstrap"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (args, expected) in [
+            (
+                &["--health-check-path", "/he alth"][..],
+                "ECSSD_HEALTH_CHECK_PATH=\"/he alth\" is not a valid URL path",
+            ),
+            (&["--health-check-path", "health"][..], "must start with /"),
+            (
+                &["--agent-max-delete-fraction", "1.5"][..],
+                "ECSSD_AGENT_MAX_DELETE_FRACTION=1.5 must be between 0 and 1",
+            ),
+            (
+                &["--route53-requests-per-second", "0"][..],
+                "ECSSD_ROUTE53_REQUESTS_PER_SECOND=0 must be above 0",
+            ),
+            (&["--time-limit-seconds", "0"][..], "ECSSD_TIME_LIMIT_SECONDS must be above 0"),
+        ] {
+            let problem = parse(args).validate().unwrap_err();
+            assert!(problem.contains(expected), "{args:?}: {problem}");
+        }
+        assert_eq!(parse(&["--health-check-path", "/health?deep=1"]).validate(), Ok(()));
+    }
 }

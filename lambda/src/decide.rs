@@ -1,62 +1,98 @@
-//! The sweeper's decisions, as pure functions with table tests: which tasks are dead, and which
-//! unhealthy tasks may be stopped without risking a fleet.
+//! The sweeper's decisions, as pure functions with table tests: which tasks are dead (only on what ECS
+//! or EC2 say explicitly), how many agent-silent tasks one sweep may withdraw, and which unhealthy tasks
+//! may be stopped without risking a fleet.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// What ECS said about one task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TaskState {
-    /// DescribeTasks returned it.
-    Found {
-        last_status: String,
-        /// How long ago it started, if it has (for the health-check grace period).
-        running_for: Option<Duration>,
-        container_instance: Option<String>,
-    },
-    /// DescribeTasks reported it MISSING, or its cluster no longer exists.
-    Missing,
-    /// ECS could not be asked (an error other than "not found"): never grounds for deletion.
-    Unknown,
-}
+use crate::fleet::TaskAnswer;
 
 /// What ECS and EC2 said about the host a task runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostState {
-    /// The EC2 instance's state name (`running`, `stopped`, `terminated`, ...); `None` when EC2 does
-    /// not know the instance at all.
-    pub ec2_state: Option<String>,
+    pub ec2: Ec2View,
     /// How long the ECS agent has been seen disconnected (0 when connected).
     pub agent_disconnected_for: Duration,
 }
 
-/// Why a task is dead, for the report and the logs.
-pub type DeadReason = String;
+/// EC2's word on the instance under a container instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ec2View {
+    /// EC2 described it in this state (`running`, `stopped`, `terminated`, ...).
+    State(String),
+    /// EC2 was asked and does not know the instance.
+    NotFound,
+    /// EC2 cannot vouch either way (not asked, failed, or not an EC2 instance), with why.
+    Unknown(String),
+}
 
-/// Whether a task's records should go: `Some(reason)` when the task or its host is dead.
-pub fn dead_reason(task: &TaskState, host: Option<&HostState>, agent_grace: Duration) -> Option<DeadReason> {
-    match task {
-        TaskState::Missing => Some("ECS reports the task MISSING".into()),
-        TaskState::Unknown => None,
-        TaskState::Found { last_status, .. } if last_status == "STOPPED" || last_status == "DELETED" => {
-            Some(format!("ECS reports the task {last_status}"))
-        }
-        TaskState::Found { .. } => {
-            let host = host?;
-            match host.ec2_state.as_deref() {
-                None => Some("its EC2 instance no longer exists".into()),
-                Some(state @ ("terminated" | "stopped" | "shutting-down" | "stopping")) => {
-                    Some(format!("its EC2 instance is {state}"))
-                }
-                Some(_) if host.agent_disconnected_for > agent_grace => Some(format!(
-                    "its ECS agent has been disconnected for {}s (grace {}s)",
-                    host.agent_disconnected_for.as_secs(),
-                    agent_grace.as_secs()
-                )),
-                Some(_) => None,
-            }
-        }
+/// What one sweep concludes about a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Alive,
+    /// ECS or EC2 said explicitly that the task or its host is gone: its records go.
+    Dead(String),
+    /// Nothing explicit: nothing is deleted, and the report says why.
+    Unknown(String),
+    /// ECS still reports it running, but its agent has been disconnected past the grace: its records
+    /// go only with more evidence (its endpoints fail too) and within the agent brake.
+    AgentSilent(Duration),
+}
+
+/// The verdict on a task from ECS's answer (`None`: no answer) and, for a task on a container
+/// instance, the host's state (`Err`: unknown, with why).
+pub fn verdict(
+    task: Option<&TaskAnswer>,
+    host: Option<&Result<HostState, String>>,
+    agent_grace: Duration,
+) -> Verdict {
+    let facts = match task {
+        None => return Verdict::Unknown("ECS gave no answer about the task".into()),
+        Some(TaskAnswer::Missing) => return Verdict::Dead("ECS reports the task MISSING".into()),
+        Some(TaskAnswer::Found(facts)) => facts,
+    };
+    if facts.last_status == "STOPPED" || facts.last_status == "DELETED" {
+        return Verdict::Dead(format!("ECS reports the task {}", facts.last_status));
     }
+    if facts.container_instance.is_none() {
+        // Fargate: no host of ours to judge; ECS's word on the task is all there is.
+        return Verdict::Alive;
+    }
+    let host = match host {
+        None => return Verdict::Unknown("its container instance was not described".into()),
+        Some(Err(why)) => return Verdict::Unknown(why.clone()),
+        Some(Ok(host)) => host,
+    };
+    let silent = host.agent_disconnected_for > agent_grace;
+    match &host.ec2 {
+        Ec2View::State(state)
+            if ["terminated", "stopped", "shutting-down", "stopping"].contains(&state.as_str()) =>
+        {
+            Verdict::Dead(format!("its EC2 instance is {state}"))
+        }
+        Ec2View::NotFound => Verdict::Dead("EC2 does not know its instance".into()),
+        Ec2View::Unknown(why) if silent => {
+            Verdict::Unknown(format!("its ECS agent is disconnected and {why}"))
+        }
+        _ if silent => Verdict::AgentSilent(host.agent_disconnected_for),
+        _ => Verdict::Alive,
+    }
+}
+
+/// Whether one sweep may withdraw `candidates` agent-silent tasks (each with failing endpoints) when it
+/// saw `running` tasks ECS reports RUNNING: at most `max_fraction` of them, or none at all, with why.
+/// An outage of the control plane or of the hosts' network silences many agents at once; deleting their
+/// tasks' records would black out whole services, so a large share stops the rule for this run.
+pub fn agent_brake(candidates: usize, running: usize, max_fraction: f64) -> Result<(), String> {
+    let allowed = (running as f64 * max_fraction).floor() as usize;
+    if candidates <= allowed {
+        return Ok(());
+    }
+    Err(format!(
+        "agent brake: {candidates} of {running} running tasks have a disconnected agent and failing endpoints, \
+         more than {:.0}% (ECSSD_AGENT_MAX_DELETE_FRACTION): suspect ECS or the network, not the tasks",
+        max_fraction * 100.0
+    ))
 }
 
 /// One unhealthy task, with the services (SRV names) it serves.
@@ -164,67 +200,105 @@ pub fn allowed_stops(
 mod tests {
     use super::*;
 
-    fn running(instance: Option<&str>) -> TaskState {
-        TaskState::Found {
-            last_status: "RUNNING".into(),
-            running_for: None,
-            container_instance: instance.map(String::from),
-        }
+    use crate::fleet::TaskFacts;
+
+    fn running(instance: Option<&str>) -> TaskAnswer {
+        status("RUNNING", instance)
     }
 
-    fn host(state: Option<&str>, disconnected_secs: u64) -> HostState {
-        HostState {
-            ec2_state: state.map(String::from),
-            agent_disconnected_for: Duration::from_secs(disconnected_secs),
+    fn status(last_status: &str, instance: Option<&str>) -> TaskAnswer {
+        TaskAnswer::Found(TaskFacts {
+            cluster_arn: "c".into(),
+            last_status: last_status.into(),
+            running_for: None,
+            container_instance: instance.map(String::from),
+            containers: vec![],
+            eni_ipv4: None,
+        })
+    }
+
+    fn host(ec2: Ec2View, disconnected_secs: u64) -> Result<HostState, String> {
+        Ok(HostState { ec2, agent_disconnected_for: Duration::from_secs(disconnected_secs) })
+    }
+
+    fn ec2(state: &str) -> Ec2View {
+        Ec2View::State(state.into())
+    }
+
+    #[test]
+    fn only_explicit_answers_make_a_task_dead() {
+        use Verdict::{AgentSilent, Alive, Dead, Unknown};
+        let grace = Duration::from_secs(300);
+        let unknown_ec2 = Ec2View::Unknown("EC2 did not answer".into());
+        let cases: Vec<(&str, Option<TaskAnswer>, Option<Result<HostState, String>>, Verdict)> = vec![
+            ("running on a healthy host", Some(running(Some("ci"))), Some(host(ec2("running"), 0)), Alive),
+            ("on Fargate", Some(running(None)), None, Alive),
+            ("stopped", Some(status("STOPPED", None)), None, Dead("ECS reports the task STOPPED".into())),
+            ("missing", Some(TaskAnswer::Missing), None, Dead("ECS reports the task MISSING".into())),
+            (
+                "ECS said nothing",
+                None,
+                Some(host(Ec2View::NotFound, 0)),
+                Unknown("ECS gave no answer about the task".into()),
+            ),
+            (
+                "host not described",
+                Some(running(Some("ci"))),
+                None,
+                Unknown("its container instance was not described".into()),
+            ),
+            (
+                "host unknown to ECS",
+                Some(running(Some("ci"))),
+                Some(Err("ECS reports its container instance MISSING".into())),
+                Unknown("ECS reports its container instance MISSING".into()),
+            ),
+            (
+                "instance terminated",
+                Some(running(Some("ci"))),
+                Some(host(ec2("terminated"), 0)),
+                Dead("its EC2 instance is terminated".into()),
+            ),
+            (
+                "instance stopped",
+                Some(running(Some("ci"))),
+                Some(host(ec2("stopped"), 0)),
+                Dead("its EC2 instance is stopped".into()),
+            ),
+            (
+                "instance gone",
+                Some(running(Some("ci"))),
+                Some(host(Ec2View::NotFound, 0)),
+                Dead("EC2 does not know its instance".into()),
+            ),
+            ("EC2 silent, agent fine", Some(running(Some("ci"))), Some(host(unknown_ec2.clone(), 0)), Alive),
+            (
+                "EC2 silent, agent away",
+                Some(running(Some("ci"))),
+                Some(host(unknown_ec2, 301)),
+                Unknown("its ECS agent is disconnected and EC2 did not answer".into()),
+            ),
+            ("agent briefly away", Some(running(Some("ci"))), Some(host(ec2("running"), 60)), Alive),
+            (
+                "agent away too long",
+                Some(running(Some("ci"))),
+                Some(host(ec2("running"), 301)),
+                AgentSilent(Duration::from_secs(301)),
+            ),
+        ];
+        for (name, task, host, expected) in cases {
+            assert_eq!(verdict(task.as_ref(), host.as_ref(), grace), expected, "{name}");
         }
     }
 
     #[test]
-    fn which_tasks_are_dead() {
-        let grace = Duration::from_secs(300);
-        let stopped =
-            TaskState::Found { last_status: "STOPPED".into(), running_for: None, container_instance: None };
-        let cases: Vec<(&str, TaskState, Option<HostState>, Option<&str>)> = vec![
-            ("running on a healthy host", running(Some("ci")), Some(host(Some("running"), 0)), None),
-            ("running, host unknown to this run", running(None), None, None),
-            ("stopped", stopped, None, Some("ECS reports the task STOPPED")),
-            ("missing", TaskState::Missing, None, Some("ECS reports the task MISSING")),
-            ("ECS not answering", TaskState::Unknown, Some(host(None, 0)), None),
-            (
-                "instance terminated",
-                running(Some("ci")),
-                Some(host(Some("terminated"), 0)),
-                Some("its EC2 instance is terminated"),
-            ),
-            (
-                "instance stopped",
-                running(Some("ci")),
-                Some(host(Some("stopped"), 0)),
-                Some("its EC2 instance is stopped"),
-            ),
-            (
-                "instance gone",
-                running(Some("ci")),
-                Some(host(None, 0)),
-                Some("its EC2 instance no longer exists"),
-            ),
-            ("agent briefly away", running(Some("ci")), Some(host(Some("running"), 60)), None),
-            (
-                "agent away too long",
-                running(Some("ci")),
-                Some(host(Some("running"), 301)),
-                Some("disconnected for 301s (grace 300s)"),
-            ),
-        ];
-        for (name, task, host, expected) in cases {
-            let reason = dead_reason(&task, host.as_ref(), grace);
-            match expected {
-                None => assert_eq!(reason, None, "{name}"),
-                Some(text) => {
-                    assert!(reason.as_deref().is_some_and(|r| r.contains(text)), "{name}: {reason:?}")
-                }
-            }
-        }
+    fn the_agent_brake_allows_at_most_the_fraction_of_running_tasks() {
+        assert_eq!(agent_brake(1, 10, 0.1), Ok(()));
+        assert_eq!(agent_brake(0, 0, 0.1), Ok(()));
+        let held = agent_brake(2, 10, 0.1).unwrap_err();
+        assert!(held.contains("2 of 10 running tasks") && held.contains("more than 10%"), "{held}");
+        assert!(agent_brake(1, 9, 0.1).is_err(), "floor(9 x 10%) = 0");
+        assert_eq!(agent_brake(5, 10, 0.5), Ok(()));
     }
 
     fn sick(task: &str, services: &[&str]) -> Unhealthy {

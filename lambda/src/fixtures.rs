@@ -13,6 +13,14 @@ pub(crate) fn model(owner: &str) -> ZoneModel {
 /// The cluster every fixture task runs in.
 pub(crate) const CLUSTER_ARN: &str = "arn:aws:ecs:us-east-1:1:cluster/c";
 
+/// Task ids of ECS's shape (32 hex digits), for tasks the sweeper may act on.
+pub(crate) const TASK_IDS: [&str; 4] = [
+    "0000000000000000000000000000000a",
+    "0000000000000000000000000000000b",
+    "0000000000000000000000000000000c",
+    "0000000000000000000000000000000d",
+];
+
 /// The ARN of task `id` in cluster `c`.
 pub(crate) fn task_arn(id: &str) -> String {
     format!("arn:aws:ecs:us-east-1:1:task/c/{id}")

@@ -1,46 +1,105 @@
-//! The narrow interface to ECS and EC2 the sweeper needs, and its AWS implementation. Batches follow
-//! the APIs' limits (100 tasks or container instances per describe); every call is retried per the
-//! shared policy and counted per service.
+//! The narrow interface to ECS and EC2 the sweeper needs, and its AWS implementation. It reports only
+//! what the APIs say explicitly: a task in a DescribeTasks answer, a MISSING failure, a container
+//! instance, an EC2 instance in a DescribeInstances answer; whatever is absent from an answer stays
+//! absent, and the caller treats it as unknown. Batches follow the APIs' limits (100 tasks or container
+//! instances per describe); every call is retried per the shared policy and counted per service.
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
 use ecssd_records::retry::call_with_retry;
 use ecssd_records::{CallCounter, CallError, RetryPolicy};
 
-use crate::decide::TaskState;
-use crate::fleet_errors::{
-    DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, LIST_CLUSTERS, STOP_TASK,
-};
+use crate::fleet_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, STOP_TASK};
 
 /// DescribeTasks and DescribeContainerInstances take at most this many ARNs.
 pub const ECS_DESCRIBE_LIMIT: usize = 100;
 /// EC2 accepts at most this many values in one filter.
 pub const EC2_FILTER_LIMIT: usize = 200;
 
+/// One port mapping of a running container as ECS reports it (`networkBindings`, bridge and host
+/// network modes; empty in awsvpc mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub container_port: u16,
+    pub host_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+/// One container of a task, by name, with its bindings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerFacts {
+    pub name: String,
+    pub bindings: Vec<Binding>,
+}
+
+/// What DescribeTasks said about a task it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFacts {
+    /// The cluster ECS says the task runs in.
+    pub cluster_arn: String,
+    pub last_status: String,
+    /// How long ago it started, if it has (for the health-check grace period).
+    pub running_for: Option<Duration>,
+    /// The container instance it runs on (EC2 launch type); `None` on Fargate.
+    pub container_instance: Option<String>,
+    pub containers: Vec<ContainerFacts>,
+    /// The private IPv4 address of the task's ENI attachment (awsvpc network mode, Fargate included).
+    pub eni_ipv4: Option<Ipv4Addr>,
+}
+
+/// ECS's explicit answer about one task of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskAnswer {
+    Found(TaskFacts),
+    /// A MISSING failure for this task, or the cluster does not exist.
+    Missing,
+}
+
+/// ECS's explicit answer about one container instance of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstanceAnswer {
+    Found {
+        /// The EC2 instance under it (`i-…`), or a managed instance of ECS Anywhere (`mi-…`).
+        ec2_instance_id: Option<String>,
+        agent_connected: bool,
+    },
+    /// A MISSING failure: ECS no longer knows the container instance (not evidence about the host).
+    Missing,
+}
+
+/// What EC2 said about an instance it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Facts {
+    /// The state name: `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
+    pub state: String,
+    pub private_ip: Option<Ipv4Addr>,
+}
+
 /// What the sweeper asks of ECS and EC2.
 pub trait Fleet: Send + Sync {
-    /// Every cluster ARN in the account and region.
-    fn list_clusters(&self) -> impl Future<Output = Result<Vec<String>, CallError>> + Send;
-    /// States of up to 100 tasks of one cluster.
+    /// ECS's answers about up to 100 tasks of one cluster, by task ARN; a task it did not mention is
+    /// absent.
     fn describe_tasks(
         &self,
         cluster: &str,
         task_arns: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, TaskState>, CallError>> + Send;
-    /// (EC2 instance id, agent connected) per container instance ARN; absent when ECS does not know it.
+    ) -> impl Future<Output = Result<BTreeMap<String, TaskAnswer>, CallError>> + Send;
+    /// ECS's answers about up to 100 container instances of one cluster, by ARN.
     fn describe_container_instances(
         &self,
         cluster: &str,
         arns: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, (String, bool)>, CallError>> + Send;
-    /// EC2 state names per instance id; absent when EC2 does not know the instance.
-    fn instance_states(
+    ) -> impl Future<Output = Result<BTreeMap<String, InstanceAnswer>, CallError>> + Send;
+    /// EC2's facts per instance id; an instance EC2 does not know is absent.
+    fn instances(
         &self,
         ids: &[String],
-    ) -> impl Future<Output = Result<BTreeMap<String, String>, CallError>> + Send;
+    ) -> impl Future<Output = Result<BTreeMap<String, Ec2Facts>, CallError>> + Send;
     fn stop_task(
         &self,
         cluster: &str,
@@ -66,27 +125,11 @@ impl AwsFleet {
 }
 
 impl Fleet for AwsFleet {
-    async fn list_clusters(&self) -> Result<Vec<String>, CallError> {
-        let mut clusters = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = call_with_retry(&self.retry, &self.ecs_calls, &LIST_CLUSTERS, || {
-                self.ecs.list_clusters().set_next_token(token.clone()).send()
-            })
-            .await?;
-            clusters.extend(page.cluster_arns().iter().cloned());
-            match page.next_token() {
-                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_owned()),
-                _ => return Ok(clusters),
-            }
-        }
-    }
-
     async fn describe_tasks(
         &self,
         cluster: &str,
         task_arns: &[String],
-    ) -> Result<BTreeMap<String, TaskState>, CallError> {
+    ) -> Result<BTreeMap<String, TaskAnswer>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_TASKS, || {
             self.ecs.describe_tasks().cluster(cluster).set_tasks(Some(task_arns.to_vec())).send()
         })
@@ -95,43 +138,34 @@ impl Fleet for AwsFleet {
             Ok(response) => response,
             // Only a cluster of this region can be known not to exist (a zone may be shared).
             Err(CallError::NotFound { .. }) if self.in_own_region(cluster) => {
-                return Ok(task_arns.iter().map(|arn| (arn.clone(), TaskState::Missing)).collect());
+                return Ok(task_arns.iter().map(|arn| (arn.clone(), TaskAnswer::Missing)).collect());
             }
             Err(e) => return Err(e),
         };
-        let mut states: BTreeMap<String, TaskState> = BTreeMap::new();
+        let mut answers = BTreeMap::new();
         for task in response.tasks() {
-            let Some(arn) = task.task_arn() else { continue };
-            let running_for = task.started_at().and_then(|at| {
-                let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.as_secs_f64().max(0.0));
-                SystemTime::now().duration_since(started).ok()
-            });
-            states.insert(
-                arn.to_owned(),
-                TaskState::Found {
-                    last_status: task.last_status().unwrap_or("UNKNOWN").to_owned(),
-                    running_for,
-                    container_instance: task.container_instance_arn().map(String::from),
-                },
-            );
+            // Only an answer about the task that was asked for, in the cluster that was asked about.
+            let Some(arn) = task.task_arn().filter(|arn| task_arns.iter().any(|asked| asked == arn)) else {
+                continue;
+            };
+            let Some(cluster_arn) = task.cluster_arn() else { continue };
+            answers.insert(arn.to_owned(), TaskAnswer::Found(task_facts(task, cluster_arn)));
         }
         for failure in response.failures() {
-            if let (Some(arn), Some("MISSING")) = (failure.arn(), failure.reason()) {
-                states.insert(arn.to_owned(), TaskState::Missing);
+            if let (Some(arn), Some("MISSING")) = (failure.arn(), failure.reason())
+                && task_arns.iter().any(|asked| asked == arn)
+            {
+                answers.entry(arn.to_owned()).or_insert(TaskAnswer::Missing);
             }
         }
-        // Neither returned nor reported missing: say nothing rather than guess.
-        for arn in task_arns {
-            states.entry(arn.clone()).or_insert(TaskState::Unknown);
-        }
-        Ok(states)
+        Ok(answers)
     }
 
     async fn describe_container_instances(
         &self,
         cluster: &str,
         arns: &[String],
-    ) -> Result<BTreeMap<String, (String, bool)>, CallError> {
+    ) -> Result<BTreeMap<String, InstanceAnswer>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_CONTAINER_INSTANCES, || {
             self.ecs
                 .describe_container_instances()
@@ -140,24 +174,29 @@ impl Fleet for AwsFleet {
                 .send()
         })
         .await?;
-        Ok(response
-            .container_instances()
-            .iter()
-            .filter_map(|ci| {
-                Some((
-                    ci.container_instance_arn()?.to_owned(),
-                    (ci.ec2_instance_id()?.to_owned(), ci.agent_connected()),
-                ))
-            })
-            .collect())
+        let mut answers = BTreeMap::new();
+        for instance in response.container_instances() {
+            let Some(arn) = instance.container_instance_arn() else { continue };
+            let answer = InstanceAnswer::Found {
+                ec2_instance_id: instance.ec2_instance_id().map(String::from),
+                agent_connected: instance.agent_connected(),
+            };
+            answers.insert(arn.to_owned(), answer);
+        }
+        for failure in response.failures() {
+            if let (Some(arn), Some("MISSING")) = (failure.arn(), failure.reason()) {
+                answers.entry(arn.to_owned()).or_insert(InstanceAnswer::Missing);
+            }
+        }
+        Ok(answers)
     }
 
-    async fn instance_states(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CallError> {
-        let mut states = BTreeMap::new();
+    async fn instances(&self, ids: &[String]) -> Result<BTreeMap<String, Ec2Facts>, CallError> {
+        let mut facts = BTreeMap::new();
         for chunk in ids.chunks(EC2_FILTER_LIMIT) {
-            states.extend(self.instance_states_of(chunk).await?);
+            facts.extend(self.instances_of(chunk).await?);
         }
-        Ok(states)
+        Ok(facts)
     }
 
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), CallError> {
@@ -169,6 +208,49 @@ impl Fleet for AwsFleet {
     }
 }
 
+/// The facts the sweeper uses from one DescribeTasks entry.
+fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
+    let running_for = task.started_at().and_then(|at| {
+        let started = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(at.as_secs_f64().max(0.0));
+        SystemTime::now().duration_since(started).ok()
+    });
+    let containers = task
+        .containers()
+        .iter()
+        .filter_map(|container| {
+            let bindings = container
+                .network_bindings()
+                .iter()
+                .filter_map(|binding| {
+                    Some(Binding {
+                        container_port: u16::try_from(binding.container_port()?).ok()?,
+                        host_port: u16::try_from(binding.host_port()?).ok()?,
+                        protocol: binding.protocol().map_or("tcp", |p| p.as_str()).to_owned(),
+                    })
+                })
+                .collect();
+            Some(ContainerFacts { name: container.name()?.to_owned(), bindings })
+        })
+        .collect();
+    // ECS Developer Guide, "Task networking" (awsvpc): the task's ENI is an attachment of type
+    // ElasticNetworkInterface whose details carry `privateIPv4Address`.
+    let eni_ipv4 = task
+        .attachments()
+        .iter()
+        .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
+        .flat_map(|a| a.details())
+        .find(|detail| detail.name() == Some("privateIPv4Address"))
+        .and_then(|detail| detail.value()?.parse().ok());
+    TaskFacts {
+        cluster_arn: cluster_arn.to_owned(),
+        last_status: task.last_status().unwrap_or("UNKNOWN").to_owned(),
+        running_for,
+        container_instance: task.container_instance_arn().map(String::from),
+        containers,
+        eni_ipv4,
+    }
+}
+
 impl AwsFleet {
     /// Whether `cluster` (a name, or an ARN naming its region) is in the region this client asks.
     fn in_own_region(&self, cluster: &str) -> bool {
@@ -176,10 +258,10 @@ impl AwsFleet {
         !cluster.starts_with("arn:") || cluster.split(':').nth(3) == Some(region.as_ref())
     }
 
-    /// States of at most [`EC2_FILTER_LIMIT`] instances, all pages.
-    async fn instance_states_of(&self, ids: &[String]) -> Result<BTreeMap<String, String>, CallError> {
+    /// Facts of at most [`EC2_FILTER_LIMIT`] instances, all pages.
+    async fn instances_of(&self, ids: &[String]) -> Result<BTreeMap<String, Ec2Facts>, CallError> {
         // A filter, unlike InstanceIds, does not fail the whole call when one instance is unknown.
-        let mut states = BTreeMap::new();
+        let mut facts = BTreeMap::new();
         let mut token: Option<String> = None;
         loop {
             let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
@@ -191,14 +273,15 @@ impl AwsFleet {
                 if let (Some(id), Some(state)) =
                     (instance.instance_id(), instance.state().and_then(|s| s.name()))
                 {
-                    states.insert(id.to_owned(), state.as_str().to_owned());
+                    let private_ip = instance.private_ip_address().and_then(|ip| ip.parse().ok());
+                    facts.insert(id.to_owned(), Ec2Facts { state: state.as_str().to_owned(), private_ip });
                 }
             }
             match page.next_token() {
                 Some(next) if !next.is_empty() && Some(next) != token.as_deref() => {
                     token = Some(next.to_owned())
                 }
-                _ => return Ok(states),
+                _ => return Ok(facts),
             }
         }
     }

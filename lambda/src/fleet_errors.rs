@@ -5,13 +5,9 @@
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
-use aws_sdk_ecs::operation::list_clusters::ListClustersError;
 use aws_sdk_ecs::operation::stop_task::StopTaskError;
 use ecssd_records::ErrorClass;
 use ecssd_records::retry::Operation;
-
-pub const LIST_CLUSTERS: Operation<ListClustersError> =
-    Operation { name: "ListClusters", modeled: list_clusters };
 
 pub const DESCRIBE_TASKS: Operation<DescribeTasksError> =
     Operation { name: "DescribeTasks", modeled: describe_tasks };
@@ -28,19 +24,15 @@ pub const DESCRIBE_INSTANCES: Operation<DescribeInstancesError> =
 // client action", e.g. missing permissions or an invalid identifier) and InvalidParameterException
 // cannot succeed on retry. ClusterNotFoundException is modeled for every call that names a cluster.
 macro_rules! ecs_classes {
-    ($err:expr, $enum:ident $(, $cluster_not_found:ident)?) => {{
+    ($err:expr, $enum:ident, $cluster_not_found:ident) => {{
         use $enum as E;
         Some(match $err {
             E::ServerException(_) => ErrorClass::Transient,
-            $(E::$cluster_not_found(_) => ErrorClass::NotFound,)?
+            E::$cluster_not_found(_) => ErrorClass::NotFound,
             E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
             _ => return None,
         })
     }};
-}
-
-fn list_clusters(err: &ListClustersError) -> Option<ErrorClass> {
-    ecs_classes!(err, ListClustersError)
 }
 
 fn describe_tasks(err: &DescribeTasksError) -> Option<ErrorClass> {
@@ -65,27 +57,30 @@ mod tests {
 
     use super::*;
 
-    /// The errors ECS models for these calls, with their HTTP status and class; `$($missing)?` adds
-    /// ClusterNotFoundException for the calls that name a cluster.
+    /// The errors ECS models for these calls (ClusterNotFoundException included: every one names a
+    /// cluster), with their HTTP status and class.
     macro_rules! assert_ecs_classes {
-        ($op:expr, $enum:ident $(, $missing:ident)?) => {{
+        ($op:expr, $enum:ident, $missing:ident) => {{
             use $enum as E;
             let op = &$op;
-            assert_eq!(class_of(op, E::ServerException(ServerException::builder().build()), 500), ErrorClass::Transient);
-            assert_eq!(class_of(op, E::ClientException(ClientException::builder().build()), 400), ErrorClass::Permanent);
+            assert_eq!(
+                class_of(op, E::ServerException(ServerException::builder().build()), 500),
+                ErrorClass::Transient
+            );
+            assert_eq!(
+                class_of(op, E::ClientException(ClientException::builder().build()), 400),
+                ErrorClass::Permanent
+            );
             let invalid = E::InvalidParameterException(InvalidParameterException::builder().build());
             assert_eq!(class_of(op, invalid, 400), ErrorClass::Permanent);
-            $(
-                let missing = E::$missing(ClusterNotFoundException::builder().build());
-                assert_eq!(class_of(op, missing, 400), ErrorClass::NotFound);
-            )?
+            let missing = E::$missing(ClusterNotFoundException::builder().build());
+            assert_eq!(class_of(op, missing, 400), ErrorClass::NotFound);
             assert_generic_classes(op, |meta: ErrorMetadata| E::generic(meta));
         }};
     }
 
     #[test]
     fn every_modeled_ecs_error_is_classed() {
-        assert_ecs_classes!(LIST_CLUSTERS, ListClustersError);
         assert_ecs_classes!(DESCRIBE_TASKS, DescribeTasksError, ClusterNotFoundException);
         assert_ecs_classes!(
             DESCRIBE_CONTAINER_INSTANCES,

@@ -2,6 +2,7 @@
 //! retry for quick failures (a refused connection or a 5xx can be a blip; a timeout already spent its
 //! whole budget, so it is not retried, which keeps a run with hanging endpoints near one timeout).
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +55,16 @@ pub async fn check_all(endpoints: Vec<Endpoint>, settings: &HealthSettings) -> V
         futures_util::stream::iter(checks).buffer_unordered(settings.concurrency.max(1)).collect().await;
     results.sort_by_key(|(index, _, _)| *index);
     results.into_iter().map(|(_, endpoint, outcome)| (endpoint, outcome)).collect()
+}
+
+/// Whether each address fails a TCP connection (refused, reset or no answer within `timeout`): the
+/// evidence the agent rule needs beyond a disconnected agent, asked of any TCP service without
+/// assuming it serves HTTP. Results come back in the addresses' order.
+pub async fn unreachable(addresses: Vec<SocketAddr>, timeout: Duration, concurrency: usize) -> Vec<bool> {
+    let probes = addresses.into_iter().map(|address| async move {
+        !matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
+    });
+    futures_util::stream::iter(probes).buffered(concurrency.max(1)).collect().await
 }
 
 async fn check(

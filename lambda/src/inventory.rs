@@ -1,13 +1,17 @@
-//! Reading a whole zone listing into what the sweeper acts on, without I/O: ecssd's records grouped by
-//! task through their ownership records, and orphans (records of ecssd's shape whose counterpart is
-//! gone). Records of any other shape or owner are left out, so nothing can ever act on them.
+//! Reading a whole zone listing into what the sweeper may act on, without I/O. Any task holding the
+//! sidecar's policy can write the zone, so a record is a claim: only claims of ecssd's exact shape are
+//! kept. A task's records are found through its ownership record at the name ecssd derives for the task
+//! it names, of this owner, for a task id of ECS's shape; an orphan is a record provably written by this
+//! owner whose counterpart is gone. Records of any other shape or owner are left out, so nothing can act
+//! on them; claims that look like ecssd's but prove nothing are reported.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name};
+use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name, ownership_name};
 use ecssd_records::{
-    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, task_id_of_set_identifier,
+    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, is_ecs_task_id,
+    parse_set_identifier,
 };
 
 /// One task's records, found through its ownership record.
@@ -28,17 +32,22 @@ impl TaskRecords {
             .and_then(|v| v.parse().ok())
     }
 
-    /// (SRV record name, reachable port) of every registered target.
-    pub fn targets(&self) -> Vec<(String, u16)> {
-        self.records
-            .iter()
-            .filter(|r| r.key.record_type == RecordType::Srv)
-            .filter_map(|r| {
-                let port = r.values().first()?.split(' ').nth(2)?.parse().ok()?;
-                Some((r.key.name.clone(), port))
-            })
-            .collect()
+    pub fn srv_records(&self) -> impl Iterator<Item = &Record> {
+        self.records.iter().filter(|r| r.key.record_type == RecordType::Srv)
     }
+
+    /// Every SRV record name (service) the task serves.
+    pub fn services(&self) -> BTreeSet<String> {
+        self.srv_records().map(|r| r.key.name.clone()).collect()
+    }
+}
+
+/// A claim that looks like ecssd's but cannot be acted on, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misfit {
+    /// The task it names (an ARN, or the task id it carries).
+    pub task: String,
+    pub reason: String,
 }
 
 /// What a zone listing holds for this deployment.
@@ -46,10 +55,16 @@ impl TaskRecords {
 pub struct Inventory {
     /// Tasks with an ownership record of this owner and at least one other record.
     pub tasks: Vec<TaskRecords>,
-    /// ecssd-shaped records whose counterpart is gone: an SRV with ecssd's set identifier whose task
-    /// has no ownership record, the A record such an SRV points at, or an ownership record of this
-    /// owner whose A and SRV records are all gone.
+    /// Records provably this owner's whose counterpart is gone: an SRV carrying this owner whose task
+    /// has no ownership record, the A record it targets, or an ownership record of this owner whose A
+    /// and SRV records are all gone.
     pub orphans: Vec<Record>,
+    /// Ownership records of this owner that ecssd would not have written (at another task's name, for
+    /// a task id ECS does not issue): reported, never acted on.
+    pub misfits: Vec<Misfit>,
+    /// Records of ecssd's shape whose counterpart is gone but that carry no proof of this owner (an SRV
+    /// written before the owner was in the set identifier, a name of no ECS task id): reported, kept.
+    pub unproven: Vec<RecordKey>,
     /// Ownership records with ecssd's marker that cannot be read (left alone, reported).
     pub unreadable: Vec<RecordKey>,
     /// Every A, SRV and TXT record listed.
@@ -62,28 +77,43 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
     let ownership_prefix = format!("{OWNERSHIP_LABEL}.");
     let domain_suffix = format!(".{}", domain.fqdn());
     let mut inventory = Inventory { records_seen, ..Inventory::default() };
-    // Task ids with an ownership record of any owner: their records are never orphans.
-    let mut owned_task_ids = BTreeSet::new();
+    // Task ids any ownership-like record claims, of any owner: their records are never orphans.
+    let mut claimed_task_ids = BTreeSet::new();
     for record in by_key.values().filter(|r| r.key.record_type == RecordType::Txt) {
-        if !record.key.name.starts_with(&ownership_prefix) {
+        let Some(label) = record.key.name.strip_prefix(&ownership_prefix).and_then(|n| n.split('.').next())
+        else {
             continue;
-        }
+        };
         let ownership = match Ownership::decode(record.values()) {
             Ok(ownership) => ownership,
             Err(OwnershipError::NotOurs) => continue,
             Err(OwnershipError::Malformed(_)) => {
                 // Unreadable, but it still claims its task: that task's records are nobody's orphans.
-                if let Some(id) =
-                    record.key.name.strip_prefix(&ownership_prefix).and_then(|n| n.split('.').next())
-                {
-                    owned_task_ids.insert(id.to_owned());
-                }
+                claimed_task_ids.insert(label.to_owned());
                 inventory.unreadable.push(record.key.clone());
                 continue;
             }
         };
-        owned_task_ids.insert(ownership.task.id().to_owned());
+        claimed_task_ids.insert(label.to_owned());
+        claimed_task_ids.insert(ownership.task.id().to_owned());
         if ownership.owner != *owner {
+            continue;
+        }
+        let misfit = |reason: String| Misfit { task: ownership.task.to_string(), reason };
+        let canonical = ownership_name(domain, &ownership.task);
+        if record.key.name != canonical {
+            inventory.misfits.push(misfit(format!(
+                "the ownership record {} claims it, but ecssd writes its claim at {canonical}",
+                record.key.name
+            )));
+            continue;
+        }
+        if !is_ecs_task_id(ownership.task.id()) {
+            inventory.misfits.push(misfit(format!(
+                "the ownership record {} names task id {:?}, which is not an ECS task id",
+                record.key.name,
+                ownership.task.id()
+            )));
             continue;
         }
         let a_key = RecordKey {
@@ -91,10 +121,12 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             record_type: RecordType::A,
             set_identifier: None,
         };
-        // Only keys of ecssd's shape for this task: an ownership record cannot hand over anything else.
+        // Only keys of ecssd's shape for this task and owner: an ownership record hands over nothing else.
         let listed_srv = ownership.srv.iter().filter(|key| {
-            key.set_identifier.as_deref().and_then(task_id_of_set_identifier) == Some(ownership.task.id())
-                && key.name.ends_with(&domain_suffix)
+            let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
+            claim.is_some_and(|c| {
+                c.task_id == ownership.task.id() && c.owner.is_none_or(|o| o == owner.as_str())
+            }) && key.name.ends_with(&domain_suffix)
         });
         let others: Vec<Record> =
             std::iter::once(&a_key).chain(listed_srv).filter_map(|key| by_key.get(key).cloned()).collect();
@@ -107,16 +139,25 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         inventory.tasks.push(TaskRecords { ownership, records });
     }
     for record in by_key.values().filter(|r| r.key.record_type == RecordType::Srv) {
-        let Some(task_id) = record.key.set_identifier.as_deref().and_then(task_id_of_set_identifier) else {
+        let Some(claim) = record.key.set_identifier.as_deref().and_then(parse_set_identifier) else {
             continue;
         };
-        if owned_task_ids.contains(task_id) {
+        if claimed_task_ids.contains(claim.task_id) || claim.owner.is_some_and(|o| o != owner.as_str()) {
+            continue;
+        }
+        if claim.owner.is_none() || !is_ecs_task_id(claim.task_id) {
+            inventory.unproven.push(record.key.clone());
             continue;
         }
         inventory.orphans.push(record.clone());
-        let a_key =
-            RecordKey { name: domain.child(task_id), record_type: RecordType::A, set_identifier: None };
-        if let Some(a) = by_key.get(&a_key)
+        // The A record goes with it only when this SRV targets exactly the name ecssd gives the task.
+        let a_name = domain.child(claim.task_id);
+        let targets_it = record.values().iter().all(|v| {
+            v.split(' ').nth(3).is_some_and(|target| format!("{}.", target.trim_end_matches('.')) == a_name)
+        });
+        let a_key = RecordKey { name: a_name, record_type: RecordType::A, set_identifier: None };
+        if targets_it
+            && let Some(a) = by_key.get(&a_key)
             && !inventory.orphans.contains(a)
         {
             inventory.orphans.push(a.clone());
@@ -128,7 +169,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::web_task_records as task_records;
+    use crate::fixtures::{TASK_IDS, web_task_records as task_records};
 
     fn foreign() -> Vec<Record> {
         let key =
@@ -152,35 +193,56 @@ mod tests {
         inventory(&"sd.internal".parse().unwrap(), &"default".parse().unwrap(), records)
     }
 
+    fn srv(set_identifier: &str, target: &str) -> Record {
+        let key = RecordKey {
+            name: "_web._tcp.sd.internal.".into(),
+            record_type: RecordType::Srv,
+            set_identifier: Some(set_identifier.into()),
+        };
+        Record::new(key, 10, vec![format!("1 1 80 {target}")])
+    }
+
+    fn a(name: &str) -> Record {
+        let key = RecordKey {
+            name: format!("{name}.sd.internal."),
+            record_type: RecordType::A,
+            set_identifier: None,
+        };
+        Record::new(key, 10, vec!["10.9.9.9".into()])
+    }
+
     #[test]
     fn groups_tasks_and_ignores_foreign_records() {
-        let mut records: Vec<Record> = task_records("default", "t1").into_iter().collect();
-        records.extend(task_records("default", "t2"));
+        let mut records: Vec<Record> = task_records("default", TASK_IDS[0]).into_iter().collect();
+        records.extend(task_records("default", TASK_IDS[1]));
         records.extend(foreign());
         let inventory = run(records);
         assert_eq!(inventory.tasks.len(), 2);
         assert!(inventory.tasks.iter().all(|t| t.records.len() == 3));
         assert_eq!(inventory.tasks[0].address(), Some(Ipv4Addr::new(10, 0, 0, 1)));
-        assert_eq!(inventory.tasks[0].targets(), [("_web._tcp.sd.internal.".to_owned(), 32768)]);
-        assert!(inventory.orphans.is_empty());
+        assert_eq!(inventory.tasks[0].services(), BTreeSet::from(["_web._tcp.sd.internal.".to_owned()]));
+        assert!(
+            inventory.orphans.is_empty() && inventory.misfits.is_empty() && inventory.unproven.is_empty()
+        );
         assert_eq!(inventory.records_seen, 9);
     }
 
     #[test]
     fn other_owners_are_neither_tasks_nor_orphans() {
-        let inventory = run(task_records("other", "t1").into_iter().collect());
+        let inventory = run(task_records("other", TASK_IDS[0]).into_iter().collect());
         assert!(inventory.tasks.is_empty());
         assert!(inventory.orphans.is_empty());
+        assert!(inventory.unproven.is_empty());
     }
 
     #[test]
     fn orphans_in_both_directions() {
-        // t1 lost its ownership record; t2 kept only its ownership record.
-        let t1: Vec<Record> = task_records("default", "t1")
+        // The first task lost its ownership record; the second kept only its ownership record.
+        let t1: Vec<Record> = task_records("default", TASK_IDS[0])
             .into_iter()
             .filter(|r| r.key.record_type != RecordType::Txt)
             .collect();
-        let t2: Vec<Record> = task_records("default", "t2")
+        let t2: Vec<Record> = task_records("default", TASK_IDS[1])
             .into_iter()
             .filter(|r| r.key.record_type == RecordType::Txt)
             .collect();
@@ -199,7 +261,7 @@ mod tests {
     #[test]
     fn a_malformed_ownership_record_is_reported_not_touched() {
         let key = RecordKey {
-            name: "_ecssd.t9.sd.internal.".into(),
+            name: format!("_ecssd.{}.sd.internal.", TASK_IDS[0]),
             record_type: RecordType::Txt,
             set_identifier: None,
         };
@@ -207,5 +269,54 @@ mod tests {
         let inventory = run(vec![broken]);
         assert_eq!(inventory.unreadable, [key]);
         assert!(inventory.orphans.is_empty());
+    }
+
+    #[test]
+    fn claims_ecssd_would_not_write_are_reported_and_never_acted_on() {
+        let genuine: Vec<Record> = task_records("default", TASK_IDS[0]).into_iter().collect();
+        // The same ownership record copied under another name: it claims the task a second time.
+        let copy = genuine.iter().find(|r| r.key.record_type == RecordType::Txt).unwrap();
+        let elsewhere = RecordKey { name: "_ecssd.elsewhere.sd.internal.".into(), ..copy.key.clone() };
+        // A claim on task id `db`, whose A record name is a foreign record's.
+        let db: Vec<Record> = task_records("default", "db").into_iter().collect();
+        let mut records = genuine.clone();
+        records.push(Record::new(elsewhere, copy.ttl, copy.values().to_vec()));
+        records.extend(db.iter().filter(|r| r.key.record_type == RecordType::Txt).cloned());
+        records.push(a("db"));
+        let inventory = run(records);
+        assert_eq!(inventory.tasks.len(), 1, "the task is counted once, through its own name");
+        assert_eq!(inventory.tasks[0].records.len(), 3);
+        let reasons: Vec<&str> = inventory.misfits.iter().map(|m| m.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("ecssd writes its claim at _ecssd.")), "{reasons:?}");
+        assert!(reasons.iter().any(|r| r.contains("\"db\", which is not an ECS task id")), "{reasons:?}");
+        assert!(inventory.orphans.is_empty(), "{:?}", inventory.orphans);
+    }
+
+    #[test]
+    fn only_srv_records_carrying_this_owner_and_an_ecs_task_id_are_orphans() {
+        let id = TASK_IDS[2];
+        let ours = srv(&format!("ecssd:default:{id}:web:80"), &format!("{id}.sd.internal"));
+        let theirs = srv(&format!("ecssd:other:{id}:x:80"), &format!("{id}.sd.internal"));
+        let legacy = srv(&format!("ecssd:{id}:y:80"), &format!("{id}.sd.internal"));
+        let not_a_task = srv("ecssd:default:www.prod:x:1", "www.prod.sd.internal");
+        let elsewhere = srv(&format!("ecssd:default:{}:z:80", TASK_IDS[3]), "db.sd.internal");
+        let records = vec![
+            ours.clone(),
+            theirs,
+            legacy.clone(),
+            not_a_task.clone(),
+            elsewhere.clone(),
+            a(id),
+            a("db"),
+            a("www.prod"),
+        ];
+        let inventory = run(records);
+        assert_eq!(inventory.orphans, [ours, a(id), elsewhere], "an A record only when its SRV targets it");
+        let mut unproven = inventory.unproven.clone();
+        unproven.sort();
+        let mut expected = vec![legacy.key, not_a_task.key];
+        expected.sort();
+        assert_eq!(unproven, expected);
     }
 }

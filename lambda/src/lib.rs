@@ -1,26 +1,40 @@
 //! ecssd's sweeper, run by an EventBridge schedule as a Lambda function (or once from a shell).
 //!
 //! # Layout
-//! - [`config`]: typed settings from the environment or flags.
-//! - [`inventory`]: a zone listing grouped by task, orphans found. Pure.
-//! - [`decide`]: which tasks are dead, which unhealthy tasks may be stopped. Pure.
-//! - [`agents`]: remembering since when an ECS agent is disconnected, in an ecssd-owned TXT record.
+//! - [`config`]: typed settings from the environment or flags, checked at start.
+//! - [`inventory`]: a zone listing grouped by task through ownership records; orphans, misfits. Pure.
+//! - [`verify`]: whether a task's records say what ECS says (cluster, address, ports). Pure.
+//! - [`decide`]: which tasks are dead, the agent brake, which unhealthy tasks may be stopped. Pure.
+//! - [`tally`]: health check outcomes per task and per service. Pure.
+//! - [`agents`]: since when an ECS agent is disconnected, remembered in ecssd-owned TXT markers. Pure.
 //! - [`fleet`]: the narrow ECS/EC2 interface and its AWS implementation.
 //! - [`fleet_errors`]: the ECS and EC2 operations it calls and the class of each error they model.
-//! - [`health`]: concurrent HTTP health checks.
+//! - [`hosts`]: describing the container instances and EC2 instances under the tasks found.
+//! - [`health`]: concurrent HTTP health checks and TCP reachability probes.
+//! - [`orphans`]: confirming orphans by name within a read budget.
+//! - [`apply`]: deleting in batches, retrying rejected ones against fresh reads.
+//! - [`stops`]: health-checking confirmed targets and stopping unhealthy tasks within the limits.
+//! - [`deadline`]: the sweep's deadline, which every call respects.
 //! - [`sweep`]: one sweep, generic over `RecordStore` and `Fleet`.
 //! - [`report`]: what a sweep did, as JSON and CloudWatch Embedded Metric Format.
 //! - `fixtures` (tests only): the records a sidecar writes for a one-container task.
 
 pub mod agents;
+pub mod apply;
 pub mod config;
+pub mod deadline;
 pub mod decide;
 pub mod fleet;
 pub mod fleet_errors;
 pub mod health;
+pub mod hosts;
 pub mod inventory;
+pub mod orphans;
 pub mod report;
+pub mod stops;
 pub mod sweep;
+pub mod tally;
+pub mod verify;
 
 #[cfg(test)]
 mod fixtures;

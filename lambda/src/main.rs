@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
 use ecssd_lambda::{Config, Report, sweep};
-use ecssd_records::{CallCounter, RetryPolicy, Route53Zone};
+use ecssd_records::{CallCounter, Pacer, RetryPolicy, Route53Zone};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Clients built once per cold start and shared by every invocation.
@@ -31,30 +32,44 @@ fn main() -> ExitCode {
 async fn start(config: Config) -> anyhow::Result<()> {
     let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
-    // Sweeps have a deadline (the function's timeout); retries give up well before it.
-    let retry =
-        RetryPolicy { give_up_after: Some(std::time::Duration::from_secs(60)), ..RetryPolicy::default() };
+    // Each call also ends at the sweep's deadline; this bounds one call's retries well inside it.
+    let retry = RetryPolicy { give_up_after: Some(Duration::from_secs(60)), ..RetryPolicy::default() };
     let route53 = ecssd_records::route53::client(&sdk);
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(route53, id, config.domain.clone(), retry),
         None => Route53Zone::find(route53, config.domain.clone(), retry).await?,
     };
+    // Checked by `Config::validate`: a positive, finite rate.
+    let zone = match Pacer::per_second(config.route53_requests_per_second) {
+        Some(pacer) => zone.with_pacer(pacer),
+        None => zone,
+    };
     let ecs = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build(),
+        aws_sdk_ecs::config::Builder::from(&sdk)
+            .retry_config(no_sdk_retries())
+            .timeout_config(attempt_timeouts())
+            .build(),
     );
     let ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(&sdk).retry_config(no_sdk_retries()).build(),
+        aws_sdk_ec2::config::Builder::from(&sdk)
+            .retry_config(no_sdk_retries())
+            .timeout_config(attempt_timeouts())
+            .build(),
     );
     let deps = Deps { zone, fleet: AwsFleet::new(ecs, ec2, retry), config };
 
     if deps.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        let report = run_once(&deps).await?;
+        let limit = Duration::from_secs(deps.config.time_limit_seconds);
+        let report = run_once(&deps, Deadline::after(limit.saturating_sub(reserve(limit)))).await?;
         print_json(&serde_json::to_value(&report)?);
         return Ok(());
     }
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handle(deps, event.payload).await
+        // The invocation's deadline (epoch milliseconds), less a reserve to log and answer.
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        handle(deps, event.payload, Deadline::after(left.saturating_sub(reserve(left)))).await
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))
@@ -64,20 +79,38 @@ fn no_sdk_retries() -> aws_config::retry::RetryConfig {
     aws_config::retry::RetryConfig::disabled()
 }
 
+/// Bounds on one ECS or EC2 attempt, so a hung connection is retried (or cut by the deadline) rather
+/// than waited on.
+fn attempt_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .build()
+}
+
+/// Time kept back from the deadline to report: a tenth of it, at least 1 s, at most 10 s.
+fn reserve(left: Duration) -> Duration {
+    (left / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
 /// One invocation: the payload must be an EventBridge (scheduled) event.
-async fn handle(deps: &Deps, payload: serde_json::Value) -> Result<Report, lambda_runtime::Error> {
+async fn handle(
+    deps: &Deps,
+    payload: serde_json::Value,
+    deadline: Deadline,
+) -> Result<Report, lambda_runtime::Error> {
     let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(payload).map_err(|e| {
         format!(
             "expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}"
         )
     })?;
     tracing::info!(source = %event.source, detail_type = %event.detail_type, "sweep triggered");
-    Ok(run_once(deps).await?)
+    Ok(run_once(deps, deadline).await?)
 }
 
-async fn run_once(deps: &Deps) -> anyhow::Result<Report> {
+async fn run_once(deps: &Deps, deadline: Deadline) -> anyhow::Result<Report> {
     let before = calls(deps);
-    let mut report = sweep(&deps.zone, &deps.fleet, &deps.config).await?;
+    let mut report = sweep(&deps.zone, &deps.fleet, &deps.config, deadline).await;
     let after = calls(deps);
     report.api_calls = after
         .into_iter()

@@ -25,6 +25,19 @@ pub struct Report {
     pub stopped: Vec<Finding>,
     /// Unhealthy tasks a safety limit kept running, with which limit.
     pub held_back: Vec<Finding>,
+    /// Tasks whose records say something ECS does not ("records disagree with ECS: …"): never
+    /// checked, stopped or counted healthy.
+    pub disagreements: Vec<Finding>,
+    /// Tasks about which ECS or EC2 said nothing explicit: nothing of theirs is deleted.
+    pub unknown: Vec<Finding>,
+    /// Tasks whose records the agent brake kept, with why.
+    pub braked: Vec<Finding>,
+    /// Orphan-looking records that carry no proof of this owner: kept.
+    pub orphans_unproven: Vec<String>,
+    /// Orphans left unconfirmed for the next run (read budget or deadline).
+    pub orphans_deferred: usize,
+    /// The deadline passed before the sweep was done; the next run goes on.
+    pub out_of_time: bool,
     /// Ownership records with ecssd's marker that could not be read; left alone.
     pub unreadable_ownership_records: Vec<String>,
     /// Problems that did not stop the sweep.
@@ -41,6 +54,17 @@ pub struct Finding {
     pub reason: String,
 }
 
+impl Finding {
+    pub fn new(task: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { task: task.into(), reason: reason.into() }
+    }
+
+    /// A claim that disagrees with ECS.
+    pub fn disagreement(task: impl Into<String>, why: &str) -> Self {
+        Self::new(task, format!("records disagree with ECS: {why}"))
+    }
+}
+
 impl Report {
     /// The Embedded Metric Format line for this report.
     pub fn emf(&self, timestamp_ms: u128) -> serde_json::Value {
@@ -55,6 +79,11 @@ impl Report {
             ("Unhealthy", self.unhealthy.len() as u64, "Count"),
             ("Stopped", self.stopped.len() as u64, "Count"),
             ("HeldBack", self.held_back.len() as u64, "Count"),
+            ("Disagreements", self.disagreements.len() as u64, "Count"),
+            ("Unknown", self.unknown.len() as u64, "Count"),
+            ("Braked", self.braked.len() as u64, "Count"),
+            ("OrphansDeferred", self.orphans_deferred as u64, "Count"),
+            ("OutOfTime", u64::from(self.out_of_time), "Count"),
             ("Errors", self.errors.len() as u64, "Count"),
             ("ApiCalls", calls, "Count"),
             ("DurationMs", self.duration_ms, "Milliseconds"),

@@ -5,6 +5,8 @@
 use std::net::Ipv4Addr;
 
 use crate::names::{Domain, OwnerId, TaskArn};
+#[cfg(test)]
+use crate::names::{MAX_OWNER_ID, MAX_TASK_ID};
 use crate::ownership::{Ownership, address_name, ownership_name};
 use crate::record::{Record, RecordKey, RecordSet, RecordType};
 use crate::service::ServiceName;
@@ -61,28 +63,45 @@ pub struct TaskRegistration {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// The set identifier of one endpoint's SRV record: `ecssd:<task-id>:<container>:<port>`, shortened
-/// with a stable hash when a long container name would pass Route53's 128-character limit.
-pub fn set_identifier(task: &TaskArn, container: &str, container_port: u16) -> String {
-    let full = format!("ecssd:{}:{container}:{container_port}", task.id());
+/// The set identifier of one endpoint's SRV record: `ecssd:<owner>:<task-id>:<container>:<port>`,
+/// shortened with a stable hash when a long container name would pass Route53's 128-character limit.
+/// The owner is in it because an SRV record is the only record of a task a sweeper may find without its
+/// ownership record: an orphan is deleted only when it provably carries the sweeper's own owner.
+pub fn set_identifier(owner: &OwnerId, task: &TaskArn, container: &str, container_port: u16) -> String {
+    let full = format!("ecssd:{owner}:{}:{container}:{container_port}", task.id());
     if full.len() <= MAX_SET_IDENTIFIER {
         return full;
     }
     let hash = format!("{:016x}", fnv1a64(container.as_bytes()));
-    let fixed = format!("ecssd:{}::{container_port}~{hash}", task.id()).len();
+    let fixed = format!("ecssd:{owner}:{}::{container_port}~{hash}", task.id()).len();
     let keep = MAX_SET_IDENTIFIER.saturating_sub(fixed);
     let mut cut = keep.min(container.len());
     while !container.is_char_boundary(cut) {
         cut -= 1;
     }
-    format!("ecssd:{}:{}~{hash}:{container_port}", task.id(), &container[..cut])
+    format!("ecssd:{owner}:{}:{}~{hash}:{container_port}", task.id(), &container[..cut])
 }
 
-/// The task id inside a set identifier [`set_identifier`] wrote (`ecssd:<task-id>:…`); `None` for any
-/// other shape.
-pub fn task_id_of_set_identifier(set_identifier: &str) -> Option<&str> {
-    let (task_id, _) = set_identifier.strip_prefix("ecssd:")?.split_once(':')?;
-    Some(task_id).filter(|id| !id.is_empty())
+/// Who a set identifier says wrote an SRV record, and for which task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetIdentifierClaim<'a> {
+    /// The owner, from `ecssd:<owner>:<task-id>:<container>:<port>`; `None` for the format written
+    /// before the owner was added (`ecssd:<task-id>:<container>:<port>`), which proves no owner.
+    pub owner: Option<&'a str>,
+    pub task_id: &'a str,
+}
+
+/// Reads a set identifier [`set_identifier`] wrote, or one of the earlier format; `None` for any other
+/// shape. Container names hold no `:` (ECS allows letters, digits, `_` and `-`), so the two formats
+/// differ by their number of fields.
+pub fn parse_set_identifier(set_identifier: &str) -> Option<SetIdentifierClaim<'_>> {
+    let fields: Vec<&str> = set_identifier.strip_prefix("ecssd:")?.split(':').collect();
+    let claim = match fields[..] {
+        [task_id, _container, _port] => SetIdentifierClaim { owner: None, task_id },
+        [owner, task_id, _container, _port] => SetIdentifierClaim { owner: Some(owner), task_id },
+        _ => return None,
+    };
+    Some(claim).filter(|c| !c.task_id.is_empty() && c.owner.is_none_or(|o| !o.is_empty()))
 }
 
 /// FNV-1a: tiny, stable across releases and platforms (unlike `DefaultHasher`).
@@ -197,7 +216,12 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
         let key = RecordKey {
             name,
             record_type: RecordType::Srv,
-            set_identifier: Some(set_identifier(&task.task, &endpoint.container, endpoint.container_port)),
+            set_identifier: Some(set_identifier(
+                &zone.owner,
+                &task.task,
+                &endpoint.container,
+                endpoint.container_port,
+            )),
         };
         // The target keeps the form `<task-id>.<domain>` without the root dot, as the model documents.
         let value = format!("1 1 {} {}", endpoint.reachable_port, target.trim_end_matches('.'));
@@ -262,12 +286,12 @@ mod tests {
         assert_eq!(
             summary(&records),
             [
-                "_calc._tcp.sd.internal. SRV [ecssd:t1:calc:8080] = 1 1 32769 t1.sd.internal",
+                "_calc._tcp.sd.internal. SRV [ecssd:default:t1:calc:8080] = 1 1 32769 t1.sd.internal",
                 "_ecssd.t1.sd.internal. TXT = \"heritage=ecssd\" \"owner=default\" \
                  \"cluster=arn:aws:ecs:us-east-1:1:cluster/c\" \"task=arn:aws:ecs:us-east-1:1:task/c/t1\" \
-                 | \"srv=ecssd:t1:calc:8080 _calc._tcp.sd.internal.\" \
-                 | \"srv=ecssd:t1:web:80 _web._tcp.sd.internal.\"",
-                "_web._tcp.sd.internal. SRV [ecssd:t1:web:80] = 1 1 32768 t1.sd.internal",
+                 | \"srv=ecssd:default:t1:calc:8080 _calc._tcp.sd.internal.\" \
+                 | \"srv=ecssd:default:t1:web:80 _web._tcp.sd.internal.\"",
+                "_web._tcp.sd.internal. SRV [ecssd:default:t1:web:80] = 1 1 32768 t1.sd.internal",
                 "t1.sd.internal. A = 10.0.0.7",
             ]
         );
@@ -375,29 +399,51 @@ mod tests {
     #[test]
     fn set_identifiers_stay_within_route53_limit_and_unique() {
         let task = task(vec![]).task;
-        assert_eq!(set_identifier(&task, "web", 80), "ecssd:t1:web:80");
+        let owner = OwnerId::default();
+        assert_eq!(set_identifier(&owner, &task, "web", 80), "ecssd:default:t1:web:80");
         let long_a = "a".repeat(255);
         let long_b = format!("{}b", "a".repeat(254));
-        let id_a = set_identifier(&task, &long_a, 80);
-        let id_b = set_identifier(&task, &long_b, 80);
+        let id_a = set_identifier(&owner, &task, &long_a, 80);
+        let id_b = set_identifier(&owner, &task, &long_b, 80);
         assert_eq!(id_a.len(), MAX_SET_IDENTIFIER);
         assert!(id_b.len() <= MAX_SET_IDENTIFIER);
         assert_ne!(id_a, id_b);
-        assert_eq!(id_a, set_identifier(&task, &long_a, 80), "stable");
-        assert_ne!(id_a, set_identifier(&task, &long_a, 81));
+        assert_eq!(id_a, set_identifier(&owner, &task, &long_a, 80), "stable");
+        assert_ne!(id_a, set_identifier(&owner, &task, &long_a, 81));
         let multibyte = "é".repeat(100);
-        assert!(set_identifier(&task, &multibyte, 80).len() <= MAX_SET_IDENTIFIER);
+        assert!(set_identifier(&owner, &task, &multibyte, 80).len() <= MAX_SET_IDENTIFIER);
+        // The longest owner and task id still leave room for the hash that keeps containers apart.
+        let longest_owner: OwnerId = "o".repeat(MAX_OWNER_ID).parse().expect("owner");
+        let longest_task: TaskArn =
+            format!("arn:aws:ecs:us-east-1:1:task/c/{}", "f".repeat(MAX_TASK_ID)).parse().expect("task");
+        let a = set_identifier(&longest_owner, &longest_task, &long_a, 65535);
+        let b = set_identifier(&longest_owner, &longest_task, &long_b, 65535);
+        assert!(a.len() <= MAX_SET_IDENTIFIER && b.len() <= MAX_SET_IDENTIFIER, "{a} {b}");
+        assert_ne!(a, b);
     }
 
     #[test]
-    fn the_task_id_is_read_back_from_a_set_identifier() {
+    fn the_owner_and_task_id_are_read_back_from_a_set_identifier() {
         let task = task(vec![]).task;
+        let owner: OwnerId = "prod-1".parse().expect("owner");
         for container in ["web", &"a".repeat(255), &"é".repeat(100)] {
-            let id = set_identifier(&task, container, 80);
-            assert_eq!(task_id_of_set_identifier(&id), Some("t1"), "{id}");
+            let id = set_identifier(&owner, &task, container, 80);
+            let claim = SetIdentifierClaim { owner: Some("prod-1"), task_id: "t1" };
+            assert_eq!(parse_set_identifier(&id), Some(claim), "{id}");
         }
-        for other in ["ecssd:t1", "ecssd::web:80", "manual", "other:t1:web:80", ""] {
-            assert_eq!(task_id_of_set_identifier(other), None, "{other}");
+        // The format before the owner was added names the task but proves no owner.
+        let legacy = SetIdentifierClaim { owner: None, task_id: "t1" };
+        assert_eq!(parse_set_identifier("ecssd:t1:web:80"), Some(legacy));
+        for other in [
+            "ecssd:t1",
+            "ecssd::web:80",
+            "ecssd::t1:web:80",
+            "manual",
+            "other:t1:web:80",
+            "",
+            "ecssd:a:b:c:d:e",
+        ] {
+            assert_eq!(parse_set_identifier(other), None, "{other}");
         }
     }
 }

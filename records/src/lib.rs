@@ -9,6 +9,7 @@
 //! - [`plan`]: `plan(desired, current)`, the changes between two record sets. Pure.
 //! - [`batch`]: packing changes into Route53 requests within its limits. Pure.
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over.
+//! - [`pace`]: spacing one client's requests under a shared rate limit.
 //! - [`route53`]: the Route53 implementation of it; the only I/O in this crate.
 //! - [`memory`]: an in-memory implementation that judges changes like Route53, for unit tests.
 //! - [`route53_errors`]: the Route53 operations ecssd calls and the class of each error they model.
@@ -22,6 +23,7 @@ pub mod desired;
 pub mod memory;
 pub mod names;
 pub mod ownership;
+pub mod pace;
 pub mod plan;
 pub mod provider;
 pub mod record;
@@ -32,11 +34,12 @@ pub mod service;
 
 pub use batch::{BatchLimits, batches};
 pub use desired::{
-    Desired, Endpoint, Rejected, TaskRegistration, ZoneModel, desired, set_identifier,
-    task_id_of_set_identifier,
+    Desired, Endpoint, Rejected, SetIdentifierClaim, TaskRegistration, ZoneModel, desired,
+    parse_set_identifier, set_identifier,
 };
-pub use names::{Domain, NameError, OwnerId, TaskArn};
+pub use names::{Domain, NameError, OwnerId, TaskArn, is_ecs_task_id};
 pub use ownership::{Ownership, OwnershipError};
+pub use pace::Pacer;
 pub use plan::{Action, Change, plan, withdraw};
 pub use provider::RecordStore;
 pub use record::{Record, RecordKey, RecordSet, RecordType};

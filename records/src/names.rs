@@ -72,6 +72,26 @@ impl FromStr for Domain {
     }
 }
 
+/// The longest task id ECS issues: a UUID (`8-4-4-4-12` hex digits) in the old ARN format; the new
+/// format's ids are 32 hex digits.
+pub const MAX_TASK_ID: usize = 36;
+
+/// The longest owner id: short enough that the owner, the longest task id and a hash of the container
+/// name fit a set identifier (Route53: 128 characters).
+pub const MAX_OWNER_ID: usize = 48;
+
+/// Whether `id` has the shape of a task id ECS issues: 32 lowercase hex digits (new ARN format) or a
+/// lowercase UUID (old format). The sweeper deletes an orphan only under a name of this shape, so a
+/// forged claim can never name `db` or `www.prod`.
+pub fn is_ecs_task_id(id: &str) -> bool {
+    let hex = |part: &str| part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if id.len() == 32 {
+        return hex(id);
+    }
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12]) && parts.iter().all(|p| hex(p))
+}
+
 /// An ECS task ARN and the task id it ends with; the task id names the task's records.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TaskArn {
@@ -89,6 +109,14 @@ impl TaskArn {
     /// The task id: 32 hex digits (new ARN format) or a UUID (old format).
     pub fn id(&self) -> &str {
         &self.arn[self.id_start..]
+    }
+
+    /// The ARN of the cluster the task ARN itself names (the new format, `task/<cluster>/<task-id>`);
+    /// `None` for the old format, `task/<task-id>`, which names no cluster.
+    pub fn own_cluster_arn(&self) -> Option<String> {
+        let path = self.arn.split_once(":task/")?.1;
+        let (cluster, _) = path.rsplit_once('/')?;
+        Some(self.cluster_arn(cluster))
     }
 
     /// The ARN of the task's cluster given as task metadata gives it, "the ARN or short name"
@@ -129,10 +157,10 @@ impl FromStr for TaskArn {
         };
         let id = path.rsplit('/').next().unwrap_or_default();
         let valid_id = !id.is_empty()
-            && id.len() <= 63
+            && id.len() <= MAX_TASK_ID
             && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid_id {
-            return Err(err("the task id must be 1 to 63 lowercase letters, digits or hyphens"));
+            return Err(err("the task id must be 1 to 36 lowercase letters, digits or hyphens"));
         }
         Ok(Self { arn: text.to_owned(), id_start: text.len() - id.len() })
     }
@@ -167,7 +195,7 @@ impl FromStr for OwnerId {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         // One DNS label (the sweeper's agent markers are named `_ecssd-agent.<ci>.<owner>.<domain>`), in
         // lowercase because Route53 lists names in lowercase.
-        let valid = text.len() <= 63
+        let valid = text.len() <= MAX_OWNER_ID
             && text.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if valid {
@@ -176,7 +204,7 @@ impl FromStr for OwnerId {
             Err(name_error(
                 "owner id",
                 text,
-                "expected 1 to 63 lowercase letters, digits or `-`, starting with a letter or digit",
+                "expected 1 to 48 lowercase letters, digits or `-`, starting with a letter or digit",
             ))
         }
     }
@@ -239,6 +267,11 @@ mod tests {
         let old: TaskArn =
             "arn:aws:ecs:eu-west-1:9:task/5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b".parse().expect("old");
         assert_eq!(old.cluster_arn("default"), "arn:aws:ecs:eu-west-1:9:cluster/default");
+        assert_eq!(
+            task.own_cluster_arn().as_deref(),
+            Some("arn:aws-cn:ecs:cn-north-1:123456789012:cluster/prod")
+        );
+        assert_eq!(old.own_cluster_arn(), None, "the old format names no cluster");
     }
 
     #[test]
@@ -251,6 +284,7 @@ mod tests {
             "arn:aws:ecs:us-east-1:1:task/c/",
             "arn:aws:ecs:us-east-1:1:task/c/ABC",
             "arn:aws:ecs:us-east-1:1:task/c/a.b",
+            &format!("arn:aws:ecs:us-east-1:1:task/c/{}", "a".repeat(MAX_TASK_ID + 1)),
         ] {
             let err = arn.parse::<TaskArn>().expect_err(arn);
             assert!(err.to_string().starts_with("task ARN "), "{err}");
@@ -258,11 +292,31 @@ mod tests {
     }
 
     #[test]
+    fn only_ids_of_ecs_shape_are_ecs_task_ids() {
+        for good in ["0123456789abcdef0123456789abcdef", "5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b"] {
+            assert!(is_ecs_task_id(good), "{good}");
+        }
+        for bad in [
+            "db",
+            "www.prod",
+            "t1",
+            "",
+            "0123456789ABCDEF0123456789ABCDEF",
+            "0123456789abcdef0123456789abcdeg",
+            "0123456789abcdef0123456789abcdef0",
+            "5e8b8ad14d544a4b9b5e0c1d2e3f4a5b-",
+            "5e8b8ad1-4d54-4a4b-9b5e0-c1d2e3f4a5b",
+        ] {
+            assert!(!is_ecs_task_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn owner_ids() {
-        for good in ["default", "prod-1", "0", &"x".repeat(63)] {
+        for good in ["default", "prod-1", "0", &"x".repeat(MAX_OWNER_ID)] {
             assert!(good.parse::<OwnerId>().is_ok(), "{good}");
         }
-        for bad in ["", "a b", "a\"b", "prod.eu", "Prod", "-prod", "a_b", &"x".repeat(64)] {
+        for bad in ["", "a b", "a\"b", "prod.eu", "Prod", "-prod", "a_b", &"x".repeat(MAX_OWNER_ID + 1)] {
             assert!(bad.parse::<OwnerId>().is_err(), "{bad}");
         }
     }

@@ -14,6 +14,7 @@ use aws_sdk_route53::types::{
 };
 
 use crate::names::Domain;
+use crate::pace::Pacer;
 use crate::plan::{Action, Change};
 use crate::provider::RecordStore;
 use crate::record::{Record, RecordKey, RecordType};
@@ -53,6 +54,8 @@ pub struct Route53Zone {
     page_size: i32,
     /// Shared so clones of the adapter count into one report.
     calls: Arc<CallCounter>,
+    /// Spaces this adapter's requests (the sweeper's share of the account's rate); none by default.
+    pacer: Option<Arc<Pacer>>,
 }
 
 impl Route53Zone {
@@ -93,9 +96,15 @@ impl Route53Zone {
             }
         }
         match matches.as_slice() {
-            [zone_id] => {
-                Ok(Self { client, zone_id: zone_id.clone(), domain, retry, page_size: PAGE_SIZE, calls })
-            }
+            [zone_id] => Ok(Self {
+                client,
+                zone_id: zone_id.clone(),
+                domain,
+                retry,
+                page_size: PAGE_SIZE,
+                calls,
+                pacer: None,
+            }),
             [] => Err(CallError::Permanent {
                 operation: "ListHostedZonesByName",
                 detail: format!("no private hosted zone is named {domain}: create one, or give its zone id"),
@@ -123,10 +132,24 @@ impl Route53Zone {
         let domain = name
             .parse()
             .map_err(|e| CallError::Permanent { operation: "GetHostedZone", detail: format!("{e}") })?;
-        Ok(Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls })
+        Ok(Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls, pacer: None })
     }
 
     /// Reads whole-zone listings in pages of `page_size` (1 to 300) instead of 300.
+    /// Paces every request (retries included) of this adapter and its clones by `pacer`.
+    pub fn with_pacer(mut self, pacer: Pacer) -> Self {
+        self.pacer = Some(Arc::new(pacer));
+        self
+    }
+
+    /// Waits for this request's turn when the adapter is paced.
+    async fn paced<T>(&self, request: impl Future<Output = T>) -> T {
+        if let Some(pacer) = &self.pacer {
+            pacer.ready().await;
+        }
+        request.await
+    }
+
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = page_size.clamp(1, PAGE_SIZE);
         self
@@ -136,7 +159,7 @@ impl Route53Zone {
     /// wrong id or domain surfaces as a clear error on the first change.
     pub fn for_id(client: Client, zone_id: &str, domain: Domain, retry: RetryPolicy) -> Self {
         let zone_id = zone_id.trim_start_matches("/hostedzone/").to_owned();
-        Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls: Arc::default() }
+        Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls: Arc::default(), pacer: None }
     }
 
     pub fn zone_id(&self) -> &str {
@@ -160,14 +183,16 @@ impl Route53Zone {
     ) -> Result<aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput, CallError>
     {
         call_with_retry(&self.retry, &self.calls, &LIST_RESOURCE_RECORD_SETS, || {
-            self.client
-                .list_resource_record_sets()
-                .hosted_zone_id(&self.zone_id)
-                .start_record_name(&start.0)
-                .set_start_record_type(start.1.clone())
-                .set_start_record_identifier(start.2.clone())
-                .max_items(max_items)
-                .send()
+            self.paced(
+                self.client
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&self.zone_id)
+                    .start_record_name(&start.0)
+                    .set_start_record_type(start.1.clone())
+                    .set_start_record_identifier(start.2.clone())
+                    .max_items(max_items)
+                    .send(),
+            )
         })
         .await
     }
@@ -213,11 +238,13 @@ impl RecordStore for Route53Zone {
                 |e| CallError::Permanent { operation: "ChangeResourceRecordSets", detail: e.to_string() },
             )?;
         call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
-            self.client
-                .change_resource_record_sets()
-                .hosted_zone_id(&self.zone_id)
-                .change_batch(batch.clone())
-                .send()
+            self.paced(
+                self.client
+                    .change_resource_record_sets()
+                    .hosted_zone_id(&self.zone_id)
+                    .change_batch(batch.clone())
+                    .send(),
+            )
         })
         .await?;
         Ok(())

@@ -326,7 +326,7 @@ mod tests {
                 vec!["\"heritage=ecssd\" \"owner=x\"".into()],
             ),
             Record::new(
-                key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:t1:web:80")),
+                key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:x:t1:web:80")),
                 10,
                 vec!["1 1 80 t1.sd".into()],
             ),
@@ -429,7 +429,7 @@ mod tests {
     #[test]
     fn an_unseen_target_is_read_after_verify_every_unless_dns_shows_it() {
         let mut healer = healer();
-        let srv = key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:t1:web:80"));
+        let srv = key("_web._tcp.sd.", RecordType::Srv, Some("ecssd:x:t1:web:80"));
         let unseen = Judgement { unseen: vec![srv.clone()], ..Judgement::default() };
         let start = Instant::now();
         assert_eq!(healer.decide(unseen.clone(), start), Next::Nothing);

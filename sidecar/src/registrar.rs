@@ -450,10 +450,12 @@ mod tests {
     }
 
     fn srv_of(records: &RecordSet, task_id: &str) -> Vec<Record> {
-        let set_identifier = format!("ecssd:{task_id}:");
         records
             .iter()
-            .filter(|r| r.key.set_identifier.as_deref().is_some_and(|s| s.starts_with(&set_identifier)))
+            .filter(|r| {
+                let claim = r.key.set_identifier.as_deref().and_then(ecssd_records::parse_set_identifier);
+                claim.is_some_and(|c| c.task_id == task_id)
+            })
             .cloned()
             .collect()
     }
@@ -462,7 +464,7 @@ mod tests {
     async fn a_target_over_route53s_limit_is_held_back_the_rest_published_and_retried_later() {
         // The name already holds its limit (1 here, 100 on Route53): another task's target.
         let other = Record::new(
-            key("_web._tcp.sd.internal.".into(), RecordType::Srv, Some("ecssd:t0:web:80".into())),
+            key("_web._tcp.sd.internal.".into(), RecordType::Srv, Some("ecssd:default:t0:web:80".into())),
             10,
             vec!["1 1 80 t0.sd.internal".into()],
         );

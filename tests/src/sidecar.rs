@@ -15,6 +15,12 @@ use crate::moto::Moto;
 
 /// A workspace binary beside this executable (`cargo nextest run --workspace` builds them).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    // Another build's binaries (e.g. main's, to show a new test fails there): ECSSD_TEST_BIN_DIR.
+    if let Some(dir) = std::env::var_os("ECSSD_TEST_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        anyhow::ensure!(path.exists(), "{} is missing (ECSSD_TEST_BIN_DIR)", path.display());
+        return Ok(path);
+    }
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent().context("binary location")?;
     // Test executables live in target/<profile>/deps, binaries in target/<profile>.

@@ -1,0 +1,89 @@
+//! Confirming orphans before deleting them: the listing is not a snapshot, and a task that registered
+//! while it was read shows its SRV and A records without the ownership record listed earlier. Each
+//! orphan's counterparts are read again by name; any sign of an owner (or a failed read) keeps it. The
+//! reads are bounded per sweep: the rest are left for the next run.
+
+use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name};
+use ecssd_records::{Domain, Ownership, Record, RecordKey, RecordStore, RecordType, parse_set_identifier};
+
+use crate::deadline::Deadline;
+
+/// The orphans confirmed now, and how many were left unconfirmed for the next run.
+#[derive(Debug, Default)]
+pub struct Confirmed {
+    pub orphans: Vec<Record>,
+    pub deferred: usize,
+}
+
+/// Confirms `orphans` with at most `max_reads` reads by name, within the deadline.
+pub async fn confirm<S: RecordStore>(
+    store: &S,
+    domain: &Domain,
+    orphans: Vec<Record>,
+    max_reads: usize,
+    deadline: Deadline,
+    errors: &mut Vec<String>,
+) -> Confirmed {
+    let mut confirmed = Confirmed::default();
+    let mut reads = 0;
+    for orphan in orphans {
+        let counterparts = counterparts(domain, &orphan);
+        if counterparts.is_empty() {
+            continue;
+        }
+        if reads + counterparts.len() > max_reads || deadline.passed() {
+            confirmed.deferred += 1;
+            continue;
+        }
+        let mut owned = false;
+        for key in &counterparts {
+            reads += 1;
+            match deadline.run(store.read(key)).await {
+                Ok(None) => continue,
+                Ok(Some(_)) => {}
+                Err(e) => errors.push(format!("checking orphan {}: {e}", orphan.key)),
+            }
+            owned = true;
+            break;
+        }
+        if !owned {
+            confirmed.orphans.push(orphan);
+        }
+    }
+    if confirmed.deferred > 0 {
+        errors.push(format!(
+            "{} orphans left for the next run: confirming them would pass {max_reads} reads \
+             (ECSSD_ORPHAN_READS_PER_SWEEP) or the deadline",
+            confirmed.deferred
+        ));
+    }
+    confirmed
+}
+
+/// The records whose presence would mean `orphan` has an owner: an SRV's or A's ownership record, an
+/// ownership record's A and SRV records.
+fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
+    let txt = |task_id: &str| RecordKey {
+        name: domain.child(&format!("{OWNERSHIP_LABEL}.{task_id}")),
+        record_type: RecordType::Txt,
+        set_identifier: None,
+    };
+    match orphan.key.record_type {
+        RecordType::Srv => {
+            let claim = orphan.key.set_identifier.as_deref().and_then(parse_set_identifier);
+            claim.map(|c| vec![txt(c.task_id)]).unwrap_or_default()
+        }
+        RecordType::A => orphan.key.name.split('.').next().map(|id| vec![txt(id)]).unwrap_or_default(),
+        RecordType::Txt => match Ownership::decode(orphan.values()) {
+            Ok(ownership) => {
+                let a = RecordKey {
+                    name: address_name(domain, &ownership.task),
+                    record_type: RecordType::A,
+                    set_identifier: None,
+                };
+                std::iter::once(a).chain(ownership.srv).collect()
+            }
+            Err(_) => Vec::new(),
+        },
+    }
+}

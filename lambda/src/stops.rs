@@ -1,0 +1,99 @@
+//! Health checks and stops: HTTP-checks the targets ECS confirmed of living tasks, tallies them, and
+//! withdraws and stops the unhealthy tasks the safety limits allow.
+
+use std::time::Duration;
+
+use ecssd_records::{RecordSet, RecordStore, withdraw};
+
+use crate::apply::{Fallback, apply};
+use crate::config::Config;
+use crate::deadline::Deadline;
+use crate::decide::{StopLimits, allowed_stops};
+use crate::fleet::{Fleet, TaskFacts};
+use crate::health::{self, HealthSettings};
+use crate::inventory::TaskRecords;
+use crate::report::{Finding, Report};
+use crate::tally::{CheckedTask, tally};
+use crate::verify::Target;
+
+/// A living task whose every record ECS confirmed.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub records: TaskRecords,
+    /// The cluster ECS answered for it.
+    pub cluster: String,
+    pub facts: TaskFacts,
+    pub targets: Vec<Target>,
+}
+
+/// Checks every `_tcp` target of the RUNNING tasks past their grace period; withdraws and stops the
+/// unhealthy ones the limits allow.
+pub async fn check_and_stop<S: RecordStore, F: Fleet>(
+    store: &S,
+    fleet: &F,
+    config: &Config,
+    tasks: Vec<Verified>,
+    deadline: Deadline,
+    report: &mut Report,
+) {
+    let grace = Duration::from_secs(config.health_grace_seconds);
+    let tasks: Vec<Verified> = tasks.into_iter().filter(|t| t.facts.last_status == "RUNNING").collect();
+    let mut checked = Vec::new();
+    let mut endpoints = Vec::new();
+    for (index, task) in tasks.iter().enumerate() {
+        let in_grace = task.facts.running_for.is_none_or(|d| d < grace);
+        let services = task.targets.iter().map(|t| t.service.clone()).collect();
+        checked.push(CheckedTask { task_arn: task.records.ownership.task.to_string(), services, in_grace });
+        if in_grace {
+            continue;
+        }
+        // HTTP reaches only TCP services; a `_udp` target is not checked (not failed either).
+        for target in task.targets.iter().filter(|t| t.tcp) {
+            let url = format!("http://{}:{}{}", target.address, target.port, config.health_check_path);
+            endpoints.push(health::Endpoint { task: index, service: target.service.clone(), url });
+        }
+    }
+    let settings = HealthSettings {
+        path: config.health_check_path.clone(),
+        timeout: Duration::from_millis(config.health_timeout_ms),
+        attempts: config.health_attempts,
+        concurrency: config.health_concurrency,
+    };
+    report.endpoints_checked = endpoints.len();
+    let Some(outcomes) = deadline.within(health::check_all(endpoints, &settings)).await else {
+        report.errors.push("out of time during health checks: nothing stopped this run".into());
+        return;
+    };
+    let outcomes: Vec<_> = outcomes.into_iter().map(|(e, outcome)| (e.task, e.service, outcome)).collect();
+    let tally = tally(&checked, &outcomes);
+    report.unhealthy = tally.unhealthy.iter().map(|u| Finding::new(&u.task_arn, &u.reason)).collect();
+    let limits = StopLimits { max_fraction: config.max_stop_fraction, dry_run: config.dry_run };
+    let (stop, held) = allowed_stops(&tally.unhealthy, &tally.services, tally.tasks_checked, limits);
+    for (task, why) in held {
+        tracing::warn!(task = %task.task_arn, reason = %task.reason, held_back_by = %why, "unhealthy task kept running");
+        report.held_back.push(Finding::new(task.task_arn, why));
+    }
+    for task in stop {
+        let Some(verified) = tasks.iter().find(|t| t.records.ownership.task.as_str() == task.task_arn) else {
+            continue;
+        };
+        let current: RecordSet = verified.records.records.iter().cloned().collect();
+        let units = vec![withdraw(&current)];
+        let failed = apply(store, units, false, Fallback::FreshReads, deadline, &mut report.errors).await;
+        if !failed.is_empty() {
+            report
+                .errors
+                .push(format!("could not withdraw {} before stopping it; not stopped", task.task_arn));
+            continue;
+        }
+        let reason: String =
+            format!("ecssd health check failed: {}", task.reason).chars().take(255).collect();
+        match deadline.run(fleet.stop_task(&verified.cluster, &task.task_arn, &reason)).await {
+            Ok(()) => {
+                tracing::warn!(task = %task.task_arn, %reason, "stopped an unhealthy task");
+                report.stopped.push(Finding::new(task.task_arn, reason));
+            }
+            Err(e) => report.errors.push(format!("stopping {}: {e}", task.task_arn)),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Whether a task's records say what ECS says about the task, without I/O. The zone is writable by
+//! every task holding the sidecar's policy, so before the sweeper checks an endpoint, counts it healthy
+//! or stops its task, each SRV target must be one ECS confirms: the container and port the set
+//! identifier names exist on the task, the SRV's port is where ECS maps that port, and the A record's
+//! address is the task's ENI (awsvpc) or its EC2 instance's private address (bridge and host modes).
+
+use std::net::Ipv4Addr;
+
+use ecssd_records::ownership::address_name;
+use ecssd_records::{Domain, OwnerId, set_identifier};
+
+use crate::fleet::TaskFacts;
+use crate::inventory::TaskRecords;
+
+/// One endpoint ECS confirms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The SRV record name it is registered under.
+    pub service: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    /// A `_tcp` service (HTTP checks reach only those).
+    pub tcp: bool,
+}
+
+/// The cluster to ask ECS about the task: the one its ARN names (new ARN format); for an old-format ARN,
+/// the ownership record's, if it lies in the task's partition, region and account. An ownership record
+/// naming another cluster disagrees.
+pub fn cluster_to_ask(task: &TaskRecords) -> Result<String, String> {
+    let claimed = &task.ownership.cluster_arn;
+    match task.ownership.task.own_cluster_arn() {
+        Some(own) if own == *claimed => Ok(own),
+        Some(own) => Err(format!("its ownership record names cluster {claimed}; the task ARN's is {own}")),
+        None if claimed
+            .strip_prefix(&task.ownership.task.cluster_arn(""))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/')) =>
+        {
+            Ok(claimed.clone())
+        }
+        None => {
+            Err(format!("its ownership record names cluster {claimed}, not an ARN of the task's account"))
+        }
+    }
+}
+
+/// The task's targets, if every record of it agrees with ECS (and EC2 for the host address); otherwise
+/// the first disagreement.
+pub fn verify(
+    domain: &Domain,
+    owner: &OwnerId,
+    task: &TaskRecords,
+    facts: &TaskFacts,
+    host_ip: Option<Ipv4Addr>,
+) -> Result<Vec<Target>, String> {
+    let arn = &task.ownership.task;
+    let address = match (facts.eni_ipv4, host_ip) {
+        (Some(eni), _) => eni,
+        (None, Some(host)) => host,
+        (None, None) => return Err("ECS and EC2 give no address for the task".into()),
+    };
+    match task.address() {
+        Some(registered) if registered == address => {}
+        Some(registered) => {
+            return Err(format!("its A record says {registered}; ECS and EC2 say the task is at {address}"));
+        }
+        None => return Err("it has no A record".into()),
+    }
+    let a_name = address_name(domain, arn);
+    let mut targets = Vec::new();
+    for srv in task.srv_records() {
+        let name = &srv.key.name;
+        let [value] = srv.values() else {
+            return Err(format!("SRV {name} holds {} values; ecssd writes one", srv.values().len()));
+        };
+        let fields: Vec<&str> = value.split(' ').collect();
+        let (Some(port), Some(target)) = (fields.get(2).and_then(|p| p.parse::<u16>().ok()), fields.get(3))
+        else {
+            return Err(format!("SRV {name} value {value:?} is not `priority weight port target`"));
+        };
+        if format!("{}.", target.trim_end_matches('.')) != a_name {
+            return Err(format!("SRV {name} targets {target}, not the task's name {a_name}"));
+        }
+        let protocol = if name.contains("._udp.") { "udp" } else { "tcp" };
+        let id = srv.key.set_identifier.as_deref().unwrap_or_default();
+        // The (container, container port) pairs ECS reports that reach `port`: a networkBindings entry
+        // whose host port it is (bridge, host); in awsvpc the container port is the port itself.
+        let confirmed = facts.containers.iter().any(|container| {
+            let names = |container_port| set_identifier(owner, arn, &container.name, container_port) == id;
+            if facts.eni_ipv4.is_some() {
+                return names(port);
+            }
+            container
+                .bindings
+                .iter()
+                .any(|b| b.host_port == port && b.protocol == protocol && names(b.container_port))
+        });
+        if !confirmed {
+            return Err(format!(
+                "SRV {name} ({id}) publishes port {port}/{protocol}, which ECS reports for no container port \
+                 of the task"
+            ));
+        }
+        targets.push(Target { service: name.clone(), address, port, tcp: protocol == "tcp" });
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, model, task_arn, web_task_records};
+    use crate::fleet::{Binding, ContainerFacts};
+    use crate::inventory::inventory;
+
+    const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+    fn task() -> TaskRecords {
+        let records = web_task_records("default", TASK_IDS[0]).into_iter().collect();
+        inventory(&model("default").domain, &model("default").owner, records).tasks.remove(0)
+    }
+
+    /// ECS's view of the fixture task: `web` maps container port 80 to host port 32768.
+    fn facts(host_port: u16) -> TaskFacts {
+        let binding = Binding { container_port: 80, host_port, protocol: "tcp".into() };
+        TaskFacts {
+            cluster_arn: CLUSTER_ARN.into(),
+            last_status: "RUNNING".into(),
+            running_for: None,
+            container_instance: Some("ci".into()),
+            containers: vec![ContainerFacts { name: "web".into(), bindings: vec![binding] }],
+            eni_ipv4: None,
+        }
+    }
+
+    fn check(facts: &TaskFacts, host_ip: Option<Ipv4Addr>) -> Result<Vec<Target>, String> {
+        let zone = model("default");
+        verify(&zone.domain, &zone.owner, &task(), facts, host_ip)
+    }
+
+    #[test]
+    fn records_that_match_ecs_give_their_targets() {
+        let targets = check(&facts(32768), Some(HOST)).unwrap();
+        let expected =
+            Target { service: "_web._tcp.sd.internal.".into(), address: HOST, port: 32768, tcp: true };
+        assert_eq!(targets, [expected]);
+    }
+
+    #[test]
+    fn records_that_differ_from_ecs_are_disagreements() {
+        let wrong_port = check(&facts(49153), Some(HOST)).unwrap_err();
+        assert!(
+            wrong_port.contains("publishes port 32768/tcp, which ECS reports for no container port"),
+            "{wrong_port}"
+        );
+        let wrong_host = check(&facts(32768), Some(Ipv4Addr::new(10, 244, 95, 217))).unwrap_err();
+        assert!(
+            wrong_host.contains("A record says 10.0.0.1; ECS and EC2 say the task is at 10.244.95.217"),
+            "{wrong_host}"
+        );
+        assert!(check(&facts(32768), None).unwrap_err().contains("no address"));
+        let mut renamed = facts(32768);
+        renamed.containers[0].name = "api".into();
+        assert!(check(&renamed, Some(HOST)).is_err(), "the set identifier names container web");
+        let mut udp = facts(32768);
+        udp.containers[0].bindings[0].protocol = "udp".into();
+        assert!(check(&udp, Some(HOST)).is_err(), "a tcp service on a udp binding");
+    }
+
+    #[test]
+    fn in_awsvpc_the_eni_address_and_the_container_port_count() {
+        let mut awsvpc = facts(0);
+        awsvpc.containers[0].bindings.clear();
+        awsvpc.eni_ipv4 = Some(HOST);
+        // The fixture publishes port 32768, but in awsvpc the port is the container port (80).
+        assert!(check(&awsvpc, None).is_err());
+        let zone = model("default");
+        let arn: ecssd_records::TaskArn = task_arn(TASK_IDS[0]).parse().unwrap();
+        let registration = ecssd_records::TaskRegistration {
+            cluster_arn: CLUSTER_ARN.into(),
+            task: arn,
+            address: HOST,
+            endpoints: vec![ecssd_records::Endpoint {
+                container: "web".into(),
+                container_port: 80,
+                service: "_web._tcp".parse().unwrap(),
+                reachable_port: 80,
+            }],
+        };
+        let records = ecssd_records::desired(&zone, &registration).records.into_iter().collect();
+        let task = inventory(&zone.domain, &zone.owner, records).tasks.remove(0);
+        let targets = verify(&zone.domain, &zone.owner, &task, &awsvpc, None).unwrap();
+        assert_eq!(targets[0].port, 80);
+    }
+
+    #[test]
+    fn the_cluster_comes_from_the_task_arn() {
+        let mut forged = task();
+        assert_eq!(cluster_to_ask(&forged).unwrap(), CLUSTER_ARN);
+        forged.ownership.cluster_arn = "arn:aws:ecs:us-east-1:1:cluster/nowhere".into();
+        let why = cluster_to_ask(&forged).unwrap_err();
+        assert!(why.contains("names cluster arn:aws:ecs:us-east-1:1:cluster/nowhere"), "{why}");
+        let mut old = task();
+        old.ownership.task =
+            "arn:aws:ecs:us-east-1:1:task/5e8b8ad1-4d54-4a4b-9b5e-0c1d2e3f4a5b".parse().unwrap();
+        assert_eq!(
+            cluster_to_ask(&old).unwrap(),
+            CLUSTER_ARN,
+            "an old ARN: the record's cluster, in its account"
+        );
+        old.ownership.cluster_arn = "arn:aws:ecs:us-east-1:2:cluster/c".into();
+        assert!(cluster_to_ask(&old).is_err(), "another account");
+    }
+}
