@@ -66,9 +66,8 @@ async fn start(config: Config) -> anyhow::Result<()> {
     }
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        // The invocation's deadline (epoch milliseconds), less a reserve to log and answer.
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
+        let left = time_left(event.context.deadline, deps.config.time_limit_seconds);
+        // Less a reserve to log and answer.
         handle(deps, event.payload, Deadline::after(left.saturating_sub(reserve(left)))).await
     }))
     .await
@@ -88,6 +87,24 @@ fn attempt_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
+/// Time left before the invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds). A
+/// deadline that is not in the future cannot be Lambda's (local emulators send other values): then the
+/// shell's time limit applies, and the log says so.
+fn time_left(deadline_ms: u64, fallback_seconds: u64) -> Duration {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    match deadline.duration_since(SystemTime::now()) {
+        Ok(left) if !left.is_zero() => left,
+        _ => {
+            tracing::warn!(
+                deadline_ms,
+                fallback_seconds,
+                "the invocation's deadline is not in the future; using ECSSD_TIME_LIMIT_SECONDS"
+            );
+            Duration::from_secs(fallback_seconds)
+        }
+    }
+}
+
 /// Time kept back from the deadline to report: a tenth of it, at least 1 s, at most 10 s.
 fn reserve(left: Duration) -> Duration {
     (left / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
@@ -104,7 +121,8 @@ async fn handle(
             "expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}"
         )
     })?;
-    tracing::info!(source = %event.source, detail_type = %event.detail_type, "sweep triggered");
+    let left_ms = deadline.left().as_millis() as u64;
+    tracing::info!(source = %event.source, detail_type = %event.detail_type, left_ms, "sweep triggered");
     Ok(run_once(deps, deadline).await?)
 }
 

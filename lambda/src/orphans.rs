@@ -87,3 +87,46 @@ fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ecssd_records::RecordType;
+    use ecssd_records::memory::MemoryZone;
+
+    use super::*;
+    use crate::fixtures::{TASK_IDS, model, web_task_records};
+
+    fn ownership_record(id: &str) -> Record {
+        let records = web_task_records("default", id);
+        records.iter().find(|r| r.key.record_type == RecordType::Txt).cloned().unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_stay_within_the_budget_and_the_rest_wait() {
+        // Three ownership records alone: each costs two reads (its A and its one SRV).
+        let orphans: Vec<Record> = TASK_IDS[..3].iter().map(|id| ownership_record(id)).collect();
+        let zone = MemoryZone::new(orphans.clone());
+        let mut errors = Vec::new();
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let domain = model("default").domain;
+        let confirmed = confirm(&zone, &domain, orphans.clone(), 5, deadline, &mut errors).await;
+        assert_eq!(confirmed.orphans, orphans[..2]);
+        assert_eq!(confirmed.deferred, 1);
+        assert_eq!(zone.calls().iter().filter(|c| c.starts_with("read")).count(), 4);
+        assert!(errors[0].contains("1 orphans left for the next run"), "{errors:?}");
+    }
+
+    #[tokio::test]
+    async fn a_counterpart_that_appeared_keeps_the_orphan() {
+        let records = web_task_records("default", TASK_IDS[0]);
+        let srv = records.iter().find(|r| r.key.record_type == RecordType::Srv).cloned().unwrap();
+        // The listing showed the SRV alone; the ownership record is there now.
+        let zone = MemoryZone::new(records.into_iter().collect::<Vec<_>>());
+        let mut errors = Vec::new();
+        let deadline = Deadline::after(Duration::from_secs(60));
+        let confirmed = confirm(&zone, &model("default").domain, vec![srv], 100, deadline, &mut errors).await;
+        assert!(confirmed.orphans.is_empty() && errors.is_empty());
+    }
+}
