@@ -230,7 +230,8 @@ mod tests {
         use Verdict::{AgentSilent, Alive, Dead, Unknown};
         let grace = Duration::from_secs(300);
         let unknown_ec2 = Ec2View::Unknown("EC2 did not answer".into());
-        let cases: Vec<(&str, Option<TaskAnswer>, Option<Result<HostState, String>>, Verdict)> = vec![
+        type Case = (&'static str, Option<TaskAnswer>, Option<Result<HostState, String>>, Verdict);
+        let cases: Vec<Case> = vec![
             ("running on a healthy host", Some(running(Some("ci"))), Some(host(ec2("running"), 0)), Alive),
             ("on Fargate", Some(running(None)), None, Alive),
             ("stopped", Some(status("STOPPED", None)), None, Dead("ECS reports the task STOPPED".into())),
