@@ -23,7 +23,7 @@ use crate::inventory::{TaskRecords, inventory};
 use crate::orphans;
 use crate::report::{Finding, Report};
 use crate::stops::{Verified, check_and_stop};
-use crate::verify::{cluster_to_ask, verify};
+use crate::verify::{Target, cluster_to_ask, verify};
 
 /// A task in scope and the cluster it is asked about.
 struct Claimed {
@@ -31,9 +31,29 @@ struct Claimed {
     cluster: String,
 }
 
+/// ECS's answers, keyed by (cluster asked, task ARN).
+type Answers = BTreeMap<(String, String), TaskAnswer>;
+
 impl Claimed {
     fn arn(&self) -> String {
         self.records.ownership.task.to_string()
+    }
+
+    fn answer<'a>(&self, answers: &'a Answers) -> Option<&'a TaskAnswer> {
+        answers.get(&(self.cluster.clone(), self.arn()))
+    }
+
+    /// Its targets if every record of it agrees with what ECS (and EC2, for the host) say; otherwise
+    /// the disagreement. `None` when ECS did not describe it.
+    fn verify(
+        &self,
+        config: &Config,
+        answers: &Answers,
+        hosts: &Hosts,
+    ) -> Option<Result<Vec<Target>, String>> {
+        let Some(TaskAnswer::Found(facts)) = self.answer(answers) else { return None };
+        let host_ip = facts.container_instance.as_ref().and_then(|ci| hosts.private_ips.get(ci)).copied();
+        Some(verify(&config.domain, &config.owner_id, &self.records, facts, host_ip))
     }
 }
 
@@ -89,7 +109,7 @@ pub async fn sweep<S: RecordStore, F: Fleet>(
     let mut silent = Vec::new();
     let mut alive = Vec::new();
     for task in tasks {
-        let answer = answers.get(&(task.cluster.clone(), task.arn()));
+        let answer = task.answer(&answers);
         let host = match answer {
             Some(TaskAnswer::Found(facts)) => {
                 facts.container_instance.as_ref().and_then(|ci| hosts.states.get(ci))
@@ -176,7 +196,7 @@ async fn describe_tasks<F: Fleet>(
     tasks: &[Claimed],
     deadline: Deadline,
     errors: &mut Vec<String>,
-) -> BTreeMap<(String, String), TaskAnswer> {
+) -> Answers {
     let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for task in tasks {
         by_cluster.entry(task.cluster.as_str()).or_default().push(task.arn());
@@ -204,21 +224,22 @@ async fn describe_tasks<F: Fleet>(
 fn verify_alive(
     config: &Config,
     alive: Vec<Claimed>,
-    answers: &BTreeMap<(String, String), TaskAnswer>,
+    answers: &Answers,
     hosts: &Hosts,
     report: &mut Report,
 ) -> Vec<Verified> {
     let mut verified = Vec::new();
     for task in alive {
-        let Some(TaskAnswer::Found(facts)) = answers.get(&(task.cluster.clone(), task.arn())) else {
+        let (Some(TaskAnswer::Found(facts)), Some(checked)) =
+            (task.answer(answers), task.verify(config, answers, hosts))
+        else {
             continue;
         };
-        let host_ip = facts.container_instance.as_ref().and_then(|ci| hosts.private_ips.get(ci)).copied();
-        match verify(&config.domain, &config.owner_id, &task.records, facts, host_ip) {
+        match checked {
             Ok(targets) => verified.push(Verified {
+                facts: facts.clone(),
                 records: task.records,
                 cluster: task.cluster,
-                facts: facts.clone(),
                 targets,
             }),
             Err(why) => report.disagreements.push(Finding::disagreement(task.arn(), &why)),
@@ -232,7 +253,7 @@ fn verify_alive(
 async fn agent_silent_to_withdraw(
     config: &Config,
     silent: Vec<(Claimed, Duration)>,
-    answers: &BTreeMap<(String, String), TaskAnswer>,
+    answers: &Answers,
     hosts: &Hosts,
     running: usize,
     deadline: Deadline,
@@ -241,13 +262,10 @@ async fn agent_silent_to_withdraw(
     let mut candidates = Vec::new();
     let mut probes: Vec<(usize, SocketAddr)> = Vec::new();
     for (task, away) in silent {
-        let Some(TaskAnswer::Found(facts)) = answers.get(&(task.cluster.clone(), task.arn())) else {
-            continue;
-        };
-        let host_ip = facts.container_instance.as_ref().and_then(|ci| hosts.private_ips.get(ci)).copied();
-        let targets = match verify(&config.domain, &config.owner_id, &task.records, facts, host_ip) {
-            Ok(targets) => targets,
-            Err(why) => {
+        let targets = match task.verify(config, answers, hosts) {
+            None => continue,
+            Some(Ok(targets)) => targets,
+            Some(Err(why)) => {
                 report.disagreements.push(Finding::disagreement(task.arn(), &why));
                 continue;
             }
