@@ -127,8 +127,24 @@ def _operations_modeling(service, code):
 
 
 def validate_fault(service, entry):
-    """An error entry as {"status", "code", "operation", "message"}, or raises ValueError(reason, allowed)."""
+    """An error entry as {"status", "code", "operation", "message", "repeat"}, or raises
+    ValueError(reason, allowed). `repeat` (object form only, default false) keeps the entry queued: it
+    fails every request it matches until the service's faults are configured again, e.g. a service
+    answering 5xx for as long as a test needs (AWS documents no bound on an outage)."""
+    checked = _checked(service, entry)
+    checked["repeat"] = bool(entry.get("repeat", False)) if isinstance(entry, dict) else False
+    return checked
+
+
+def _checked(service, entry):
+    """The entry's {"status", "code", "operation", "message"}, checked against the service's model."""
     if isinstance(entry, dict):
+        unknown = set(entry) - {"status", "code", "operation", "message", "repeat"}
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)} (an entry object has status, code, operation, "
+                             "message and repeat)", None)
+        if not isinstance(entry.get("repeat", False), bool):
+            raise ValueError("repeat must be true or false", None)
         status, code, operation, message = entry.get("status"), entry.get("code"), entry.get("operation"), entry.get("message")
     elif isinstance(entry, list) and len(entry) in (2, 3):
         status, code = entry[0], entry[1]
@@ -224,7 +240,8 @@ class Faults:
                 return None
             for index, entry in enumerate(settings["errors"]):
                 if entry["operation"] is None or entry["operation"] == operation:
-                    del settings["errors"][index]
+                    if not entry["repeat"]:
+                        del settings["errors"][index]
                     counts["failed"] += 1
                     code = entry["code"]
                     return entry["status"], code, entry["message"] or MESSAGES.get(code, f"{code} (injected by the ecssd harness)")

@@ -54,6 +54,11 @@ applies their corrections to moto before the server starts. The index below name
   - hostPort 0 (dynamic) does not reserve port 0, so many such tasks fit on one instance;
   - containers carry networkBindings (one container per definition, dynamic host ports assigned).
   EC2, in ecssd_ec2.py (User Guide, "Instance lifecycle"; API reference: DescribeInstances, Instance)
+  - (not a correction) the sweeper's tests launch container-instance hosts in a VPC and subnet of
+    127.0.0.0/16 with a chosen PrivateIpAddress (RunInstances), which moto accepts as it is, so that
+    ECS/EC2 describe endpoints on loopback; AWS would refuse such a VPC (VPC User Guide, "VPC CIDR
+    blocks": RFC 1918 or publicly routable ranges). It is the bed's one concession to keep tests on
+    loopback (tests/src/ecs.rs, Fleet::loopback_host).
   - a terminated instance is described without private or public IP address (the lifecycle table: "None"
     on Terminate), and, where the docs are silent on timing, at once without its private DNS name,
     network interfaces, subnet and VPC: the stricter choice (moto keeps them all). Terminate it with
@@ -69,7 +74,9 @@ applies their corrections to moto before the server starts. The index below name
     [status, code, operation] only for an error the model lists for that operation, at the model's
     status, failing that operation's next request. Anything else is refused with HTTP 400 and a JSON
     body naming the entry and the allowed codes, and nothing is configured. An entry may also be an
-    object {"status", "code", "operation"?, "message"?}.
+    object {"status", "code", "operation"?, "message"?, "repeat"?}; with "repeat": true it is not used
+    up but fails every request it matches until the service's faults are configured again (a service
+    answering 5xx for a whole sweep; an entry after it that it matches never fires).
   - POST /_ecssd/limits {"route53": {"max_rrsets_per_zone": 10000, "change_processing_ms": 100}};
     GET /_ecssd/limits shows them (ecssd_limits.py).
   - GET /_ecssd/stats: requests per service and operation, and how many were throttled or failed

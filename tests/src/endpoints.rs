@@ -1,8 +1,10 @@
 //! Real HTTP endpoints on loopback for health-check tests: one that answers 200, one that answers a
-//! chosen status, one that accepts connections and never answers, and a port that refuses.
+//! chosen status, one that accepts connections and never answers, and a port that refuses. Each binds
+//! `127.0.0.1` or another loopback address of the test's choosing (on Linux every 127/8 address is
+//! local), such as a loopback host's private IP from [`crate::ecs::Fleet::loopback_host`].
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -25,9 +27,11 @@ pub enum Behaviour {
     Refuse,
 }
 
-/// One endpoint on `127.0.0.1`; stops serving when dropped.
+/// One endpoint on a loopback address; stops serving when dropped.
 #[derive(Debug)]
 pub struct TestEndpoint {
+    /// The loopback address it listens on (or, refusing, where nothing listens).
+    pub ip: Ipv4Addr,
     pub port: u16,
     /// Requests (or, when hanging, connections) it received.
     hits: Arc<AtomicUsize>,
@@ -35,8 +39,15 @@ pub struct TestEndpoint {
 }
 
 impl TestEndpoint {
+    /// An endpoint on `127.0.0.1`.
     pub async fn start(behaviour: Behaviour) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(Ipv4Addr::LOCALHOST, behaviour).await
+    }
+
+    /// An endpoint on `ip`, which must be a loopback address: tests never listen elsewhere.
+    pub async fn start_on(ip: Ipv4Addr, behaviour: Behaviour) -> anyhow::Result<Self> {
+        anyhow::ensure!(ip.is_loopback(), "{ip} is not a loopback address");
+        let listener = TcpListener::bind((ip, 0)).await?;
         let port = listener.local_addr()?.port();
         let hits = Arc::new(AtomicUsize::new(0));
         let server = match behaviour {
@@ -45,11 +56,11 @@ impl TestEndpoint {
             Behaviour::Hang => Some(tokio::spawn(hang(listener, hits.clone()))),
             Behaviour::Status(status) => Some(tokio::spawn(serve(listener, status, hits.clone()))),
         };
-        Ok(Self { port, hits, server })
+        Ok(Self { ip, port, hits, server })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
+        SocketAddr::from((self.ip, self.port))
     }
 
     pub fn hits(&self) -> usize {

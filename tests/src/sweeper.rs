@@ -8,6 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+use ecssd_records::{Record, RecordStore, RetryPolicy, Route53Zone};
+
+use crate::ecs::Fleet;
 use crate::moto::{Moto, workspace_root};
 use crate::sidecar::binary;
 use crate::world::DOMAIN;
@@ -21,6 +24,40 @@ pub struct ShellSweep {
     /// Every line of standard output (EMF metric lines, then the report).
     pub stdout: Vec<String>,
     pub stderr: String,
+}
+
+/// What every sweeper test starts from: moto, its private zone (read and seeded as an observer, so the
+/// sweeper's own calls are what faults and stats see) and ECS/EC2.
+#[derive(Debug)]
+pub struct SweepBed {
+    pub moto: Moto,
+    pub zone: Route53Zone,
+    pub fleet: Fleet,
+}
+
+impl SweepBed {
+    pub async fn start() -> anyhow::Result<Self> {
+        let moto = Moto::start().await?;
+        moto.create_private_zone(DOMAIN).await?;
+        let client = ecssd_records::route53::client(&moto.observer_sdk_config());
+        let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
+        let fleet = Fleet::new(&moto).await?;
+        Ok(Self { moto, zone, fleet })
+    }
+
+    /// Every record in the zone, in a stable order.
+    pub async fn records(&self) -> anyhow::Result<Vec<Record>> {
+        let mut records = self.zone.list_all().await?;
+        records.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(records)
+    }
+
+    /// The sweeper's environment on this bed, plus `extra`.
+    pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = base_env(&self.moto);
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
+    }
 }
 
 /// Configuration every sweep in the tests shares: this zone, quick health checks.

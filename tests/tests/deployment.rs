@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! The SAM template: it lints clean (cfn-lint, `sam validate --lint`), and its rendered IAM (the SAM
-//! transform run offline by `tests/sam/render.py`) is scoped as the README promises.
+//! The SAM template: it lints clean (cfn-lint, `sam validate --lint`), its rendered IAM (the SAM
+//! transform run offline by `tests/sam/render.py`) is scoped as the README promises, Lambda never
+//! retries a scheduled sweep, and the sweep's limits reach the function as parameters.
 
 use std::process::Command;
 
@@ -100,8 +101,7 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 // Only actions IAM cannot scope to a resource may use "*".
                 for action in &actions {
                     assert!(
-                        ["ecs:ListClusters", "ec2:DescribeInstances", "route53:ListHostedZonesByName"]
-                            .contains(&action.as_str()),
+                        ["ec2:DescribeInstances", "route53:ListHostedZonesByName"].contains(&action.as_str()),
                         "{resource}: {action} on *"
                     );
                 }
@@ -115,7 +115,7 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                     "{resource}"
                 );
             }
-            if actions.iter().any(|a| a.starts_with("ecs:") && a != "ecs:ListClusters") {
+            if actions.iter().any(|a| a.starts_with("ecs:")) {
                 assert!(
                     statement["Condition"]["ArnLike"]["ecs:cluster"].is_object(),
                     "{resource}: {statement}"
@@ -146,6 +146,102 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
         assert_eq!(function["ReservedConcurrentExecutions"], 1, "two sweeps never overlap");
         assert_eq!(function["Handler"], "bootstrap");
     }
+}
+
+#[test]
+fn the_sweeper_may_not_list_clusters() {
+    // It sweeps the named clusters, or those the records mention; it never enumerates the account's.
+    for template in [
+        rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]),
+        rendered(&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "Clusters=web,batch"]),
+    ] {
+        for (resource, statement) in statements(&template) {
+            for action in actions(&statement) {
+                // IAM matches actions case-insensitively.
+                assert!(
+                    !action.to_ascii_lowercase().starts_with("ecs:list"),
+                    "{resource} allows {action}: {statement}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn lambda_never_retries_a_scheduled_sweep() {
+    let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]);
+    let resources = template["Resources"].as_object().unwrap();
+    // The schedule invokes the unqualified function, that is $LATEST.
+    let targets: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Events::Rule")
+        .flat_map(|r| r["Properties"]["Targets"].as_array().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(targets[0]["Arn"], serde_json::json!({"Fn::GetAtt": ["Sweeper", "Arn"]}));
+    let configs: Vec<&Value> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::Lambda::EventInvokeConfig")
+        .map(|r| &r["Properties"])
+        .collect();
+    assert_eq!(configs.len(), 1, "one asynchronous-invocation config: {configs:?}");
+    let config = configs[0];
+    assert_eq!(config["FunctionName"], serde_json::json!({"Ref": "Sweeper"}));
+    assert_eq!(config["Qualifier"], "$LATEST", "the version the schedule invokes");
+    // A retry would be a second sweep after a failed or timed-out one; the next scheduled run is the
+    // retry.
+    assert_eq!(config["MaximumRetryAttempts"], 0, "{config}");
+    // An event held back (throttled behind a running sweep, say) longer than one sweep lasts is
+    // dropped, so events never pile up into back-to-back sweeps.
+    let age = config["MaximumEventAgeInSeconds"].as_u64().unwrap_or_else(|| panic!("no event age: {config}"));
+    let timeout = template["Resources"]["Sweeper"]["Properties"]["Timeout"].as_u64().unwrap();
+    assert!((60..=timeout).contains(&age), "MaximumEventAgeInSeconds {age}, Timeout {timeout}");
+}
+
+/// A parameter's default as text (YAML may give it as a number).
+fn default_of(parameter: &Value) -> String {
+    match &parameter["Default"] {
+        Value::String(text) => text.clone(),
+        Value::Number(number) => number.to_string(),
+        other => panic!("unexpected Default {other}"),
+    }
+}
+
+#[test]
+fn the_sweep_limits_are_parameters_of_the_stack() {
+    let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]);
+    let variables = &template["Resources"]["Sweeper"]["Properties"]["Environment"]["Variables"];
+    let groups = &template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"];
+    let sweeper_group =
+        groups.as_array().unwrap().iter().find(|g| g["Label"]["default"] == "Sweeper").unwrap();
+    for (name, variable, default) in [
+        ("AgentMaxDeleteFraction", "ECSSD_AGENT_MAX_DELETE_FRACTION", 0.1),
+        ("OrphanReadsPerSweep", "ECSSD_ORPHAN_READS_PER_SWEEP", 100.0),
+        ("Route53RequestsPerSecond", "ECSSD_ROUTE53_REQUESTS_PER_SECOND", 2.0),
+    ] {
+        assert_eq!(variables[variable], serde_json::json!({"Ref": name}), "{variable}: {variables}");
+        let parameter = &template["Parameters"][name];
+        assert_eq!(parameter["Type"], "Number", "{name}: {parameter}");
+        assert_eq!(default_of(parameter).parse::<f64>().unwrap(), default, "{name}: {parameter}");
+        let bounded = parameter["MinValue"].is_number() && parameter["MaxValue"].is_number();
+        assert!(bounded || parameter["AllowedValues"].is_array(), "{name} is constrained: {parameter}");
+        assert!(
+            sweeper_group["Parameters"].as_array().unwrap().iter().any(|p| p == name),
+            "{name} is in the Sweeper group: {sweeper_group}"
+        );
+    }
+    let fraction = &template["Parameters"]["AgentMaxDeleteFraction"];
+    assert_eq!((fraction["MinValue"].as_f64(), fraction["MaxValue"].as_f64()), (Some(0.0), Some(1.0)));
+    // Route53 allows 5 requests/s per account; by default at least 60% is left to the sidecars.
+    let rate = &template["Parameters"]["Route53RequestsPerSecond"];
+    assert!(default_of(rate).parse::<f64>().unwrap() <= 5.0 * 0.4, "{rate}");
+    let most = match &rate["AllowedValues"] {
+        Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max),
+        _ => rate["MaxValue"].as_f64().unwrap(),
+    };
+    assert!(most <= 5.0, "never more than the account's whole rate: {rate}");
+    // Inside Lambda the deadline comes from the invocation context, not a setting.
+    assert!(variables.get("ECSSD_TIME_LIMIT_SECONDS").is_none(), "{variables}");
 }
 
 #[test]

@@ -1,41 +1,39 @@
 #![allow(clippy::unwrap_used)]
 //! The sweeper end to end: the real `bootstrap` binary against moto (clusters, EC2-backed container
 //! instances, tasks) and a zone seeded through the record model next to records ecssd does not own;
-//! health checks against real HTTP endpoints on loopback.
+//! health checks against real HTTP endpoints on loopback. Live tasks' records agree with ECS and EC2
+//! (their hosts are loopback hosts, their endpoints listen at the host port ECS reports), as a real
+//! sidecar's do; the sweeper acts on a record only where it does. Forged records: sweeper_attacks.rs.
 
 use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Route53Zone};
-use ecssd_tests::ecs::{Fleet, PlacedTask, seed, task_records};
+use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType};
+use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
-use ecssd_tests::moto::Moto;
-use ecssd_tests::sweeper::{LambdaEmulator, base_env, invoke, scheduled_event, sweep_once};
+use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, scheduled_event, sweep_once};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::DOMAIN;
 
-/// moto, the zone (read and seeded as an observer) and ECS/EC2.
-struct Setup {
-    moto: Moto,
-    zone: Route53Zone,
-    fleet: Fleet,
+/// The sweeper bed, with this file's helpers.
+struct Setup(SweepBed);
+
+impl std::ops::Deref for Setup {
+    type Target = SweepBed;
+
+    fn deref(&self) -> &SweepBed {
+        &self.0
+    }
 }
 
 impl Setup {
     async fn new() -> Self {
-        let moto = Moto::start().await.unwrap();
-        moto.create_private_zone(DOMAIN).await.unwrap();
-        let client = ecssd_records::route53::client(&moto.observer_sdk_config());
-        let zone = Route53Zone::find(client, DOMAIN.parse().unwrap(), RetryPolicy::default()).await.unwrap();
-        let fleet = Fleet::new(&moto).await.unwrap();
-        Self { moto, zone, fleet }
+        Self(SweepBed::start().await.unwrap())
     }
 
     /// Every record in the zone, in a stable order.
     async fn records(&self) -> Vec<Record> {
-        let mut records = self.zone.list_all().await.unwrap();
-        records.sort_by(|a, b| a.key.cmp(&b.key));
-        records
+        self.0.records().await.unwrap()
     }
 
     /// Records of the task with this id (name or value mentions it).
@@ -43,10 +41,9 @@ impl Setup {
         self.records().await.into_iter().filter(|r| mentions(r, task.id())).collect()
     }
 
-    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = base_env(&self.moto);
-        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        env
+    /// The records `task`'s sidecar writes for `_web._tcp`: they agree with what ECS and EC2 report.
+    async fn registered(&self, task: &PlacedTask) -> ecssd_records::RecordSet {
+        self.fleet.sidecar_records(task, "_web._tcp").await.unwrap()
     }
 }
 
@@ -95,8 +92,17 @@ fn sorted_ids(tasks: &[&PlacedTask]) -> Vec<String> {
     ids
 }
 
+/// Records of a task that is not running (or never was) as its sidecar wrote them, at a loopback
+/// address of no host: nobody may connect there.
 fn web(task: &PlacedTask, octet: u8, port: u16) -> ecssd_records::RecordSet {
-    task_records(task, Ipv4Addr::new(10, 0, 0, octet), &[("_web._tcp", port)]).unwrap()
+    task_records(task, Ipv4Addr::new(127, 0, 8, octet), &[("_web._tcp", port)]).unwrap()
+}
+
+/// `value` with the number after `since=` replaced.
+fn with_since(value: &str, since: u64) -> String {
+    let Some(start) = value.find("since=").map(|i| i + "since=".len()) else { return value.to_owned() };
+    let end = value[start..].find(|c: char| !c.is_ascii_digit()).map_or(value.len(), |n| start + n);
+    format!("{}{since}{}", &value[..start], &value[end..])
 }
 
 #[tokio::test]
@@ -105,12 +111,14 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     let fleet = &setup.fleet;
     let c1 = fleet.cluster("c1").await.unwrap();
     let c2 = fleet.cluster("c2").await.unwrap();
-    let (h1, h2) = (fleet.host("c1").await.unwrap(), fleet.host("c1").await.unwrap());
-    let (h3, h4) = (fleet.host("c2").await.unwrap(), fleet.host("c2").await.unwrap());
+    let (h1, h2) = (fleet.loopback_host("c1").await.unwrap(), fleet.loopback_host("c1").await.unwrap());
+    let (h3, h4) = (fleet.loopback_host("c2").await.unwrap(), fleet.loopback_host("c2").await.unwrap());
     let alive = fleet.start_tasks(&h1, 1).await.unwrap().remove(0);
     let stopped = fleet.start_tasks(&h1, 1).await.unwrap().remove(0);
     let on_terminated = fleet.start_tasks(&h2, 1).await.unwrap().remove(0);
-    let on_disconnected = fleet.start_tasks(&h3, 1).await.unwrap().remove(0);
+    // Its endpoint (where ECS says it is) refuses: the host is gone, not only its agent's connection.
+    let on_disconnected = fleet.serving_task(&h3, "_web._tcp", Behaviour::Refuse).await.unwrap();
+    let (on_disconnected, on_disconnected_records) = (on_disconnected.task, on_disconnected.records);
     let alive_elsewhere = fleet.start_tasks(&h4, 1).await.unwrap().remove(0);
     let task_in = |cluster: &str, digit: &str| PlacedTask {
         cluster_arn: cluster.to_owned(),
@@ -118,13 +126,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     };
     let missing = task_in(&c1, "0");
     // Another deployment's sidecars (owner "other") share the zone; their dead task is theirs to sweep.
-    let other_owner: Vec<Record> = web(&task_in(&c1, "3"), 99, 40000)
-        .into_iter()
-        .map(|r| {
-            let values = r.values().iter().map(|v| v.replace("owner=default", "owner=other")).collect();
-            Record::new(r.key.clone(), r.ttl, values)
-        })
-        .collect();
+    let other_owner: Vec<Record> =
+        task_records_of("other", &task_in(&c1, "3"), Ipv4Addr::new(127, 0, 8, 99), &[("_web._tcp", 40000)])
+            .unwrap()
+            .into_iter()
+            .collect();
     // Orphans: a task's SRV and A without their ownership record, and an ownership record alone.
     let orphans: Vec<Record> = web(&task_in(&c2, "1"), 50, 40001)
         .into_iter()
@@ -137,11 +143,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     seed(
         &setup.zone,
         vec![
-            web(&alive, 1, 49153),
-            web(&stopped, 1, 49154),
-            web(&on_terminated, 2, 49153),
-            web(&on_disconnected, 3, 49153),
-            web(&alive_elsewhere, 4, 49153),
+            setup.registered(&alive).await,
+            setup.registered(&stopped).await,
+            setup.registered(&on_terminated).await,
+            on_disconnected_records,
+            setup.registered(&alive_elsewhere).await,
             web(&missing, 1, 49155),
             other_owner.iter().cloned().collect(),
             foreign_records().into_iter().collect(),
@@ -154,8 +160,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     fleet.terminate(&h2).await.unwrap();
     setup.moto.set_agent_connected("c2", &h3.container_instance_arn, false).await.unwrap();
     let before = setup.records().await;
+    // One of the 3 RUNNING tasks (33%) loses its records by the agent rule; the default brake (10%,
+    // sweeper_attacks.rs) would hold that back.
+    let env = setup.env(&[("ECSSD_AGENT_MAX_DELETE_FRACTION", "0.5")]);
 
-    let first = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    let first = sweep_once(&env, &[]).await.unwrap();
     assert!(first.success, "sweep failed: {}", first.stderr);
     let report = &first.report;
     assert_eq!(
@@ -189,12 +198,14 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     assert_eq!(after, expected);
     assert_eq!(setup.records_of(&on_disconnected).await.len(), 3, "within the agent grace period");
 
-    // Time passes (the marker says the agent has been gone 10 minutes): the host's tasks go.
+    // Time passes (the marker says the agent has been gone 10 minutes) and the task's endpoint still
+    // refuses: the host's tasks go.
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let since = format!("\"heritage=ecssd\" \"owner=default\" \"since={}\"", now - 600);
-    let earlier = Record::new(marker.key.clone(), marker.ttl, vec![since]);
+    let values = marker.values().iter().map(|v| with_since(v, now - 600)).collect();
+    let earlier = Record::new(marker.key.clone(), marker.ttl, values);
+    assert_ne!(earlier, marker);
     setup.zone.apply(&[Change::delete(marker.clone()), Change::create(earlier)]).await.unwrap();
-    let second = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    let second = sweep_once(&env, &[]).await.unwrap();
     assert!(second.success, "{}", second.stderr);
     assert_eq!(task_ids(&second.report["stale_tasks"]), [on_disconnected.id()]);
     let reason = second.report["stale_tasks"].to_string();
@@ -207,12 +218,12 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     // No live task is left on that host: the next sweep forgets its marker, and nothing else.
     let mut settled = setup.records().await;
     settled.retain(|r| r.key != marker.key);
-    let third = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    let third = sweep_once(&env, &[]).await.unwrap();
     assert_eq!(third.report["stale_tasks"], serde_json::json!([]));
     assert_eq!(setup.records().await, settled);
 
     // Idempotent: another sweep finds nothing to do and changes nothing.
-    let fourth = sweep_once(&setup.env(&[]), &[]).await.unwrap();
+    let fourth = sweep_once(&env, &[]).await.unwrap();
     assert_eq!(fourth.report["stale_tasks"], serde_json::json!([]));
     assert_eq!(fourth.report["orphans_deleted"], 0);
     assert_eq!(
@@ -280,24 +291,19 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
     assert!(malformed.is_err() && error.contains("EventBridge"), "a malformed event fails clearly: {error}");
 }
 
-/// A service's tasks with their endpoints, registered at 127.0.0.1.
+/// A service's tasks on `host` (a loopback host) with their endpoints, registered as their sidecars
+/// do: at the host's private IP and the host port ECS reports, where each endpoint listens.
 async fn serving(
     setup: &Setup,
     host: &ecssd_tests::ecs::Host,
     service: &str,
     behaviours: &[Behaviour],
 ) -> Vec<(PlacedTask, TestEndpoint)> {
-    let tasks = setup.fleet.start_tasks(host, behaviours.len()).await.unwrap();
     let mut served = Vec::new();
-    for (task, behaviour) in tasks.into_iter().zip(behaviours) {
-        let endpoint = TestEndpoint::start(*behaviour).await.unwrap();
-        seed(
-            &setup.zone,
-            vec![task_records(&task, Ipv4Addr::LOCALHOST, &[(service, endpoint.port)]).unwrap()],
-        )
-        .await
-        .unwrap();
-        served.push((task, endpoint));
+    for behaviour in behaviours {
+        let serving = setup.fleet.serving_task(host, service, *behaviour).await.unwrap();
+        seed(&setup.zone, vec![serving.records]).await.unwrap();
+        served.push((serving.task, serving.endpoint));
     }
     served
 }
@@ -314,7 +320,7 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
     use Behaviour::{Hang, Refuse, Status};
     let setup = Setup::new().await;
     setup.fleet.cluster("c").await.unwrap();
-    let host = setup.fleet.host("c").await.unwrap();
+    let host = setup.fleet.loopback_host("c").await.unwrap();
     let web =
         serving(&setup, &host, "_web._tcp", &[Status(200), Status(204), Status(500), Hang, Refuse]).await;
     let api = serving(&setup, &host, "_api._tcp", &[Status(200), Status(200), Status(200)]).await;
@@ -347,7 +353,8 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
         let records = setup.records_of(task).await.len();
         if stopped.iter().any(|id| id == task.id()) {
             assert_eq!(status, "STOPPED");
-            assert!(reason.starts_with("ecssd health check failed: GET http://127.0.0.1:"), "{reason}");
+            let url = format!("ecssd health check failed: GET http://{}:", host.private_ip.unwrap());
+            assert!(reason.starts_with(&url), "{reason}");
             assert_eq!(records, 0, "withdrawn before the stop");
         } else {
             assert_eq!(status, "RUNNING");
@@ -364,7 +371,7 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
 async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
     let setup = Setup::new().await;
     setup.fleet.cluster("c").await.unwrap();
-    let host = setup.fleet.host("c").await.unwrap();
+    let host = setup.fleet.loopback_host("c").await.unwrap();
     let mut tasks = serving(&setup, &host, "_a._tcp", &[Behaviour::Refuse; 2]).await;
     tasks.extend(serving(&setup, &host, "_b._tcp", &[Behaviour::Refuse, Behaviour::Status(200)]).await);
     let before = setup.records().await;
@@ -388,7 +395,7 @@ async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
 async fn dry_run_and_the_grace_period_change_nothing() {
     let setup = Setup::new().await;
     setup.fleet.cluster("c").await.unwrap();
-    let host = setup.fleet.host("c").await.unwrap();
+    let host = setup.fleet.loopback_host("c").await.unwrap();
     let mut tasks = serving(&setup, &host, "_web._tcp", &[Behaviour::Status(200); 3]).await;
     tasks.extend(serving(&setup, &host, "_web._tcp", &[Behaviour::Status(500)]).await);
     let stale = setup.fleet.start_tasks(&host, 1).await.unwrap().remove(0);
@@ -418,13 +425,21 @@ async fn dry_run_and_the_grace_period_change_nothing() {
 #[tokio::test]
 async fn bad_configuration_fails_with_a_clear_error() {
     let setup = Setup::new().await;
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 8] = [
         (&[("ECSSD_MAX_STOP_FRACTION", "2")], "ECSSD_MAX_STOP_FRACTION=2 must be between 0 and 1"),
         (
             &[("ECSSD_HEALTH_CHECK", "maybe")],
             "environment variable ECSSD_HEALTH_CHECK=\"maybe\" is not valid",
         ),
         (&[("ECSSD_HEALTH_CHECK_PATH", "health")], "must start with /"),
+        (
+            &[("ECSSD_HEALTH_CHECK_PATH", "/he alth")],
+            "ECSSD_HEALTH_CHECK_PATH=\\\"/he alth\\\" is not a valid URL path",
+        ),
+        (
+            &[("ECSSD_AGENT_MAX_DELETE_FRACTION", "-1")],
+            "ECSSD_AGENT_MAX_DELETE_FRACTION=-1 must be between 0 and 1",
+        ),
         (&[("ECSSD_DOMAIN", "nowhere.internal")], "nowhere.internal"),
         (&[("ECSSD_LOG_LEVEL", "verbose")], "environment variable ECSSD_LOG_LEVEL=\"verbose\" is not valid"),
         (&[("ECSSD_OWNER_ID", "Prod.EU")], "environment variable ECSSD_OWNER_ID=\"Prod.EU\" is not valid"),
