@@ -8,9 +8,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
-use ecssd_records::{Record, RecordStore, RetryPolicy, Route53Zone};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::ecs::Fleet;
+use ecssd_records::{Change, Record, RecordSet, RecordStore, RetryPolicy, Route53Zone};
+
+use crate::ecs::{Fleet, Host, PlacedTask, ServingTask, seed};
+use crate::endpoints::Behaviour;
 use crate::moto::{Moto, workspace_root};
 use crate::sidecar::binary;
 use crate::world::DOMAIN;
@@ -52,12 +55,88 @@ impl SweepBed {
         Ok(records)
     }
 
+    /// Records whose name, set identifier or value mentions the task's id.
+    pub async fn records_of(&self, task: &PlacedTask) -> anyhow::Result<Vec<Record>> {
+        Ok(self.records().await?.into_iter().filter(|r| mentions(r, task)).collect())
+    }
+
+    /// Whether every record of `set` is in the zone with exactly its values.
+    pub async fn holds(&self, set: &RecordSet) -> anyhow::Result<bool> {
+        let records = self.records().await?;
+        Ok(set.iter().all(|r| records.contains(r)))
+    }
+
+    /// Whether `record` is in the zone with exactly its values (one read by name).
+    pub async fn holds_record(&self, record: &Record) -> anyhow::Result<bool> {
+        Ok(self.zone.read(&record.key).await?.as_ref() == Some(record))
+    }
+
+    /// `count` tasks on `host` serving `service` from endpoints that behave as told, their records
+    /// (agreeing with ECS) in the zone.
+    pub async fn serving(
+        &self,
+        host: &Host,
+        service: &str,
+        behaviour: Behaviour,
+        count: usize,
+    ) -> anyhow::Result<Vec<ServingTask>> {
+        let mut served = Vec::with_capacity(count);
+        for _ in 0..count {
+            let task = self.fleet.serving_task(host, service, behaviour).await?;
+            seed(&self.zone, vec![task.records.clone()]).await?;
+            served.push(task);
+        }
+        Ok(served)
+    }
+
+    /// `count` running tasks on `host` with the records their sidecars write for `_web._tcp` (no
+    /// endpoint listens).
+    pub async fn registered(&self, host: &Host, count: usize) -> anyhow::Result<Vec<PlacedTask>> {
+        let tasks = self.fleet.start_tasks(host, count).await?;
+        for task in &tasks {
+            let records = self.fleet.sidecar_records(task, "_web._tcp").await?;
+            seed(&self.zone, vec![records]).await?;
+        }
+        Ok(tasks)
+    }
+
+    /// Makes the marker of `host`'s disconnected agent say it has been disconnected for `seconds`
+    /// (rewriting its `since=`), as if that much time had passed since the sweep that wrote it.
+    /// Returns the marker as it is now.
+    pub async fn age_agent_marker(&self, host: &Host, seconds: u64) -> anyhow::Result<Record> {
+        let id = host.container_instance_arn.rsplit('/').next().unwrap_or_default();
+        let prefix = format!("_ecssd-agent.{id}.");
+        let marker = self.records().await?.into_iter().find(|r| r.key.name.starts_with(&prefix));
+        let marker = marker.with_context(|| format!("no marker {prefix}* for the disconnected agent"))?;
+        let since = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() - seconds;
+        let values = marker.values().iter().map(|v| with_since(v, since)).collect();
+        let earlier = Record::new(marker.key.clone(), marker.ttl, values);
+        anyhow::ensure!(earlier != marker, "the marker {} has no since= to rewrite", marker.key);
+        self.zone.apply(&[Change::delete(marker), Change::create(earlier.clone())]).await?;
+        Ok(earlier)
+    }
+
     /// The sweeper's environment on this bed, plus `extra`.
     pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = base_env(&self.moto);
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         env
     }
+}
+
+/// Whether `record`'s name, set identifier or value mentions the task's id.
+pub fn mentions(record: &Record, task: &PlacedTask) -> bool {
+    let id = task.id();
+    record.key.name.contains(id)
+        || record.key.set_identifier.as_deref().is_some_and(|s| s.contains(id))
+        || record.values().iter().any(|v| v.contains(id))
+}
+
+/// `value` with the number after `since=` replaced.
+fn with_since(value: &str, since: u64) -> String {
+    let Some(start) = value.find("since=").map(|i| i + "since=".len()) else { return value.to_owned() };
+    let end = value[start..].find(|c: char| !c.is_ascii_digit()).map_or(value.len(), |n| start + n);
+    format!("{}{since}{}", &value[..start], &value[end..])
 }
 
 /// Configuration every sweep in the tests shares: this zone, quick health checks.

@@ -6,51 +6,19 @@
 //! sidecar's do; the sweeper acts on a record only where it does. Forged records: sweeper_attacks.rs.
 
 use std::net::Ipv4Addr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType};
+use ecssd_records::{Record, RecordKey, RecordType};
 use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, scheduled_event, sweep_once};
+use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, mentions, scheduled_event, sweep_once};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::DOMAIN;
 
-/// The sweeper bed, with this file's helpers.
-struct Setup(SweepBed);
+type Setup = SweepBed;
 
-impl std::ops::Deref for Setup {
-    type Target = SweepBed;
-
-    fn deref(&self) -> &SweepBed {
-        &self.0
-    }
-}
-
-impl Setup {
-    async fn new() -> Self {
-        Self(SweepBed::start().await.unwrap())
-    }
-
-    /// Every record in the zone, in a stable order.
-    async fn records(&self) -> Vec<Record> {
-        self.0.records().await.unwrap()
-    }
-
-    /// Records of the task with this id (name or value mentions it).
-    async fn records_of(&self, task: &PlacedTask) -> Vec<Record> {
-        self.records().await.into_iter().filter(|r| mentions(r, task.id())).collect()
-    }
-
-    /// The records `task`'s sidecar writes for `_web._tcp`: they agree with what ECS and EC2 report.
-    async fn registered(&self, task: &PlacedTask) -> ecssd_records::RecordSet {
-        self.fleet.sidecar_records(task, "_web._tcp").await.unwrap()
-    }
-}
-
-fn mentions(record: &Record, task_id: &str) -> bool {
-    record.key.name.contains(task_id)
-        || record.key.set_identifier.as_deref().is_some_and(|s| s.contains(task_id))
-        || record.values().iter().any(|v| v.contains(task_id))
+/// The records `task`'s sidecar writes for `_web._tcp`: they agree with what ECS and EC2 report.
+async fn registered(setup: &Setup, task: &PlacedTask) -> ecssd_records::RecordSet {
+    setup.fleet.sidecar_records(task, "_web._tcp").await.unwrap()
 }
 
 fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
@@ -98,16 +66,9 @@ fn web(task: &PlacedTask, octet: u8, port: u16) -> ecssd_records::RecordSet {
     task_records(task, Ipv4Addr::new(127, 0, 8, octet), &[("_web._tcp", port)]).unwrap()
 }
 
-/// `value` with the number after `since=` replaced.
-fn with_since(value: &str, since: u64) -> String {
-    let Some(start) = value.find("since=").map(|i| i + "since=".len()) else { return value.to_owned() };
-    let end = value[start..].find(|c: char| !c.is_ascii_digit()).map_or(value.len(), |n| start + n);
-    format!("{}{since}{}", &value[..start], &value[end..])
-}
-
 #[tokio::test]
 async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let fleet = &setup.fleet;
     let c1 = fleet.cluster("c1").await.unwrap();
     let c2 = fleet.cluster("c2").await.unwrap();
@@ -143,11 +104,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     seed(
         &setup.zone,
         vec![
-            setup.registered(&alive).await,
-            setup.registered(&stopped).await,
-            setup.registered(&on_terminated).await,
+            registered(&setup, &alive).await,
+            registered(&setup, &stopped).await,
+            registered(&setup, &on_terminated).await,
             on_disconnected_records,
-            setup.registered(&alive_elsewhere).await,
+            registered(&setup, &alive_elsewhere).await,
             web(&missing, 1, 49155),
             other_owner.iter().cloned().collect(),
             foreign_records().into_iter().collect(),
@@ -159,7 +120,7 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     fleet.stop_task(&stopped).await.unwrap();
     fleet.terminate(&h2).await.unwrap();
     setup.moto.set_agent_connected("c2", &h3.container_instance_arn, false).await.unwrap();
-    let before = setup.records().await;
+    let before = setup.records().await.unwrap();
     // One of the 3 RUNNING tasks (33%) loses its records by the agent rule; the default brake (10%,
     // sweeper_attacks.rs) would hold that back.
     let env = setup.env(&[("ECSSD_AGENT_MAX_DELETE_FRACTION", "0.5")]);
@@ -182,11 +143,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     assert!(first.stdout.iter().any(|line| line.contains("CloudWatchMetrics")), "an EMF line");
 
     // Exactly: everything else as it was, plus a marker remembering the disconnected agent.
-    let after = setup.records().await;
+    let after = setup.records().await.unwrap();
     let dead = [&stopped, &on_terminated, &missing];
     let mut expected: Vec<Record> = before
         .iter()
-        .filter(|r| !orphans.contains(r) && !dead.iter().any(|t| mentions(r, t.id())))
+        .filter(|r| !orphans.contains(r) && !dead.iter().any(|t| mentions(r, t)))
         .cloned()
         .collect();
     let marker_id = h3.container_instance_arn.rsplit('/').next().unwrap();
@@ -196,15 +157,11 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
     expected.push(marker.clone());
     expected.sort_by(|a, b| a.key.cmp(&b.key));
     assert_eq!(after, expected);
-    assert_eq!(setup.records_of(&on_disconnected).await.len(), 3, "within the agent grace period");
+    assert_eq!(setup.records_of(&on_disconnected).await.unwrap().len(), 3, "within the agent grace period");
 
     // Time passes (the marker says the agent has been gone 10 minutes) and the task's endpoint still
     // refuses: the host's tasks go.
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let values = marker.values().iter().map(|v| with_since(v, now - 600)).collect();
-    let earlier = Record::new(marker.key.clone(), marker.ttl, values);
-    assert_ne!(earlier, marker);
-    setup.zone.apply(&[Change::delete(marker.clone()), Change::create(earlier)]).await.unwrap();
+    setup.age_agent_marker(&h3, 600).await.unwrap();
     let second = sweep_once(&env, &[]).await.unwrap();
     assert!(second.success, "{}", second.stderr);
     assert_eq!(task_ids(&second.report["stale_tasks"]), [on_disconnected.id()]);
@@ -213,14 +170,14 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
         reason.contains("its ECS agent has been disconnected for 60") && reason.contains("(grace 300s)"),
         "{reason}"
     );
-    assert!(setup.records_of(&on_disconnected).await.is_empty());
+    assert!(setup.records_of(&on_disconnected).await.unwrap().is_empty());
 
     // No live task is left on that host: the next sweep forgets its marker, and nothing else.
-    let mut settled = setup.records().await;
+    let mut settled = setup.records().await.unwrap();
     settled.retain(|r| r.key != marker.key);
     let third = sweep_once(&env, &[]).await.unwrap();
     assert_eq!(third.report["stale_tasks"], serde_json::json!([]));
-    assert_eq!(setup.records().await, settled);
+    assert_eq!(setup.records().await.unwrap(), settled);
 
     // Idempotent: another sweep finds nothing to do and changes nothing.
     let fourth = sweep_once(&env, &[]).await.unwrap();
@@ -232,9 +189,9 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
         "{:#}",
         fourth.report
     );
-    assert_eq!(setup.records().await, settled);
+    assert_eq!(setup.records().await.unwrap(), settled);
     for task in [&alive, &alive_elsewhere] {
-        assert_eq!(setup.records_of(task).await.len(), 3);
+        assert_eq!(setup.records_of(task).await.unwrap().len(), 3);
     }
     let foreign = foreign_records();
     assert!(foreign.iter().all(|r| settled.contains(r)), "foreign records untouched");
@@ -243,7 +200,7 @@ async fn a_sweep_deletes_exactly_what_dead_tasks_and_hosts_left() {
 
 #[tokio::test]
 async fn watching_named_clusters_leaves_other_clusters_alone() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let fleet = &setup.fleet;
     fleet.cluster("watched").await.unwrap();
     fleet.cluster("ignored").await.unwrap();
@@ -256,8 +213,8 @@ async fn watching_named_clusters_leaves_other_clusters_alone() {
     let run = sweep_once(&setup.env(&[("ECSSD_CLUSTERS", "watched, some-other")]), &[]).await.unwrap();
     assert!(run.success, "{}", run.stderr);
     assert_eq!(task_ids(&run.report["stale_tasks"]), [watched.id()]);
-    assert!(setup.records_of(&watched).await.is_empty());
-    assert_eq!(setup.records_of(&ignored).await.len(), 3);
+    assert!(setup.records_of(&watched).await.unwrap().is_empty());
+    assert_eq!(setup.records_of(&ignored).await.unwrap().len(), 3);
     let ecs = &run.report["api_calls"]["ecs"];
     assert_eq!(ecs["DescribeTasks"], 1, "{ecs}");
     assert!(ecs.get("ListClusters").is_none(), "clusters are named, not listed: {ecs}");
@@ -265,7 +222,7 @@ async fn watching_named_clusters_leaves_other_clusters_alone() {
 
 #[tokio::test]
 async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let fleet = &setup.fleet;
     fleet.cluster("c").await.unwrap();
     let host = fleet.host("c").await.unwrap();
@@ -283,8 +240,8 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
         .unwrap();
     assert_eq!(task_ids(&answer["stale_tasks"]), [tasks[1].id()], "{answer:#}");
     assert_eq!(answer["stale_records_deleted"], 3);
-    assert!(setup.records_of(&tasks[1]).await.is_empty());
-    assert_eq!(setup.records_of(&tasks[0]).await.len(), 3);
+    assert!(setup.records_of(&tasks[1]).await.unwrap().is_empty());
+    assert_eq!(setup.records_of(&tasks[0]).await.unwrap().len(), 3);
 
     let malformed = invoke(&emulator, &serde_json::json!({"hello": "world"})).await;
     let error = format!("{malformed:?}");
@@ -301,8 +258,7 @@ async fn serving(
 ) -> Vec<(PlacedTask, TestEndpoint)> {
     let mut served = Vec::new();
     for behaviour in behaviours {
-        let serving = setup.fleet.serving_task(host, service, *behaviour).await.unwrap();
-        seed(&setup.zone, vec![serving.records]).await.unwrap();
+        let serving = setup.serving(host, service, *behaviour, 1).await.unwrap().remove(0);
         served.push((serving.task, serving.endpoint));
     }
     served
@@ -318,7 +274,7 @@ const HEALTH: [(&str, &str); 4] = [
 #[tokio::test]
 async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
     use Behaviour::{Hang, Refuse, Status};
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
     let web =
@@ -350,7 +306,7 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
     assert!(held_text.contains("stopping more than 50% of its 5 tasks"), "{held_text}");
     for (task, _) in web.iter().chain(&api).chain(&solo) {
         let (status, reason) = setup.fleet.status(task).await.unwrap();
-        let records = setup.records_of(task).await.len();
+        let records = setup.records_of(task).await.unwrap().len();
         if stopped.iter().any(|id| id == task.id()) {
             assert_eq!(status, "STOPPED");
             let url = format!("ecssd health check failed: GET http://{}:", host.private_ip.unwrap());
@@ -369,12 +325,12 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
 
 #[tokio::test]
 async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
     let mut tasks = serving(&setup, &host, "_a._tcp", &[Behaviour::Refuse; 2]).await;
     tasks.extend(serving(&setup, &host, "_b._tcp", &[Behaviour::Refuse, Behaviour::Status(200)]).await);
-    let before = setup.records().await;
+    let before = setup.records().await.unwrap();
 
     let run = sweep_once(&setup.env(&HEALTH), &[]).await.unwrap();
     assert!(run.success, "{}", run.stderr);
@@ -385,7 +341,7 @@ async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
         "{:#}",
         run.report
     );
-    assert_eq!(setup.records().await, before);
+    assert_eq!(setup.records().await.unwrap(), before);
     for (task, _) in &tasks {
         assert_eq!(setup.fleet.status(task).await.unwrap().0, "RUNNING");
     }
@@ -393,7 +349,7 @@ async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
 
 #[tokio::test]
 async fn dry_run_and_the_grace_period_change_nothing() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
     let mut tasks = serving(&setup, &host, "_web._tcp", &[Behaviour::Status(200); 3]).await;
@@ -401,7 +357,7 @@ async fn dry_run_and_the_grace_period_change_nothing() {
     let stale = setup.fleet.start_tasks(&host, 1).await.unwrap().remove(0);
     seed(&setup.zone, vec![web(&stale, 1, 40000)]).await.unwrap();
     setup.fleet.stop_task(&stale).await.unwrap();
-    let before = setup.records().await;
+    let before = setup.records().await.unwrap();
 
     let dry = sweep_once(&setup.env(&HEALTH), &["--dry-run"]).await.unwrap();
     assert!(dry.success, "{}", dry.stderr);
@@ -410,7 +366,7 @@ async fn dry_run_and_the_grace_period_change_nothing() {
     assert_eq!(task_ids(&dry.report["held_back"]), [tasks[3].0.id()]);
     assert!(dry.report["held_back"].to_string().contains("dry run"));
     assert_eq!(dry.report["stopped"], serde_json::json!([]));
-    assert_eq!(setup.records().await, before, "a dry run changes no record");
+    assert_eq!(setup.records().await.unwrap(), before, "a dry run changes no record");
     assert_eq!(setup.fleet.status(&tasks[3].0).await.unwrap().0, "RUNNING");
 
     // Tasks younger than the grace period are not checked at all.
@@ -424,7 +380,7 @@ async fn dry_run_and_the_grace_period_change_nothing() {
 
 #[tokio::test]
 async fn bad_configuration_fails_with_a_clear_error() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let cases: [(&[(&str, &str)], &str); 8] = [
         (&[("ECSSD_MAX_STOP_FRACTION", "2")], "ECSSD_MAX_STOP_FRACTION=2 must be between 0 and 1"),
         (

@@ -13,12 +13,10 @@
 //! 127.0.0.x) and every address a record names is a loopback address.
 
 use std::net::Ipv4Addr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use ecssd_records::{Change, Endpoint, Record, RecordKey, RecordSet, RecordStore, RecordType};
-use ecssd_tests::ecs::{
-    Host, PlacedTask, ServingTask, registration_records, seed, task_records, task_records_of,
-};
+use ecssd_records::{Endpoint, Record, RecordKey, RecordSet, RecordType};
+use ecssd_tests::ecs::{PlacedTask, registration_records, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::sweeper::{ShellSweep, SweepBed, sweep_once};
 use ecssd_tests::world::DOMAIN;
@@ -37,95 +35,17 @@ const HEALTH: [(&str, &str); 4] = [
     ("ECSSD_HEALTH_ATTEMPTS", "2"),
 ];
 
-/// The sweeper bed, with this file's helpers.
-struct Setup(SweepBed);
+type Setup = SweepBed;
 
-impl std::ops::Deref for Setup {
-    type Target = SweepBed;
-
-    fn deref(&self) -> &SweepBed {
-        &self.0
-    }
+/// One shell sweep on the bed with `extra` settings; it must succeed.
+async fn sweep(setup: &Setup, extra: &[(&str, &str)]) -> ShellSweep {
+    let run = sweep_once(&setup.env(extra), &[]).await.unwrap();
+    assert!(run.success, "sweep failed: {}", run.stderr);
+    run
 }
 
-impl Setup {
-    async fn new() -> Self {
-        Self(SweepBed::start().await.unwrap())
-    }
-
-    /// Every record in the zone, in a stable order.
-    async fn records(&self) -> Vec<Record> {
-        self.0.records().await.unwrap()
-    }
-
-    /// Whether every record of `set` is in the zone with exactly its values.
-    async fn holds(&self, set: &RecordSet) -> bool {
-        let records = self.records().await;
-        set.iter().all(|r| records.contains(r))
-    }
-
-    async fn holds_record(&self, record: &Record) -> bool {
-        self.zone.read(&record.key).await.unwrap().as_ref() == Some(record)
-    }
-
-    async fn sweep(&self, extra: &[(&str, &str)]) -> ShellSweep {
-        let run = sweep_once(&self.env(extra), &[]).await.unwrap();
-        assert!(run.success, "sweep failed: {}", run.stderr);
-        run
-    }
-
-    /// `count` tasks on `host` serving `service` from endpoints that behave as told, their records
-    /// (agreeing with ECS) in the zone.
-    async fn serving(
-        &self,
-        host: &Host,
-        service: &str,
-        behaviour: Behaviour,
-        count: usize,
-    ) -> Vec<ServingTask> {
-        let mut served = Vec::with_capacity(count);
-        for _ in 0..count {
-            let task = self.fleet.serving_task(host, service, behaviour).await.unwrap();
-            seed(&self.zone, vec![task.records.clone()]).await.unwrap();
-            served.push(task);
-        }
-        served
-    }
-
-    /// `count` running tasks on `host` with the records their sidecars write (no endpoint listens).
-    async fn registered(&self, host: &Host, count: usize) -> Vec<PlacedTask> {
-        let tasks = self.fleet.start_tasks(host, count).await.unwrap();
-        for task in &tasks {
-            let records = self.fleet.sidecar_records(task, "_web._tcp").await.unwrap();
-            seed(&self.zone, vec![records]).await.unwrap();
-        }
-        tasks
-    }
-
-    async fn status(&self, task: &PlacedTask) -> String {
-        self.fleet.status(task).await.unwrap().0
-    }
-
-    /// Makes the marker of `host`'s disconnected agent say it has been disconnected for `seconds`
-    /// (rewriting its `since=`), as if that much time had passed since the sweep that wrote it.
-    async fn age_agent_marker(&self, host: &Host, seconds: u64) {
-        let id = host.container_instance_arn.rsplit('/').next().unwrap();
-        let prefix = format!("_ecssd-agent.{id}.");
-        let marker = self.records().await.into_iter().find(|r| r.key.name.starts_with(&prefix));
-        let marker = marker.unwrap_or_else(|| panic!("no marker {prefix}* for the disconnected agent"));
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() - seconds;
-        let values = marker.values().iter().map(|v| with_since(v, since)).collect();
-        let earlier = Record::new(marker.key.clone(), marker.ttl, values);
-        assert_ne!(earlier, marker, "the marker has a since= to rewrite");
-        self.zone.apply(&[Change::delete(marker), Change::create(earlier)]).await.unwrap();
-    }
-}
-
-/// `value` with the number after `since=` replaced.
-fn with_since(value: &str, since: u64) -> String {
-    let Some(start) = value.find("since=").map(|i| i + "since=".len()) else { return value.to_owned() };
-    let end = value[start..].find(|c: char| !c.is_ascii_digit()).map_or(value.len(), |n| start + n);
-    format!("{}{since}{}", &value[..start], &value[end..])
+async fn status(setup: &Setup, task: &PlacedTask) -> String {
+    setup.fleet.status(task).await.unwrap().0
 }
 
 /// A task ARN of `cluster` (a name) with task id `id`, in the new ARN format.
@@ -213,24 +133,24 @@ fn disagreement_about(report: &serde_json::Value, task: &PlacedTask) -> Option<S
 /// StopTask the task; it must not stop it, and must report the disagreement.
 #[tokio::test]
 async fn a_forged_claim_at_a_tasks_own_name_does_not_get_it_stopped() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
     // _web._tcp has healthy instances, so stopping one more would be within every limit.
-    let honest = setup.serving(&host, "_web._tcp", Behaviour::Status(200), 3).await;
+    let honest = setup.serving(&host, "_web._tcp", Behaviour::Status(200), 3).await.unwrap();
     // The victim runs (ECS: web:80 on a dynamic host port of 127.0.0.10); its sidecar wrote nothing yet.
     let victim = setup.fleet.start_tasks(&host, 1).await.unwrap().remove(0);
     let refusing = TestEndpoint::start_on(FORGED_ADDRESS, Behaviour::Refuse).await.unwrap();
     let forged = task_records(&victim, FORGED_ADDRESS, &[("_web._tcp", refusing.port)]).unwrap();
     seed(&setup.zone, vec![forged]).await.unwrap();
 
-    let run = setup.sweep(&HEALTH).await;
+    let run = sweep(&setup, &HEALTH).await;
     let report = &run.report;
-    assert_eq!(setup.status(&victim).await, "RUNNING", "the victim was stopped: {report:#}");
+    assert_eq!(status(&setup, &victim).await, "RUNNING", "the victim was stopped: {report:#}");
     assert!(!names_task(report, "stopped", &victim), "{report:#}");
     assert!(disagreement_about(report, &victim).is_some(), "no disagreement about the victim: {report:#}");
     for served in &honest {
-        assert_eq!(setup.status(&served.task).await, "RUNNING");
+        assert_eq!(status(&setup, &served.task).await, "RUNNING");
         assert!(served.endpoint.hits() > 0, "honest endpoint {} never checked", served.endpoint.addr());
     }
 }
@@ -242,10 +162,10 @@ async fn a_forged_claim_at_a_tasks_own_name_does_not_get_it_stopped() {
 /// stop the task; it must not stop it, and must report the disagreement.
 #[tokio::test]
 async fn a_forged_claim_under_another_name_does_not_get_a_task_stopped() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
-    let mut honest = setup.serving(&host, "_web._tcp", Behaviour::Status(200), 4).await;
+    let mut honest = setup.serving(&host, "_web._tcp", Behaviour::Status(200), 4).await.unwrap();
     let victim = honest.pop().unwrap();
     let ip = host.private_ip.unwrap();
     let refusing = TestEndpoint::start_on(ip, Behaviour::Refuse).await.unwrap();
@@ -259,16 +179,19 @@ async fn a_forged_claim_under_another_name_does_not_get_a_task_stopped() {
     let claim = renamed(&one_of(&forged, RecordType::Txt), &format!("_ecssd.{}.{DOMAIN}.", random_task_id()));
     seed(&setup.zone, vec![[claim, one_of(&forged, RecordType::Srv)].into_iter().collect()]).await.unwrap();
 
-    let run = setup.sweep(&HEALTH).await;
+    let run = sweep(&setup, &HEALTH).await;
     let report = &run.report;
-    assert_eq!(setup.status(&victim.task).await, "RUNNING", "the victim was stopped: {report:#}");
-    assert!(setup.holds(&victim.records).await, "the victim's genuine records were touched: {report:#}");
+    assert_eq!(status(&setup, &victim.task).await, "RUNNING", "the victim was stopped: {report:#}");
+    assert!(
+        setup.holds(&victim.records).await.unwrap(),
+        "the victim's genuine records were touched: {report:#}"
+    );
     assert!(
         disagreement_about(report, &victim.task).is_some(),
         "no disagreement about the victim: {report:#}"
     );
     for served in &honest {
-        assert_eq!(setup.status(&served.task).await, "RUNNING");
+        assert_eq!(status(&setup, &served.task).await, "RUNNING");
         assert!(served.endpoint.hits() > 0, "honest endpoint {} never checked", served.endpoint.addr());
     }
 }
@@ -280,10 +203,10 @@ async fn a_forged_claim_under_another_name_does_not_get_a_task_stopped() {
 /// target is never checked, and the task is never stopped.
 #[tokio::test]
 async fn a_second_claim_on_the_only_instance_of_a_service_does_not_get_it_stopped() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
-    let solo = setup.serving(&host, "_solo._tcp", Behaviour::Status(200), 1).await.remove(0);
+    let solo = setup.serving(&host, "_solo._tcp", Behaviour::Status(200), 1).await.unwrap().remove(0);
     let ip = host.private_ip.unwrap();
     let failing = TestEndpoint::start_on(ip, Behaviour::Status(500)).await.unwrap();
     let forged = registration_records(
@@ -296,10 +219,14 @@ async fn a_second_claim_on_the_only_instance_of_a_service_does_not_get_it_stoppe
     let claim = renamed(&one_of(&forged, RecordType::Txt), &format!("_ecssd.{}.{DOMAIN}.", random_task_id()));
     seed(&setup.zone, vec![[claim, one_of(&forged, RecordType::Srv)].into_iter().collect()]).await.unwrap();
 
-    let run = setup.sweep(&HEALTH).await;
+    let run = sweep(&setup, &HEALTH).await;
     let report = &run.report;
-    assert_eq!(setup.status(&solo.task).await, "RUNNING", "the service's only task was stopped: {report:#}");
-    assert!(setup.holds(&solo.records).await, "the task's genuine records were touched: {report:#}");
+    assert_eq!(
+        status(&setup, &solo.task).await,
+        "RUNNING",
+        "the service's only task was stopped: {report:#}"
+    );
+    assert!(setup.holds(&solo.records).await.unwrap(), "the task's genuine records were touched: {report:#}");
     assert_eq!(failing.hits(), 0, "the forged target was checked: {report:#}");
     let checked = report["endpoints_checked"].as_u64().unwrap();
     assert!(checked <= 1, "the task was counted {checked} times: {report:#}");
@@ -312,10 +239,10 @@ async fn a_second_claim_on_the_only_instance_of_a_service_does_not_get_it_stoppe
 /// say why the claim was not acted on (a disagreement, or an unknown).
 #[tokio::test]
 async fn a_claim_naming_a_nonexistent_cluster_deletes_nothing_of_the_live_task() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let host = setup.fleet.loopback_host("c").await.unwrap();
-    let live = setup.registered(&host, 1).await.remove(0);
+    let live = setup.registered(&host, 1).await.unwrap().remove(0);
     let genuine = setup.fleet.sidecar_records(&live, "_web._tcp").await.unwrap();
     // Sorts after the real cluster, so ECS's answer about it came last and won.
     let fake = PlacedTask { cluster_arn: cluster_arn("zz-no-such-cluster"), task_arn: live.task_arn.clone() };
@@ -323,11 +250,11 @@ async fn a_claim_naming_a_nonexistent_cluster_deletes_nothing_of_the_live_task()
     let claim = renamed(&one_of(&forged, RecordType::Txt), &format!("_ecssd.{}.{DOMAIN}.", random_task_id()));
     seed(&setup.zone, vec![[claim].into_iter().collect()]).await.unwrap();
 
-    let run = setup.sweep(&[]).await;
+    let run = sweep(&setup, &[]).await;
     let report = &run.report;
-    assert!(setup.holds(&genuine).await, "the live task's records were deleted: {report:#}");
+    assert!(setup.holds(&genuine).await.unwrap(), "the live task's records were deleted: {report:#}");
     assert!(!names_task(report, "stale_tasks", &live), "{report:#}");
-    assert_eq!(setup.status(&live).await, "RUNNING");
+    assert_eq!(status(&setup, &live).await, "RUNNING");
     assert!(
         names_task(report, "disagreements", &live) || names_task(report, "unknown", &live),
         "the report does not say why the claim was left alone: {report:#}"
@@ -339,7 +266,7 @@ async fn a_claim_naming_a_nonexistent_cluster_deletes_nothing_of_the_live_task()
 /// used to delete the "task's" A record: the foreign `db.<domain>`. It must never be deleted.
 #[tokio::test]
 async fn a_claim_on_task_id_db_never_deletes_the_foreign_db_record() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let c = setup.fleet.cluster("c").await.unwrap();
     let db = Record::new(key("db", RecordType::A, None), 300, vec!["10.9.9.9".into()]);
     let fake = PlacedTask { cluster_arn: c, task_arn: task_arn("c", "db") };
@@ -348,8 +275,8 @@ async fn a_claim_on_task_id_db_never_deletes_the_foreign_db_record() {
     assert_eq!(claim.key.name, format!("_ecssd.db.{DOMAIN}."));
     seed(&setup.zone, vec![[db.clone(), claim].into_iter().collect()]).await.unwrap();
 
-    let run = setup.sweep(&[]).await;
-    assert!(setup.holds_record(&db).await, "the foreign A record db was deleted: {:#}", run.report);
+    let run = sweep(&setup, &[]).await;
+    assert!(setup.holds_record(&db).await.unwrap(), "the foreign A record db was deleted: {:#}", run.report);
 }
 
 /// Issue 11, third finding, third part: a lone SRV with set identifier `ecssd:www.prod:x:1` (target
@@ -357,7 +284,7 @@ async fn a_claim_on_task_id_db_never_deletes_the_foreign_db_record() {
 /// never be deleted; the SRV, not provably this owner's, is left alone too.
 #[tokio::test]
 async fn a_lone_srv_naming_www_prod_never_deletes_the_foreign_record() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let www = Record::new(key("www.prod", RecordType::A, None), 300, vec!["10.9.9.8".into()]);
     let srv = Record::new(
         key("_web._tcp", RecordType::Srv, Some("ecssd:www.prod:x:1")),
@@ -366,10 +293,13 @@ async fn a_lone_srv_naming_www_prod_never_deletes_the_foreign_record() {
     );
     seed(&setup.zone, vec![[www.clone(), srv.clone()].into_iter().collect()]).await.unwrap();
 
-    let run = setup.sweep(&[]).await;
+    let run = sweep(&setup, &[]).await;
     let report = &run.report;
-    assert!(setup.holds_record(&www).await, "the foreign A record www.prod was deleted: {report:#}");
-    assert!(setup.holds_record(&srv).await, "an SRV not provably this owner's was deleted: {report:#}");
+    assert!(setup.holds_record(&www).await.unwrap(), "the foreign A record www.prod was deleted: {report:#}");
+    assert!(
+        setup.holds_record(&srv).await.unwrap(),
+        "an SRV not provably this owner's was deleted: {report:#}"
+    );
     assert_eq!(report["orphans_deleted"], 0, "{report:#}");
 }
 
@@ -385,7 +315,7 @@ const LIST_PAGE: usize = 300;
 /// deferred.
 #[tokio::test]
 async fn orphan_confirmation_reads_are_bounded_per_sweep() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let c = setup.fleet.cluster("c").await.unwrap();
     let services: Vec<(&str, u16)> = (0..200).map(|i| ("_web._tcp", 20_000 + i)).collect();
     let mut claims = Vec::new();
@@ -397,10 +327,10 @@ async fn orphan_confirmation_reads_are_bounded_per_sweep() {
         claims.push([claim].into_iter().collect());
     }
     seed(&setup.zone, claims).await.unwrap();
-    let pages = setup.records().await.len().div_ceil(LIST_PAGE) as u64;
+    let pages = setup.records().await.unwrap().len().div_ceil(LIST_PAGE) as u64;
 
     // The bed's Route53 has no rate limit; a faster pace than the default only shortens the test.
-    let run = setup.sweep(&[("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "50")]).await;
+    let run = sweep(&setup, &[("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "50")]).await;
     let report = &run.report;
     let lists = report["api_calls"]["route53"]["ListResourceRecordSets"].as_u64().unwrap_or(0);
     assert!(
@@ -423,13 +353,13 @@ async fn orphan_confirmation_reads_are_bounded_per_sweep() {
 /// report comes out within ~25 s, nothing is deleted, and the report has errors.
 #[tokio::test]
 async fn ecs_failing_for_a_whole_sweep_still_gives_a_report_in_time() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     for name in ["c1", "c2", "c3", "c4"] {
         setup.fleet.cluster(name).await.unwrap();
         let host = setup.fleet.loopback_host(name).await.unwrap();
-        setup.registered(&host, 2).await;
+        setup.registered(&host, 2).await.unwrap();
     }
-    let before = setup.records().await;
+    let before = setup.records().await.unwrap();
     // Every ECS request fails with HTTP 500 for as long as the sweep runs: ECS's modeled
     // ServerException for the calls a sweeper makes, AWS's generic InternalFailure for any other.
     let server_exception = |operation: &str| serde_json::json!({"status": 500, "code": "ServerException", "operation": operation, "repeat": true});
@@ -448,7 +378,11 @@ async fn ecs_failing_for_a_whole_sweep_still_gives_a_report_in_time() {
     let run = run.unwrap();
     assert!(run.success, "{}", run.stderr);
     let report = &run.report;
-    assert_eq!(setup.records().await, before, "records were deleted while ECS was failing: {report:#}");
+    assert_eq!(
+        setup.records().await.unwrap(),
+        before,
+        "records were deleted while ECS was failing: {report:#}"
+    );
     assert!(!report["errors"].as_array().unwrap().is_empty(), "{report:#}");
     assert_eq!(report["out_of_time"], true, "{report:#}");
     let stats = setup.moto.stats().await.unwrap();
@@ -466,33 +400,34 @@ async fn ecs_failing_for_a_whole_sweep_still_gives_a_report_in_time() {
 /// them.
 #[tokio::test]
 async fn the_agent_rule_needs_failing_verified_endpoints() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let connected = setup.fleet.loopback_host("c").await.unwrap();
     let (silent_a, silent_c) =
         (setup.fleet.loopback_host("c").await.unwrap(), setup.fleet.loopback_host("c").await.unwrap());
-    setup.registered(&connected, 19).await;
-    let answering = setup.serving(&silent_a, "_web._tcp", Behaviour::Status(200), 1).await.remove(0);
-    let refusing = setup.serving(&silent_c, "_web._tcp", Behaviour::Refuse, 1).await.remove(0);
+    setup.registered(&connected, 19).await.unwrap();
+    let answering = setup.serving(&silent_a, "_web._tcp", Behaviour::Status(200), 1).await.unwrap().remove(0);
+    let refusing = setup.serving(&silent_c, "_web._tcp", Behaviour::Refuse, 1).await.unwrap().remove(0);
     for host in [&silent_a, &silent_c] {
         setup.moto.set_agent_connected("c", &host.container_instance_arn, false).await.unwrap();
     }
-    let first = setup.sweep(&[]).await;
+    let first = sweep(&setup, &[]).await;
     assert_eq!(first.report["stale_tasks"], serde_json::json!([]), "within the grace period");
     for host in [&silent_a, &silent_c] {
-        setup.age_agent_marker(host, 600).await;
+        setup.age_agent_marker(host, 600).await.unwrap();
     }
 
-    let run = setup.sweep(&[]).await;
+    let run = sweep(&setup, &[]).await;
     let report = &run.report;
     assert!(
-        setup.holds(&answering.records).await,
+        setup.holds(&answering.records).await.unwrap(),
         "the records of a task whose verified endpoint answers were deleted: {report:#}"
     );
     assert!(!names_task(report, "stale_tasks", &answering.task), "{report:#}");
     let left: Vec<Record> = setup
         .records()
         .await
+        .unwrap()
         .into_iter()
         .filter(|r| refusing.records.iter().any(|own| own.key == r.key))
         .collect();
@@ -506,20 +441,20 @@ async fn the_agent_rule_needs_failing_verified_endpoints() {
 /// (10%), so none of their records is deleted and both are reported as braked.
 #[tokio::test]
 async fn the_agent_rule_is_braked_above_the_fraction() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     setup.fleet.cluster("c").await.unwrap();
     let connected = setup.fleet.loopback_host("c").await.unwrap();
     let silent = setup.fleet.loopback_host("c").await.unwrap();
-    setup.registered(&connected, 8).await;
-    let refusing = setup.serving(&silent, "_web._tcp", Behaviour::Refuse, 2).await;
+    setup.registered(&connected, 8).await.unwrap();
+    let refusing = setup.serving(&silent, "_web._tcp", Behaviour::Refuse, 2).await.unwrap();
     setup.moto.set_agent_connected("c", &silent.container_instance_arn, false).await.unwrap();
-    setup.sweep(&[]).await;
-    setup.age_agent_marker(&silent, 600).await;
+    sweep(&setup, &[]).await;
+    setup.age_agent_marker(&silent, 600).await.unwrap();
 
-    let run = setup.sweep(&[]).await;
+    let run = sweep(&setup, &[]).await;
     let report = &run.report;
     for served in &refusing {
-        assert!(setup.holds(&served.records).await, "records deleted past the brake: {report:#}");
+        assert!(setup.holds(&served.records).await.unwrap(), "records deleted past the brake: {report:#}");
         assert!(!names_task(report, "stale_tasks", &served.task), "{report:#}");
     }
     let braked = findings(report, "braked");
@@ -534,7 +469,7 @@ async fn the_agent_rule_is_braked_above_the_fraction() {
 /// is never deleted; one of this owner, `ecssd:default:<id>:web:80` with a valid task id, is.
 #[tokio::test]
 async fn only_this_owners_orphans_are_deleted() {
-    let setup = Setup::new().await;
+    let setup = SweepBed::start().await.unwrap();
     let orphan = |owner: &str| {
         let id = random_task_id();
         let set_identifier = format!("ecssd:{owner}:{id}:web:80");
@@ -553,10 +488,10 @@ async fn only_this_owners_orphans_are_deleted() {
         .await
         .unwrap();
 
-    let run = setup.sweep(&[]).await;
+    let run = sweep(&setup, &[]).await;
     let report = &run.report;
-    assert!(setup.holds_record(&theirs).await, "another owner's orphan SRV was deleted: {report:#}");
-    assert!(setup.holds(&other_records).await, "another owner's records were touched: {report:#}");
-    assert!(!setup.holds_record(&ours).await, "this owner's orphan SRV was kept: {report:#}");
+    assert!(setup.holds_record(&theirs).await.unwrap(), "another owner's orphan SRV was deleted: {report:#}");
+    assert!(setup.holds(&other_records).await.unwrap(), "another owner's records were touched: {report:#}");
+    assert!(!setup.holds_record(&ours).await.unwrap(), "this owner's orphan SRV was kept: {report:#}");
     assert_eq!(report["orphans_deleted"], 1, "{report:#}");
 }
