@@ -60,15 +60,14 @@ async fn start(config: Config) -> anyhow::Result<()> {
 
     if deps.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         let limit = Duration::from_secs(deps.config.time_limit_seconds);
-        let report = run_once(&deps, Deadline::after(limit.saturating_sub(reserve(limit)))).await?;
+        let report = run_once(&deps, Deadline::within_limit(limit)).await?;
         print_json(&serde_json::to_value(&report)?);
         return Ok(());
     }
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let left = time_left(event.context.deadline, deps.config.time_limit_seconds);
-        // Less a reserve to log and answer.
-        handle(deps, event.payload, Deadline::after(left.saturating_sub(reserve(left)))).await
+        let limit = Duration::from_secs(deps.config.time_limit_seconds);
+        handle(deps, event.payload, Deadline::of_invocation(event.context.deadline, limit)).await
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))
@@ -85,29 +84,6 @@ fn attempt_timeouts() -> aws_config::timeout::TimeoutConfig {
         .connect_timeout(Duration::from_secs(3))
         .operation_attempt_timeout(Duration::from_secs(10))
         .build()
-}
-
-/// Time left before the invocation's deadline (`Lambda-Runtime-Deadline-Ms`, epoch milliseconds). A
-/// deadline that is not in the future cannot be Lambda's (local emulators send other values): then the
-/// shell's time limit applies, and the log says so.
-fn time_left(deadline_ms: u64, fallback_seconds: u64) -> Duration {
-    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    match deadline.duration_since(SystemTime::now()) {
-        Ok(left) if !left.is_zero() => left,
-        _ => {
-            tracing::warn!(
-                deadline_ms,
-                fallback_seconds,
-                "the invocation's deadline is not in the future; using ECSSD_TIME_LIMIT_SECONDS"
-            );
-            Duration::from_secs(fallback_seconds)
-        }
-    }
-}
-
-/// Time kept back from the deadline to report: a tenth of it, at least 1 s, at most 10 s.
-fn reserve(left: Duration) -> Duration {
-    (left / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// One invocation: the payload must be an EventBridge (scheduled) event.
