@@ -242,7 +242,9 @@ async fn live_dns_follows_the_zone_through_deletions_and_a_recreated_zone() {
     let deleted = tokio::time::Instant::now();
     world.delete_records(&[a.key]).await.unwrap();
     answer_for(&dns, "web-1", RecordType::A, "the A record gone", |a| a.records.is_empty()).await;
-    assert!(deleted.elapsed() < Duration::from_secs(1), "took {:?}", deleted.elapsed());
+    // A few 100 ms polls, each a zone listing and a dnsmasq restart (a loaded machine stretches them,
+    // seen at 2.2 s under a parallel build): well inside the records' 10 s TTL, so not a cache expiring.
+    assert!(deleted.elapsed() < Duration::from_secs(5), "took {:?}", deleted.elapsed());
     let txt = dns.query(&format!("web-1.{DOMAIN}"), RecordType::Txt).await.unwrap();
     assert_eq!(txt.records.len(), 2, "the other records stay");
 
