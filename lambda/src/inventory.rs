@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name, ownership_name};
 use ecssd_records::{
     Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, is_ecs_task_id,
-    parse_set_identifier,
+    parse_set_identifier, parse_srv_value,
 };
 
 /// One task's records, found through its ownership record.
@@ -152,9 +152,8 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         inventory.orphans.push(record.clone());
         // The A record goes with it only when this SRV targets exactly the name ecssd gives the task.
         let a_name = domain.child(claim.task_id);
-        let targets_it = record.values().iter().all(|v| {
-            v.split(' ').nth(3).is_some_and(|target| format!("{}.", target.trim_end_matches('.')) == a_name)
-        });
+        let targets_it =
+            record.values().iter().all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == a_name));
         let a_key = RecordKey { name: a_name, record_type: RecordType::A, set_identifier: None };
         if targets_it
             && let Some(a) = by_key.get(&a_key)

@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 
 use ecssd_records::ownership::address_name;
-use ecssd_records::{Domain, OwnerId, set_identifier};
+use ecssd_records::{Domain, OwnerId, parse_srv_value, set_identifier};
 
 use crate::fleet::TaskFacts;
 use crate::inventory::TaskRecords;
@@ -72,12 +72,10 @@ pub fn verify(
         let [value] = srv.values() else {
             return Err(format!("SRV {name} holds {} values; ecssd writes one", srv.values().len()));
         };
-        let fields: Vec<&str> = value.split(' ').collect();
-        let (Some(port), Some(target)) = (fields.get(2).and_then(|p| p.parse::<u16>().ok()), fields.get(3))
-        else {
+        let Some((port, target)) = parse_srv_value(value) else {
             return Err(format!("SRV {name} value {value:?} is not `priority weight port target`"));
         };
-        if format!("{}.", target.trim_end_matches('.')) != a_name {
+        if target != a_name {
             return Err(format!("SRV {name} targets {target}, not the task's name {a_name}"));
         }
         let protocol = if name.contains("._udp.") { "udp" } else { "tcp" };

@@ -82,6 +82,20 @@ pub fn set_identifier(owner: &OwnerId, task: &TaskArn, container: &str, containe
     format!("ecssd:{owner}:{}:{}~{hash}:{container_port}", task.id(), &container[..cut])
 }
 
+/// An SRV record's value as ecssd writes it: `1 1 <port> <target>`, the target in the form
+/// `<task-id>.<domain>` without the root dot, as the model documents.
+pub fn srv_value(port: u16, target: &str) -> String {
+    format!("1 1 {port} {}", target.trim_end_matches('.'))
+}
+
+/// The port and target of an SRV value `priority weight port target`, the target fully qualified
+/// (with the root dot, as record names are) so it compares with names; `None` for another shape.
+pub fn parse_srv_value(value: &str) -> Option<(u16, String)> {
+    let fields: Vec<&str> = value.split(' ').collect();
+    let [_priority, _weight, port, target] = fields[..] else { return None };
+    Some((port.parse().ok()?, format!("{}.", target.trim_end_matches('.'))))
+}
+
 /// Who a set identifier says wrote an SRV record, and for which task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SetIdentifierClaim<'a> {
@@ -223,8 +237,7 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
                 endpoint.container_port,
             )),
         };
-        // The target keeps the form `<task-id>.<domain>` without the root dot, as the model documents.
-        let value = format!("1 1 {} {}", endpoint.reachable_port, target.trim_end_matches('.'));
+        let value = srv_value(endpoint.reachable_port, &target);
         srv_keys.push(key.clone());
         records.insert(Record::new(key, zone.ttl, vec![value]));
     }
@@ -420,6 +433,16 @@ mod tests {
         let b = set_identifier(&longest_owner, &longest_task, &long_b, 65535);
         assert!(a.len() <= MAX_SET_IDENTIFIER && b.len() <= MAX_SET_IDENTIFIER, "{a} {b}");
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn srv_values_are_read_back() {
+        let value = srv_value(32768, "t1.sd.internal.");
+        assert_eq!(value, "1 1 32768 t1.sd.internal");
+        assert_eq!(parse_srv_value(&value), Some((32768, "t1.sd.internal.".to_owned())));
+        for other in ["", "1 1 80", "1 1 port t1.sd.internal", "1 1 70000 t1.sd.internal", "1 1 80 a b"] {
+            assert_eq!(parse_srv_value(other), None, "{other}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub mod service;
 pub use batch::{BatchLimits, batches};
 pub use desired::{
     Desired, Endpoint, Rejected, SetIdentifierClaim, TaskRegistration, ZoneModel, desired,
-    parse_set_identifier, set_identifier,
+    parse_set_identifier, parse_srv_value, set_identifier, srv_value,
 };
 pub use names::{Domain, NameError, OwnerId, TaskArn, is_ecs_task_id};
 pub use ownership::{Ownership, OwnershipError};

@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 use aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
 use ecssd_records::{
-    BatchLimits, Change, Endpoint, RecordSet, RecordStore, RecordType, TaskRegistration, ZoneModel, batches,
-    desired,
+    BatchLimits, Change, Endpoint, RecordSet, RecordStore, TaskRegistration, ZoneModel, batches, desired,
 };
 use tokio::sync::OnceCell;
 
@@ -239,16 +238,9 @@ impl Fleet {
         anyhow::ensure!(ip.is_loopback(), "{ip} is not a loopback address: use Fleet::loopback_host");
         let endpoint = TestEndpoint::start_on(ip, behaviour).await?;
         let task = self.start_task_on_port(host, endpoint.port).await?;
-        let records = self.sidecar_records(&task, service).await?;
-        let srv_port = records
-            .iter()
-            .find(|r| r.key.record_type == RecordType::Srv)
-            .and_then(|r| r.values().first()?.split(' ').nth(2)?.parse::<u16>().ok());
-        anyhow::ensure!(
-            srv_port == Some(endpoint.port),
-            "ECS reports port {srv_port:?}, not {}",
-            endpoint.port
-        );
+        let (host_port, address) = self.web_binding(&task).await?;
+        anyhow::ensure!(host_port == endpoint.port, "ECS reports port {host_port}, not {}", endpoint.port);
+        let records = task_records(&task, address, &[(service, host_port)])?;
         Ok(ServingTask { task, endpoint, records })
     }
 

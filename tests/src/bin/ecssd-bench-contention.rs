@@ -431,7 +431,7 @@ async fn srv_targets(
         let ours = |n: &str, t: &RrType| n.eq_ignore_ascii_case(name) && *t == RrType::Srv;
         for set in page.resource_record_sets().iter().filter(|s| ours(s.name(), s.r#type())) {
             for record in set.resource_records() {
-                if let Some(target) = record.value().split_whitespace().nth(3) {
+                if let Some((_, target)) = ecssd_records::parse_srv_value(record.value()) {
                     targets.insert(target.trim_end_matches('.').to_ascii_lowercase());
                 }
             }
