@@ -100,7 +100,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             continue;
         }
         let misfit = |reason: String| Misfit { task: ownership.task.to_string(), reason };
-        let canonical = ownership_name(domain, &ownership.task);
+        let canonical = ownership_name(domain, ownership.task.id());
         if record.key.name != canonical {
             inventory.misfits.push(misfit(format!(
                 "the ownership record {} claims it, but ecssd writes its claim at {canonical}",
@@ -117,7 +117,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             continue;
         }
         let a_key = RecordKey {
-            name: address_name(domain, &ownership.task),
+            name: address_name(domain, ownership.task.id()),
             record_type: RecordType::A,
             set_identifier: None,
         };
@@ -151,7 +151,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         }
         inventory.orphans.push(record.clone());
         // The A record goes with it only when this SRV targets exactly the name ecssd gives the task.
-        let a_name = domain.child(claim.task_id);
+        let a_name = address_name(domain, claim.task_id);
         let targets_it =
             record.values().iter().all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == a_name));
         let a_key = RecordKey { name: a_name, record_type: RecordType::A, set_identifier: None };

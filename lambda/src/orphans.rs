@@ -3,7 +3,7 @@
 //! orphan's counterparts are read again by name; any sign of an owner (or a failed read) keeps it. The
 //! reads are bounded per sweep: the rest are left for the next run.
 
-use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name};
+use ecssd_records::ownership::{address_name, ownership_name};
 use ecssd_records::{Domain, Ownership, Record, RecordKey, RecordStore, RecordType, parse_set_identifier};
 
 use crate::deadline::Deadline;
@@ -64,7 +64,7 @@ pub async fn confirm<S: RecordStore>(
 /// ownership record's A and SRV records.
 fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
     let txt = |task_id: &str| RecordKey {
-        name: domain.child(&format!("{OWNERSHIP_LABEL}.{task_id}")),
+        name: ownership_name(domain, task_id),
         record_type: RecordType::Txt,
         set_identifier: None,
     };
@@ -77,7 +77,7 @@ fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
         RecordType::Txt => match Ownership::decode(orphan.values()) {
             Ok(ownership) => {
                 let a = RecordKey {
-                    name: address_name(domain, &ownership.task),
+                    name: address_name(domain, ownership.task.id()),
                     record_type: RecordType::A,
                     set_identifier: None,
                 };

@@ -65,7 +65,7 @@ pub fn verify(
         }
         None => return Err("it has no A record".into()),
     }
-    let a_name = address_name(domain, arn);
+    let a_name = address_name(domain, arn.id());
     let mut targets = Vec::new();
     for srv in task.srv_records() {
         let name = &srv.key.name;

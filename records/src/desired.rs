@@ -198,8 +198,8 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
     if task.endpoints.is_empty() {
         return out;
     }
-    let target = address_name(&zone.domain, &task.task);
-    let ownership_key = ownership_name(&zone.domain, &task.task);
+    let target = address_name(&zone.domain, task.task.id());
+    let ownership_key = ownership_name(&zone.domain, task.task.id());
     // The ownership name is the longer of the two every record of the task depends on.
     if let Err(problem) = check_name(&target).and_then(|()| check_name(&ownership_key)) {
         out.rejected.push(Rejected::TaskName { name: ownership_key, problem });

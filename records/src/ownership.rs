@@ -26,14 +26,15 @@ const FIELD_KEYS: [&str; 5] = ["heritage=", "owner=", "cluster=", "task=", "srv=
 /// The label prefix of ownership records.
 pub const OWNERSHIP_LABEL: &str = "_ecssd";
 
-/// The ownership record's name for a task: `_ecssd.<task-id>.<domain>.`
-pub fn ownership_name(domain: &Domain, task: &TaskArn) -> String {
-    domain.child(&format!("{OWNERSHIP_LABEL}.{}", task.id()))
+/// The ownership record's name for a task: `_ecssd.<task-id>.<domain>.` (the sweeper derives it from a
+/// task id alone, e.g. one read from a set identifier).
+pub fn ownership_name(domain: &Domain, task_id: &str) -> String {
+    domain.child(&format!("{OWNERSHIP_LABEL}.{task_id}"))
 }
 
 /// The task's A record name: `<task-id>.<domain>.`
-pub fn address_name(domain: &Domain, task: &TaskArn) -> String {
-    domain.child(task.id())
+pub fn address_name(domain: &Domain, task_id: &str) -> String {
+    domain.child(task_id)
 }
 
 /// The decoded contents of one ownership record.

@@ -124,8 +124,8 @@ impl<S: RecordStore> Registrar<S> {
     /// The task's own names (ownership TXT and A): they exist exactly when it publishes something.
     pub fn own_names(&self) -> [(String, RecordType); 2] {
         [
-            (ownership_name(&self.model.domain, &self.task), RecordType::Txt),
-            (address_name(&self.model.domain, &self.task), RecordType::A),
+            (ownership_name(&self.model.domain, self.task.id()), RecordType::Txt),
+            (address_name(&self.model.domain, self.task.id()), RecordType::A),
         ]
     }
 
@@ -345,8 +345,8 @@ impl<S: RecordStore> Registrar<S> {
     /// names the task, and the A record named after it, are the task's even when the ownership record
     /// was deleted behind its back).
     async fn read_current(&self, wanted: &RecordSet) -> Result<RecordSet, SidecarError> {
-        let txt_key = key(ownership_name(&self.model.domain, &self.task), RecordType::Txt, None);
-        let a_key = key(address_name(&self.model.domain, &self.task), RecordType::A, None);
+        let txt_key = key(ownership_name(&self.model.domain, self.task.id()), RecordType::Txt, None);
+        let a_key = key(address_name(&self.model.domain, self.task.id()), RecordType::A, None);
         let mut keys: BTreeSet<RecordKey> =
             wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
         keys.insert(a_key);

@@ -253,7 +253,7 @@ async fn round(count: usize, zone_records: usize, sweep: bool) -> anyhow::Result
             .placed_task(task, &[ContainerSpec::httpd("web", &[variable.as_str()])], NetworkMode::Bridge)
             .await?;
         // The SRV target the task's sidecar registers: its A record's name.
-        let target = address_name(&world.zone.domain(), &task.task_arn.parse::<TaskArn>()?);
+        let target = address_name(&world.zone.domain(), task.task_arn.parse::<TaskArn>()?.id());
         tasks.push((running, target.trim_end_matches('.').to_ascii_lowercase()));
     }
     println!(
