@@ -9,6 +9,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
 use ecssd_lambda::{Config, Report, sweep};
+use ecssd_records::retry::sdk_for_our_retries;
 use ecssd_records::{CallCounter, Pacer, RetryPolicy, Route53Zone};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -44,18 +45,10 @@ async fn start(config: Config) -> anyhow::Result<()> {
         Some(pacer) => zone.with_pacer(pacer),
         None => zone,
     };
-    let ecs = aws_sdk_ecs::Client::from_conf(
-        aws_sdk_ecs::config::Builder::from(&sdk)
-            .retry_config(no_sdk_retries())
-            .timeout_config(attempt_timeouts())
-            .build(),
-    );
-    let ec2 = aws_sdk_ec2::Client::from_conf(
-        aws_sdk_ec2::config::Builder::from(&sdk)
-            .retry_config(no_sdk_retries())
-            .timeout_config(attempt_timeouts())
-            .build(),
-    );
+    // ECS and EC2 answer quickly or not at all: a 10 s attempt, then ours retries or the deadline ends it.
+    let fleet_sdk = sdk_for_our_retries(&sdk, Duration::from_secs(10));
+    let ecs = aws_sdk_ecs::Client::new(&fleet_sdk);
+    let ec2 = aws_sdk_ec2::Client::new(&fleet_sdk);
     let deps = Deps { zone, fleet: AwsFleet::new(ecs, ec2, retry), config };
 
     if deps.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
@@ -71,19 +64,6 @@ async fn start(config: Config) -> anyhow::Result<()> {
     }))
     .await
     .map_err(|e| anyhow::anyhow!(e))
-}
-
-fn no_sdk_retries() -> aws_config::retry::RetryConfig {
-    aws_config::retry::RetryConfig::disabled()
-}
-
-/// Bounds on one ECS or EC2 attempt, so a hung connection is retried (or cut by the deadline) rather
-/// than waited on.
-fn attempt_timeouts() -> aws_config::timeout::TimeoutConfig {
-    aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3))
-        .operation_attempt_timeout(Duration::from_secs(10))
-        .build()
 }
 
 /// One invocation: the payload must be an EventBridge (scheduled) event.

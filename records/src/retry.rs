@@ -6,8 +6,8 @@
 //! model does not name are classed by AWS's generic codes, taken from the SDK's own retry classifier
 //! (`aws_runtime::retries::classifiers`), and by HTTP status.
 //!
-//! The SDK's own retries are turned off on clients used with this module (see
-//! [`crate::route53::client`]) so that one policy, long enough to ride out Route53's account-wide limit
+//! The SDK's own retries are turned off on clients used with this module ([`sdk_for_our_retries`], as
+//! [`crate::route53::client`] and the sweeper's ECS and EC2 clients do) so that one policy, long enough to ride out Route53's account-wide limit
 //! of 5 requests per second, decides every retry.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,8 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
 
 /// How long and how often to retry transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +205,17 @@ impl ReportGate {
         }
         due
     }
+}
+
+/// `sdk` for clients whose calls go through [`call_with_retry`]: the SDK's own retries off (ours classify
+/// and back off), connecting bounded by 3 s and each attempt by `attempt`, so a hung connection is
+/// retried rather than waited on forever.
+pub fn sdk_for_our_retries(sdk: &aws_types::SdkConfig, attempt: Duration) -> aws_types::SdkConfig {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .operation_attempt_timeout(attempt)
+        .build();
+    sdk.to_builder().retry_config(RetryConfig::disabled()).timeout_config(timeouts).build()
 }
 
 /// Sends `send()` until it succeeds, fails for good (conflict, not found, permanent), or the policy

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_route53::Client;
-use aws_sdk_route53::config::retry::RetryConfig;
-use aws_sdk_route53::config::timeout::TimeoutConfig;
 use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
@@ -18,7 +16,7 @@ use crate::pace::Pacer;
 use crate::plan::{Action, Change};
 use crate::provider::RecordStore;
 use crate::record::{Record, RecordKey, RecordType};
-use crate::retry::{CallCounter, CallError, RetryPolicy, call_with_retry};
+use crate::retry::{CallCounter, CallError, RetryPolicy, call_with_retry, sdk_for_our_retries};
 use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
@@ -26,19 +24,9 @@ use crate::route53_errors::{
 /// Route53's largest page for ListResourceRecordSets.
 const PAGE_SIZE: i32 = 300;
 
-/// A Route53 client for use with this adapter: the SDK's own retries are off (ours classify and back
-/// off), and each attempt is bounded so a hung connection is retried rather than waited on forever.
+/// A Route53 client for use with this adapter: our retries, each attempt bounded by 20 s.
 pub fn client(sdk: &aws_types::SdkConfig) -> Client {
-    let config = aws_sdk_route53::config::Builder::from(sdk)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(20))
-                .build(),
-        )
-        .build();
-    Client::from_conf(config)
+    Client::new(&sdk_for_our_retries(sdk, Duration::from_secs(20)))
 }
 
 /// One private hosted zone, ready to read and change.
