@@ -85,7 +85,7 @@ pub struct Config {
     pub dry_run: bool,
 
     /// Log filter, e.g. `info` or `ecssd_lambda=debug,info` (logs are JSON on stderr).
-    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_records::cli::log_filter)]
+    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_edge::cli::log_filter)]
     pub log_level: String,
 
     /// Run one sweep from a shell and print the report (outside Lambda).

@@ -10,8 +10,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
-use ecssd_records::retry::call_with_retry;
-use ecssd_records::{CallCounter, CallError, RetryPolicy};
+use ecssd_edge::CallCounter;
+use ecssd_edge::retry::call_with_retry;
+use ecssd_records::{CallError, RetryPolicy};
 
 use crate::fleet_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, STOP_TASK};
 

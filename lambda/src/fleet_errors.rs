@@ -6,8 +6,8 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
 use aws_sdk_ecs::operation::stop_task::StopTaskError;
-use ecssd_records::ErrorClass;
-use ecssd_records::retry::Operation;
+use ecssd_edge::ErrorClass;
+use ecssd_edge::retry::Operation;
 
 pub const DESCRIBE_TASKS: Operation<DescribeTasksError> =
     Operation { name: "DescribeTasks", modeled: describe_tasks };
@@ -53,7 +53,7 @@ mod tests {
         ClientException, ClusterNotFoundException, InvalidParameterException, ServerException,
     };
     use aws_smithy_types::error::ErrorMetadata;
-    use ecssd_records::retry::testing::{assert_generic_classes, class_of};
+    use ecssd_edge::retry::testing::{assert_generic_classes, class_of};
 
     use super::*;
 

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use ecssd_records::ownership::{OWNERSHIP_LABEL, address_name, ownership_name};
+use ecssd_records::ownership::OWNERSHIP_LABEL;
 use ecssd_records::{
-    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, is_ecs_task_id,
+    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, TaskKeys, is_ecs_task_id,
     parse_set_identifier, parse_srv_value,
 };
 
@@ -75,7 +75,6 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
     let records_seen = listed.len();
     let by_key: BTreeMap<RecordKey, Record> = listed.into_iter().map(|r| (r.key.clone(), r)).collect();
     let ownership_prefix = format!("{OWNERSHIP_LABEL}.");
-    let domain_suffix = format!(".{}", domain.fqdn());
     let mut inventory = Inventory { records_seen, ..Inventory::default() };
     // Task ids any ownership-like record claims, of any owner: their records are never orphans.
     let mut claimed_task_ids = BTreeSet::new();
@@ -100,7 +99,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             continue;
         }
         let misfit = |reason: String| Misfit { task: ownership.task.to_string(), reason };
-        let canonical = ownership_name(domain, ownership.task.id());
+        let canonical = TaskKeys::of(domain, ownership.task.id()).ownership.name;
         if record.key.name != canonical {
             inventory.misfits.push(misfit(format!(
                 "the ownership record {} claims it, but ecssd writes its claim at {canonical}",
@@ -116,20 +115,13 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             )));
             continue;
         }
-        let a_key = RecordKey {
-            name: address_name(domain, ownership.task.id()),
-            record_type: RecordType::A,
-            set_identifier: None,
-        };
-        // Only keys of ecssd's shape for this task and owner: an ownership record hands over nothing else.
-        let listed_srv = ownership.srv.iter().filter(|key| {
-            let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
-            claim.is_some_and(|c| {
-                c.task_id == ownership.task.id() && c.owner.is_none_or(|o| o == owner.as_str())
-            }) && key.name.ends_with(&domain_suffix)
-        });
-        let others: Vec<Record> =
-            std::iter::once(&a_key).chain(listed_srv).filter_map(|key| by_key.get(key).cloned()).collect();
+        // Only the keys this task may own: an ownership record hands over nothing else.
+        let others: Vec<Record> = ownership
+            .owned_keys(domain)
+            .iter()
+            .filter(|key| **key != record.key)
+            .filter_map(|key| by_key.get(key).cloned())
+            .collect();
         if others.is_empty() {
             inventory.orphans.push(record.clone());
             continue;
@@ -151,10 +143,11 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         }
         inventory.orphans.push(record.clone());
         // The A record goes with it only when this SRV targets exactly the name ecssd gives the task.
-        let a_name = address_name(domain, claim.task_id);
-        let targets_it =
-            record.values().iter().all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == a_name));
-        let a_key = RecordKey { name: a_name, record_type: RecordType::A, set_identifier: None };
+        let a_key = TaskKeys::of(domain, claim.task_id).address;
+        let targets_it = record
+            .values()
+            .iter()
+            .all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == a_key.name));
         if targets_it
             && let Some(a) = by_key.get(&a_key)
             && !inventory.orphans.contains(a)

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
+use ecssd_edge::logging::{self, LogFormat, Timestamps};
+use ecssd_edge::sdk::for_our_retries;
+use ecssd_edge::{CallCounter, Pacer, Route53Zone};
 use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
 use ecssd_lambda::{Config, Report, sweep};
-use ecssd_records::retry::sdk_for_our_retries;
-use ecssd_records::{CallCounter, Pacer, RetryPolicy, Route53Zone};
+use ecssd_records::RetryPolicy;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Clients built once per cold start and shared by every invocation.
@@ -21,21 +23,20 @@ struct Deps {
 }
 
 fn main() -> ExitCode {
-    let config: Config = ecssd_records::cli::parse();
-    init_logging(&config.log_level);
+    let config: Config = ecssd_edge::cli::parse();
+    logging::init(&config.log_level, LogFormat::Json, Timestamps::LeftToTheCollector);
     if let Err(problem) = config.validate() {
         tracing::error!(%problem, "invalid configuration");
         return ExitCode::FAILURE;
     }
-    ecssd_records::cli::block_on("ecssd sweeper failed", start(config))
+    ecssd_edge::cli::block_on("ecssd sweeper failed", start(config))
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
-    let region = aws_config::meta::region::RegionProviderChain::default_provider().or_else("us-east-1");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region).load().await;
+    let sdk = ecssd_edge::sdk::load().await;
     // Each call also ends at the sweep's deadline; this bounds one call's retries well inside it.
     let retry = RetryPolicy { give_up_after: Some(Duration::from_secs(60)), ..RetryPolicy::default() };
-    let route53 = ecssd_records::route53::client(&sdk);
+    let route53 = ecssd_edge::route53::client(&sdk);
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(route53, id, config.domain.clone(), retry),
         None => Route53Zone::find(route53, config.domain.clone(), retry).await?,
@@ -46,7 +47,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
         None => zone,
     };
     // ECS and EC2 answer quickly or not at all: a 10 s attempt, then ours retries or the deadline ends it.
-    let fleet_sdk = sdk_for_our_retries(&sdk, Duration::from_secs(10));
+    let fleet_sdk = for_our_retries(&sdk, Duration::from_secs(10));
     let ecs = aws_sdk_ecs::Client::new(&fleet_sdk);
     let ec2 = aws_sdk_ec2::Client::new(&fleet_sdk);
     let deps = Deps { zone, fleet: AwsFleet::new(ecs, ec2, retry), config };
@@ -118,18 +119,4 @@ fn calls(deps: &Deps) -> BTreeMap<String, BTreeMap<String, u64>> {
 #[allow(clippy::print_stdout)]
 fn print_json(value: &serde_json::Value) {
     println!("{value}");
-}
-
-fn init_logging(level: &str) {
-    // Checked by clap (`cli::log_filter`); the fallback is never taken.
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
 }

@@ -3,8 +3,9 @@
 //! orphan's counterparts are read again by name; any sign of an owner (or a failed read) keeps it. The
 //! reads are bounded per sweep: the rest are left for the next run.
 
-use ecssd_records::ownership::{address_name, ownership_name};
-use ecssd_records::{Domain, Ownership, Record, RecordKey, RecordStore, RecordType, parse_set_identifier};
+use ecssd_records::{
+    Domain, Ownership, Record, RecordKey, RecordStore, RecordType, TaskKeys, parse_set_identifier,
+};
 
 use crate::deadline::Deadline;
 
@@ -63,11 +64,7 @@ pub async fn confirm<S: RecordStore>(
 /// The records whose presence would mean `orphan` has an owner: an SRV's or A's ownership record, an
 /// ownership record's A and SRV records.
 fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
-    let txt = |task_id: &str| RecordKey {
-        name: ownership_name(domain, task_id),
-        record_type: RecordType::Txt,
-        set_identifier: None,
-    };
+    let txt = |task_id: &str| TaskKeys::of(domain, task_id).ownership;
     match orphan.key.record_type {
         RecordType::Srv => {
             let claim = orphan.key.set_identifier.as_deref().and_then(parse_set_identifier);
@@ -76,12 +73,7 @@ fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
         RecordType::A => orphan.key.name.split('.').next().map(|id| vec![txt(id)]).unwrap_or_default(),
         RecordType::Txt => match Ownership::decode(orphan.values()) {
             Ok(ownership) => {
-                let a = RecordKey {
-                    name: address_name(domain, ownership.task.id()),
-                    record_type: RecordType::A,
-                    set_identifier: None,
-                };
-                std::iter::once(a).chain(ownership.srv).collect()
+                ownership.owned_keys(domain).into_iter().filter(|key| *key != orphan.key).collect()
             }
             Err(_) => Vec::new(),
         },

@@ -6,9 +6,8 @@
 use std::sync::Mutex;
 
 use crate::plan::{Action, Change};
-use crate::provider::RecordStore;
+use crate::provider::{CallError, RecordStore};
 use crate::record::{Record, RecordKey, RecordSet};
-use crate::retry::CallError;
 
 type Interference = Box<dyn FnOnce(&mut RecordSet) + Send>;
 

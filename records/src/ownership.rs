@@ -11,6 +11,7 @@
 //! 255; a string that does not start with one of the field keys continues the one before it (none of
 //! the fields' values contains `=`, so a cut can never look like a key).
 
+use crate::desired::parse_set_identifier;
 use crate::names::{Domain, OwnerId, TaskArn};
 use crate::record::{RecordKey, RecordType};
 
@@ -35,6 +36,38 @@ pub fn ownership_name(domain: &Domain, task_id: &str) -> String {
 /// The task's A record name: `<task-id>.<domain>.`
 pub fn address_name(domain: &Domain, task_id: &str) -> String {
     domain.child(task_id)
+}
+
+/// The keys of the records one task may own: the one answer to "which records are this task's", for
+/// the sidecar reading its records back, the sweeper handing a dead task's records over for deletion,
+/// and its search for an orphan's owner. A record is a claim: whatever an ownership record lists, it
+/// hands over only these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskKeys {
+    /// `_ecssd.<task-id>.<domain>.` TXT.
+    pub ownership: RecordKey,
+    /// `<task-id>.<domain>.` A, the target of the task's SRV records.
+    pub address: RecordKey,
+}
+
+impl TaskKeys {
+    pub fn of(domain: &Domain, task_id: &str) -> Self {
+        let key = |name, record_type| RecordKey { name, record_type, set_identifier: None };
+        Self {
+            ownership: key(ownership_name(domain, task_id), RecordType::Txt),
+            address: key(address_name(domain, task_id), RecordType::A),
+        }
+    }
+
+    /// Whether `key` is an SRV record ecssd writes for task `task_id` of `owner`: inside the domain,
+    /// its set identifier naming this task and this owner (or written before set identifiers carried
+    /// the owner).
+    pub fn is_srv_of(domain: &Domain, owner: &OwnerId, task_id: &str, key: &RecordKey) -> bool {
+        let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
+        key.record_type == RecordType::Srv
+            && domain.contains(&key.name)
+            && claim.is_some_and(|c| c.task_id == task_id && c.owner.is_none_or(|o| o == owner.as_str()))
+    }
 }
 
 /// The decoded contents of one ownership record.
@@ -76,6 +109,14 @@ impl Ownership {
             values.push(txt_value(&[format!("srv={id} {}", key.name)]));
         }
         values
+    }
+
+    /// The keys this ownership record hands over, and nothing else it may list: its own, the task's A
+    /// record, and each listed SRV record that [`TaskKeys::is_srv_of`] its task and owner.
+    pub fn owned_keys(&self, domain: &Domain) -> Vec<RecordKey> {
+        let TaskKeys { ownership, address } = TaskKeys::of(domain, self.task.id());
+        let srv = self.srv.iter().filter(|key| TaskKeys::is_srv_of(domain, &self.owner, self.task.id(), key));
+        [ownership, address].into_iter().chain(srv.cloned()).collect()
     }
 
     /// Reads TXT values written by [`encode`](Self::encode), in any order.
@@ -191,6 +232,41 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn an_ownership_record_hands_over_only_its_tasks_keys() {
+        let domain: Domain = "sd.internal".parse().expect("domain");
+        let mut ownership = sample();
+        let srv = |name: &str, set_identifier: &str| RecordKey {
+            name: name.into(),
+            record_type: RecordType::Srv,
+            set_identifier: Some(set_identifier.into()),
+        };
+        let ours = srv("_web._tcp.sd.internal.", "ecssd:prod:abc123:web:80");
+        ownership.srv.extend([
+            ours.clone(),
+            srv("_web._tcp.sd.internal.", "ecssd:other:abc123:web:80"),
+            srv("_web._tcp.sd.internal.", "ecssd:prod:def456:web:80"),
+            srv("_web._tcp.elsewhere.internal.", "ecssd:prod:abc123:web:80"),
+            srv("_web._tcp.sd.internal.", "manual"),
+        ]);
+        let keys = ownership.owned_keys(&domain);
+        let names: Vec<(&str, Option<&str>)> =
+            keys.iter().map(|k| (k.name.as_str(), k.set_identifier.as_deref())).collect();
+        assert_eq!(
+            names,
+            [
+                ("_ecssd.abc123.sd.internal.", None),
+                ("abc123.sd.internal.", None),
+                ("_calc._tcp.sd.internal.", Some("ecssd:abc123:calc:8080")),
+                ("_time._tcp.sd.internal.", Some("ecssd:abc123:time:80")),
+                ("_web._tcp.sd.internal.", Some("ecssd:prod:abc123:web:80")),
+            ],
+            "another owner's, another task's, another domain's and a foreign key are not handed over"
+        );
+        assert_eq!(keys[0].record_type, RecordType::Txt);
+        assert_eq!(keys[1].record_type, RecordType::A);
     }
 
     #[test]

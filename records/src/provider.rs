@@ -1,12 +1,12 @@
 //! The narrow interface between reconcile logic and a DNS zone (external-dns' `Provider`): read one
-//! record set, read them all, apply one atomic batch. Route53 implements it in [`crate::route53`];
+//! record set, read them all, apply one atomic batch. Route53 implements it in `ecssd-edge`;
 //! reconcile code is generic over it.
 
 use std::future::Future;
+use std::time::Duration;
 
 use crate::plan::Change;
 use crate::record::{Record, RecordKey};
-use crate::retry::CallError;
 
 /// A zone ecssd reads and changes.
 pub trait RecordStore: Send + Sync {
@@ -18,4 +18,17 @@ pub trait RecordStore: Send + Sync {
 
     /// Applies `changes` as one atomic request: all of them take effect or none does.
     fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// A call to a store (or to AWS) that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{operation} was rejected as planned from a stale view: {detail}")]
+    Conflict { operation: &'static str, detail: String },
+    #[error("{operation}: not found: {detail}")]
+    NotFound { operation: &'static str, detail: String },
+    #[error("{operation} failed: {detail}")]
+    Permanent { operation: &'static str, detail: String },
+    #[error("{operation} still failing after {attempts} attempts over {elapsed:?}: {detail}")]
+    Exhausted { operation: &'static str, attempts: u32, elapsed: Duration, detail: String },
 }

@@ -4,16 +4,9 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use ecssd_edge::LogFormat;
 use ecssd_records::{Domain, OwnerId};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// One JSON object per line, for CloudWatch Logs.
-    Json,
-    /// Human-readable lines, for a terminal.
-    Text,
-}
 
 /// Registers the containers of this ECS task in Route53 as SRV records (from their
 /// `SERVICE_<port>_NAME=_name._tcp` variables), keeps them in step with Docker, and withdraws them on
@@ -88,7 +81,7 @@ pub struct Config {
     pub log_format: LogFormat,
 
     /// Log filter, e.g. `info` or `ecssd_sidecar=debug,info`.
-    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_records::cli::log_filter)]
+    #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_edge::cli::log_filter)]
     pub log_level: String,
 
     /// Register the task's records once and exit, without following Docker events.

@@ -21,6 +21,6 @@ pub mod registrar;
 pub mod run;
 pub mod siblings;
 
-pub use config::{Config, LogFormat};
+pub use config::Config;
 pub use error::SidecarError;
 pub use run::{Deps, run};

@@ -14,11 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use ecssd_records::ownership::{address_name, ownership_name};
 use ecssd_records::{
     Backoff, BatchLimits, CallError, Desired, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet,
-    RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskRegistration, ZoneModel,
-    batches, desired, plan,
+    RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys, TaskRegistration,
+    ZoneModel, batches, desired, plan,
 };
 use tokio::time::Instant;
 
@@ -123,10 +122,8 @@ impl<S: RecordStore> Registrar<S> {
 
     /// The task's own names (ownership TXT and A): they exist exactly when it publishes something.
     pub fn own_names(&self) -> [(String, RecordType); 2] {
-        [
-            (ownership_name(&self.model.domain, self.task.id()), RecordType::Txt),
-            (address_name(&self.model.domain, self.task.id()), RecordType::A),
-        ]
+        let TaskKeys { ownership, address } = TaskKeys::of(&self.model.domain, self.task.id());
+        [(ownership.name, ownership.record_type), (address.name, address.record_type)]
     }
 
     /// When a refused record is next due for a try.
@@ -341,12 +338,13 @@ impl<S: RecordStore> Registrar<S> {
     }
 
     /// Reads back the records this task owns, by name: its ownership record, its A record, the SRV
-    /// records the ownership record lists and those it should hold (an SRV record whose set identifier
-    /// names the task, and the A record named after it, are the task's even when the ownership record
-    /// was deleted behind its back).
+    /// records the ownership record hands over ([`Ownership::owned_keys`]: never another task's or
+    /// owner's, whatever it lists) and those it should hold (an SRV record whose set identifier names
+    /// the task, and the A record named after it, are the task's even when the ownership record was
+    /// deleted behind its back).
     async fn read_current(&self, wanted: &RecordSet) -> Result<RecordSet, SidecarError> {
-        let txt_key = key(ownership_name(&self.model.domain, self.task.id()), RecordType::Txt, None);
-        let a_key = key(address_name(&self.model.domain, self.task.id()), RecordType::A, None);
+        let TaskKeys { ownership: txt_key, address: a_key } =
+            TaskKeys::of(&self.model.domain, self.task.id());
         let mut keys: BTreeSet<RecordKey> =
             wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
         keys.insert(a_key);
@@ -354,7 +352,9 @@ impl<S: RecordStore> Registrar<S> {
         if let Some(txt) = self.store.read(&txt_key).await? {
             match Ownership::decode(txt.values()) {
                 Ok(ownership) if ownership.owner == self.model.owner && ownership.task == self.task => {
-                    keys.extend(ownership.srv);
+                    keys.extend(
+                        ownership.owned_keys(&self.model.domain).into_iter().filter(|k| *k != txt_key),
+                    );
                 }
                 Ok(ownership) => {
                     return Err(SidecarError::ForeignRecords(format!(
@@ -383,16 +383,16 @@ impl<S: RecordStore> Registrar<S> {
     }
 }
 
-fn key(name: String, record_type: RecordType, set_identifier: Option<String>) -> RecordKey {
-    RecordKey { name, record_type, set_identifier }
-}
-
 #[cfg(test)]
 mod tests {
     use ecssd_records::memory::MemoryZone;
     use ecssd_records::{OwnerId, Record};
 
     use super::*;
+
+    fn key(name: String, record_type: RecordType, set_identifier: Option<String>) -> RecordKey {
+        RecordKey { name, record_type, set_identifier }
+    }
 
     fn registrar(zone: MemoryZone) -> Registrar<MemoryZone> {
         let model = ZoneModel { domain: "sd.internal".parse().unwrap(), owner: OwnerId::default(), ttl: 10 };
@@ -509,6 +509,33 @@ mod tests {
         let done = registrar.converge(vec![web(1000)]).await.expect("repairs");
         assert_eq!(done.changes, 1);
         assert_eq!(registrar.store().records(), before);
+    }
+
+    #[tokio::test]
+    async fn records_its_ownership_record_lists_but_does_not_own_are_never_touched() {
+        // Anyone holding the sidecar's policy can write this task's ownership record; listing a
+        // record there must not make the task delete it.
+        let mut first = registrar(MemoryZone::default());
+        first.converge(vec![web(1000)]).await.unwrap();
+        let zone = std::mem::take(&mut first.store);
+        let txt_key = key("_ecssd.t1.sd.internal.".into(), RecordType::Txt, None);
+        let foreign = [
+            key("_db._tcp.sd.internal.".into(), RecordType::Srv, Some("manual".into())),
+            key("_db._tcp.sd.internal.".into(), RecordType::Srv, Some("ecssd:default:t9:db:5432".into())),
+            key("_db._tcp.sd.internal.".into(), RecordType::Srv, Some("ecssd:other:t1:db:5432".into())),
+        ];
+        let mut ownership = Ownership::decode(zone.records().get(&txt_key).unwrap().values()).unwrap();
+        ownership.srv.extend(foreign.iter().cloned());
+        let mut forged = zone.records();
+        forged.insert(Record::new(txt_key, 10, ownership.encode()));
+        for key in &foreign {
+            forged.insert(Record::new(key.clone(), 10, vec!["1 1 5432 db.sd.internal".into()]));
+        }
+        let mut second = registrar(MemoryZone::new(forged));
+        second.converge(vec![web(2000)]).await.unwrap();
+        second.withdraw().await.unwrap();
+        let left: Vec<RecordKey> = second.store().records().iter().map(|r| r.key.clone()).collect();
+        assert_eq!(left, foreign.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
     }
 
     #[tokio::test]

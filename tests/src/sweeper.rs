@@ -10,7 +10,8 @@ use tokio::process::{Child, Command};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{Change, Record, RecordSet, RecordStore, RetryPolicy, Route53Zone};
+use ecssd_edge::Route53Zone;
+use ecssd_records::{Change, Record, RecordSet, RecordStore, RetryPolicy};
 
 use crate::ecs::{Fleet, Host, PlacedTask, ServingTask, seed};
 use crate::endpoints::Behaviour;
@@ -42,7 +43,7 @@ impl SweepBed {
     pub async fn start() -> anyhow::Result<Self> {
         let moto = Moto::start().await?;
         moto.create_private_zone(DOMAIN).await?;
-        let client = ecssd_records::route53::client(&moto.observer_sdk_config());
+        let client = ecssd_edge::route53::client(&moto.observer_sdk_config());
         let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
         let fleet = Fleet::new(&moto).await?;
         Ok(Self { moto, zone, fleet })

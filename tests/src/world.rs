@@ -8,11 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_sdk_route53::types::{Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecordSet, RrType};
 use bollard::Docker;
-use ecssd_records::retry::{CallCounter, call_with_retry};
-use ecssd_records::route53_errors::{CHANGE_RESOURCE_RECORD_SETS, LIST_RESOURCE_RECORD_SETS};
-use ecssd_records::{
-    CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Route53Zone,
-};
+use ecssd_edge::Route53Zone;
+use ecssd_edge::retry::{CallCounter, call_with_retry};
+use ecssd_edge::route53_errors::{CHANGE_RESOURCE_RECORD_SETS, LIST_RESOURCE_RECORD_SETS};
+use ecssd_records::{CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy};
 
 use crate::dns::LiveDns;
 use crate::docker::{self, ContainerSpec, Task};
@@ -104,14 +103,14 @@ impl World {
         moto.create_private_zone(DOMAIN).await?;
         let docker = docker::connect().await?;
         docker::remove_leftovers(&docker).await?;
-        let client = ecssd_records::route53::client(&moto.observer_sdk_config());
+        let client = ecssd_edge::route53::client(&moto.observer_sdk_config());
         let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
         Ok(Self { moto, docker, zone: CurrentZone(Mutex::new(zone)) })
     }
 
     /// A Route53 client of the observer (not slowed by faults, not counted), without SDK retries.
     pub fn observer_client(&self) -> aws_sdk_route53::Client {
-        ecssd_records::route53::client(&self.moto.observer_sdk_config())
+        ecssd_edge::route53::client(&self.moto.observer_sdk_config())
     }
 
     /// dnsmasq on loopback answering for whatever zone is named [`DOMAIN`], re-read every 100 ms (see

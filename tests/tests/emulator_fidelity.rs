@@ -37,7 +37,7 @@ async fn route53() -> (Moto, aws_sdk_route53::Client, String) {
     let moto = Moto::start().await.unwrap();
     moto.set_change_processing(Duration::ZERO).await.unwrap();
     let zone = moto.create_private_zone(DOMAIN).await.unwrap();
-    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let client = ecssd_edge::route53::client(&moto.sdk_config());
     (moto, client, zone)
 }
 
@@ -301,7 +301,7 @@ async fn injected_throttling_looks_like_route53s() {
     let (moto, _, zone) = route53().await;
     moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 1, "burst": 1}})).await.unwrap();
     // The SDK's own retries would hide the throttling this test wants to see.
-    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let client = ecssd_edge::route53::client(&moto.sdk_config());
     let mut codes = Vec::new();
     for _ in 0..3 {
         if let Err(e) = client.list_resource_record_sets().hosted_zone_id(&zone).send().await {
@@ -386,7 +386,7 @@ async fn route53_processing_window_defaults_to_100_ms_and_is_not_propagation() {
     assert_eq!(moto.limits().await.unwrap()["route53"]["change_processing_ms"], 100);
     assert_eq!(moto.limits().await.unwrap()["route53"]["max_rrsets_per_zone"], 10000);
     let zone = moto.create_private_zone(DOMAIN).await.unwrap();
-    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let client = ecssd_edge::route53::client(&moto.sdk_config());
     let accepted =
         apply_raw(&client, &zone, vec![change(ChangeAction::Create, a_record("a", None, "10.0.0.1"))])
             .await

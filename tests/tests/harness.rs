@@ -278,7 +278,7 @@ async fn live_dns_answers_nxdomain_while_no_zone_has_the_domain() {
     answer_for(&dns, "web-1", RecordType::A, "NXDOMAIN without a zone", nxdomain).await;
 
     let zone_id = world.moto.create_private_zone(DOMAIN).await.unwrap();
-    let zone = ecssd_records::Route53Zone::for_id(
+    let zone = ecssd_edge::Route53Zone::for_id(
         client,
         &zone_id,
         DOMAIN.parse().unwrap(),

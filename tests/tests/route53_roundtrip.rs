@@ -9,8 +9,9 @@ use std::time::Duration;
 use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use ecssd_edge::Route53Zone;
 use ecssd_records::{
-    BatchLimits, CallError, Endpoint, OwnerId, RecordSet, RecordStore, RecordType, RetryPolicy, Route53Zone,
+    BatchLimits, CallError, Endpoint, OwnerId, RecordSet, RecordStore, RecordType, RetryPolicy,
     TaskRegistration, ZoneModel, batches, desired, plan, withdraw,
 };
 use ecssd_tests::moto::Moto;
@@ -40,7 +41,7 @@ fn task(n: u32, endpoints: &[(&str, u16, &str, u16)]) -> TaskRegistration {
 
 async fn zone(moto: &Moto, retry: RetryPolicy) -> Route53Zone {
     moto.create_private_zone(DOMAIN).await.unwrap();
-    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let client = ecssd_edge::route53::client(&moto.sdk_config());
     Route53Zone::find(client, DOMAIN.parse().unwrap(), retry).await.unwrap()
 }
 
@@ -151,7 +152,7 @@ async fn a_request_route53_can_never_accept_is_permanent_with_route53s_message_n
 #[tokio::test]
 async fn a_missing_zone_is_a_clear_permanent_error() {
     let moto = Moto::start().await.unwrap();
-    let client = ecssd_records::route53::client(&moto.sdk_config());
+    let client = ecssd_edge::route53::client(&moto.sdk_config());
     let err = Route53Zone::find(client.clone(), "nowhere.internal".parse().unwrap(), RetryPolicy::default())
         .await
         .unwrap_err();

@@ -12,8 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ecssd_edge::Route53Zone;
 use ecssd_lambda::health::{Endpoint, HealthSettings, check_all};
-use ecssd_records::{RecordSet, RecordStore, RetryPolicy, Route53Zone};
+use ecssd_records::{RecordSet, RecordStore, RetryPolicy};
 use ecssd_tests::ecs::{Fleet, Host, PlacedTask, seed, task_records};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::moto::Moto;
@@ -48,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
 async fn sweep_calls() -> anyhow::Result<()> {
     let moto = Moto::start().await?;
     moto.create_private_zone(DOMAIN).await?;
-    let client = ecssd_records::route53::client(&moto.observer_sdk_config());
+    let client = ecssd_edge::route53::client(&moto.observer_sdk_config());
     let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
     let fleet = Fleet::new(&moto).await?;
     let seeding = Instant::now();

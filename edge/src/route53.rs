@@ -11,22 +11,23 @@ use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
-use crate::names::Domain;
 use crate::pace::Pacer;
-use crate::plan::{Action, Change};
-use crate::provider::RecordStore;
-use crate::record::{Record, RecordKey, RecordType};
-use crate::retry::{CallCounter, CallError, RetryPolicy, call_with_retry, sdk_for_our_retries};
+use crate::retry::{CallCounter, call_with_retry};
 use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
+use ecssd_records::Domain;
+use ecssd_records::RecordStore;
+use ecssd_records::{Action, Change};
+use ecssd_records::{CallError, RetryPolicy};
+use ecssd_records::{Record, RecordKey, RecordType};
 
 /// Route53's largest page for ListResourceRecordSets.
 const PAGE_SIZE: i32 = 300;
 
 /// A Route53 client for use with this adapter: our retries, each attempt bounded by 20 s.
 pub fn client(sdk: &aws_types::SdkConfig) -> Client {
-    Client::new(&sdk_for_our_retries(sdk, Duration::from_secs(20)))
+    Client::new(&crate::sdk::for_our_retries(sdk, Duration::from_secs(20)))
 }
 
 /// One private hosted zone, ready to read and change.
