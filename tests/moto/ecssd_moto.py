@@ -5,7 +5,7 @@ Run: python ecssd_moto.py [--port 0] [--max-rrsets-per-zone 10000] [--change-pro
 test that dies never leaves a server behind.
 
 Every rule names the AWS page it follows; where AWS's documentation is silent the rule says so and picks
-the stricter behaviour. Each is proven by tests/tests/emulator_fidelity.rs through the real Rust SDK.
+the stricter behaviour. Each is proven by tests/tests/e2e/emulator_fidelity.rs through the real Rust SDK.
 
 This file is the launcher (options, the /_ecssd/ controls, the server); importing the modules beside it
 applies their corrections to moto before the server starts. The index below names the module of each:

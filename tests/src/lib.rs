@@ -11,15 +11,17 @@
 //! - [`ecs`]: clusters, EC2-backed container instances and tasks in moto, and their records seeded
 //!   through the shared record model, for the sweeper.
 //! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
-//! - [`sweeper`]: runs the real sweeper binary from a shell or inside `cargo lambda watch`.
+//! - [`sweeper`]: runs the real sweeper binary from a shell, or as the function of a Lambda runtime
+//!   API emulator (`cargo lambda watch --only-lambda-apis`).
 //! - [`dns`]: dnsmasq on loopback answering for the zone (the Route53 Resolver's part).
 //! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
 //! - [`http`]: a small loopback HTTP client.
-//! - [`measure`]: resident memory and percentiles, for the benchmarks.
+//! - [`measure`]: resident memory and percentiles, for the benchmarks (in `tools/`).
 //! - [`wait_for`]: polling a condition with a deadline (tests wait for conditions, never sleep).
 //!
-//! The tests themselves live in `tests/tests/`.
+//! The tests themselves live in `tests/tests/e2e/` (one test binary, a module per subject); the demo
+//! and the benchmarks, built on this library, in the `ecssd-tools` package (`tools/`).
 
 pub mod dns;
 pub mod docker;

@@ -100,7 +100,7 @@ impl Moto {
             .region(Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-                Credentials::from_keys(access_key, TEST_SECRET_KEY, None),
+                Credentials::new(access_key, TEST_SECRET_KEY, None, None, "ecssd-tests-moto"),
             ))
             .build()
     }

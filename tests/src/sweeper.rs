@@ -1,7 +1,8 @@
 //! Runs the real sweeper binary (`bootstrap`) against moto: once from a shell (`--once`), the way an
-//! operator would, or inside a local Lambda emulator (`cargo lambda watch`) invoked with a scheduled
-//! event, the way EventBridge does.
+//! operator would, or as the function of a local Lambda runtime API emulator (`cargo lambda watch
+//! --only-lambda-apis`) invoked with a scheduled event, the way EventBridge does.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -169,18 +170,25 @@ pub async fn sweep_once(env: &[(String, String)], args: &[&str]) -> anyhow::Resu
     Ok(ShellSweep { success: output.status.success(), report, stdout, stderr })
 }
 
-/// `cargo lambda watch` serving the sweeper on a loopback port, stopped when dropped.
+/// The Lambda runtime API emulator (`cargo lambda watch --only-lambda-apis`) on a loopback port, and
+/// the workspace-built sweeper (`bootstrap`, as `--once` runs it) serving it as the function: nothing
+/// is compiled for the test. Both are stopped when dropped.
 #[derive(Debug)]
 pub struct LambdaEmulator {
-    child: Child,
+    emulator: Child,
+    function: Child,
     pub port: u16,
-    /// The emulator's and the function's output, shown when a test fails.
-    log: std::path::PathBuf,
+    /// The name the emulator serves the function under (`AWS_LAMBDA_FUNCTION_NAME`, `_`).
+    function_name: String,
+    /// The emulator's output and the function's, shown when a test fails.
+    emulator_log: PathBuf,
+    function_log: PathBuf,
 }
 
 /// `cargo` with `cargo-lambda` (from the venv `scripts/setup` makes) on its PATH, and without what the
-/// test runner adds to the environment (`CARGO_*`, `NEXTEST_*`, `LD_LIBRARY_PATH`): a nested cargo
-/// that sees those rebuilds the whole dependency tree instead of reusing `cargo build`'s output.
+/// test runner adds to the environment (`CARGO_*`, `NEXTEST_*`, `LD_LIBRARY_PATH`): cargo-lambda runs
+/// `cargo metadata` even when it builds nothing, and a nested cargo should see this machine's cargo
+/// setup, not the settings of the build that runs the tests.
 fn cargo() -> Command {
     let venv = workspace_root().join(".tools/venv/bin");
     let mut command = Command::new("cargo");
@@ -198,37 +206,101 @@ fn cargo() -> Command {
     command
 }
 
+/// The line `cargo lambda watch` prints once its runtime API listens.
+const EMULATOR_READY: &str = "starting Runtime server";
+
 impl LambdaEmulator {
-    /// Starts `cargo lambda watch` for the `lambda` package with `env` as the function's environment.
+    /// Starts the emulator, then `bootstrap` with `env` (on top of nothing: the environment is cleared)
+    /// and the `AWS_LAMBDA_*` variables the emulator prints for its function.
     pub async fn start(env: &[(String, String)]) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let log = std::env::temp_dir().join(format!("ecssd-lambda-{port}.log"));
-        let output = std::fs::File::create(&log)?;
-        let mut command = cargo();
-        command
+        let emulator_log = std::env::temp_dir().join(format!("ecssd-lambda-{port}.log"));
+        let output = std::fs::File::create(&emulator_log)?;
+        // The package directory: cargo-lambda reads its manifest even when it starts no function.
+        let mut emulator = cargo()
             .current_dir(workspace_root().join("lambda"))
-            .args(["lambda", "watch", "--ignore-changes"])
+            .args(["lambda", "watch", "--only-lambda-apis", "--ignore-changes", "--color", "never"])
             .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(output.try_clone()?)
             .stderr(output)
-            .kill_on_drop(true);
-        // An env file, not --env-var: that flag splits values at commas (cluster lists have them).
-        let env_file = std::env::temp_dir().join(format!("ecssd-lambda-{port}.env"));
-        let lines: String = env.iter().map(|(key, value)| format!("{key}={value}\n")).collect();
-        std::fs::write(&env_file, lines)?;
-        command.arg("--env-file").arg(&env_file);
-        let child = command.spawn().context("starting cargo lambda watch (run scripts/setup first)")?;
-        Ok(Self { child, port, log })
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting cargo lambda watch (run scripts/setup first)")?;
+        let lambda_env = emulator_ready(&mut emulator, &emulator_log, port).await?;
+        let function_name = lambda_env
+            .iter()
+            .find_map(|(k, v)| (k == "AWS_LAMBDA_FUNCTION_NAME").then(|| v.clone()))
+            .unwrap_or_else(|| "_".to_owned());
+
+        let function_log = std::env::temp_dir().join(format!("ecssd-lambda-{port}-function.log"));
+        let output = std::fs::File::create(&function_log)?;
+        let function = Command::new(binary("bootstrap")?)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(lambda_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting bootstrap")?;
+        Ok(Self { emulator, function, port, function_name, emulator_log, function_log })
     }
+}
+
+/// Waits until the emulator's runtime API accepts connections; returns the `AWS_LAMBDA_*` variables
+/// it printed for the function (e.g. `AWS_LAMBDA_RUNTIME_API=http://127.0.0.1:<port>/.rt`).
+async fn emulator_ready(
+    emulator: &mut Child,
+    log: &std::path::Path,
+    port: u16,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(status) = emulator.try_wait()? {
+            bail!("cargo lambda watch exited ({status}): {output}");
+        }
+        if output.contains(EMULATOR_READY)
+            && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        {
+            let env = lambda_env(&output);
+            anyhow::ensure!(
+                env.iter().any(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API"),
+                "cargo lambda watch named no AWS_LAMBDA_RUNTIME_API: {output}"
+            );
+            return Ok(env);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("cargo lambda watch not ready after 60 s: {output}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `AWS_LAMBDA_*=...` lines of the emulator's output (` INFO AWS_LAMBDA_FUNCTION_NAME=_`).
+fn lambda_env(output: &str) -> Vec<(String, String)> {
+    output
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("INFO").unwrap_or(line).trim().split_once('='))
+        .filter(|(key, _)| key.starts_with("AWS_LAMBDA_") && !key.contains(char::is_whitespace))
+        .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+        .collect()
 }
 
 impl Drop for LambdaEmulator {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("[cargo lambda watch] {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            eprintln!(
+                "[cargo lambda watch] {}",
+                std::fs::read_to_string(&self.emulator_log).unwrap_or_default()
+            );
+            eprintln!("[bootstrap] {}", std::fs::read_to_string(&self.function_log).unwrap_or_default());
         }
-        let _ = self.child.start_kill();
+        let _ = self.function.start_kill();
+        let _ = self.emulator.start_kill();
     }
 }
 
@@ -236,21 +308,24 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// `cargo lambda invoke bootstrap` with `payload` against the emulator; returns the function's answer.
+/// `cargo lambda invoke` with `payload` against the emulator; returns the function's answer. Fails if
+/// none comes within 120 s.
 pub async fn invoke(
     emulator: &LambdaEmulator,
     payload: &serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
     let output = cargo()
         .current_dir(workspace_root().join("lambda"))
-        .args(["lambda", "invoke", "bootstrap", "--invoke-address", "127.0.0.1"])
+        .args(["lambda", "invoke", &emulator.function_name, "--invoke-address", "127.0.0.1"])
         .args(["--invoke-port", &emulator.port.to_string(), "--output-format", "json"])
         .arg("--data-ascii")
         .arg(payload.to_string())
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .output()
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
         .await
+        .context("the function did not answer within 120 s")?
         .context("running cargo lambda invoke")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {

@@ -4,7 +4,7 @@
 //! otherwise identical, without it. Run it on a release build:
 //!
 //! ```sh
-//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tests --bin ecssd-bench-contention [SIDECARS [ZONE_RECORDS]]
+//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-contention [SIDECARS [ZONE_RECORDS]]
 //! ```
 //!
 //! SIDECARS (default 50, at most 100: one SRV name holds at most 100 multivalue records) and

@@ -6,7 +6,7 @@
 //! (default 3). Run it on a release build:
 //!
 //! ```sh
-//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tests --bin ecssd-bench-healing -- 20 3
+//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-healing -- 20 3
 //! ```
 #![allow(clippy::print_stdout)]
 

@@ -3,7 +3,7 @@
 //! to 5 requests/second. Run it on a release build:
 //!
 //! ```sh
-//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tests --bin ecssd-bench-sidecar
+//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-sidecar
 //! ```
 #![allow(clippy::print_stdout)]
 

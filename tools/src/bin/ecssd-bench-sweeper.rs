@@ -3,7 +3,7 @@
 //! `bootstrap`'s init time before its first event. Run it on a release build:
 //!
 //! ```sh
-//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tests --bin ecssd-bench-sweeper
+//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-sweeper
 //! ```
 #![allow(clippy::print_stdout)]
 
