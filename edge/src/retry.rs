@@ -6,10 +6,10 @@
 //! model does not name are classed by AWS's generic codes, taken from the SDK's own retry classifier
 //! (`aws_runtime::retries::classifiers`), and by HTTP status.
 //!
-//! The SDK's own retries are turned off on clients used with this module ([`crate::sdk::for_our_retries`], as
-//! [`crate::route53::client`] and the sweeper's ECS and EC2 clients do) so that one policy, long enough
-//! to ride out Route53's account-wide limit of 5 requests per second, decides every retry; its backoff
-//! is the model crate's [`RetryPolicy`].
+//! The SDK's own retries are turned off on clients used with this module
+//! ([`crate::sdk::for_our_retries`], as [`crate::route53::client`] and the sweeper's ECS and EC2
+//! clients do) so that one policy, long enough to ride out Route53's account-wide limit of 5 requests
+//! per second, decides every retry; its backoff is the model crate's [`RetryPolicy`].
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -16,11 +16,9 @@ use crate::retry::{CallCounter, call_with_retry};
 use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
-use ecssd_records::Domain;
-use ecssd_records::RecordStore;
-use ecssd_records::{Action, Change};
-use ecssd_records::{CallError, RetryPolicy};
-use ecssd_records::{Record, RecordKey, RecordType};
+use ecssd_records::{
+    Action, CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy,
+};
 
 /// Route53's largest page for ListResourceRecordSets.
 const PAGE_SIZE: i32 = 300;

@@ -20,9 +20,9 @@ pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
 }
 
-/// `sdk` for clients whose calls go through [`crate::retry::call_with_retry`]: the SDK's own retries off (ours classify
-/// and back off), connecting bounded by 3 s and each attempt by `attempt`, so a hung connection is
-/// retried rather than waited on forever.
+/// `sdk` for clients whose calls go through [`crate::retry::call_with_retry`]: the SDK's own retries
+/// off (ours classify and back off), connecting bounded by 3 s and each attempt by `attempt`, so a hung
+/// connection is retried rather than waited on forever.
 pub fn for_our_retries(sdk: &SdkConfig, attempt: Duration) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(3))

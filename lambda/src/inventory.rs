@@ -116,12 +116,8 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
             continue;
         }
         // Only the keys this task may own: an ownership record hands over nothing else.
-        let others: Vec<Record> = ownership
-            .owned_keys(domain)
-            .iter()
-            .filter(|key| **key != record.key)
-            .filter_map(|key| by_key.get(key).cloned())
-            .collect();
+        let others: Vec<Record> =
+            ownership.handed_over(domain).iter().filter_map(|key| by_key.get(key).cloned()).collect();
         if others.is_empty() {
             inventory.orphans.push(record.clone());
             continue;

@@ -72,9 +72,7 @@ fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
         }
         RecordType::A => orphan.key.name.split('.').next().map(|id| vec![txt(id)]).unwrap_or_default(),
         RecordType::Txt => match Ownership::decode(orphan.values()) {
-            Ok(ownership) => {
-                ownership.owned_keys(domain).into_iter().filter(|key| *key != orphan.key).collect()
-            }
+            Ok(ownership) => ownership.handed_over(domain),
             Err(_) => Vec::new(),
         },
     }

@@ -13,7 +13,7 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// The longest single backoff, so recovery is noticed within this long once the limit lifts.
     pub cap: Duration,
-    /// Give up (with [`CallError::Exhausted`]) once this much time has passed; `None` retries forever,
+    /// Give up (with [`crate::CallError::Exhausted`]) once this much time has passed; `None` retries forever,
     /// which is what a sidecar wants: it must converge, and it logs every retry.
     pub give_up_after: Option<Duration>,
 }

@@ -7,9 +7,9 @@
 //! - [`names`]: the zone's domain, task ARNs and ids, owner ids.
 //! - [`record`]: records as ecssd sees them (A, SRV, TXT) and sets of them.
 //! - [`ownership`]: the per-task ownership TXT record (marker + index of the task's records), and the
-//!   one answer to "which records may a task own" ([`TaskKeys`]).
-//! - [`desired`]: `desired(task)`, the records a task should own.
-//! - [`plan`]: `plan(desired, current)`, the changes between two record sets.
+//!   one answer to "which records may a task own" ([`TaskKeys`], [`Ownership::handed_over`]).
+//! - [`mod@desired`]: `desired(task)`, the records a task should own.
+//! - [`mod@plan`]: `plan(desired, current)`, the changes between two record sets.
 //! - [`batch`]: packing changes into Route53 requests within its limits.
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over, and its error.
 //! - [`memory`]: an in-memory `RecordStore` that judges changes like Route53, for unit tests.

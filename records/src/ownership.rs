@@ -58,16 +58,15 @@ impl TaskKeys {
             address: key(address_name(domain, task_id), RecordType::A),
         }
     }
+}
 
-    /// Whether `key` is an SRV record ecssd writes for task `task_id` of `owner`: inside the domain,
-    /// its set identifier naming this task and this owner (or written before set identifiers carried
-    /// the owner).
-    pub fn is_srv_of(domain: &Domain, owner: &OwnerId, task_id: &str, key: &RecordKey) -> bool {
-        let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
-        key.record_type == RecordType::Srv
-            && domain.contains(&key.name)
-            && claim.is_some_and(|c| c.task_id == task_id && c.owner.is_none_or(|o| o == owner.as_str()))
-    }
+/// Whether `key` is an SRV record ecssd writes for task `task_id` of `owner`: inside the domain, its
+/// set identifier naming this task and this owner (or written before set identifiers carried the owner).
+fn is_srv_of(domain: &Domain, owner: &OwnerId, task_id: &str, key: &RecordKey) -> bool {
+    let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
+    key.record_type == RecordType::Srv
+        && domain.contains(&key.name)
+        && claim.is_some_and(|c| c.task_id == task_id && c.owner.is_none_or(|o| o == owner.as_str()))
 }
 
 /// The decoded contents of one ownership record.
@@ -111,12 +110,12 @@ impl Ownership {
         values
     }
 
-    /// The keys this ownership record hands over, and nothing else it may list: its own, the task's A
-    /// record, and each listed SRV record that [`TaskKeys::is_srv_of`] its task and owner.
-    pub fn owned_keys(&self, domain: &Domain) -> Vec<RecordKey> {
-        let TaskKeys { ownership, address } = TaskKeys::of(domain, self.task.id());
-        let srv = self.srv.iter().filter(|key| TaskKeys::is_srv_of(domain, &self.owner, self.task.id(), key));
-        [ownership, address].into_iter().chain(srv.cloned()).collect()
+    /// The keys of the records this ownership record hands over besides itself, and nothing else it
+    /// may list: the task's A record, and each listed SRV record ecssd writes for its task and owner.
+    pub fn handed_over(&self, domain: &Domain) -> Vec<RecordKey> {
+        let address = TaskKeys::of(domain, self.task.id()).address;
+        let srv = self.srv.iter().filter(|key| is_srv_of(domain, &self.owner, self.task.id(), key));
+        std::iter::once(address).chain(srv.cloned()).collect()
     }
 
     /// Reads TXT values written by [`encode`](Self::encode), in any order.
@@ -251,13 +250,12 @@ mod tests {
             srv("_web._tcp.elsewhere.internal.", "ecssd:prod:abc123:web:80"),
             srv("_web._tcp.sd.internal.", "manual"),
         ]);
-        let keys = ownership.owned_keys(&domain);
+        let keys = ownership.handed_over(&domain);
         let names: Vec<(&str, Option<&str>)> =
             keys.iter().map(|k| (k.name.as_str(), k.set_identifier.as_deref())).collect();
         assert_eq!(
             names,
             [
-                ("_ecssd.abc123.sd.internal.", None),
                 ("abc123.sd.internal.", None),
                 ("_calc._tcp.sd.internal.", Some("ecssd:abc123:calc:8080")),
                 ("_time._tcp.sd.internal.", Some("ecssd:abc123:time:80")),
@@ -265,8 +263,7 @@ mod tests {
             ],
             "another owner's, another task's, another domain's and a foreign key are not handed over"
         );
-        assert_eq!(keys[0].record_type, RecordType::Txt);
-        assert_eq!(keys[1].record_type, RecordType::A);
+        assert_eq!(keys[0].record_type, RecordType::A);
     }
 
     #[test]

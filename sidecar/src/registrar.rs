@@ -338,7 +338,7 @@ impl<S: RecordStore> Registrar<S> {
     }
 
     /// Reads back the records this task owns, by name: its ownership record, its A record, the SRV
-    /// records the ownership record hands over ([`Ownership::owned_keys`]: never another task's or
+    /// records the ownership record hands over ([`Ownership::handed_over`]: never another task's or
     /// owner's, whatever it lists) and those it should hold (an SRV record whose set identifier names
     /// the task, and the A record named after it, are the task's even when the ownership record was
     /// deleted behind its back).
@@ -352,9 +352,7 @@ impl<S: RecordStore> Registrar<S> {
         if let Some(txt) = self.store.read(&txt_key).await? {
             match Ownership::decode(txt.values()) {
                 Ok(ownership) if ownership.owner == self.model.owner && ownership.task == self.task => {
-                    keys.extend(
-                        ownership.owned_keys(&self.model.domain).into_iter().filter(|k| *k != txt_key),
-                    );
+                    keys.extend(ownership.handed_over(&self.model.domain));
                 }
                 Ok(ownership) => {
                     return Err(SidecarError::ForeignRecords(format!(
@@ -534,8 +532,8 @@ mod tests {
         let mut second = registrar(MemoryZone::new(forged));
         second.converge(vec![web(2000)]).await.unwrap();
         second.withdraw().await.unwrap();
-        let left: Vec<RecordKey> = second.store().records().iter().map(|r| r.key.clone()).collect();
-        assert_eq!(left, foreign.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+        let left: BTreeSet<RecordKey> = second.store().records().iter().map(|r| r.key.clone()).collect();
+        assert_eq!(left, BTreeSet::from(foreign));
     }
 
     #[tokio::test]
