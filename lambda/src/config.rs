@@ -136,6 +136,12 @@ impl Config {
         self.clusters.iter().map(|c| c.trim().to_owned()).filter(|c| !c.is_empty()).collect()
     }
 
+    /// Whether `cluster` (a name or an ARN) is watched: every cluster when none is named, else by name.
+    pub fn watches(&self, cluster: &str) -> bool {
+        let watched = self.watched_clusters();
+        watched.is_empty() || watched.iter().any(|c| cluster_name(c) == cluster_name(cluster))
+    }
+
     pub fn agent_grace(&self) -> Duration {
         Duration::from_secs(self.agent_grace_seconds)
     }

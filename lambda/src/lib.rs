@@ -1,4 +1,6 @@
-//! ecssd's sweeper, run by an EventBridge schedule as a Lambda function (or once from a shell).
+//! ecssd's sweeper, run by an EventBridge schedule as a Lambda function (or once from a shell), and,
+//! from the same binary, the withdrawer: a second function fed by ECS's task state change events (an
+//! EventBridge rule, through an SQS queue), which deletes a stopped task's records within seconds.
 //!
 //! # Layout
 //! - [`config`]: typed settings from the environment or flags, checked at start.
@@ -17,6 +19,9 @@
 //! - [`deadline`]: the sweep's deadline, which every call respects.
 //! - [`sweep`]: one sweep, generic over `RecordStore` and `Fleet`.
 //! - [`report`]: what a sweep did, as JSON and CloudWatch Embedded Metric Format.
+//! - [`task_event`]: reading an ECS task state change event; whether it says the task stops. Pure.
+//! - [`withdraw`]: deleting stopped tasks' records, read by name and checked against this owner.
+//! - [`stop_events`]: one SQS batch of task state change events, and its partial batch response.
 //! - `fixtures` (tests only): the records a sidecar writes for a one-container task.
 
 pub mod agents;
@@ -31,10 +36,13 @@ pub mod hosts;
 pub mod inventory;
 pub mod orphans;
 pub mod report;
+pub mod stop_events;
 pub mod stops;
 pub mod sweep;
 pub mod tally;
+pub mod task_event;
 pub mod verify;
+pub mod withdraw;
 
 #[cfg(test)]
 mod fixtures;

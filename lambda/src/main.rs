@@ -1,5 +1,7 @@
-//! `bootstrap`: wires configuration, logging and clients (once, at cold start), then serves scheduled
-//! events inside Lambda, or runs one sweep from a shell (`--once`, or whenever it is not in Lambda).
+//! `bootstrap`: wires configuration, logging and clients (once, at cold start), then serves Lambda
+//! invocations: a scheduled event runs a sweep, an SQS batch of task state change events withdraws
+//! the stopped tasks' records (the two functions of the stack run this one binary). From a shell
+//! (`--once`, or whenever it is not in Lambda) it runs one sweep.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -11,6 +13,7 @@ use ecssd_edge::sdk::for_our_retries;
 use ecssd_edge::{CallCounter, Pacer, Route53Zone};
 use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
+use ecssd_lambda::stop_events::{self, QueueBatch};
 use ecssd_lambda::{Config, Report, sweep};
 use ecssd_records::RetryPolicy;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -67,27 +70,62 @@ async fn start(config: Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// One invocation: the payload must be an EventBridge (scheduled) event.
+/// One invocation: an SQS batch (it has `Records`) of task state change events, or an EventBridge
+/// (scheduled) event.
 async fn handle(
     deps: &Deps,
     payload: serde_json::Value,
     deadline: Deadline,
-) -> Result<Report, lambda_runtime::Error> {
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if payload.get("Records").is_some() {
+        let batch: QueueBatch = serde_json::from_value(payload).map_err(|e| {
+            format!("expected an SQS event of task state changes (\"Records\" with \"messageId\" and \"body\"): {e}")
+        })?;
+        return Ok(serde_json::to_value(withdraw_stopped(deps, batch, deadline).await?)?);
+    }
     let event: EventBridgeEvent<serde_json::Value> = serde_json::from_value(payload).map_err(|e| {
         format!(
-            "expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\"): {e}"
+            "expected an EventBridge scheduled event (with \"detail-type\", \"source\" and \"detail\") \
+             or an SQS event of task state changes: {e}"
         )
     })?;
     let left_ms = deadline.left().as_millis() as u64;
     tracing::info!(source = %event.source, detail_type = %event.detail_type, left_ms, "sweep triggered");
-    Ok(run_once(deps, deadline).await?)
+    Ok(serde_json::to_value(run_once(deps, deadline).await?)?)
 }
 
 async fn run_once(deps: &Deps, deadline: Deadline) -> anyhow::Result<Report> {
     let before = calls(deps);
     let mut report = sweep(&deps.zone, &deps.fleet, &deps.config, deadline).await;
-    let after = calls(deps);
-    report.api_calls = after
+    report.api_calls = calls_since(deps, &before);
+    tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
+    print_json(&report.emf(now_ms()));
+    Ok(report)
+}
+
+/// Withdraws the records of the batch's stopped tasks; answers with the messages to deliver again.
+async fn withdraw_stopped(
+    deps: &Deps,
+    batch: QueueBatch,
+    deadline: Deadline,
+) -> anyhow::Result<stop_events::BatchResponse> {
+    let before = calls(deps);
+    let mut report = stop_events::handle(&deps.zone, &deps.config, batch, deadline).await;
+    report.api_calls = calls_since(deps, &before);
+    tracing::info!(report = %serde_json::to_string(&report)?, "task stop events handled");
+    print_json(&report.emf(now_ms()));
+    Ok(report.response())
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()
+}
+
+type CallsByService = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// The API calls made since `before` (a [`calls`] snapshot), per service and operation.
+fn calls_since(deps: &Deps, before: &CallsByService) -> CallsByService {
+    calls(deps)
         .into_iter()
         .map(|(service, ops)| {
             let earlier = before.get(&service).cloned().unwrap_or_default();
@@ -97,15 +135,11 @@ async fn run_once(deps: &Deps, deadline: Deadline) -> anyhow::Result<Report> {
                 .filter(|(_, n)| *n > 0);
             (service, ops.collect())
         })
-        .collect();
-    tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-    print_json(&report.emf(timestamp));
-    Ok(report)
+        .collect()
 }
 
 /// API calls so far per service and operation (cumulative across warm invocations).
-fn calls(deps: &Deps) -> BTreeMap<String, BTreeMap<String, u64>> {
+fn calls(deps: &Deps) -> CallsByService {
     let named =
         |counter: &CallCounter| counter.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     BTreeMap::from([

@@ -88,19 +88,24 @@ impl Report {
             ("ApiCalls", calls, "Count"),
             ("DurationMs", self.duration_ms, "Milliseconds"),
         ];
-        let mut line = serde_json::json!({
-            "_aws": {
-                "Timestamp": timestamp_ms as u64,
-                "CloudWatchMetrics": [{
-                    "Namespace": "ecssd",
-                    "Dimensions": [[]],
-                    "Metrics": metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-                }],
-            },
-        });
-        for (name, value, _) in metrics {
-            line[name] = value.into();
-        }
-        line
+        emf_line(timestamp_ms, &metrics)
     }
+}
+
+/// One Embedded Metric Format line: `metrics` as (name, value, unit) in the `ecssd` namespace.
+pub fn emf_line(timestamp_ms: u128, metrics: &[(&str, u64, &str)]) -> serde_json::Value {
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms as u64,
+            "CloudWatchMetrics": [{
+                "Namespace": "ecssd",
+                "Dimensions": [[]],
+                "Metrics": metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        },
+    });
+    for (name, value, _) in metrics {
+        line[*name] = (*value).into();
+    }
+    line
 }

@@ -13,7 +13,7 @@ use ecssd_records::{Change, RecordKey, RecordStore, withdraw};
 
 use crate::agents;
 use crate::apply::{Fallback, apply};
-use crate::config::{Config, cluster_name};
+use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::decide::{Verdict, agent_brake, verdict};
 use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
@@ -172,12 +172,10 @@ fn finish(mut report: Report, started: Instant, deadline: Deadline) -> Report {
 /// The tasks to ask about: each with the cluster its ARN names (a disagreeing claim is reported and left
 /// out), of the watched clusters only when some are named.
 fn in_scope(config: &Config, tasks: Vec<TaskRecords>, report: &mut Report) -> Vec<Claimed> {
-    let watched = config.watched_clusters();
-    let watched: BTreeSet<&str> = watched.iter().map(|c| cluster_name(c)).collect();
     let mut claimed = Vec::new();
     for records in tasks {
         match cluster_to_ask(&records) {
-            Ok(cluster) if watched.is_empty() || watched.contains(cluster_name(&cluster)) => {
+            Ok(cluster) if config.watches(&cluster) => {
                 claimed.push(Claimed { records, cluster });
             }
             Ok(_) => {}

@@ -1,0 +1,230 @@
+//! One batch of the task-stop queue, as Lambda's SQS event source delivers it: each message's event is
+//! read, the stopping tasks of watched clusters are withdrawn together, and the messages to deliver
+//! again are named in a partial batch response. Lambda Developer Guide, "Using Lambda with Amazon SQS"
+//! (the event: `Records[].messageId`, `body`) and "Handling errors for an SQS event source in Lambda"
+//! (`batchItemFailures[].itemIdentifier`; the mapping needs `ReportBatchItemFailures`).
+//!
+//! A message that is not a task state change is delivered again until the queue's redrive policy moves
+//! it to the dead-letter queue, where an operator sees it; nothing is changed for it.
+
+use std::collections::BTreeMap;
+
+use ecssd_records::RecordStore;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::Config;
+use crate::deadline::Deadline;
+use crate::report::{Finding, emf_line};
+use crate::task_event::{self, TaskStateChange};
+use crate::withdraw::{Outcome, withdraw};
+
+/// The SQS event: the messages of one batch.
+#[derive(Debug, Deserialize)]
+pub struct QueueBatch {
+    #[serde(rename = "Records")]
+    pub messages: Vec<QueueMessage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueMessage {
+    pub message_id: String,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// The partial batch response: the messages to deliver again.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub item_identifier: String,
+}
+
+/// What one batch did: logged as JSON and as CloudWatch Embedded Metric Format.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct StopsReport {
+    pub dry_run: bool,
+    pub messages: usize,
+    /// Tasks whose records were deleted (or would be, in a dry run), with how many.
+    pub withdrawn: Vec<Finding>,
+    pub records_deleted: usize,
+    /// Stopping tasks with no ownership record: never registered, or already withdrawn.
+    pub not_registered: usize,
+    /// Ownership records that are not this owner's claim on the stopped task: untouched.
+    pub left_alone: Vec<Finding>,
+    /// Events of tasks that are not stopping, or of clusters not watched.
+    pub ignored: usize,
+    /// Messages that are not task state change events (by message id).
+    pub malformed: Vec<Finding>,
+    /// Tasks whose withdrawal failed; their messages are delivered again.
+    pub failed: Vec<Finding>,
+    /// The messages to deliver again.
+    pub retry: Vec<String>,
+    /// API calls made, per service and operation.
+    pub api_calls: BTreeMap<String, BTreeMap<String, u64>>,
+    pub duration_ms: u64,
+}
+
+impl StopsReport {
+    pub fn response(&self) -> BatchResponse {
+        let failures = self.retry.iter().map(|id| ItemFailure { item_identifier: id.clone() });
+        BatchResponse { batch_item_failures: failures.collect() }
+    }
+
+    /// The Embedded Metric Format line for this batch.
+    pub fn emf(&self, timestamp_ms: u128) -> serde_json::Value {
+        let calls: u64 = self.api_calls.values().flat_map(|ops| ops.values()).sum();
+        emf_line(
+            timestamp_ms,
+            &[
+                ("TaskStopMessages", self.messages as u64, "Count"),
+                ("TaskStopsWithdrawn", self.withdrawn.len() as u64, "Count"),
+                ("TaskStopRecordsDeleted", self.records_deleted as u64, "Count"),
+                ("TaskStopsLeftAlone", self.left_alone.len() as u64, "Count"),
+                ("TaskStopMessagesMalformed", self.malformed.len() as u64, "Count"),
+                ("TaskStopsFailed", self.failed.len() as u64, "Count"),
+                ("TaskStopApiCalls", calls, "Count"),
+                ("TaskStopDurationMs", self.duration_ms, "Milliseconds"),
+            ],
+        )
+    }
+}
+
+/// Handles one batch against `store`.
+pub async fn handle<S: RecordStore>(
+    store: &S,
+    config: &Config,
+    batch: QueueBatch,
+    deadline: Deadline,
+) -> StopsReport {
+    let started = Instant::now();
+    let mut report =
+        StopsReport { dry_run: config.dry_run, messages: batch.messages.len(), ..Default::default() };
+    // One entry per stopping task, with every message that named it (duplicates share the outcome).
+    let mut tasks: Vec<TaskStateChange> = Vec::new();
+    let mut messages_of: Vec<Vec<String>> = Vec::new();
+    for message in batch.messages {
+        let change = match task_event::parse(&message.body) {
+            Ok(change) => change,
+            Err(problem) => {
+                tracing::error!(message_id = %message.message_id, %problem, "not a task state change event");
+                report
+                    .malformed
+                    .push(Finding::new(format!("message {}", message.message_id), problem.to_string()));
+                report.retry.push(message.message_id);
+                continue;
+            }
+        };
+        if !change.is_stopping() || !config.watches(&change.cluster_arn) {
+            report.ignored += 1;
+            continue;
+        }
+        match tasks.iter().position(|t| t.task == change.task) {
+            Some(index) => messages_of[index].push(message.message_id),
+            None => {
+                tasks.push(change);
+                messages_of.push(vec![message.message_id]);
+            }
+        }
+    }
+    let outcomes = withdraw(store, &config.domain, &config.owner_id, &tasks, config.dry_run, deadline).await;
+    for ((task, messages), outcome) in tasks.iter().zip(messages_of).zip(outcomes) {
+        let task = task.task.to_string();
+        match outcome {
+            Outcome::Withdrawn { records } => {
+                report.records_deleted += records;
+                report.withdrawn.push(Finding::new(task, format!("{records} records")));
+            }
+            Outcome::NotRegistered => report.not_registered += 1,
+            Outcome::LeftAlone { why } => report.left_alone.push(Finding::new(task, why)),
+            Outcome::Failed { why } => {
+                report.failed.push(Finding::new(task, why));
+                report.retry.extend(messages);
+            }
+        }
+    }
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use ecssd_records::memory::MemoryZone;
+
+    use super::*;
+    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, task_arn, web_task_records};
+
+    fn config(clusters: &str) -> Config {
+        Config::try_parse_from(["bootstrap", "--domain", "sd.internal", "--clusters", clusters]).unwrap()
+    }
+
+    fn event(id: &str, cluster_arn: &str, desired: &str, version: u64) -> String {
+        serde_json::json!({
+            "version": "0", "id": format!("event-{version}"), "detail-type": "ECS Task State Change",
+            "source": "aws.ecs", "account": "1", "time": "2026-11-26T10:00:00Z", "region": "us-east-1",
+            "resources": [task_arn(id)],
+            "detail": {
+                "taskArn": task_arn(id), "clusterArn": cluster_arn, "desiredStatus": desired,
+                "lastStatus": "RUNNING", "version": version,
+            },
+        })
+        .to_string()
+    }
+
+    fn batch(bodies: Vec<String>) -> QueueBatch {
+        let messages = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(n, body)| QueueMessage { message_id: format!("m{n}"), body })
+            .collect();
+        QueueBatch { messages }
+    }
+
+    #[tokio::test]
+    async fn a_batch_withdraws_each_stopping_task_once_and_retries_only_what_it_cannot_read() {
+        let [a, b, c, _] = TASK_IDS;
+        let (first, second, running) =
+            (web_task_records("default", a), web_task_records("default", b), web_task_records("default", c));
+        let zone = MemoryZone::new(first.iter().chain(second.iter()).chain(running.iter()).cloned());
+        let bodies = vec![
+            event(a, CLUSTER_ARN, "STOPPED", 3),
+            event(a, CLUSTER_ARN, "STOPPED", 3), // a duplicate
+            event(a, CLUSTER_ARN, "RUNNING", 2), // older, arriving late
+            event(b, CLUSTER_ARN, "STOPPED", 5),
+            event(c, CLUSTER_ARN, "RUNNING", 1),
+            "{not json".to_owned(),
+        ];
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report = handle(&zone, &config("c"), batch(bodies), deadline).await;
+        assert_eq!(zone.records(), running, "only the stopped tasks' records went");
+        assert_eq!(zone.calls().iter().filter(|c| **c == "change").count(), 1, "one request");
+        assert_eq!((report.withdrawn.len(), report.records_deleted), (2, first.len() + second.len()));
+        assert_eq!(report.ignored, 2);
+        assert_eq!(report.malformed.len(), 1);
+        assert!(report.malformed[0].reason.starts_with("not a JSON EventBridge event"), "{report:?}");
+        let response = serde_json::to_value(report.response()).unwrap();
+        assert_eq!(response, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m5"}]}));
+    }
+
+    #[tokio::test]
+    async fn a_task_of_an_unwatched_cluster_is_left_as_it_is() {
+        let [a, ..] = TASK_IDS;
+        let records = web_task_records("default", a);
+        let zone = MemoryZone::new(records.iter().cloned());
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report =
+            handle(&zone, &config("other"), batch(vec![event(a, CLUSTER_ARN, "STOPPED", 3)]), deadline).await;
+        assert_eq!(report.ignored, 1);
+        assert_eq!(zone.records(), records);
+        assert!(zone.calls().is_empty(), "not even a read: {:?}", zone.calls());
+        assert_eq!(report.response(), BatchResponse { batch_item_failures: vec![] });
+    }
+}
