@@ -13,6 +13,7 @@
 //! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
 //! - [`sweeper`]: runs the real sweeper binary from a shell, or as the function of a Lambda runtime
 //!   API emulator (`cargo lambda watch --only-lambda-apis`).
+//! - [`task_events`]: ECS task state change events of moto's tasks, in SQS batches for the Withdrawer.
 //! - [`dns`]: dnsmasq on loopback answering for the zone (the Route53 Resolver's part).
 //! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
@@ -35,6 +36,7 @@ pub mod metadata;
 pub mod moto;
 pub mod sidecar;
 pub mod sweeper;
+pub mod task_events;
 pub mod world;
 
 use std::time::Duration;

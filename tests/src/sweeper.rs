@@ -248,6 +248,17 @@ impl LambdaEmulator {
             .context("starting bootstrap")?;
         Ok(Self { emulator, function, port, function_name, emulator_log, function_log })
     }
+
+    /// The emulator's Lambda Invoke API for the function (a POST of the payload answers with the
+    /// function's answer): what `cargo lambda invoke` calls, without starting a process each time.
+    pub fn invoke_url(&self) -> String {
+        format!("http://127.0.0.1:{}/2015-03-31/functions/{}/invocations", self.port, self.function_name)
+    }
+
+    /// What the function has logged so far (its standard output and error).
+    pub fn function_output(&self) -> String {
+        std::fs::read_to_string(&self.function_log).unwrap_or_default()
+    }
 }
 
 /// Waits until the emulator's runtime API accepts connections; returns the `AWS_LAMBDA_*` variables

@@ -12,3 +12,4 @@ mod sidecar_image;
 mod sidecar_resilience;
 mod sweeper;
 mod sweeper_attacks;
+mod task_stops;
