@@ -26,10 +26,13 @@ def main():
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with open(path, encoding="utf-8") as handle:
         template = yaml_parse(handle.read())
-    # What `sam package` does before deploying: local code becomes an S3 object.
-    for name, resource in template.get("Resources", {}).items():
+    # What `sam package` does before deploying: local code becomes an S3 object. The object is named
+    # after the code directory, so functions built from the same code (the sweeper and the
+    # withdrawer: one `sam build` of lambda/) render with the same Code.
+    for resource in template.get("Resources", {}).values():
         if resource.get("Type") == "AWS::Serverless::Function":
-            resource["Properties"]["CodeUri"] = f"s3://ecssd-render/{name}.zip"
+            code = resource["Properties"]["CodeUri"].strip("/")
+            resource["Properties"]["CodeUri"] = f"s3://ecssd-render/{code}.zip"
     parameters = {name: spec["Default"] for name, spec in template.get("Parameters", {}).items() if "Default" in spec}
     parameters.update(override.split("=", 1) for override in overrides)
     rendered = transform(template, parameters, OfflineManagedPolicies())

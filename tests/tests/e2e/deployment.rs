@@ -1,8 +1,11 @@
 #![allow(clippy::unwrap_used)]
 //! The SAM template: it lints clean (cfn-lint, `sam validate --lint`), its rendered IAM (the SAM
 //! transform run offline by `tests/sam/render.py`) is scoped as the README promises, Lambda never
-//! retries a scheduled sweep, and the sweep's limits reach the function as parameters.
+//! retries a scheduled sweep, the sweep's limits reach the function as parameters, and ECS's own
+//! "task stopped" events reach the withdrawer (issue 13): one rule, one queue with a dead-letter
+//! queue, one event source mapping, built from the same binary as the sweeper.
 
+use std::collections::HashSet;
 use std::process::Command;
 
 use ecssd_tests::moto::workspace_root;
@@ -133,14 +136,26 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 "route53:ListHostedZonesByName"
             ]
         );
-        let role = &template["Resources"]["SweeperRole"]["Properties"];
-        for managed in role["ManagedPolicyArns"].as_array().unwrap() {
-            let managed = managed.as_str().unwrap();
-            assert!(!managed.contains("FullAccess"), "no full-access managed policy: {managed}");
-            assert!(
-                managed.contains("AWSLambdaBasicExecutionRole")
-                    || managed.contains("AWSLambdaVPCAccessExecutionRole")
-            );
+        // Every execution role (the sweeper's, the withdrawer's): only logging (and, in a VPC, ENI)
+        // managed policies, never one that grants on "*" what the inline statements scope.
+        let roles: Vec<(&String, &Value)> = template["Resources"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+            .collect();
+        let names: Vec<&String> = roles.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["SweeperRole", "WithdrawerRole"], "the sweeper's and the withdrawer's roles");
+        for (_, role) in roles {
+            for managed in role["Properties"]["ManagedPolicyArns"].as_array().unwrap() {
+                let managed = managed.as_str().unwrap();
+                assert!(!managed.contains("FullAccess"), "no full-access managed policy: {managed}");
+                assert!(
+                    managed.contains("AWSLambdaBasicExecutionRole")
+                        || managed.contains("AWSLambdaVPCAccessExecutionRole"),
+                    "{managed}"
+                );
+            }
         }
         let function = &template["Resources"]["Sweeper"]["Properties"];
         assert_eq!(function["ReservedConcurrentExecutions"], 1, "two sweeps never overlap");
@@ -171,12 +186,15 @@ fn the_sweeper_may_not_list_clusters() {
 fn lambda_never_retries_a_scheduled_sweep() {
     let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]);
     let resources = template["Resources"].as_object().unwrap();
-    // The schedule invokes the unqualified function, that is $LATEST.
-    let targets: Vec<&Value> = resources
+    // The schedule invokes the unqualified function, that is $LATEST. (The other rule, ECS's task
+    // stops, targets a queue; the withdrawer is invoked synchronously by its event source mapping.)
+    let schedules: Vec<&Value> = resources
         .values()
-        .filter(|r| r["Type"] == "AWS::Events::Rule")
-        .flat_map(|r| r["Properties"]["Targets"].as_array().unwrap())
+        .filter(|r| r["Type"] == "AWS::Events::Rule" && r["Properties"]["ScheduleExpression"].is_object())
         .collect();
+    assert_eq!(schedules.len(), 1, "one schedule: {schedules:?}");
+    assert_eq!(schedules[0]["Properties"]["ScheduleExpression"], serde_json::json!({"Ref": "SweepSchedule"}));
+    let targets = schedules[0]["Properties"]["Targets"].as_array().unwrap();
     assert_eq!(targets.len(), 1, "{targets:?}");
     assert_eq!(targets[0]["Arn"], serde_json::json!({"Fn::GetAtt": ["Sweeper", "Arn"]}));
     let configs: Vec<&Value> = resources
@@ -256,6 +274,52 @@ fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
     assert_eq!(names["Ref"], "Clusters");
     let sweeper = &template["Resources"]["Sweeper"]["Properties"]["Environment"]["Variables"];
     assert_eq!(sweeper["ECSSD_CLUSTERS"]["Fn::Join"][1]["Ref"], "Clusters");
+    // As CloudFormation evaluates it: one pattern per named cluster (Resource holds the account
+    // and region), or every cluster of this account and region.
+    for (overrides, expected) in [
+        (
+            &["ZoneVpcId=vpc-0123456789abcdef0", "Clusters=web,batch"][..],
+            serde_json::json!(["arn:*:ecs:*:*:cluster/web", "arn:*:ecs:*:*:cluster/batch"]),
+        ),
+        (ALL_CLUSTERS, serde_json::json!("arn:aws:ecs:us-east-1:123456789012:cluster/*")),
+    ] {
+        let stack = Stack::rendered(overrides);
+        for (_, statement) in statements(&stack.template).iter().filter(|(r, _)| r == "SweeperRole") {
+            if actions(statement).iter().any(|a| a.starts_with("ecs:")) {
+                let condition = stack.resolve(&statement["Condition"]).unwrap();
+                assert_eq!(condition["ArnLike"]["ecs:cluster"], expected, "{statement}");
+                assert!(statement["Resource"].to_string().contains("${AWS::AccountId}"), "{statement}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_join_delimiter_is_a_literal_string() {
+    // CloudFormation takes no function as Fn::Join's delimiter ("For the Fn::Join delimiter, you
+    // can't use any functions"), and cfn-lint does not look inside IAM conditions.
+    // https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/intrinsic-function-reference-join.html
+    fn check(value: &Value, path: &str) {
+        match value {
+            Value::Object(map) => {
+                if let Some(join) = map.get("Fn::Join") {
+                    assert!(join[0].is_string(), "{path}: Fn::Join delimiter {}", join[0]);
+                }
+                for (key, child) in map {
+                    check(child, &format!("{path}.{key}"));
+                }
+            }
+            Value::Array(items) => {
+                for (index, child) in items.iter().enumerate() {
+                    check(child, &format!("{path}[{index}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for overrides in [ALL_CLUSTERS, NAMED_CLUSTERS] {
+        check(&rendered(overrides), "template");
+    }
 }
 
 #[test]
@@ -306,5 +370,454 @@ fn the_task_definition_example_follows_the_documented_pattern() {
                 .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
             assert_eq!(mapping["hostPort"], 0, "ECS picks the host port");
         }
+    }
+}
+
+/// The two renderings the task-stop tests look at: a created zone watching every cluster, and a
+/// given zone watching two named clusters.
+const ALL_CLUSTERS: &[&str] = &["ZoneVpcId=vpc-0123456789abcdef0"];
+const NAMED_CLUSTERS: &[&str] = &["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "Clusters=web,batch"];
+
+/// A rendered template as CloudFormation would evaluate it for some parameters: `Ref` to a parameter
+/// or pseudo parameter, `Fn::If`, `Fn::Equals`, `Fn::Not`, `Fn::Join`, `Fn::Split` and `Fn::Sub` are
+/// resolved and `AWS::NoValue` disappears; references to resources (`Ref`, `Fn::GetAtt`) stay as
+/// they are, as does an intrinsic whose arguments still hold one.
+#[derive(Debug)]
+struct Stack {
+    template: Value,
+    parameters: serde_json::Map<String, Value>,
+}
+
+impl Stack {
+    /// Renders the template with `overrides` and evaluates it with the same parameters.
+    fn rendered(overrides: &[&str]) -> Self {
+        let template = rendered(overrides);
+        let mut parameters = serde_json::Map::new();
+        for (name, spec) in template["Parameters"].as_object().unwrap() {
+            let given = overrides.iter().find_map(|o| o.strip_prefix(&format!("{name}=")));
+            let text = match (given, &spec["Default"]) {
+                (Some(text), _) => text.to_owned(),
+                (None, Value::String(text)) => text.clone(),
+                (None, Value::Number(number)) => number.to_string(),
+                (None, _) => continue,
+            };
+            let value = if spec["Type"] == "CommaDelimitedList" {
+                Value::from(text.split(',').collect::<Vec<_>>())
+            } else {
+                Value::String(text)
+            };
+            parameters.insert(name.clone(), value);
+        }
+        for (name, value) in [
+            ("AWS::Partition", "aws"),
+            ("AWS::Region", "us-east-1"),
+            ("AWS::AccountId", "123456789012"),
+            ("AWS::StackName", "ecssd"),
+        ] {
+            parameters.insert(name.to_owned(), Value::from(value));
+        }
+        Self { template, parameters }
+    }
+
+    fn resource(&self, name: &str) -> &Value {
+        let resource = &self.template["Resources"][name];
+        assert!(resource.is_object(), "no resource {name}");
+        resource
+    }
+
+    /// The resources of one type, by logical id.
+    fn resources_of(&self, kind: &str) -> Vec<(&String, &Value)> {
+        self.template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
+    }
+
+    fn condition(&self, name: &str) -> bool {
+        match self.resolve(&self.template["Conditions"][name]) {
+            Some(Value::Bool(holds)) => holds,
+            other => panic!("condition {name} is {other:?}"),
+        }
+    }
+
+    /// `value` evaluated; `None` is `AWS::NoValue`.
+    fn resolve(&self, value: &Value) -> Option<Value> {
+        match value {
+            Value::Array(items) => Some(Value::Array(items.iter().filter_map(|i| self.resolve(i)).collect())),
+            Value::Object(map) if map.len() == 1 => {
+                let (function, arguments) = map.iter().next().unwrap();
+                self.intrinsic(function, arguments).unwrap_or_else(|| Some(self.resolve_fields(value)))
+            }
+            Value::Object(_) => Some(self.resolve_fields(value)),
+            scalar => Some(scalar.clone()),
+        }
+    }
+
+    fn resolve_fields(&self, value: &Value) -> Value {
+        let map = value.as_object().unwrap();
+        Value::Object(map.iter().filter_map(|(k, v)| self.resolve(v).map(|v| (k.clone(), v))).collect())
+    }
+
+    /// `None` when `function` is not one this evaluator resolves (or its arguments are not yet
+    /// known): the caller keeps the node.
+    fn intrinsic(&self, function: &str, arguments: &Value) -> Option<Option<Value>> {
+        let text = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+        match function {
+            "Ref" if arguments == "AWS::NoValue" => Some(None),
+            "Ref" => self.parameters.get(arguments.as_str()?).cloned().map(Some),
+            "Fn::If" => {
+                let chosen =
+                    if self.condition(arguments[0].as_str()?) { &arguments[1] } else { &arguments[2] };
+                Some(self.resolve(chosen))
+            }
+            "Fn::Equals" => {
+                Some(Some(Value::Bool(self.resolve(&arguments[0]) == self.resolve(&arguments[1]))))
+            }
+            "Fn::Not" => match self.resolve(&arguments[0]) {
+                Some(Value::Bool(holds)) => Some(Some(Value::Bool(!holds))),
+                _ => None,
+            },
+            "Fn::Join" => {
+                let separator = arguments[0].as_str()?;
+                let Some(Value::Array(items)) = self.resolve(&arguments[1]) else { return None };
+                let texts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                Some(Some(Value::from(texts?.join(separator))))
+            }
+            "Fn::FindInMap" => {
+                let [map, key, field] = [0, 1, 2].map(|i| text(self.resolve(&arguments[i])));
+                Some(Some(self.template["Mappings"][map?][key?][field?].clone()))
+            }
+            "Fn::Split" => {
+                let separator = arguments[0].as_str()?;
+                let whole = text(self.resolve(&arguments[1]))?;
+                Some(Some(Value::from(whole.split(separator).collect::<Vec<_>>())))
+            }
+            "Fn::Sub" => {
+                let (format, variables) = match arguments {
+                    Value::String(format) => (format.as_str(), None),
+                    _ => (arguments[0].as_str()?, arguments[1].as_object()),
+                };
+                let mut out = String::new();
+                let mut rest = format;
+                while let Some(start) = rest.find("${") {
+                    let end = start + rest[start..].find('}')?;
+                    let name = &rest[start + 2..end];
+                    let value = match variables.and_then(|v| v.get(name)) {
+                        Some(variable) => text(self.resolve(variable))?,
+                        None => self.parameters.get(name)?.as_str()?.to_owned(),
+                    };
+                    out.push_str(&rest[..start]);
+                    out.push_str(&value);
+                    rest = &rest[end + 1..];
+                }
+                out.push_str(rest);
+                Some(Some(Value::from(out)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// EventBridge's matching for the operators the template uses: exact values, `suffix`, `$or`.
+/// https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html
+fn event_matches(pattern: &Value, event: &Value) -> bool {
+    pattern.as_object().unwrap().iter().all(|(field, wanted)| match (field.as_str(), wanted) {
+        ("$or", Value::Array(alternatives)) => alternatives.iter().any(|a| event_matches(a, event)),
+        (_, Value::Object(_)) => event[field].is_object() && event_matches(wanted, &event[field]),
+        (_, Value::Array(values)) => values.iter().any(|value| match value {
+            Value::Object(operator) => match (operator.get("suffix"), &event[field]) {
+                (Some(Value::String(suffix)), Value::String(text)) => text.ends_with(suffix.as_str()),
+                (Some(_), _) => false,
+                _ => panic!("operator not modelled here: {value}"),
+            },
+            exact => &event[field] == exact,
+        }),
+        _ => panic!("not a pattern: {field}: {wanted}"),
+    })
+}
+
+/// A value changed in place, in an expression.
+trait Tap: Sized {
+    fn tap(mut self, change: impl FnOnce(&mut Self)) -> Self {
+        change(&mut self);
+        self
+    }
+}
+
+impl Tap for Value {}
+
+fn get_att(resource: &str, attribute: &str) -> Value {
+    serde_json::json!({"Fn::GetAtt": [resource, attribute]})
+}
+
+fn reference(resource: &str) -> Value {
+    serde_json::json!({"Ref": resource})
+}
+
+#[test]
+fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
+    for overrides in [ALL_CLUSTERS, NAMED_CLUSTERS] {
+        let stack = Stack::rendered(overrides);
+        let role = stack.resource("Withdrawer")["Properties"]["Role"].clone();
+        assert_eq!(role, get_att("WithdrawerRole", "Arn"));
+        let all = statements(&stack.template);
+        let mine: Vec<&Value> = all.iter().filter(|(r, _)| r == "WithdrawerRole").map(|(_, s)| s).collect();
+        let mut granted = Vec::new();
+        for statement in &mine {
+            assert_eq!(statement["Effect"], "Allow", "{statement}");
+            for action in actions(statement) {
+                assert!(
+                    !action.starts_with("ecs:") && !action.starts_with("ec2:"),
+                    "the withdrawer reads nothing from ECS or EC2: {statement}"
+                );
+                if action.starts_with("route53:") {
+                    let zone = statement["Resource"]["Fn::Sub"][0].as_str().unwrap();
+                    assert_eq!(zone, "arn:${AWS::Partition}:route53:::hostedzone/${ZoneId}", "{statement}");
+                } else {
+                    // What Lambda's poller needs, on this one queue only (SAM's own SQS event would
+                    // attach AWSLambdaSQSQueueExecutionRole, which grants them on every queue).
+                    assert!(action.starts_with("sqs:"), "{statement}");
+                    assert_eq!(statement["Resource"], get_att("TaskStops", "Arn"), "{statement}");
+                }
+                if action == "route53:ChangeResourceRecordSets" {
+                    assert_eq!(record_types_condition(statement), serde_json::json!(["SRV", "A", "TXT"]));
+                }
+                granted.push(action);
+            }
+        }
+        granted.sort();
+        assert_eq!(
+            granted,
+            [
+                "route53:ChangeResourceRecordSets",
+                "route53:ListResourceRecordSets",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            ],
+            "{mine:?}"
+        );
+    }
+}
+
+#[test]
+fn ecs_task_stops_reach_the_queue_through_one_rule() {
+    let suffixes = |names: &[&str]| -> Value {
+        names.iter().map(|name| serde_json::json!({"suffix": format!(":cluster/{name}")})).collect()
+    };
+    for (overrides, clusters) in [(ALL_CLUSTERS, None), (NAMED_CLUSTERS, Some(["web", "batch"]))] {
+        let stack = Stack::rendered(overrides);
+        let rules: Vec<(&String, &Value)> = stack
+            .resources_of("AWS::Events::Rule")
+            .into_iter()
+            .filter(|(_, r)| !r["Properties"]["EventPattern"].is_null())
+            .collect();
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        let (name, rule) = rules[0];
+        assert_eq!(name, "TaskStoppedRule");
+        let properties = stack.resolve(&rule["Properties"]).unwrap();
+        // The default bus, where ECS sends its events.
+        assert!(properties.get("EventBusName").is_none_or(|bus| bus == "default"), "{properties}");
+        assert!(properties.get("State").is_none_or(|state| state == "ENABLED"), "{properties}");
+        // EventPattern takes an object or its JSON text.
+        let pattern = match &properties["EventPattern"] {
+            Value::String(text) => serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}")),
+            object => object.clone(),
+        };
+        let mut detail = serde_json::json!({
+            // A task being stopped (desired) or already stopped (last): either is the last word.
+            "$or": [{"desiredStatus": ["STOPPED"]}, {"lastStatus": ["STOPPED"]}],
+        });
+        if let Some(names) = &clusters {
+            detail["clusterArn"] = suffixes(names);
+        }
+        assert_eq!(
+            pattern,
+            serde_json::json!({
+                "account": ["123456789012"],
+                "region": ["us-east-1"],
+                "source": ["aws.ecs"],
+                "detail-type": ["ECS Task State Change"],
+                "detail": detail,
+            }),
+            "clusters {clusters:?}"
+        );
+        // What it selects, on ECS task state change events.
+        let event = |cluster: &str, desired: &str, last: &str| {
+            serde_json::json!({
+                "account": "123456789012",
+                "region": "us-east-1",
+                "source": "aws.ecs",
+                "detail-type": "ECS Task State Change",
+                "detail": {
+                    "clusterArn": format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}"),
+                    "desiredStatus": desired,
+                    "lastStatus": last,
+                },
+            })
+        };
+        let named = clusters.is_some();
+        for (event, selected) in [
+            (event("web", "STOPPED", "RUNNING"), true),
+            (event("batch", "STOPPED", "DEPROVISIONING"), true),
+            (event("web", "STOPPED", "STOPPED"), true),
+            (event("batch", "RUNNING", "STOPPED"), true),
+            (event("web", "RUNNING", "RUNNING"), false),
+            (event("web", "RUNNING", "PENDING"), false),
+            // Other clusters: only when watching all; a name merely ending in a watched one never.
+            (event("other", "STOPPED", "STOPPED"), !named),
+            (event("myweb", "STOPPED", "STOPPED"), !named),
+            (event("web", "STOPPED", "STOPPED").tap(|e| e["account"] = "111122223333".into()), false),
+            (event("web", "STOPPED", "STOPPED").tap(|e| e["source"] = "aws.ec2".into()), false),
+        ] {
+            assert_eq!(event_matches(&pattern, &event), selected, "clusters {clusters:?}: {event}");
+        }
+        let targets = properties["Targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 1, "{targets:?}");
+        let target = &targets[0];
+        assert_eq!(target["Arn"], get_att("TaskStops", "Arn"));
+        // A task that stopped stays stopped: a day-old event is still right, so EventBridge keeps
+        // trying for as long as it can, then hands the event to the dead-letter queue.
+        assert_eq!(
+            target["RetryPolicy"],
+            serde_json::json!({"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400})
+        );
+        assert_eq!(
+            target["DeadLetterConfig"],
+            serde_json::json!({"Arn": get_att("TaskStopsDeadLetters", "Arn")})
+        );
+        // SQS targets take a resource-based policy, not a role.
+        assert!(target.get("RoleArn").is_none(), "{target}");
+
+        let policies = stack.resources_of("AWS::SQS::QueuePolicy");
+        assert_eq!(policies.len(), 1, "{policies:?}");
+        let policy = stack.resolve(&policies[0].1["Properties"]).unwrap();
+        let queues: HashSet<String> =
+            policy["Queues"].as_array().unwrap().iter().map(Value::to_string).collect();
+        let expected: HashSet<String> = [reference("TaskStops"), reference("TaskStopsDeadLetters")]
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(queues, expected);
+        let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
+        let mut covered = HashSet::new();
+        for statement in statements {
+            assert_eq!(statement["Effect"], "Allow", "{statement}");
+            assert_eq!(statement["Principal"], serde_json::json!({"Service": "events.amazonaws.com"}));
+            assert_eq!(actions(statement), ["sqs:SendMessage"], "{statement}");
+            assert_eq!(
+                statement["Condition"],
+                serde_json::json!({"ArnEquals": {"aws:SourceArn": get_att("TaskStoppedRule", "Arn")}}),
+                "only the rule may send"
+            );
+            let resources = match &statement["Resource"] {
+                Value::Array(resources) => resources.clone(),
+                one => vec![one.clone()],
+            };
+            covered.extend(resources.iter().map(Value::to_string));
+        }
+        let both: HashSet<String> = [get_att("TaskStops", "Arn"), get_att("TaskStopsDeadLetters", "Arn")]
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert_eq!(covered, both, "{statements:?}");
+    }
+}
+
+#[test]
+fn the_withdrawer_takes_task_stops_in_batches_and_fails_them_one_by_one() {
+    let stack = Stack::rendered(ALL_CLUSTERS);
+    let mappings = stack.resources_of("AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    let mapping = &mappings[0].1["Properties"];
+    assert_eq!(mapping["FunctionName"], reference("Withdrawer"));
+    assert_eq!(mapping["EventSourceArn"], get_att("TaskStops", "Arn"));
+    // As many stops as are queued, up to 10, with no batching window (one would add to every
+    // withdrawal, and Lambda requires one of at least a second for a batch larger than 10).
+    assert_eq!(mapping["BatchSize"], 10);
+    assert!(mapping.get("MaximumBatchingWindowInSeconds").is_none_or(|w| w == 0), "{mapping}");
+    assert_eq!(mapping["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
+    // The fewest concurrent batches Lambda allows: withdrawals share Route53's rate with the sweep.
+    assert_eq!(mapping["ScalingConfig"], serde_json::json!({"MaximumConcurrency": 2}));
+    assert!(mapping.get("Enabled").is_none_or(|enabled| enabled == true), "{mapping}");
+
+    let withdrawer = &stack.resource("Withdrawer")["Properties"];
+    let timeout = withdrawer["Timeout"].as_u64().unwrap();
+    let queue = &stack.resource("TaskStops")["Properties"];
+    assert!(
+        queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout,
+        "visibility timeout at least 6 x the function timeout: {queue}, Timeout {timeout}"
+    );
+    assert_eq!(
+        queue["RedrivePolicy"],
+        serde_json::json!({"deadLetterTargetArn": get_att("TaskStopsDeadLetters", "Arn"), "maxReceiveCount": 5})
+    );
+    let dead_letters = &stack.resource("TaskStopsDeadLetters")["Properties"];
+    assert_eq!(dead_letters["MessageRetentionPeriod"], 1_209_600, "the longest SQS keeps a message");
+    for properties in [queue, dead_letters] {
+        assert_eq!(properties["SqsManagedSseEnabled"], true, "{properties}");
+        assert!(properties.get("FifoQueue").is_none(), "EventBridge dead-letter queues are standard queues");
+    }
+    let outputs = &stack.template["Outputs"];
+    assert_eq!(outputs["WithdrawerFunction"]["Value"], reference("Withdrawer"));
+    assert_eq!(outputs["TaskStopsDeadLetterQueueUrl"]["Value"], reference("TaskStopsDeadLetters"));
+    for output in ["WithdrawerFunction", "TaskStopsDeadLetterQueueUrl"] {
+        assert!(outputs[output]["Description"].as_str().is_some_and(|d| !d.is_empty()), "{output}");
+    }
+}
+
+#[test]
+fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
+    // In a VPC the sweeper gets subnets; the withdrawer, which only calls Route53, never does.
+    let in_vpc =
+        ["ZoneVpcId=vpc-0123456789abcdef0", "SubnetIds=subnet-0123456789abcdef0", "SecurityGroupIds=sg-0123"];
+    let stack = Stack::rendered(&in_vpc);
+    let sweeper = &stack.resource("Sweeper");
+    let withdrawer = &stack.resource("Withdrawer");
+    assert_eq!(withdrawer["Type"], "AWS::Lambda::Function");
+    // `sam build` builds one binary for functions alike in these (samcli/lib/build/build_graph.py,
+    // FunctionBuildDefinition.__eq__: runtime, codeuri, metadata, architecture, package type).
+    assert_eq!(withdrawer["Metadata"], sweeper["Metadata"]);
+    assert_eq!(withdrawer["Metadata"]["BuildMethod"], "rust-cargolambda");
+    for property in ["Code", "Handler", "Runtime", "Architectures", "PackageType"] {
+        assert_eq!(withdrawer["Properties"][property], sweeper["Properties"][property], "{property}");
+    }
+    let (sweeper, withdrawer) =
+        (stack.resolve(&sweeper["Properties"]).unwrap(), stack.resolve(&withdrawer["Properties"]).unwrap());
+    assert_eq!(sweeper["ReservedConcurrentExecutions"], 1, "two sweeps never overlap");
+    assert!(withdrawer.get("ReservedConcurrentExecutions").is_none(), "{withdrawer}");
+    assert!(sweeper["VpcConfig"].is_object());
+    assert!(withdrawer.get("VpcConfig").is_none(), "{withdrawer}");
+    assert_eq!((withdrawer["MemorySize"].as_u64(), withdrawer["Timeout"].as_u64()), (Some(128), Some(120)));
+    assert_eq!(withdrawer["LoggingConfig"], serde_json::json!({"LogGroup": reference("WithdrawerLogGroup")}));
+    let log_group = stack.resolve(&stack.resource("WithdrawerLogGroup")["Properties"]).unwrap();
+    assert_eq!(log_group["LogGroupName"], "/ecssd/ecssd/withdrawer");
+    assert_eq!(log_group["RetentionInDays"], stack.parameters["LogRetentionDays"]);
+    let variables = withdrawer["Environment"]["Variables"].as_object().unwrap();
+    let shared = [
+        "ECSSD_DOMAIN",
+        "ECSSD_ZONE_ID",
+        "ECSSD_OWNER_ID",
+        "ECSSD_CLUSTERS",
+        "ECSSD_ROUTE53_REQUESTS_PER_SECOND",
+        "ECSSD_DRY_RUN",
+    ];
+    let mut names: Vec<&str> = variables.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let mut expected = shared.to_vec();
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    for name in shared.iter().filter(|name| **name != "ECSSD_ROUTE53_REQUESTS_PER_SECOND") {
+        assert_eq!(variables[*name], sweeper["Environment"]["Variables"][*name], "{name}");
+    }
+    // Each of the two withdrawers the mapping may run at once paces itself at half the rate, for
+    // every rate the parameter allows.
+    for rate in 1..=5 {
+        let parameter = format!("Route53RequestsPerSecond={rate}");
+        let stack = Stack::rendered(&[in_vpc.as_slice(), &[parameter.as_str()]].concat());
+        let withdrawer = stack.resolve(&stack.resource("Withdrawer")["Properties"]).unwrap();
+        let pace = &withdrawer["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
+        assert_eq!(pace.as_str().and_then(|p| p.parse::<f64>().ok()), Some(f64::from(rate) / 2.0), "{pace}");
+    }
+    // Invoked synchronously by its event source mapping, so no asynchronous-invocation config.
+    for (_, config) in stack.resources_of("AWS::Lambda::EventInvokeConfig") {
+        assert_eq!(config["Properties"]["FunctionName"], reference("Sweeper"));
     }
 }
