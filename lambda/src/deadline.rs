@@ -40,6 +40,11 @@ impl Deadline {
         }
     }
 
+    /// This deadline moved `earlier` sooner: the end of one step that must leave time for the next.
+    pub fn earlier_by(&self, earlier: Duration) -> Self {
+        Self(self.0.checked_sub(earlier).unwrap_or_else(Instant::now))
+    }
+
     pub fn passed(&self) -> bool {
         Instant::now() >= self.0
     }
@@ -67,8 +72,8 @@ fn reserve(left: Duration) -> Duration {
 /// The error of a call the deadline cut short.
 pub fn out_of_time() -> CallError {
     CallError::Permanent {
-        operation: "sweep",
-        detail: "out of time: the sweep's deadline passed; the next run goes on".into(),
+        operation: "invocation",
+        detail: "out of time: the invocation's deadline passed; what is left waits for the next run".into(),
     }
 }
 

@@ -6,9 +6,10 @@
 //! `aws.ecs`, `detail-type` `ECS Task State Change`, and a `detail` that mirrors DescribeTasks
 //! (`taskArn`, `clusterArn`, `lastStatus`, `desiredStatus`, `version`, …). ECS "may add other event
 //! types, sources, and details in the future" ("Amazon ECS events"), so unknown fields are ignored.
-//! Events come at least once and possibly out of order ("Handling events"); a task whose desired status
-//! is STOPPED never runs again, so any one event saying so is enough, and none is ever undone by a later
-//! (or older) one.
+//! Events come at least once and possibly out of order ("Handling events"; `detail.version` orders
+//! them); a task whose desired status is STOPPED never runs again, so any one event saying so is
+//! enough, none is ever undone by a later (or older) one, and the version is not needed (nor read, so
+//! a change in its type cannot make events unreadable).
 
 use ecssd_records::TaskArn;
 use serde::Deserialize;
@@ -24,8 +25,6 @@ pub struct TaskStateChange {
     pub cluster_arn: String,
     pub desired_status: String,
     pub last_status: String,
-    /// ECS's order of this task's events (`detail.version`), when given.
-    pub version: Option<u64>,
 }
 
 impl TaskStateChange {
@@ -38,7 +37,7 @@ impl TaskStateChange {
 /// Why a queue message is not a task state change event ecssd can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("not a JSON EventBridge event: {0}")]
+    #[error("not a JSON EventBridge event of the documented shape: {0}")]
     NotJson(String),
     #[error(
         "not an ECS task state change (source {event_source:?}, detail-type {detail_type:?}; expected \
@@ -70,7 +69,6 @@ struct Detail {
     cluster_arn: Option<String>,
     desired_status: Option<String>,
     last_status: Option<String>,
-    version: Option<u64>,
 }
 
 /// Reads one event (a queue message's body).
@@ -93,7 +91,6 @@ pub fn parse(body: &str) -> Result<TaskStateChange, EventError> {
         cluster_arn,
         desired_status: detail.desired_status.ok_or(EventError::Missing("desiredStatus"))?,
         last_status: detail.last_status.ok_or(EventError::Missing("lastStatus"))?,
-        version: detail.version,
     })
 }
 
@@ -122,7 +119,6 @@ mod tests {
         let change = parse(&body).unwrap();
         assert_eq!(change.task.as_str(), TASK);
         assert_eq!(change.cluster_arn, CLUSTER);
-        assert_eq!(change.version, Some(3));
         assert!(change.is_stopping());
         let running = event(serde_json::json!({
             "taskArn": TASK, "clusterArn": CLUSTER, "desiredStatus": "RUNNING", "lastStatus": "RUNNING",

@@ -1,8 +1,10 @@
 //! Withdrawing the records of tasks ECS said stop. Each task's records are read by name (its ownership
 //! record, then what that hands over), checked against this owner and the task and cluster ECS named,
-//! and deleted with their exact values; the tasks of one call share requests. A request the zone
-//! rejected because it changed meanwhile (a sidecar withdrew too) is redone per task from fresh reads,
-//! so a record already gone is success and a record rewritten by someone else is judged again.
+//! and deleted with their exact values; the tasks of one call share requests. A shared request the zone
+//! rejects (it changed meanwhile: a sidecar withdrew too; or Route53 refuses one task's part) is redone
+//! per task from fresh reads, so a record already gone is success, a record rewritten by someone else is
+//! judged again, and one task's refusal fails that task alone. (The sweep's `apply` redoes a rejected
+//! request per record; here each task's ownership is checked again first.)
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,8 +21,8 @@ use crate::task_event::TaskStateChange;
 /// How many times one task's withdrawal is redone from fresh reads while the zone keeps changing.
 const FRESH_ATTEMPTS: u32 = 3;
 
-/// Time kept for the requests once reading stops: tasks not read by then are delivered again, so that
-/// what was read is still deleted within the invocation.
+/// Time kept for the requests once reading stops (reads end this much before the deadline): tasks not
+/// read by then are delivered again, so that what was read is still deleted within the invocation.
 const APPLY_RESERVE: Duration = Duration::from_secs(5);
 
 /// What became of one stopped task's records.
@@ -51,12 +53,13 @@ pub async fn withdraw<S: RecordStore>(
     let mut units = Vec::new();
     // Which task each record to delete belongs to, to map a failed request back to its tasks.
     let mut task_of: BTreeMap<RecordKey, usize> = BTreeMap::new();
+    let reads = deadline.earlier_by(APPLY_RESERVE);
     for (index, task) in tasks.iter().enumerate() {
-        if deadline.left() < APPLY_RESERVE {
+        if reads.passed() {
             outcomes.push(Outcome::Failed { why: "out of time before its records were read".into() });
             continue;
         }
-        match claim(store, domain, owner, task, deadline).await {
+        match owned_records(store, domain, owner, task, reads).await {
             Ok(records) => {
                 outcomes.push(Outcome::Withdrawn { records: records.len() });
                 task_of.extend(records.iter().map(|r| (r.key.clone(), index)));
@@ -74,9 +77,15 @@ pub async fn withdraw<S: RecordStore>(
         in_request.dedup();
         match deadline.run(store.apply(&request)).await {
             Ok(()) => {}
+            // One task's part may be what Route53 refuses: each task alone, so only it fails.
             Err(CallError::Conflict { .. }) => {
                 for index in in_request {
-                    outcomes[index] = alone(store, domain, owner, &tasks[index], deadline).await;
+                    outcomes[index] = from_fresh_reads(store, domain, owner, &tasks[index], deadline).await;
+                }
+            }
+            Err(CallError::Permanent { .. }) if in_request.len() > 1 => {
+                for index in in_request {
+                    outcomes[index] = from_fresh_reads(store, domain, owner, &tasks[index], deadline).await;
                 }
             }
             Err(e) => {
@@ -90,7 +99,7 @@ pub async fn withdraw<S: RecordStore>(
 }
 
 /// One task's withdrawal from fresh reads, redone while the zone keeps changing under it.
-async fn alone<S: RecordStore>(
+async fn from_fresh_reads<S: RecordStore>(
     store: &S,
     domain: &Domain,
     owner: &OwnerId,
@@ -98,7 +107,7 @@ async fn alone<S: RecordStore>(
     deadline: Deadline,
 ) -> Outcome {
     for _ in 0..FRESH_ATTEMPTS {
-        let records = match claim(store, domain, owner, task, deadline).await {
+        let records = match owned_records(store, domain, owner, task, deadline).await {
             Ok(records) => records,
             Err(outcome) => return outcome,
         };
@@ -115,7 +124,7 @@ async fn alone<S: RecordStore>(
 
 /// The records of `task` this owner may delete, read by name: its ownership record, if it is this
 /// owner's claim on exactly the task and cluster ECS named, and what that hands over.
-async fn claim<S: RecordStore>(
+async fn owned_records<S: RecordStore>(
     store: &S,
     domain: &Domain,
     owner: &OwnerId,
@@ -165,7 +174,6 @@ mod tests {
             cluster_arn: CLUSTER_ARN.into(),
             desired_status: "STOPPED".into(),
             last_status: "STOPPED".into(),
-            version: Some(2),
         }
     }
 
@@ -239,6 +247,75 @@ mod tests {
         let outcomes = run(&zone, &[stopped(a), stopped(b)]).await;
         assert_eq!(outcomes, vec![Outcome::NotRegistered, Outcome::Withdrawn { records: second.len() }]);
         assert!(zone.records().is_empty());
+    }
+
+    /// A zone whose reads of `hang` never answer and whose requests touching `refuse` Route53 refuses
+    /// for good (an `InvalidChangeBatch` that is not about a stale view, a permission boundary).
+    struct Faulty {
+        zone: MemoryZone,
+        hang: Option<RecordKey>,
+        refuse: Option<RecordKey>,
+    }
+
+    impl RecordStore for Faulty {
+        async fn read(&self, key: &RecordKey) -> Result<Option<Record>, CallError> {
+            if self.hang.as_ref() == Some(key) {
+                std::future::pending::<()>().await;
+            }
+            self.zone.read(key).await
+        }
+
+        async fn list_all(&self) -> Result<Vec<Record>, CallError> {
+            self.zone.list_all().await
+        }
+
+        async fn apply(&self, changes: &[Change]) -> Result<(), CallError> {
+            // A request is not answered in the instant it is sent (a deadline already passed cuts it).
+            tokio::task::yield_now().await;
+            if changes.iter().any(|c| self.refuse.as_ref() == Some(&c.record.key)) {
+                let detail = "InvalidChangeBatch: refused".into();
+                return Err(CallError::Permanent { operation: "ChangeResourceRecordSets", detail });
+            }
+            self.zone.apply(changes).await
+        }
+    }
+
+    async fn run_faulty(store: &Faulty, tasks: &[TaskStateChange], left: Duration) -> Vec<Outcome> {
+        let domain: Domain = "sd.internal".parse().unwrap();
+        let owner: OwnerId = OWNER.parse().unwrap();
+        withdraw(store, &domain, &owner, tasks, false, Deadline::after(left)).await
+    }
+
+    #[tokio::test]
+    async fn a_task_route53_refuses_fails_alone_and_the_others_still_go() {
+        let [a, b, c, _] = TASK_IDS;
+        let sets = [a, b, c].map(|id| web_task_records(OWNER, id));
+        let refused = sets[1].iter().next().unwrap().key.clone();
+        let store =
+            Faulty { zone: zone_of(&[&sets[0], &sets[1], &sets[2]]), hang: None, refuse: Some(refused) };
+        let outcomes =
+            run_faulty(&store, &[stopped(a), stopped(b), stopped(c)], Duration::from_secs(30)).await;
+        assert!(matches!(&outcomes[1], Outcome::Failed { why } if why.contains("refused")), "{outcomes:?}");
+        assert_eq!(outcomes[0], Outcome::Withdrawn { records: sets[0].len() });
+        assert_eq!(outcomes[2], Outcome::Withdrawn { records: sets[2].len() });
+        assert_eq!(store.zone.records(), sets[1], "only the refused task's records remain");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_hangs_to_the_deadline_still_leaves_time_to_delete_what_was_read() {
+        let [a, b, ..] = TASK_IDS;
+        let (first, second) = (web_task_records(OWNER, a), web_task_records(OWNER, b));
+        let hang = TaskKeys::of(&"sd.internal".parse().unwrap(), b).ownership;
+        let store = Faulty { zone: zone_of(&[&first, &second]), hang: Some(hang), refuse: None };
+        // Reads may take until a second before the deadline; the hung one is cut there.
+        let left = APPLY_RESERVE + Duration::from_secs(1);
+        let outcomes = run_faulty(&store, &[stopped(a), stopped(b)], left).await;
+        assert_eq!(outcomes[0], Outcome::Withdrawn { records: first.len() });
+        assert!(
+            matches!(&outcomes[1], Outcome::Failed { why } if why.contains("out of time")),
+            "{outcomes:?}"
+        );
+        assert_eq!(store.zone.records(), second);
     }
 
     #[tokio::test]

@@ -5,7 +5,6 @@
 //! "task stopped" events reach the withdrawer (issue 13): one rule, one queue with a dead-letter
 //! queue, one event source mapping, built from the same binary as the sweeper.
 
-use std::collections::HashSet;
 use std::process::Command;
 
 use ecssd_tests::moto::workspace_root;
@@ -578,6 +577,9 @@ fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
                 }
                 if action == "route53:ChangeResourceRecordSets" {
                     assert_eq!(record_types_condition(statement), serde_json::json!(["SRV", "A", "TXT"]));
+                    // It only ever deletes.
+                    let actions = &statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"];
+                    assert_eq!(actions, &serde_json::json!(["DELETE"]), "{statement}");
                 }
                 granted.push(action);
             }
@@ -622,8 +624,9 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
             object => object.clone(),
         };
         let mut detail = serde_json::json!({
-            // A task being stopped (desired) or already stopped (last): either is the last word.
-            "$or": [{"desiredStatus": ["STOPPED"]}, {"lastStatus": ["STOPPED"]}],
+            // A stop asked for of a running task, and a task stopped: the first and the last word of
+            // a stop, not each step between (each would cost a read by name).
+            "$or": [{"desiredStatus": ["STOPPED"], "lastStatus": ["RUNNING"]}, {"lastStatus": ["STOPPED"]}],
         });
         if let Some(names) = &clusters {
             detail["clusterArn"] = suffixes(names);
@@ -656,7 +659,8 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
         let named = clusters.is_some();
         for (event, selected) in [
             (event("web", "STOPPED", "RUNNING"), true),
-            (event("batch", "STOPPED", "DEPROVISIONING"), true),
+            (event("batch", "STOPPED", "DEPROVISIONING"), false),
+            (event("batch", "STOPPED", "PENDING"), false),
             (event("web", "STOPPED", "STOPPED"), true),
             (event("batch", "RUNNING", "STOPPED"), true),
             (event("web", "RUNNING", "RUNNING"), false),
@@ -686,38 +690,32 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
         // SQS targets take a resource-based policy, not a role.
         assert!(target.get("RoleArn").is_none(), "{target}");
 
+        // One policy per queue: only the rule may send to either, and nobody else to the queue whatever
+        // their own policies allow (an explicit Deny wins), as a message is ECS's word.
+        let from_the_rule =
+            |test: &str| serde_json::json!({test: {"aws:SourceArn": get_att("TaskStoppedRule", "Arn")}});
         let policies = stack.resources_of("AWS::SQS::QueuePolicy");
-        assert_eq!(policies.len(), 1, "{policies:?}");
-        let policy = stack.resolve(&policies[0].1["Properties"]).unwrap();
-        let queues: HashSet<String> =
-            policy["Queues"].as_array().unwrap().iter().map(Value::to_string).collect();
-        let expected: HashSet<String> = [reference("TaskStops"), reference("TaskStopsDeadLetters")]
-            .iter()
-            .map(Value::to_string)
-            .collect();
-        assert_eq!(queues, expected);
-        let statements = policy["PolicyDocument"]["Statement"].as_array().unwrap();
-        let mut covered = HashSet::new();
-        for statement in statements {
-            assert_eq!(statement["Effect"], "Allow", "{statement}");
-            assert_eq!(statement["Principal"], serde_json::json!({"Service": "events.amazonaws.com"}));
-            assert_eq!(actions(statement), ["sqs:SendMessage"], "{statement}");
-            assert_eq!(
-                statement["Condition"],
-                serde_json::json!({"ArnEquals": {"aws:SourceArn": get_att("TaskStoppedRule", "Arn")}}),
-                "only the rule may send"
-            );
-            let resources = match &statement["Resource"] {
-                Value::Array(resources) => resources.clone(),
-                one => vec![one.clone()],
-            };
-            covered.extend(resources.iter().map(Value::to_string));
+        assert_eq!(policies.len(), 2, "{policies:?}");
+        for (queue, denies_others) in [("TaskStops", true), ("TaskStopsDeadLetters", false)] {
+            let (_, policy) = policies
+                .iter()
+                .find(|(_, p)| p["Properties"]["Queues"] == serde_json::json!([reference(queue)]))
+                .unwrap_or_else(|| panic!("no policy of {queue} alone: {policies:?}"));
+            let statements = policy["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap();
+            let allow = serde_json::json!({
+                "Sid": "OnlyTheTaskStoppedRuleSends", "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": get_att(queue, "Arn"), "Condition": from_the_rule("ArnEquals"),
+            });
+            let mut expected = vec![allow];
+            if denies_others {
+                expected.push(serde_json::json!({
+                    "Sid": "NobodyElseSends", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
+                    "Resource": get_att(queue, "Arn"), "Condition": from_the_rule("ArnNotEquals"),
+                }));
+            }
+            assert_eq!(statements, &expected, "{queue}");
         }
-        let both: HashSet<String> = [get_att("TaskStops", "Arn"), get_att("TaskStopsDeadLetters", "Arn")]
-            .iter()
-            .map(Value::to_string)
-            .collect();
-        assert_eq!(covered, both, "{statements:?}");
     }
 }
 

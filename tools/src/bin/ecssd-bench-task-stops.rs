@@ -3,7 +3,8 @@
 //! of 100 stopped at once, with the Route53 calls each task costs. The function is the release
 //! `bootstrap` serving the Lambda runtime API emulator; events are built from what moto's ECS says
 //! about each stopped task and delivered as the SQS batches Lambda would hand it (at most 10, the
-//! template's batch size); Route53 is limited to AWS's 5 requests/s for the account. Run it on a
+//! template's batch size) to one function instance paced as deployed (1 Route53 request/s; on AWS two
+//! instances may run at once); Route53 is limited to AWS's 5 requests/s for the account. Run it on a
 //! release build:
 //!
 //! ```sh
@@ -35,7 +36,9 @@ async fn main() -> anyhow::Result<()> {
     // are paced below it, at ECSSD_ROUTE53_REQUESTS_PER_SECOND (2 by default).
     bed.moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 5, "burst": 5}})).await?;
     let host = bed.fleet.host(&bed.fleet.cluster("bench").await?).await?;
-    let lambda = LambdaEmulator::start(&bed.env(&[])).await?;
+    // One withdrawer instance at its deployed pace: half the template's default Route53RequestsPerSecond
+    // (2), as each of the two instances the event source mapping may run takes half.
+    let lambda = LambdaEmulator::start(&bed.env(&[("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "1")])).await?;
 
     println!("One after another: {TASKS} tasks, each stopped in ECS, then its event delivered alone");
     let tasks = bed.registered(&host, TASKS).await?;
