@@ -36,6 +36,11 @@ struct TaskMetadata {
     cluster: String,
     #[serde(rename = "TaskARN")]
     task_arn: String,
+    /// STOPPED once ECS has decided to stop the task (StopTask, a deployment, an essential container
+    /// exiting), while its containers may still run for a while (a load balancer's deregistration
+    /// delay, their stop timeouts).
+    #[serde(default)]
+    desired_status: String,
     #[serde(default)]
     containers: Vec<ContainerMetadata>,
 }
@@ -77,6 +82,17 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
         |problem| SidecarError::NoTaskMetadata(format!("{url} still failing after {wait:?}: {problem}")),
     )?;
     parse_task_identity(&body)
+}
+
+/// Whether ECS has decided to stop the task (task metadata v4 `DesiredStatus` STOPPED): one request to
+/// the local endpoint, no AWS call. An endpoint that does not answer (in time) says nothing, which is
+/// not a stop.
+pub async fn task_is_stopping(uri: &str) -> Result<bool, String> {
+    let url = format!("{}/task", uri.trim_end_matches('/'));
+    let body = get(&url, Some(Duration::from_secs(2))).await.map_err(|problem| format!("{url}: {problem}"))?;
+    let metadata: TaskMetadata =
+        serde_json::from_slice(&body).map_err(|e| format!("{url}: not the v4 format: {e}"))?;
+    Ok(metadata.desired_status == "STOPPED")
 }
 
 /// Calls `attempt` until it succeeds or `wait` has passed, saying `waiting` (and `url`) at each retry;

@@ -135,6 +135,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     // A DNS check under way (off the loop: a silent resolver must not delay events), with what it asks
     // about.
     let mut check: Option<DnsCheck> = None;
+    // Once ECS has decided to stop the task, its records are withdrawn and nothing is published or
+    // repaired again: its containers may run on for minutes (a load balancer's deregistration delay),
+    // and ecssd's withdrawer may already have deleted the records on ECS's event.
+    let mut stopping = false;
 
     loop {
         let resync_due = sleep_until(pending.map(|p| p.0));
@@ -165,8 +169,19 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             }
             () = resync_due => {
                 let first_event = pending.take().and_then(|p| p.1);
+                if !stopping && !config.once && ecs_is_stopping(&config).await {
+                    stopping = true;
+                    tracing::info!("ECS is stopping the task: withdrawing its records; nothing is published again");
+                }
+                let converge = async {
+                    if stopping {
+                        registrar.withdraw().await.map_err(ResyncError::Route53)
+                    } else {
+                        follower.resync(&mut registrar, &mut reported, first_event).await
+                    }
+                };
                 let outcome = tokio::select! {
-                    outcome = follower.resync(&mut registrar, &mut reported, first_event) => outcome,
+                    outcome = converge => outcome,
                     () = &mut shutdown => break,
                 };
                 match outcome {
@@ -218,6 +233,16 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             () = check_due => {
                 let Some(healer) = healer.as_ref() else { continue };
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
+                // Each check also asks task metadata (no API call) whether ECS is stopping the task.
+                if !stopping && ecs_is_stopping(&config).await {
+                    stopping = true;
+                    tracing::info!("ECS is stopping the task: withdrawing its records; nothing is published again");
+                    schedule(&mut pending, retrying_until.max(Instant::now()), None);
+                }
+                if stopping {
+                    tracing::debug!("DNS check skipped: ECS is stopping the task");
+                    continue;
+                }
                 if check.is_some() {
                     continue;
                 }
@@ -259,6 +284,16 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         problems.report(Problem::of(&e), &e, healer.every());
                         None
                     }
+                };
+                // Records missing because the task is stopping are not to be put back.
+                let repair = match repair {
+                    Some(_) if !stopping && ecs_is_stopping(&config).await => {
+                        stopping = true;
+                        tracing::info!("ECS is stopping the task: not repairing its records but withdrawing them");
+                        schedule(&mut pending, retrying_until.max(Instant::now()), None);
+                        None
+                    }
+                    repair => repair,
                 };
                 match repair {
                     Some(reason) => {
@@ -310,6 +345,18 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     tokio::time::sleep(drain).await;
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// Whether task metadata says ECS is stopping the task. No answer is not a stop: the sidecar goes on.
+async fn ecs_is_stopping(config: &Config) -> bool {
+    let Some(uri) = config.metadata_uri.as_deref() else { return false };
+    match metadata::task_is_stopping(uri).await {
+        Ok(stopping) => stopping,
+        Err(problem) => {
+            tracing::debug!(%problem, "task metadata did not say whether the task is stopping");
+            false
+        }
+    }
 }
 
 /// The DNS checker, unless self-healing is off or no resolver is known.

@@ -68,6 +68,8 @@ pub struct MetadataServer {
     addr: SocketAddr,
     /// While false, task metadata answers 503, like an agent that has not caught up with a new task.
     available: Arc<AtomicBool>,
+    /// Once true, the task's `DesiredStatus` is STOPPED: ECS has decided to stop it.
+    stop_requested: Arc<AtomicBool>,
     resets: Arc<Resets>,
     serving: JoinHandle<()>,
 }
@@ -93,8 +95,9 @@ impl MetadataServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let available = Arc::new(AtomicBool::new(true));
+        let stop_requested = Arc::new(AtomicBool::new(false));
         let resets = Arc::new(Resets::default());
-        let state = Arc::new((docker, config, available.clone()));
+        let state = Arc::new((docker, config, available.clone(), stop_requested.clone()));
         let accept_resets = resets.clone();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -115,7 +118,8 @@ impl MetadataServer {
                             if req.uri().path().starts_with("/v4/") && !state.2.load(Ordering::SeqCst) {
                                 return Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, ""));
                             }
-                            Ok::<_, Infallible>(handle(&state.0, &state.1, req).await)
+                            let stopping = state.3.load(Ordering::SeqCst);
+                            Ok::<_, Infallible>(handle(&state.0, &state.1, stopping, req).await)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -124,7 +128,7 @@ impl MetadataServer {
                 });
             }
         });
-        Ok(Self { addr, available, resets, serving })
+        Ok(Self { addr, available, stop_requested, resets, serving })
     }
 
     /// Resets the next `n` connections whose first request is for IMDS (`PUT /latest/api/token`,
@@ -142,6 +146,12 @@ impl MetadataServer {
     /// Makes task metadata answer (true) or fail with 503 (false).
     pub fn set_available(&self, available: bool) {
         self.available.store(available, Ordering::SeqCst);
+    }
+
+    /// Makes task metadata say what it says once ECS has decided to stop the task (StopTask, a
+    /// deployment): the task's and every container's `DesiredStatus` STOPPED, while they still run.
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::SeqCst);
     }
 
     /// The value of `ECS_CONTAINER_METADATA_URI_V4` for the container named `container`.
@@ -194,6 +204,7 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 async fn handle(
     docker: &Docker,
     config: &MetadataConfig,
+    stopping: bool,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
@@ -220,12 +231,13 @@ async fn handle(
     let Some(rest) = path.strip_prefix("/v4/") else {
         return reply(StatusCode::NOT_FOUND, "");
     };
-    let containers = match task_containers(docker, config).await {
+    let desired = if stopping { "STOPPED" } else { "RUNNING" };
+    let containers = match task_containers(docker, config, desired).await {
         Ok(containers) => containers,
         Err(e) => return reply(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let body = match rest.split_once('/') {
-        Some((_, "task")) => task_document(config, containers),
+        Some((_, "task")) => task_document(config, containers, desired),
         None => match containers.into_iter().find(|c| c["Name"] == rest) {
             Some(container) => container,
             None => return reply(StatusCode::NOT_FOUND, format!("no container {rest} in the task")),
@@ -235,7 +247,7 @@ async fn handle(
     reply(StatusCode::OK, body.to_string())
 }
 
-fn task_document(config: &MetadataConfig, containers: Vec<Value>) -> Value {
+fn task_document(config: &MetadataConfig, containers: Vec<Value>, desired: &str) -> Value {
     let cluster = match config.cluster_form {
         ClusterForm::Arn => config.cluster_arn.as_str(),
         ClusterForm::ShortName => config.cluster_arn.rsplit('/').next().unwrap_or_default(),
@@ -245,7 +257,7 @@ fn task_document(config: &MetadataConfig, containers: Vec<Value>) -> Value {
         "TaskARN": config.task_arn,
         "Family": "ecssd-test",
         "Revision": "1",
-        "DesiredStatus": "RUNNING",
+        "DesiredStatus": desired,
         "KnownStatus": "RUNNING",
         "LaunchType": "EC2",
         "AvailabilityZone": "us-east-1a",
@@ -254,7 +266,11 @@ fn task_document(config: &MetadataConfig, containers: Vec<Value>) -> Value {
 }
 
 /// The task's containers as task metadata v4 describes them, from Docker inspect.
-async fn task_containers(docker: &Docker, config: &MetadataConfig) -> anyhow::Result<Vec<Value>> {
+async fn task_containers(
+    docker: &Docker,
+    config: &MetadataConfig,
+    desired: &str,
+) -> anyhow::Result<Vec<Value>> {
     let filter = format!("com.amazonaws.ecs.task-arn={}", config.task_arn);
     let filters = HashMap::from([("label".to_owned(), vec![filter])]);
     let listed = docker
@@ -300,7 +316,7 @@ async fn task_containers(docker: &Docker, config: &MetadataConfig) -> anyhow::Re
             "DockerName": inspect.name.unwrap_or_default().trim_start_matches('/'),
             "Image": inspect.config.and_then(|c| c.image).unwrap_or_default(),
             "Labels": labels,
-            "DesiredStatus": "RUNNING",
+            "DesiredStatus": desired,
             "KnownStatus": if running { "RUNNING" } else { "STOPPED" },
             "Type": "NORMAL",
             "Networks": [{"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [ip]}],

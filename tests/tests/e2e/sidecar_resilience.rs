@@ -264,3 +264,48 @@ async fn route53_refusing_for_over_a_minute_is_said_once_a_minute_and_the_task_r
     .unwrap();
     assert!(sidecar.logged(&["\"problem\":\"route53_rejected\"", "recovered"]));
 }
+
+async fn wait_for_skipped_checks(sidecar: &Sidecar, count: usize) {
+    wait_for(&format!("{count} DNS checks skipped"), WAIT, || async {
+        let skipped =
+            sidecar.logs().iter().filter(|l| l.contains("DNS check skipped: ECS is stopping")).count();
+        Ok((skipped >= count).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+/// ECS decides to stop the task (task metadata's DesiredStatus STOPPED) while its containers still
+/// run, e.g. through a load balancer's deregistration delay, and ecssd's withdrawer deletes its
+/// records on ECS's event: the sidecar's DNS checks must not put them back.
+#[tokio::test]
+async fn records_withdrawn_while_ecs_stops_the_task_are_not_put_back() {
+    let Healing { world, dns: _serving, running, sidecar, registered } = registered_and_healing().await;
+    wait_for_checks(&sidecar, 1).await;
+    running.metadata.request_stop();
+    // The withdrawer's deletion, as ECS's event arrives; the sidecar may have withdrawn them first
+    // (then there is nothing to delete): either way they are gone.
+    let keys: Vec<RecordKey> = registered.iter().map(|r| r.key.clone()).collect();
+    let _ = world.delete_records(&keys).await;
+    // Three checks' worth of time (one a second), each of which would have repaired the records.
+    wait_for_skipped_checks(&sidecar, 3).await;
+    assert_eq!(world.task_records(running.task.task_id()).await.unwrap(), vec![]);
+    assert!(sidecar.logged(&["ECS is stopping the task"]), "said why");
+    assert!(!sidecar.logged(&["records_drifted"]), "never set out to repair");
+    assert!(sidecar.pid().is_some(), "still running until its own SIGTERM");
+}
+
+/// With its records intact, a sidecar whose task ECS is stopping withdraws them itself at its next
+/// check, before its own SIGTERM, and still exits cleanly on it.
+#[tokio::test]
+async fn a_sidecar_withdraws_as_soon_as_ecs_stops_its_task() {
+    let Healing { world, dns: _serving, running, mut sidecar, .. } = registered_and_healing().await;
+    wait_for_checks(&sidecar, 1).await;
+    running.metadata.request_stop();
+    wait_for_records(&world, &running, 0).await;
+    assert!(sidecar.logged(&["ECS is stopping the task"]));
+    wait_for_skipped_checks(&sidecar, 2).await;
+    assert_eq!(world.task_records(running.task.task_id()).await.unwrap(), vec![], "nothing published again");
+    sidecar.sigterm().unwrap();
+    assert!(sidecar.wait(WAIT).await.unwrap().success());
+}
