@@ -89,7 +89,8 @@ pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIden
 /// not a stop.
 pub async fn task_is_stopping(uri: &str) -> Result<bool, String> {
     let url = format!("{}/task", uri.trim_end_matches('/'));
-    let body = get(&url, Some(Duration::from_secs(2))).await.map_err(|problem| format!("{url}: {problem}"))?;
+    let body =
+        get(&url, Some(Duration::from_secs(2))).await.map_err(|problem| format!("{url}: {problem}"))?;
     let metadata: TaskMetadata =
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not the v4 format: {e}"))?;
     Ok(metadata.desired_status == "STOPPED")
