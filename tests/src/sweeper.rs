@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ecssd_edge::Route53Zone;
-use ecssd_records::{Change, Record, RecordSet, RecordStore, RetryPolicy};
+use ecssd_records::{Change, Record, RecordKey, RecordSet, RecordStore, RecordType, RetryPolicy};
 
 use crate::ecs::{Fleet, Host, PlacedTask, ServingTask, seed};
 use crate::endpoints::Behaviour;
@@ -358,4 +358,27 @@ pub fn scheduled_event() -> serde_json::Value {
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/ecssd-sweep"],
         "detail": {}
     })
+}
+
+/// The key of record `name` (relative to the test domain) of `record_type`.
+pub fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
+    RecordKey {
+        name: format!("{name}.{DOMAIN}."),
+        record_type,
+        set_identifier: set_identifier.map(String::from),
+    }
+}
+
+/// Records ecssd must never touch: look-alikes included.
+pub fn foreign_records() -> Vec<Record> {
+    vec![
+        Record::new(key("db", RecordType::A, None), 300, vec!["10.9.9.9".into()]),
+        Record::new(key("_ecssd.look-alike", RecordType::Txt, None), 300, vec!["\"v=spf1 -all\"".into()]),
+        Record::new(
+            key("_web._tcp", RecordType::Srv, Some("manual")),
+            300,
+            vec!["1 1 80 db.servicediscovery.internal".into()],
+        ),
+        Record::new(key("_ecssd-agent.abc", RecordType::Txt, None), 60, vec!["\"since=1\"".into()]),
+    ]
 }

@@ -7,39 +7,18 @@
 
 use std::net::Ipv4Addr;
 
-use ecssd_records::{Record, RecordKey, RecordType};
+use ecssd_records::{Record, RecordType};
 use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, mentions, scheduled_event, sweep_once};
-use ecssd_tests::world::DOMAIN;
+use ecssd_tests::sweeper::{
+    LambdaEmulator, SweepBed, foreign_records, invoke, mentions, scheduled_event, sweep_once,
+};
 
 type Setup = SweepBed;
 
 /// The records `task`'s sidecar writes for `_web._tcp`: they agree with what ECS and EC2 report.
 async fn registered(setup: &Setup, task: &PlacedTask) -> ecssd_records::RecordSet {
     setup.fleet.sidecar_records(task, "_web._tcp").await.unwrap()
-}
-
-fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
-    RecordKey {
-        name: format!("{name}.{DOMAIN}."),
-        record_type,
-        set_identifier: set_identifier.map(String::from),
-    }
-}
-
-/// Records ecssd must never touch: look-alikes included.
-fn foreign_records() -> Vec<Record> {
-    vec![
-        Record::new(key("db", RecordType::A, None), 300, vec!["10.9.9.9".into()]),
-        Record::new(key("_ecssd.look-alike", RecordType::Txt, None), 300, vec!["\"v=spf1 -all\"".into()]),
-        Record::new(
-            key("_web._tcp", RecordType::Srv, Some("manual")),
-            300,
-            vec!["1 1 80 db.servicediscovery.internal".into()],
-        ),
-        Record::new(key("_ecssd-agent.abc", RecordType::Txt, None), 60, vec!["\"since=1\"".into()]),
-    ]
 }
 
 fn task_ids(findings: &serde_json::Value) -> Vec<String> {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use ecssd_records::{Endpoint, Record, RecordKey, RecordSet, RecordType};
 use ecssd_tests::ecs::{PlacedTask, registration_records, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
-use ecssd_tests::sweeper::{ShellSweep, SweepBed, sweep_once};
+use ecssd_tests::sweeper::{ShellSweep, SweepBed, key, sweep_once};
 use ecssd_tests::world::DOMAIN;
 
 /// A loopback address no host of the bed has (hosts get 127.0.0.10 and up): where forged records point.
@@ -60,14 +60,6 @@ fn cluster_arn(cluster: &str) -> String {
 /// A valid ECS task id (32 lowercase hex digits) no task has.
 fn random_task_id() -> String {
     format!("{:032x}", fastrand::u128(..))
-}
-
-fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
-    RecordKey {
-        name: format!("{name}.{DOMAIN}."),
-        record_type,
-        set_identifier: set_identifier.map(String::from),
-    }
 }
 
 /// The record of `record_type` in a set (a task's records have one A and one TXT).

@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 
 use ecssd_records::{Record, RecordKey, RecordType};
 use ecssd_tests::ecs::{PlacedTask, WEB_CONTAINER, registration_records, seed, task_records_of};
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, mentions};
+use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, foreign_records, invoke, mentions};
 use ecssd_tests::task_events::{
     QUEUE_ARN, batch_item_failures, message_ids, sqs_batch, sqs_event, task_state_change, with_statuses,
     with_version,
@@ -83,27 +83,6 @@ fn assert_clean(delivery: &Delivery, lambda: &LambdaEmulator) {
         lambda.function_output()
     );
     assert_eq!(delivery.ecs_requests, 0, "the Withdrawer asked ECS");
-}
-
-fn key(name: &str, record_type: RecordType, set_identifier: Option<&str>) -> RecordKey {
-    RecordKey {
-        name: format!("{name}.{DOMAIN}."),
-        record_type,
-        set_identifier: set_identifier.map(String::from),
-    }
-}
-
-/// Records ecssd must never touch, look-alikes included.
-fn foreign_records() -> Vec<Record> {
-    vec![
-        Record::new(key("db", RecordType::A, None), 300, vec!["10.9.9.9".into()]),
-        Record::new(key("_ecssd.look-alike", RecordType::Txt, None), 300, vec!["\"v=spf1 -all\"".into()]),
-        Record::new(
-            key("_web._tcp", RecordType::Srv, Some("manual")),
-            300,
-            vec!["1 1 80 db.servicediscovery.internal".into()],
-        ),
-    ]
 }
 
 /// The record of `record_type` in a task's records (one A, one TXT).
