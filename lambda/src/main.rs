@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         tracing::error!(%problem, "invalid configuration");
         return ExitCode::FAILURE;
     }
-    ecssd_edge::cli::block_on("ecssd sweeper failed", start(config))
+    ecssd_edge::cli::block_on("ecssd bootstrap (sweeper, withdrawer) failed", start(config))
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {

@@ -157,6 +157,7 @@ pub async fn handle<S: RecordStore>(
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use ecssd_records::CallError;
     use ecssd_records::memory::MemoryZone;
 
     use super::*;
@@ -212,6 +213,49 @@ mod tests {
         assert!(report.malformed[0].reason.starts_with("not a JSON EventBridge event"), "{report:?}");
         let response = serde_json::to_value(report.response()).unwrap();
         assert_eq!(response, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m5"}]}));
+    }
+
+    /// A zone whose change requests Route53 refuses for good.
+    struct Refusing(MemoryZone);
+
+    impl RecordStore for Refusing {
+        async fn read(
+            &self,
+            key: &ecssd_records::RecordKey,
+        ) -> Result<Option<ecssd_records::Record>, CallError> {
+            self.0.read(key).await
+        }
+
+        async fn list_all(&self) -> Result<Vec<ecssd_records::Record>, CallError> {
+            self.0.list_all().await
+        }
+
+        async fn apply(&self, _: &[ecssd_records::Change]) -> Result<(), CallError> {
+            Err(CallError::Permanent { operation: "ChangeResourceRecordSets", detail: "refused".into() })
+        }
+    }
+
+    #[tokio::test]
+    async fn every_message_of_a_task_that_could_not_be_withdrawn_is_delivered_again() {
+        let [a, b, ..] = TASK_IDS;
+        let records = web_task_records("default", a);
+        let zone = Refusing(MemoryZone::new(records.iter().cloned()));
+        let bodies = vec![
+            event(a, CLUSTER_ARN, "STOPPED", 3),
+            event(b, CLUSTER_ARN, "STOPPED", 1), // never registered: done
+            event(a, CLUSTER_ARN, "STOPPED", 4), // the same task again
+        ];
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report = handle(&zone, &config("c"), batch(bodies), deadline).await;
+        assert_eq!(report.failed.len(), 1, "{report:?}");
+        assert!(report.failed[0].reason.contains("refused"), "{report:?}");
+        assert_eq!(report.not_registered, 1);
+        let response = serde_json::to_value(report.response()).unwrap();
+        assert_eq!(
+            response,
+            serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]})
+        );
+        assert_eq!(zone.0.records(), records);
     }
 
     #[tokio::test]
