@@ -11,7 +11,7 @@
 //! enough, none is ever undone by a later (or older) one, and the version is not needed (nor read, so
 //! a change in its type cannot make events unreadable).
 
-use ecssd_records::TaskArn;
+use ecssd_records::{TaskArn, is_ecs_task_id};
 use serde::Deserialize;
 
 /// The event's `source` and `detail-type`.
@@ -50,6 +50,8 @@ pub enum EventError {
     BadTaskArn { arn: String, problem: String },
     #[error("the task {task} does not belong to the event's cluster {cluster_arn}")]
     ClusterMismatch { task: String, cluster_arn: String },
+    #[error("the event's {field} is {found:?}, but its task {task} is in {field} {expected:?}")]
+    ElsewhereThanItsTask { field: &'static str, found: String, expected: String, task: String },
 }
 
 #[derive(Deserialize)]
@@ -58,6 +60,10 @@ struct Envelope {
     source: String,
     #[serde(rename = "detail-type", default)]
     detail_type: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    region: String,
     #[serde(default)]
     detail: Detail,
 }
@@ -82,9 +88,23 @@ pub fn parse(body: &str) -> Result<TaskStateChange, EventError> {
     let cluster_arn = detail.cluster_arn.ok_or(EventError::Missing("clusterArn"))?;
     let task: TaskArn =
         arn.parse().map_err(|e| EventError::BadTaskArn { arn: arn.clone(), problem: format!("{e}") })?;
-    // A new-format task ARN names its cluster; it must be the event's.
-    if task.own_cluster_arn().is_some_and(|own| own != cluster_arn) {
+    if !is_ecs_task_id(task.id()) {
+        let problem = "its task id is not one ECS issues (32 hex digits, or a UUID)".to_owned();
+        return Err(EventError::BadTaskArn { arn, problem });
+    }
+    // A new-format task ARN names its cluster; it must be the event's, and in any case in the task's
+    // region and account, as the event itself must be.
+    let (region, account) = region_and_account(task.as_str());
+    let cluster_elsewhere = region_and_account(&cluster_arn) != (region, account);
+    if cluster_elsewhere || task.own_cluster_arn().is_some_and(|own| own != cluster_arn) {
         return Err(EventError::ClusterMismatch { task: arn, cluster_arn });
+    }
+    for (field, found, expected) in [("region", &event.region, region), ("account", &event.account, account)]
+    {
+        if found != expected {
+            let (found, expected) = (found.clone(), expected.to_owned());
+            return Err(EventError::ElsewhereThanItsTask { field, found, expected, task: arn });
+        }
     }
     Ok(TaskStateChange {
         task,
@@ -92,6 +112,12 @@ pub fn parse(body: &str) -> Result<TaskStateChange, EventError> {
         desired_status: detail.desired_status.ok_or(EventError::Missing("desiredStatus"))?,
         last_status: detail.last_status.ok_or(EventError::Missing("lastStatus"))?,
     })
+}
+
+/// The region and account of an ARN (`arn:<partition>:<service>:<region>:<account>:…`).
+fn region_and_account(arn: &str) -> (&str, &str) {
+    let mut fields = arn.split(':').skip(3);
+    (fields.next().unwrap_or_default(), fields.next().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -141,6 +167,28 @@ mod tests {
                 .contains("is not a task ARN")
         );
         let other_cluster = "arn:aws:ecs:us-east-1:123456789012:cluster/batch";
+        let elsewhere = |envelope_field: &str, value: &str| {
+            let mut event: serde_json::Value = serde_json::from_str(&event(serde_json::json!({
+                "taskArn": TASK, "clusterArn": CLUSTER, "desiredStatus": "STOPPED", "lastStatus": "STOPPED",
+            })))
+            .unwrap();
+            event[envelope_field] = value.into();
+            parse(&event.to_string()).unwrap_err().to_string()
+        };
+        assert!(elsewhere("account", "111122223333").contains("the event's account is \"111122223333\""));
+        assert!(elsewhere("region", "eu-west-1").contains("the event's region is \"eu-west-1\""));
+        let not_an_ecs_id = "arn:aws:ecs:us-east-1:123456789012:task/web/not-hex";
+        assert!(
+            stopped(serde_json::json!({"taskArn": not_an_ecs_id, "clusterArn": CLUSTER}))
+                .contains("not one ECS issues")
+        );
+        let old_format_elsewhere = "arn:aws:ecs:us-east-1:999999999999:task/0123456789abcdef0123456789abcdef";
+        assert!(
+            stopped(serde_json::json!({
+                "taskArn": old_format_elsewhere, "clusterArn": CLUSTER, "desiredStatus": "STOPPED", "lastStatus": "STOPPED",
+            }))
+            .contains("does not belong to the event's cluster")
+        );
         assert!(
             stopped(serde_json::json!({
                 "taskArn": TASK, "clusterArn": other_cluster, "desiredStatus": "STOPPED", "lastStatus": "STOPPED",
