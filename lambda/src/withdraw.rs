@@ -72,27 +72,23 @@ pub async fn withdraw<S: RecordStore>(
         return outcomes;
     }
     for request in batches(units, BatchLimits::default()) {
+        let Err(refused) = deadline.run(store.apply(&request)).await else { continue };
         let mut in_request: Vec<usize> =
             request.iter().filter_map(|c| task_of.get(&c.record.key)).copied().collect();
         in_request.dedup();
-        match deadline.run(store.apply(&request)).await {
-            Ok(()) => {}
-            // One task's part may be what Route53 refuses: each task alone, so only it fails.
-            Err(CallError::Conflict { .. }) => {
-                for index in in_request {
-                    outcomes[index] = from_fresh_reads(store, domain, owner, &tasks[index], deadline).await;
-                }
-            }
-            Err(CallError::Permanent { .. }) if in_request.len() > 1 => {
-                for index in in_request {
-                    outcomes[index] = from_fresh_reads(store, domain, owner, &tasks[index], deadline).await;
-                }
-            }
-            Err(e) => {
-                for index in in_request {
-                    outcomes[index] = Outcome::Failed { why: e.to_string() };
-                }
-            }
+        // The zone changed meanwhile, or Route53 refuses one task's part of a shared request: each
+        // task alone, from fresh reads, so only a refused task fails.
+        let alone = match refused {
+            CallError::Conflict { .. } => true,
+            CallError::Permanent { .. } => in_request.len() > 1,
+            _ => false,
+        };
+        for index in in_request {
+            outcomes[index] = if alone {
+                from_fresh_reads(store, domain, owner, &tasks[index], deadline).await
+            } else {
+                Outcome::Failed { why: refused.to_string() }
+            };
         }
     }
     outcomes
@@ -181,14 +177,18 @@ mod tests {
         MemoryZone::new(sets.iter().flat_map(|set| set.iter().cloned()))
     }
 
-    async fn run(zone: &MemoryZone, tasks: &[TaskStateChange]) -> Vec<Outcome> {
-        run_within(zone, tasks, Duration::from_secs(30)).await
+    async fn run<S: RecordStore>(store: &S, tasks: &[TaskStateChange]) -> Vec<Outcome> {
+        run_within(store, tasks, Duration::from_secs(30)).await
     }
 
-    async fn run_within(zone: &MemoryZone, tasks: &[TaskStateChange], left: Duration) -> Vec<Outcome> {
+    async fn run_within<S: RecordStore>(
+        store: &S,
+        tasks: &[TaskStateChange],
+        left: Duration,
+    ) -> Vec<Outcome> {
         let domain: Domain = "sd.internal".parse().unwrap();
         let owner: OwnerId = OWNER.parse().unwrap();
-        withdraw(zone, &domain, &owner, tasks, false, Deadline::after(left)).await
+        withdraw(store, &domain, &owner, tasks, false, Deadline::after(left)).await
     }
 
     #[tokio::test]
@@ -280,12 +280,6 @@ mod tests {
         }
     }
 
-    async fn run_faulty(store: &Faulty, tasks: &[TaskStateChange], left: Duration) -> Vec<Outcome> {
-        let domain: Domain = "sd.internal".parse().unwrap();
-        let owner: OwnerId = OWNER.parse().unwrap();
-        withdraw(store, &domain, &owner, tasks, false, Deadline::after(left)).await
-    }
-
     #[tokio::test]
     async fn a_task_route53_refuses_fails_alone_and_the_others_still_go() {
         let [a, b, c, _] = TASK_IDS;
@@ -293,8 +287,7 @@ mod tests {
         let refused = sets[1].iter().next().unwrap().key.clone();
         let store =
             Faulty { zone: zone_of(&[&sets[0], &sets[1], &sets[2]]), hang: None, refuse: Some(refused) };
-        let outcomes =
-            run_faulty(&store, &[stopped(a), stopped(b), stopped(c)], Duration::from_secs(30)).await;
+        let outcomes = run(&store, &[stopped(a), stopped(b), stopped(c)]).await;
         assert!(matches!(&outcomes[1], Outcome::Failed { why } if why.contains("refused")), "{outcomes:?}");
         assert_eq!(outcomes[0], Outcome::Withdrawn { records: sets[0].len() });
         assert_eq!(outcomes[2], Outcome::Withdrawn { records: sets[2].len() });
@@ -309,7 +302,7 @@ mod tests {
         let store = Faulty { zone: zone_of(&[&first, &second]), hang: Some(hang), refuse: None };
         // Reads may take until a second before the deadline; the hung one is cut there.
         let left = APPLY_RESERVE + Duration::from_secs(1);
-        let outcomes = run_faulty(&store, &[stopped(a), stopped(b)], left).await;
+        let outcomes = run_within(&store, &[stopped(a), stopped(b)], left).await;
         assert_eq!(outcomes[0], Outcome::Withdrawn { records: first.len() });
         assert!(
             matches!(&outcomes[1], Outcome::Failed { why } if why.contains("out of time")),
