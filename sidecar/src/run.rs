@@ -169,9 +169,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             }
             () = resync_due => {
                 let first_event = pending.take().and_then(|p| p.1);
-                if !stopping && !config.once && ecs_is_stopping(&config).await {
-                    stopping = true;
-                    tracing::info!("ECS is stopping the task: withdrawing its records; nothing is published again");
+                if !config.once {
+                    learn_of_a_stop(&mut stopping, &config).await;
                 }
                 let converge = async {
                     if stopping {
@@ -234,9 +233,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 let Some(healer) = healer.as_ref() else { continue };
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
                 // Each check also asks task metadata (no API call) whether ECS is stopping the task.
-                if !stopping && ecs_is_stopping(&config).await {
-                    stopping = true;
-                    tracing::info!("ECS is stopping the task: withdrawing its records; nothing is published again");
+                if learn_of_a_stop(&mut stopping, &config).await {
                     schedule(&mut pending, retrying_until.max(Instant::now()), None);
                 }
                 if stopping {
@@ -286,14 +283,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                 };
                 // Records missing because the task is stopping are not to be put back.
-                let repair = match repair {
-                    Some(_) if !stopping && ecs_is_stopping(&config).await => {
-                        stopping = true;
-                        tracing::info!("ECS is stopping the task: not repairing its records but withdrawing them");
-                        schedule(&mut pending, retrying_until.max(Instant::now()), None);
-                        None
-                    }
-                    repair => repair,
+                let repair = if repair.is_some() && learn_of_a_stop(&mut stopping, &config).await {
+                    schedule(&mut pending, retrying_until.max(Instant::now()), None);
+                    None
+                } else {
+                    repair
                 };
                 match repair {
                     Some(reason) => {
@@ -347,11 +341,23 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     Ok(())
 }
 
-/// Whether task metadata says ECS is stopping the task. No answer is not a stop: the sidecar goes on.
-async fn ecs_is_stopping(config: &Config) -> bool {
+/// Asks task metadata whether ECS is stopping the task, unless `stopping` already says so; true when
+/// this is how the sidecar learns it (then `stopping` is set, and the log says so once). No answer is
+/// not a stop: the sidecar goes on.
+async fn learn_of_a_stop(stopping: &mut bool, config: &Config) -> bool {
     let Some(uri) = config.metadata_uri.as_deref() else { return false };
+    if *stopping {
+        return false;
+    }
     match metadata::task_is_stopping(uri).await {
-        Ok(stopping) => stopping,
+        Ok(false) => false,
+        Ok(true) => {
+            *stopping = true;
+            tracing::info!(
+                "ECS is stopping the task: withdrawing its records; nothing is published or repaired again"
+            );
+            true
+        }
         Err(problem) => {
             tracing::debug!(%problem, "task metadata did not say whether the task is stopping");
             false
