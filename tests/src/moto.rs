@@ -169,6 +169,17 @@ impl Moto {
         http::get_json(&format!("{}/_ecssd/stats", self.endpoint)).await
     }
 
+    /// Requests counted in `stats` (a [`stats`](Self::stats) answer) for `service`'s `operation`, or
+    /// for all its operations when `None`.
+    pub fn requests(stats: &serde_json::Value, service: &str, operation: Option<&str>) -> u64 {
+        let Some(operations) = stats[service].as_object() else { return 0 };
+        operations
+            .iter()
+            .filter(|(name, _)| operation.is_none_or(|o| o == name.as_str()))
+            .map(|(_, counts)| counts["requests"].as_u64().unwrap_or_default())
+            .sum()
+    }
+
     /// Marks a container instance's ECS agent connected or not (there is no AWS API for this).
     pub async fn set_agent_connected(
         &self,

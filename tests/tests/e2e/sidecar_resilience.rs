@@ -8,6 +8,7 @@ use std::time::Duration;
 use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType};
 use ecssd_tests::dns::LiveDns;
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::moto::Moto;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::{DOMAIN, RunningTask, World};
@@ -36,8 +37,7 @@ fn healing(dns: &LiveDns) -> SidecarOptions {
 
 /// Route53 calls the sidecars made, per operation (the observer's own reads are not counted).
 async fn route53_requests(world: &World, operation: &str) -> u64 {
-    let stats = world.moto.stats().await.unwrap();
-    stats["route53"][operation]["requests"].as_u64().unwrap_or(0)
+    Moto::requests(&world.moto.stats().await.unwrap(), "route53", Some(operation))
 }
 
 async fn wait_for_checks(sidecar: &Sidecar, count: usize) {

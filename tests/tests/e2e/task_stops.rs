@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 
 use ecssd_records::{Record, RecordKey, RecordType};
 use ecssd_tests::ecs::{PlacedTask, WEB_CONTAINER, registration_records, seed, task_records_of};
+use ecssd_tests::moto::Moto;
 use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, foreign_records, invoke, mentions};
 use ecssd_tests::task_events::{
     QUEUE_ARN, batch_item_failures, message_ids, sqs_batch, sqs_event, task_state_change, with_statuses,
@@ -53,20 +54,10 @@ async fn deliver(setup: &Setup, lambda: &LambdaEmulator, batch: Value) -> Delive
     Delivery {
         ids: message_ids(&batch),
         failures,
-        change_requests: requests(&after, "route53", Some("ChangeResourceRecordSets"))
-            - requests(&before, "route53", Some("ChangeResourceRecordSets")),
-        ecs_requests: requests(&after, "ecs", None) - requests(&before, "ecs", None),
+        change_requests: Moto::requests(&after, "route53", Some("ChangeResourceRecordSets"))
+            - Moto::requests(&before, "route53", Some("ChangeResourceRecordSets")),
+        ecs_requests: Moto::requests(&after, "ecs", None) - Moto::requests(&before, "ecs", None),
     }
-}
-
-/// Requests moto saw for `service`'s `operation` (every operation when `None`).
-fn requests(stats: &Value, service: &str, operation: Option<&str>) -> u64 {
-    let Some(operations) = stats[service].as_object() else { return 0 };
-    operations
-        .iter()
-        .filter(|(name, _)| operation.is_none_or(|o| o == name.as_str()))
-        .map(|(_, counts)| counts["requests"].as_u64().unwrap_or_default())
-        .sum()
 }
 
 /// `records` without those of `tasks` (by name, set identifier or value).
