@@ -17,7 +17,8 @@ use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
 use ecssd_records::{
-    Action, CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy,
+    Action, CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Soa,
+    SoaStore,
 };
 
 /// Route53's largest page for ListResourceRecordSets.
@@ -224,6 +225,53 @@ impl RecordStore for Route53Zone {
             ChangeBatch::builder().set_changes(Some(changes.iter().map(to_sdk).collect())).build().map_err(
                 |e| CallError::Permanent { operation: "ChangeResourceRecordSets", detail: e.to_string() },
             )?;
+        call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
+            self.paced(
+                self.client
+                    .change_resource_record_sets()
+                    .hosted_zone_id(&self.zone_id)
+                    .change_batch(batch.clone())
+                    .send(),
+            )
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+impl SoaStore for Route53Zone {
+    async fn read_soa(&self) -> Result<Soa, CallError> {
+        let start = (self.domain.fqdn().to_owned(), Some(RrType::Soa), None);
+        let page = self.page(&start, 1).await?;
+        let not_found = || CallError::NotFound {
+            operation: "ListResourceRecordSets",
+            detail: format!("no SOA record at {} in zone {}", self.domain.fqdn(), self.zone_id),
+        };
+        let set = page.resource_record_sets().first().ok_or_else(not_found)?;
+        if set.r#type() != &RrType::Soa || !set.name().eq_ignore_ascii_case(self.domain.fqdn()) {
+            return Err(not_found());
+        }
+        let malformed = |problem: String| CallError::Permanent { operation: "ListResourceRecordSets", detail: problem };
+        let value = match set.resource_records() {
+            [one] => one.value(),
+            other => return Err(malformed(format!("the SOA record has {} values, expected 1", other.len()))),
+        };
+        let ttl = set.ttl().and_then(|ttl| u32::try_from(ttl).ok());
+        let ttl = ttl.ok_or_else(|| malformed(format!("the SOA record's TTL {:?} is not 0 to 2^32-1", set.ttl())))?;
+        Soa::parse(ttl, value).map_err(|e| malformed(e.to_string()))
+    }
+
+    async fn write_soa(&self, soa: &Soa) -> Result<(), CallError> {
+        let set = ResourceRecordSet::builder()
+            .name(self.domain.fqdn())
+            .r#type(RrType::Soa)
+            .ttl(i64::from(soa.ttl))
+            .resource_records(ResourceRecord::builder().value(soa.value()).build().expect("value is set"))
+            .build()
+            .expect("name and type are set");
+        let upsert =
+            SdkChange::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("action and set are set");
+        let batch = ChangeBatch::builder().changes(upsert).build().expect("one change");
         call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
             self.paced(
                 self.client

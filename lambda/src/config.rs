@@ -76,6 +76,16 @@ pub struct Config {
     #[arg(long, env = "ECSSD_ROUTE53_REQUESTS_PER_SECOND", default_value_t = 2.0)]
     pub route53_requests_per_second: f64,
 
+    /// Longest negative caching (seconds resolvers may remember that a name does not exist: the lesser
+    /// of the zone SOA's TTL and MINIMUM) the sweep's report accepts without a warning.
+    #[arg(long, env = "ECSSD_NEGATIVE_TTL_LIMIT", default_value_t = 60)]
+    pub negative_ttl_limit: u32,
+
+    /// Keep the zone's negative caching at this many seconds: each sweep sets the SOA's TTL and MINIMUM
+    /// to it when they differ (needs UPSERT of SOA in the IAM policy). Unset: the SOA is only read.
+    #[arg(long, env = "ECSSD_KEEP_NEGATIVE_TTL", value_parser = clap::value_parser!(u32).range(0..=86_400))]
+    pub keep_negative_ttl: Option<u32>,
+
     /// Outside Lambda, the time one sweep may take (inside Lambda the invocation's deadline counts).
     #[arg(long, env = "ECSSD_TIME_LIMIT_SECONDS", default_value_t = 240)]
     pub time_limit_seconds: u64,

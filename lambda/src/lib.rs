@@ -1,6 +1,7 @@
 //! ecssd's sweeper, run by an EventBridge schedule as a Lambda function (or once from a shell), and,
 //! from the same binary, the withdrawer: a second function fed by ECS's task state change events (an
-//! EventBridge rule, through an SQS queue), which deletes a stopped task's records within seconds.
+//! EventBridge rule, through an SQS queue), which deletes a stopped task's records within seconds; and
+//! a third, the custom resource that sets the negative caching of a zone the stack creates.
 //!
 //! # Layout
 //! - [`config`]: typed settings from the environment or flags, checked at start.
@@ -22,11 +23,16 @@
 //! - [`task_event`]: reading an ECS task state change event; whether it says the task stops. Pure.
 //! - [`withdraw`]: deleting stopped tasks' records, read by name and checked against this owner.
 //! - [`stop_events`]: one SQS batch of task state change events, and its partial batch response.
+//! - [`negative_caching`]: how long resolvers may remember an absent name (the SOA), reported by each
+//!   sweep and, where allowed, kept at a set value.
+//! - [`custom_resource`]: the stack's `ZoneNegativeCaching` resource (CloudFormation's request and answer).
+//! - [`response_url`]: PUTting that answer to CloudFormation's presigned URL.
 //! - `fixtures` (tests only): the records a sidecar writes for a one-container task.
 
 pub mod agents;
 pub mod apply;
 pub mod config;
+pub mod custom_resource;
 pub mod deadline;
 pub mod decide;
 pub mod fleet;
@@ -34,8 +40,10 @@ pub mod fleet_errors;
 pub mod health;
 pub mod hosts;
 pub mod inventory;
+pub mod negative_caching;
 pub mod orphans;
 pub mod report;
+pub mod response_url;
 pub mod stop_events;
 pub mod stops;
 pub mod sweep;

@@ -1,7 +1,8 @@
 //! `bootstrap`: wires configuration, logging and clients (once, at cold start), then serves Lambda
 //! invocations: a scheduled event runs a sweep, an SQS batch of task state change events withdraws
-//! the stopped tasks' records (the two functions of the stack run this one binary). From a shell
-//! (`--once`, or whenever it is not in Lambda) it runs one sweep.
+//! the stopped tasks' records, a CloudFormation custom resource request sets the zone's negative
+//! caching (the three functions of the stack run this one binary). From a shell (`--once`, or
+//! whenever it is not in Lambda) it runs one sweep.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -11,10 +12,12 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use ecssd_edge::logging::{self, LogFormat, Timestamps};
 use ecssd_edge::sdk::for_our_retries;
 use ecssd_edge::{CallCounter, Pacer, Route53Zone};
+use ecssd_lambda::custom_resource::{self, Request};
 use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
+use ecssd_lambda::negative_caching::{self, ZoneName};
 use ecssd_lambda::stop_events::{self, QueueBatch};
-use ecssd_lambda::{Config, Report, sweep};
+use ecssd_lambda::{Config, Report, response_url, sweep};
 use ecssd_records::RetryPolicy;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -70,13 +73,26 @@ async fn start(config: Config) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))
 }
 
-/// One invocation: an SQS batch (it has `Records`) of task state change events, or an EventBridge
-/// (scheduled) event.
+/// Time kept from a custom resource's deadline to send its answer.
+const ANSWER_RESERVE: Duration = Duration::from_secs(10);
+
+/// One invocation: a CloudFormation custom resource request (it has `RequestType` and `ResponseURL`),
+/// an SQS batch (it has `Records`) of task state change events, or an EventBridge (scheduled) event.
 async fn handle(
     deps: &Deps,
     payload: serde_json::Value,
     deadline: Deadline,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if payload.get("RequestType").is_some() && payload.get("ResponseURL").is_some() {
+        let request: Request = serde_json::from_value(payload).map_err(|e| {
+            format!("expected a CloudFormation custom resource request (RequestType, ResponseURL, StackId, RequestId, LogicalResourceId): {e}")
+        })?;
+        let response =
+            custom_resource::handle(&deps.zone, deps.zone.zone_id(), &request, &deadline.earlier_by(ANSWER_RESERVE))
+                .await;
+        response_url::put(&request.response_url, serde_json::to_vec(&response)?, &deadline).await?;
+        return Ok(serde_json::to_value(response)?);
+    }
     if payload.get("Records").is_some() {
         let batch: QueueBatch = serde_json::from_value(payload).map_err(|e| {
             format!("expected an SQS event of task state changes (\"Records\" with \"messageId\" and \"body\"): {e}")
@@ -96,7 +112,24 @@ async fn handle(
 
 async fn run_once(deps: &Deps, deadline: Deadline) -> anyhow::Result<Report> {
     let before = calls(deps);
-    let mut report = sweep(&deps.zone, &deps.fleet, &deps.config, deadline).await;
+    let config = &deps.config;
+    let policy = negative_caching::Policy {
+        limit_seconds: config.negative_ttl_limit,
+        keep_seconds: config.keep_negative_ttl,
+        dry_run: config.dry_run,
+    };
+    let name = ZoneName { id: deps.zone.zone_id(), domain: deps.zone.domain().fqdn() };
+    let negative_caching = negative_caching::check(&deps.zone, name, policy, &deadline).await;
+    let mut report = sweep(&deps.zone, &deps.fleet, config, deadline).await;
+    match negative_caching {
+        Ok(found) => {
+            if let Some(warning) = &found.warning {
+                tracing::warn!(%warning, "negative caching is too long");
+            }
+            report.negative_caching = Some(found);
+        }
+        Err(e) => report.errors.push(format!("reading the zone's SOA (negative caching): {e}")),
+    }
     report.api_calls = calls_since(deps, &before);
     tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
     print_json(&report.emf(now_ms()));

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::negative_caching::NegativeCaching;
+
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
     pub dry_run: bool,
@@ -40,6 +42,8 @@ pub struct Report {
     pub out_of_time: bool,
     /// Ownership records with ecssd's marker that could not be read; left alone.
     pub unreadable_ownership_records: Vec<String>,
+    /// The zone's negative caching (absent when its SOA could not be read: see `errors`).
+    pub negative_caching: Option<NegativeCaching>,
     /// Problems that did not stop the sweep.
     pub errors: Vec<String>,
     /// API calls made, per service and operation.
@@ -69,7 +73,7 @@ impl Report {
     /// The Embedded Metric Format line for this report.
     pub fn emf(&self, timestamp_ms: u128) -> serde_json::Value {
         let calls: u64 = self.api_calls.values().flat_map(|ops| ops.values()).sum();
-        let metrics = [
+        let mut metrics = vec![
             ("RecordsSeen", self.records_seen as u64, "Count"),
             ("TasksChecked", self.tasks_checked as u64, "Count"),
             ("StaleTasks", self.stale_tasks.len() as u64, "Count"),
@@ -88,6 +92,9 @@ impl Report {
             ("ApiCalls", calls, "Count"),
             ("DurationMs", self.duration_ms, "Milliseconds"),
         ];
+        if let Some(negative) = &self.negative_caching {
+            metrics.push(("NegativeCacheSeconds", u64::from(negative.seconds), "Seconds"));
+        }
         emf_line(timestamp_ms, &metrics)
     }
 }

@@ -11,7 +11,9 @@
 //! - [`mod@desired`]: `desired(task)`, the records a task should own.
 //! - [`mod@plan`]: `plan(desired, current)`, the changes between two record sets.
 //! - [`batch`]: packing changes into Route53 requests within its limits.
-//! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over, and its error.
+//! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over, and its error;
+//!   `SoaStore`, the zone's SOA.
+//! - [`soa`]: the SOA record and the negative-caching TTL it gives resolvers (RFC 2308).
 //! - [`memory`]: an in-memory `RecordStore` that judges changes like Route53, for unit tests.
 //! - [`backoff`]: one backoff (exponential, full jitter) for every retry in ecssd; a gate on repeated
 //!   reports.
@@ -26,6 +28,7 @@ pub mod plan;
 pub mod provider;
 pub mod record;
 pub mod service;
+pub mod soa;
 
 pub use backoff::{Backoff, REPORT_INTERVAL, ReportGate, RetryPolicy};
 pub use batch::{BatchLimits, batches};
@@ -36,6 +39,7 @@ pub use desired::{
 pub use names::{Domain, NameError, OwnerId, TaskArn, is_ecs_task_id};
 pub use ownership::{Ownership, OwnershipError, TaskKeys};
 pub use plan::{Action, Change, plan, withdraw};
-pub use provider::{CallError, RecordStore};
+pub use provider::{CallError, RecordStore, SoaStore};
 pub use record::{Record, RecordKey, RecordSet, RecordType};
+pub use soa::{Soa, SoaError};
 pub use service::{Protocol, ServiceBinding, ServiceEnv, ServiceEnvError, ServiceName, parse_service_env};

@@ -6,20 +6,37 @@
 use std::sync::Mutex;
 
 use crate::plan::{Action, Change};
-use crate::provider::{CallError, RecordStore};
+use crate::provider::{CallError, RecordStore, SoaStore};
 use crate::record::{Record, RecordKey, RecordSet};
+use crate::soa::{ROUTE53_DEFAULT_MINIMUM, ROUTE53_DEFAULT_TTL, Soa};
 
 type Interference = Box<dyn FnOnce(&mut RecordSet) + Send>;
 
 #[derive(Default)]
 pub struct MemoryZone {
     records: Mutex<RecordSet>,
-    /// Every call, in order: "read", "list", "change".
+    /// The zone's SOA; `None` until written means Route53's for a new zone ([`route53_new_zone_soa`]).
+    soa: Mutex<Option<Soa>>,
+    /// Every call, in order: "read", "list", "change", "read SOA", "write SOA".
     calls: Mutex<Vec<&'static str>>,
     /// Applied to the zone right before the next batch is judged.
     interference: Mutex<Option<Interference>>,
     /// Multivalue records allowed per name and type (Route53's quota: 100); `None` means 100.
     multivalue_limit: Option<usize>,
+}
+
+/// The SOA Route53 gives a new zone (Developer Guide, "NS and SOA records").
+pub fn route53_new_zone_soa() -> Soa {
+    Soa {
+        ttl: ROUTE53_DEFAULT_TTL,
+        primary: "ns-2048.awsdns-64.net.".into(),
+        mailbox: "hostmaster.example.com.".into(),
+        serial: 1,
+        refresh: 7200,
+        retry: 900,
+        expire: 1_209_600,
+        minimum: ROUTE53_DEFAULT_MINIMUM,
+    }
 }
 
 /// Route53's quota of records with the same name and type and a routing policy other than simple
@@ -70,6 +87,19 @@ impl MemoryZone {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SoaStore for MemoryZone {
+    async fn read_soa(&self) -> Result<Soa, CallError> {
+        lock(&self.calls).push("read SOA");
+        Ok(lock(&self.soa).clone().unwrap_or_else(route53_new_zone_soa))
+    }
+
+    async fn write_soa(&self, soa: &Soa) -> Result<(), CallError> {
+        lock(&self.calls).push("write SOA");
+        *lock(&self.soa) = Some(soa.clone());
+        Ok(())
+    }
 }
 
 impl RecordStore for MemoryZone {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::plan::Change;
 use crate::record::{Record, RecordKey};
+use crate::soa::Soa;
 
 /// A zone ecssd reads and changes.
 pub trait RecordStore: Send + Sync {
@@ -18,6 +19,16 @@ pub trait RecordStore: Send + Sync {
 
     /// Applies `changes` as one atomic request: all of them take effect or none does.
     fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// A zone's SOA record, read and changed apart from the records ecssd owns: Route53 creates it with
+/// the zone and allows neither creating nor deleting it, only changing it (UPSERT).
+pub trait SoaStore: Send + Sync {
+    /// The zone's SOA (one read by name).
+    fn read_soa(&self) -> impl Future<Output = Result<Soa, CallError>> + Send;
+
+    /// Replaces the zone's SOA with `soa` (one UPSERT).
+    fn write_soa(&self, soa: &Soa) -> impl Future<Output = Result<(), CallError>> + Send;
 }
 
 /// A call to a store (or to AWS) that failed for good.

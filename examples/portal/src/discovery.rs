@@ -2,10 +2,18 @@
 //! (lowest priority first, random within a priority), each target's A record resolved.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::{ResolveError, TokioResolver};
+
+/// Names cached: every service's SRV name and each instance's A name, with room to spare.
+const CACHE_SIZE: usize = 256;
+
+/// The longest this client remembers that a service has no instance: the stack's default negative
+/// caching time (`NegativeCacheTtl`), and the sidecars' default record TTL.
+pub const NEGATIVE_CACHE_LIMIT: Duration = Duration::from_secs(10);
 
 /// One instance a service's SRV record points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +44,13 @@ impl Discovery {
     /// (inside a VPC: the Route53 Resolver, which answers for the private zone).
     pub fn new(domain: &str, server: Option<SocketAddr>) -> Result<Self, ResolveError> {
         let mut options = ResolverOpts::default();
-        // Registrations change by the second; never answer from a stale cache.
-        options.cache_size = 0;
+        // Answers are cached for what is left of their TTL (the resolver hands out the remainder), so
+        // a withdrawn instance is forgotten when every cache would forget it, within the sidecar's
+        // drain. An absence is cached for the lesser of the SOA's TTL and MINIMUM (RFC 2308), and
+        // never longer than NEGATIVE_CACHE_LIMIT: a service that scaled to zero and came back is
+        // tried again within seconds whatever the zone says.
+        options.cache_size = CACHE_SIZE;
+        options.negative_max_ttl = Some(NEGATIVE_CACHE_LIMIT);
         let resolver = match server {
             Some(server) => {
                 let servers = NameServerConfigGroup::from_ips_clear(&[server.ip()], server.port(), true);

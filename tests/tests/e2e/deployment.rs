@@ -3,7 +3,9 @@
 //! transform run offline by `tests/sam/render.py`) is scoped as the README promises, Lambda never
 //! retries a scheduled sweep, the sweep's limits reach the function as parameters, and ECS's own
 //! "task stopped" events reach the withdrawer (issue 13): one rule, one queue with a dead-letter
-//! queue, one event source mapping, built from the same binary as the sweeper.
+//! queue, one event source mapping, built from the same binary as the sweeper; and a zone the stack
+//! creates gets a short negative-caching time from a custom resource, a zone it is given never does
+//! (issue 16).
 
 use std::process::Command;
 
@@ -52,10 +54,15 @@ fn rendered(overrides: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// Every (resource, statement) of the template's IAM policies.
-fn statements(template: &Value) -> Vec<(String, Value)> {
+/// Every (resource, statement) of the stack's IAM policies, for resources its conditions create;
+/// a statement chosen by `Fn::If` is the one the parameters choose (none for `AWS::NoValue`), the
+/// rest is left as written.
+fn statements(stack: &Stack) -> Vec<(String, Value)> {
     let mut found = Vec::new();
-    for (name, resource) in template["Resources"].as_object().unwrap() {
+    for (name, resource) in stack.template["Resources"].as_object().unwrap() {
+        if !stack.creates(name) {
+            continue;
+        }
         let properties = &resource["Properties"];
         let documents: Vec<&Value> = match resource["Type"].as_str().unwrap() {
             "AWS::IAM::Role" => {
@@ -66,7 +73,14 @@ fn statements(template: &Value) -> Vec<(String, Value)> {
         };
         for document in documents {
             for statement in document["Statement"].as_array().unwrap() {
-                found.push((name.clone(), statement.clone()));
+                let chosen = match statement.get("Fn::If") {
+                    Some(choice) if stack.condition(choice[0].as_str().unwrap()) => &choice[1],
+                    Some(choice) => &choice[2],
+                    None => statement,
+                };
+                if chosen != &reference("AWS::NoValue") {
+                    found.push((name.clone(), chosen.clone()));
+                }
             }
         }
     }
@@ -85,13 +99,29 @@ fn record_types_condition(statement: &Value) -> Value {
     statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsRecordTypes"].clone()
 }
 
+/// Whether `statement` allows changing the zone's SOA, and then only that: an UPSERT of the SOA at
+/// the zone's apex.
+fn changes_only_the_soa(statement: &Value) -> bool {
+    let only = &statement["Condition"]["ForAllValues:StringEquals"];
+    if record_types_condition(statement) != serde_json::json!(["SOA"]) {
+        return false;
+    }
+    assert_eq!(only["route53:ChangeResourceRecordSetsActions"], serde_json::json!(["UPSERT"]), "{statement}");
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
+        serde_json::json!([reference("DomainName")]),
+        "{statement}"
+    );
+    true
+}
+
 #[test]
 fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
-    for template in [
-        rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]),
-        rendered(&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "Clusters=web,batch"]),
-    ] {
-        let all = statements(&template);
+    let keeps_soa = ["ZoneVpcId=vpc-0123456789abcdef0", "SweeperKeepsNegativeTtl=true"];
+    for overrides in [ALL_CLUSTERS, NAMED_CLUSTERS, &keeps_soa] {
+        let stack = Stack::rendered(overrides);
+        let template = &stack.template;
+        let all = statements(&stack);
         assert!(!all.is_empty());
         for (resource, statement) in &all {
             let actions = actions(statement);
@@ -111,11 +141,14 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
             if actions.iter().any(|a| a == "route53:ChangeResourceRecordSets") {
                 let zone = statement["Resource"]["Fn::Sub"][0].as_str().unwrap();
                 assert_eq!(zone, "arn:${AWS::Partition}:route53:::hostedzone/${ZoneId}", "{resource}");
-                assert_eq!(
-                    record_types_condition(statement),
-                    serde_json::json!(["SRV", "A", "TXT"]),
-                    "{resource}"
-                );
+                // The SOA only for the zone settings function, or the sweeper when told to keep it.
+                if !changes_only_the_soa(statement) {
+                    assert_eq!(
+                        record_types_condition(statement),
+                        serde_json::json!(["SRV", "A", "TXT"]),
+                        "{resource}"
+                    );
+                }
             }
             if actions.iter().any(|a| a.starts_with("ecs:")) {
                 assert!(
@@ -141,10 +174,15 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
             .as_object()
             .unwrap()
             .iter()
-            .filter(|(_, r)| r["Type"] == "AWS::IAM::Role")
+            .filter(|(name, r)| r["Type"] == "AWS::IAM::Role" && stack.creates(name))
             .collect();
         let names: Vec<&String> = roles.iter().map(|(name, _)| *name).collect();
-        assert_eq!(names, ["SweeperRole", "WithdrawerRole"], "the sweeper's and the withdrawer's roles");
+        let expected: &[&str] = if stack.condition("CreateZone") {
+            &["SweeperRole", "WithdrawerRole", "ZoneSettingsRole"]
+        } else {
+            &["SweeperRole", "WithdrawerRole"]
+        };
+        assert_eq!(names, expected, "the roles of the functions");
         for (_, role) in roles {
             for managed in role["Properties"]["ManagedPolicyArns"].as_array().unwrap() {
                 let managed = managed.as_str().unwrap();
@@ -165,11 +203,8 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
 #[test]
 fn the_sweeper_may_not_list_clusters() {
     // It sweeps the named clusters, or those the records mention; it never enumerates the account's.
-    for template in [
-        rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]),
-        rendered(&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "Clusters=web,batch"]),
-    ] {
-        for (resource, statement) in statements(&template) {
+    for overrides in [ALL_CLUSTERS, NAMED_CLUSTERS] {
+        for (resource, statement) in statements(&Stack::rendered(overrides)) {
             for action in actions(&statement) {
                 // IAM matches actions case-insensitively.
                 assert!(
@@ -263,8 +298,9 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
 
 #[test]
 fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
-    let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0", "Clusters=web,batch"]);
-    let all = statements(&template);
+    let stack = Stack::rendered(&["ZoneVpcId=vpc-0123456789abcdef0", "Clusters=web,batch"]);
+    let template = &stack.template;
+    let all = statements(&stack);
     let (_, stop) = all.iter().find(|(_, s)| actions(s) == ["ecs:StopTask"]).unwrap();
     let clusters = &stop["Condition"]["ArnLike"]["ecs:cluster"]["Fn::If"];
     assert_eq!(clusters[0], "WatchAllClusters");
@@ -283,7 +319,7 @@ fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
         (ALL_CLUSTERS, serde_json::json!("arn:aws:ecs:us-east-1:123456789012:cluster/*")),
     ] {
         let stack = Stack::rendered(overrides);
-        for (_, statement) in statements(&stack.template).iter().filter(|(r, _)| r == "SweeperRole") {
+        for (_, statement) in statements(&stack).iter().filter(|(r, _)| r == "SweeperRole") {
             if actions(statement).iter().any(|a| a.starts_with("ecs:")) {
                 let condition = stack.resolve(&statement["Condition"]).unwrap();
                 assert_eq!(condition["ArnLike"]["ecs:cluster"], expected, "{statement}");
@@ -429,6 +465,11 @@ impl Stack {
         self.template["Resources"].as_object().unwrap().iter().filter(|(_, r)| r["Type"] == kind).collect()
     }
 
+    /// Whether the stack creates the resource `name` (it has no `Condition`, or its condition holds).
+    fn creates(&self, name: &str) -> bool {
+        self.resource(name)["Condition"].as_str().is_none_or(|condition| self.condition(condition))
+    }
+
     fn condition(&self, name: &str) -> bool {
         match self.resolve(&self.template["Conditions"][name]) {
             Some(Value::Bool(holds)) => holds,
@@ -556,7 +597,7 @@ fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
         let stack = Stack::rendered(overrides);
         let role = stack.resource("Withdrawer")["Properties"]["Role"].clone();
         assert_eq!(role, get_att("WithdrawerRole", "Arn"));
-        let all = statements(&stack.template);
+        let all = statements(&stack);
         let mine: Vec<&Value> = all.iter().filter(|(r, _)| r == "WithdrawerRole").map(|(_, s)| s).collect();
         let mut granted = Vec::new();
         for statement in &mine {
@@ -818,4 +859,82 @@ fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
     for (_, config) in stack.resources_of("AWS::Lambda::EventInvokeConfig") {
         assert_eq!(config["Properties"]["FunctionName"], reference("Sweeper"));
     }
+}
+
+#[test]
+fn a_zone_the_stack_creates_gets_a_short_negative_caching_time_and_a_given_zone_is_left_alone() {
+    let stack = Stack::rendered(ALL_CLUSTERS);
+    let parameter = &stack.template["Parameters"]["NegativeCacheTtl"];
+    assert_eq!(parameter["Type"], "Number");
+    assert_eq!((parameter["MinValue"].as_u64(), parameter["MaxValue"].as_u64()), (Some(0), Some(86_400)));
+    // The harness's world is the deployed stack: its zone gets the same default.
+    assert_eq!(default_of(parameter), ecssd_tests::world::STACK_NEGATIVE_TTL.to_string());
+    let resource = stack.resource("ZoneNegativeCaching");
+    assert_eq!(resource["Type"], "Custom::ZoneNegativeCaching");
+    assert_eq!(resource["Condition"], "CreateZone");
+    let properties = &resource["Properties"];
+    assert_eq!(properties["ServiceToken"], get_att("ZoneSettings", "Arn"));
+    assert_eq!(properties["ZoneId"], reference("Zone"));
+    assert_eq!(properties["NegativeCacheTtl"], reference("NegativeCacheTtl"));
+    // CloudFormation waits ServiceTimeout (1 to 3600 s, an hour by default) for an answer; the
+    // function answers within its own timeout, which must fit inside.
+    let function = stack.resolve(&stack.resource("ZoneSettings")["Properties"]).unwrap();
+    let service_timeout: u64 = match &properties["ServiceTimeout"] {
+        Value::Number(n) => n.as_u64().unwrap(),
+        Value::String(text) => text.parse().unwrap(),
+        other => panic!("ServiceTimeout {other}"),
+    };
+    assert!(function["Timeout"].as_u64().unwrap() < service_timeout && service_timeout <= 3600);
+    assert_eq!(stack.resource("ZoneSettings")["Condition"], "CreateZone");
+    assert_eq!(function["Environment"]["Variables"]["ECSSD_ZONE_ID"], reference("Zone"));
+    // Built with the sweeper: one bootstrap.
+    let sweeper = stack.resource("Sweeper");
+    assert_eq!(stack.resource("ZoneSettings")["Metadata"], sweeper["Metadata"]);
+    for property in ["Code", "Handler", "Runtime", "Architectures"] {
+        assert_eq!(stack.resource("ZoneSettings")["Properties"][property], sweeper["Properties"][property]);
+    }
+    // Its role reads the zone and upserts its SOA, nothing else.
+    let mine: Vec<Value> =
+        statements(&stack).into_iter().filter(|(r, _)| r == "ZoneSettingsRole").map(|(_, s)| s).collect();
+    let mut granted: Vec<String> = mine.iter().flat_map(actions).collect();
+    granted.sort();
+    assert_eq!(granted, ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]);
+    let change = mine.iter().find(|s| actions(s) == ["route53:ChangeResourceRecordSets"]).unwrap();
+    assert!(changes_only_the_soa(change), "{change}");
+
+    // A zone given by id: neither the resource nor its function exist, and nothing may change an SOA.
+    let given = Stack::rendered(NAMED_CLUSTERS);
+    assert!(!given.creates("ZoneNegativeCaching") && !given.creates("ZoneSettings"));
+    for (resource, statement) in statements(&given) {
+        assert!(!changes_only_the_soa(&statement), "{resource}: {statement}");
+    }
+}
+
+#[test]
+fn the_sweeper_reports_negative_caching_and_changes_the_soa_only_when_allowed() {
+    for (overrides, keeps) in [
+        (ALL_CLUSTERS, false),
+        (NAMED_CLUSTERS, false),
+        (&["ZoneVpcId=vpc-0123456789abcdef0", "SweeperKeepsNegativeTtl=true", "NegativeCacheTtl=30"][..], true),
+        (&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "SweeperKeepsNegativeTtl=true"][..], true),
+    ] {
+        let stack = Stack::rendered(overrides);
+        let sweeper = stack.resolve(&stack.resource("Sweeper")["Properties"]).unwrap();
+        let variables = &sweeper["Environment"]["Variables"];
+        assert_eq!(variables["ECSSD_NEGATIVE_TTL_LIMIT"], stack.parameters["NegativeTtlLimit"], "{overrides:?}");
+        let soa_statements: Vec<Value> = statements(&stack)
+            .into_iter()
+            .filter(|(r, s)| r == "SweeperRole" && changes_only_the_soa(s))
+            .map(|(_, s)| s)
+            .collect();
+        if keeps {
+            assert_eq!(variables["ECSSD_KEEP_NEGATIVE_TTL"], stack.parameters["NegativeCacheTtl"], "{overrides:?}");
+            assert_eq!(soa_statements.len(), 1, "{overrides:?}");
+        } else {
+            assert!(variables.get("ECSSD_KEEP_NEGATIVE_TTL").is_none(), "{overrides:?}: {variables}");
+            assert!(soa_statements.is_empty(), "{overrides:?}: {soa_statements:?}");
+        }
+    }
+    let limit = &Stack::rendered(ALL_CLUSTERS).template["Parameters"]["NegativeTtlLimit"];
+    assert_eq!(default_of(limit), "60");
 }

@@ -1,0 +1,231 @@
+//! The stack's custom resource `ZoneNegativeCaching`: on a zone the stack creates, it sets the SOA's
+//! TTL and MINIMUM to the `NegativeCacheTtl` parameter when the stack is created or that parameter
+//! changes, so that resolvers forget an absent service within seconds instead of 15 minutes
+//! (`negative_caching`). CloudFormation cannot change an SOA itself: Route53 creates it with the zone.
+//!
+//! The protocol (CloudFormation User Guide, "Custom resource request and response reference"):
+//! a request names `RequestType` (Create, Update, Delete) and a presigned `ResponseURL`; the answer
+//! is one JSON object PUT there, `Status` SUCCESS or FAILED (with a `Reason`), the request's ids and a
+//! `PhysicalResourceId` that stays the same for the same resource, within 4,096 bytes. This module
+//! reads the request and decides the answer; the caller sends it.
+
+use ecssd_records::SoaStore;
+use serde::{Deserialize, Serialize};
+
+use crate::deadline::Deadline;
+use crate::negative_caching;
+
+/// The request fields this resource reads (others are ignored).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Request {
+    pub request_type: RequestType,
+    #[serde(rename = "ResponseURL")]
+    pub response_url: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+    /// Given with Update and Delete: the id the Create answered.
+    #[serde(default)]
+    pub physical_resource_id: Option<String>,
+    #[serde(default)]
+    pub resource_properties: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum RequestType {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The answer CloudFormation reads from the response URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Response {
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub physical_resource_id: String,
+    pub stack_id: String,
+    pub request_id: String,
+    pub logical_resource_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Success,
+    Failed,
+}
+
+/// The resource's properties, as the template gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Properties<'a> {
+    zone_id: &'a str,
+    negative_cache_ttl: u32,
+}
+
+/// The largest `NegativeCacheTtl` (the template's MaxValue): Route53's own default MINIMUM, a day.
+const MAX_NEGATIVE_CACHE_TTL: u32 = 86_400;
+
+/// A CloudFormation `Reason` is shown in the console; the whole answer must stay under 4,096 bytes.
+const MAX_REASON_CHARS: usize = 1_000;
+
+fn properties(request: &Request) -> Result<Properties<'_>, String> {
+    let property = |name: &str| request.resource_properties.get(name);
+    let zone_id = match property("ZoneId") {
+        Some(serde_json::Value::String(id)) if !id.is_empty() => id.as_str(),
+        other => return Err(format!("property ZoneId must be the hosted zone's id (e.g. Z0123456789ABC), got {other:?}")),
+    };
+    // CloudFormation passes every property value as a string; a number is taken too.
+    let negative_cache_ttl = match property("NegativeCacheTtl") {
+        Some(serde_json::Value::String(text)) => text.trim().parse::<u32>().ok(),
+        Some(serde_json::Value::Number(number)) => number.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    }
+    .filter(|seconds| *seconds <= MAX_NEGATIVE_CACHE_TTL)
+    .ok_or_else(|| {
+        format!(
+            "property NegativeCacheTtl must be a whole number of seconds from 0 to {MAX_NEGATIVE_CACHE_TTL}, got {:?}",
+            property("NegativeCacheTtl")
+        )
+    })?;
+    Ok(Properties { zone_id, negative_cache_ttl })
+}
+
+/// Handles one request against `zone` (the zone this function was deployed for, `zone_id`): Create and
+/// Update set the negative-caching time, Delete leaves the SOA as it is (the zone goes with the stack,
+/// and a short negative TTL harms nothing if only this resource goes). Never fails: a problem is a
+/// FAILED answer that names it, so the stack operation stops with the reason instead of waiting.
+pub async fn handle(zone: &impl SoaStore, zone_id: &str, request: &Request, deadline: &Deadline) -> Response {
+    let physical_resource_id = format!("{zone_id}/negative-caching");
+    let answer = |status, reason: Option<String>, physical_resource_id: String| Response {
+        status,
+        reason: reason.map(|reason| reason.chars().take(MAX_REASON_CHARS).collect()),
+        physical_resource_id,
+        stack_id: request.stack_id.clone(),
+        request_id: request.request_id.clone(),
+        logical_resource_id: request.logical_resource_id.clone(),
+    };
+    if request.request_type == RequestType::Delete {
+        // The id must be the one answered before, whatever it was.
+        let id = request.physical_resource_id.clone().unwrap_or(physical_resource_id);
+        return answer(Status::Success, None, id);
+    }
+    let outcome = match properties(request) {
+        Err(problem) => Err(problem),
+        Ok(properties) if properties.zone_id != zone_id => Err(format!(
+            "property ZoneId {:?} is not the zone this function serves ({zone_id:?}, its ECSSD_ZONE_ID)",
+            properties.zone_id
+        )),
+        Ok(properties) => negative_caching::set(zone, properties.negative_cache_ttl, deadline)
+            .await
+            .map_err(|e| format!("setting the zone's negative caching: {e}"))
+            .map(|(before, after)| (properties, before, after)),
+    };
+    match outcome {
+        Ok((properties, before, after)) => {
+            tracing::info!(
+                request_type = ?request.request_type,
+                seconds = properties.negative_cache_ttl,
+                before = %before,
+                changed = after.is_some(),
+                "zone negative caching set"
+            );
+            answer(Status::Success, None, physical_resource_id)
+        }
+        Err(problem) => {
+            tracing::error!(request_type = ?request.request_type, %problem, "custom resource failed");
+            answer(Status::Failed, Some(problem), physical_resource_id)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ecssd_records::memory::MemoryZone;
+
+    use super::*;
+
+    fn request(request_type: &str, properties: serde_json::Value) -> Request {
+        serde_json::from_value(serde_json::json!({
+            "RequestType": request_type,
+            "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:zone-settings",
+            "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
+            "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/ecssd/1",
+            "RequestId": "r-1",
+            "ResourceType": "Custom::ZoneNegativeCaching",
+            "LogicalResourceId": "ZoneNegativeCaching",
+            "PhysicalResourceId": "Z1/negative-caching",
+            "ResourceProperties": properties,
+        }))
+        .expect("a CloudFormation request")
+    }
+
+    async fn run(zone: &MemoryZone, request: &Request) -> Response {
+        handle(zone, "Z1", request, &Deadline::after(Duration::from_secs(10))).await
+    }
+
+    #[tokio::test]
+    async fn create_sets_ttl_and_minimum_from_the_string_cloudformation_passes() {
+        let zone = MemoryZone::new([]);
+        let props = serde_json::json!({"ServiceToken": "x", "ZoneId": "Z1", "NegativeCacheTtl": "10"});
+        let response = run(&zone, &request("Create", props)).await;
+        assert_eq!((response.status, response.reason.as_deref()), (Status::Success, None));
+        assert_eq!(response.physical_resource_id, "Z1/negative-caching");
+        assert_eq!((response.request_id.as_str(), response.logical_resource_id.as_str()), ("r-1", "ZoneNegativeCaching"));
+        let soa = zone.read_soa().await.expect("read");
+        assert_eq!((soa.ttl, soa.minimum, soa.negative_ttl()), (10, 10, 10));
+    }
+
+    #[tokio::test]
+    async fn update_to_the_same_value_writes_nothing_and_delete_touches_nothing() {
+        let zone = MemoryZone::new([]);
+        let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": 30});
+        assert_eq!(run(&zone, &request("Update", props.clone())).await.status, Status::Success);
+        zone.take_calls();
+        assert_eq!(run(&zone, &request("Update", props.clone())).await.status, Status::Success);
+        assert_eq!(zone.take_calls(), ["read SOA"]);
+        let deleted = run(&zone, &request("Delete", props)).await;
+        assert_eq!((deleted.status, deleted.physical_resource_id.as_str()), (Status::Success, "Z1/negative-caching"));
+        assert!(zone.calls().is_empty(), "{:?}", zone.calls());
+    }
+
+    #[tokio::test]
+    async fn bad_properties_fail_with_a_reason_naming_them_and_change_nothing() {
+        for (props, expected) in [
+            (serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "ten"}), "NegativeCacheTtl must be a whole number"),
+            (serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "86401"}), "from 0 to 86400"),
+            (serde_json::json!({"ZoneId": "Z1"}), "NegativeCacheTtl"),
+            (serde_json::json!({"NegativeCacheTtl": "10"}), "property ZoneId"),
+            (serde_json::json!({"ZoneId": "Z2", "NegativeCacheTtl": "10"}), "\"Z2\" is not the zone this function serves"),
+        ] {
+            let zone = MemoryZone::new([]);
+            let response = run(&zone, &request("Create", props.clone())).await;
+            assert_eq!(response.status, Status::Failed, "{props}");
+            let reason = response.reason.expect("a reason");
+            assert!(reason.contains(expected), "{props}: {reason}");
+            assert!(zone.calls().is_empty(), "{props}: {:?}", zone.calls());
+        }
+    }
+
+    #[test]
+    fn the_answer_has_cloudformations_field_names() {
+        let response = Response {
+            status: Status::Failed,
+            reason: Some("why".into()),
+            physical_resource_id: "p".into(),
+            stack_id: "s".into(),
+            request_id: "r".into(),
+            logical_resource_id: "l".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&response).expect("json"),
+            serde_json::json!({"Status": "FAILED", "Reason": "why", "PhysicalResourceId": "p",
+                "StackId": "s", "RequestId": "r", "LogicalResourceId": "l"})
+        );
+    }
+}
