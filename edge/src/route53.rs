@@ -17,8 +17,7 @@ use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
 use ecssd_records::{
-    Action, CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Soa,
-    SoaStore,
+    Action, CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Soa, SoaStore,
 };
 
 /// Route53's largest page for ListResourceRecordSets.
@@ -251,13 +250,15 @@ impl SoaStore for Route53Zone {
         if set.r#type() != &RrType::Soa || !set.name().eq_ignore_ascii_case(self.domain.fqdn()) {
             return Err(not_found());
         }
-        let malformed = |problem: String| CallError::Permanent { operation: "ListResourceRecordSets", detail: problem };
+        let malformed =
+            |problem: String| CallError::Permanent { operation: "ListResourceRecordSets", detail: problem };
         let value = match set.resource_records() {
             [one] => one.value(),
             other => return Err(malformed(format!("the SOA record has {} values, expected 1", other.len()))),
         };
         let ttl = set.ttl().and_then(|ttl| u32::try_from(ttl).ok());
-        let ttl = ttl.ok_or_else(|| malformed(format!("the SOA record's TTL {:?} is not 0 to 2^32-1", set.ttl())))?;
+        let ttl =
+            ttl.ok_or_else(|| malformed(format!("the SOA record's TTL {:?} is not 0 to 2^32-1", set.ttl())))?;
         Soa::parse(ttl, value).map_err(|e| malformed(e.to_string()))
     }
 
@@ -269,8 +270,11 @@ impl SoaStore for Route53Zone {
             .resource_records(ResourceRecord::builder().value(soa.value()).build().expect("value is set"))
             .build()
             .expect("name and type are set");
-        let upsert =
-            SdkChange::builder().action(ChangeAction::Upsert).resource_record_set(set).build().expect("action and set are set");
+        let upsert = SdkChange::builder()
+            .action(ChangeAction::Upsert)
+            .resource_record_set(set)
+            .build()
+            .expect("action and set are set");
         let batch = ChangeBatch::builder().changes(upsert).build().expect("one change");
         call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
             self.paced(

@@ -76,7 +76,11 @@ fn properties(request: &Request) -> Result<Properties<'_>, String> {
     let property = |name: &str| request.resource_properties.get(name);
     let zone_id = match property("ZoneId") {
         Some(serde_json::Value::String(id)) if !id.is_empty() => id.as_str(),
-        other => return Err(format!("property ZoneId must be the hosted zone's id (e.g. Z0123456789ABC), got {other:?}")),
+        other => {
+            return Err(format!(
+                "property ZoneId must be the hosted zone's id (e.g. Z0123456789ABC), got {other:?}"
+            ));
+        }
     };
     // CloudFormation passes every property value as a string; a number is taken too.
     let negative_cache_ttl = match property("NegativeCacheTtl") {
@@ -176,7 +180,10 @@ mod tests {
         let response = run(&zone, &request("Create", props)).await;
         assert_eq!((response.status, response.reason.as_deref()), (Status::Success, None));
         assert_eq!(response.physical_resource_id, "Z1/negative-caching");
-        assert_eq!((response.request_id.as_str(), response.logical_resource_id.as_str()), ("r-1", "ZoneNegativeCaching"));
+        assert_eq!(
+            (response.request_id.as_str(), response.logical_resource_id.as_str()),
+            ("r-1", "ZoneNegativeCaching")
+        );
         let soa = zone.read_soa().await.expect("read");
         assert_eq!((soa.ttl, soa.minimum, soa.negative_ttl()), (10, 10, 10));
     }
@@ -190,18 +197,27 @@ mod tests {
         assert_eq!(run(&zone, &request("Update", props.clone())).await.status, Status::Success);
         assert_eq!(zone.take_calls(), ["read SOA"]);
         let deleted = run(&zone, &request("Delete", props)).await;
-        assert_eq!((deleted.status, deleted.physical_resource_id.as_str()), (Status::Success, "Z1/negative-caching"));
+        assert_eq!(
+            (deleted.status, deleted.physical_resource_id.as_str()),
+            (Status::Success, "Z1/negative-caching")
+        );
         assert!(zone.calls().is_empty(), "{:?}", zone.calls());
     }
 
     #[tokio::test]
     async fn bad_properties_fail_with_a_reason_naming_them_and_change_nothing() {
         for (props, expected) in [
-            (serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "ten"}), "NegativeCacheTtl must be a whole number"),
+            (
+                serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "ten"}),
+                "NegativeCacheTtl must be a whole number",
+            ),
             (serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "86401"}), "from 0 to 86400"),
             (serde_json::json!({"ZoneId": "Z1"}), "NegativeCacheTtl"),
             (serde_json::json!({"NegativeCacheTtl": "10"}), "property ZoneId"),
-            (serde_json::json!({"ZoneId": "Z2", "NegativeCacheTtl": "10"}), "\"Z2\" is not the zone this function serves"),
+            (
+                serde_json::json!({"ZoneId": "Z2", "NegativeCacheTtl": "10"}),
+                "\"Z2\" is not the zone this function serves",
+            ),
         ] {
             let zone = MemoryZone::new([]);
             let response = run(&zone, &request("Create", props.clone())).await;

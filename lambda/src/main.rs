@@ -87,9 +87,13 @@ async fn handle(
         let request: Request = serde_json::from_value(payload).map_err(|e| {
             format!("expected a CloudFormation custom resource request (RequestType, ResponseURL, StackId, RequestId, LogicalResourceId): {e}")
         })?;
-        let response =
-            custom_resource::handle(&deps.zone, deps.zone.zone_id(), &request, &deadline.earlier_by(ANSWER_RESERVE))
-                .await;
+        let response = custom_resource::handle(
+            &deps.zone,
+            deps.zone.zone_id(),
+            &request,
+            &deadline.earlier_by(ANSWER_RESERVE),
+        )
+        .await;
         response_url::put(&request.response_url, serde_json::to_vec(&response)?, &deadline).await?;
         return Ok(serde_json::to_value(response)?);
     }

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!((found.soa_ttl, found.soa_minimum, found.seconds), (900, 86_400, 900));
         let warning = found.warning.expect("900 s is over 60 s");
         assert!(warning.contains("900 s") && warning.contains("ECSSD_NEGATIVE_TTL_LIMIT"), "{warning}");
-        assert!(warning.contains("--hosted-zone-id Z1") && warning.contains("\"Name\":\"sd.internal.\""), "{warning}");
+        assert!(
+            warning.contains("--hosted-zone-id Z1") && warning.contains("\"Name\":\"sd.internal.\""),
+            "{warning}"
+        );
         assert!(warning.contains("\"TTL\":10") && warning.contains("1209600 10\""), "{warning}");
         assert_eq!(found.set_to, None);
         assert_eq!(zone.calls(), ["read SOA"], "one read, no change");

@@ -32,7 +32,9 @@ pub struct Soa {
 
 /// An SOA value that is not the seven fields RFC 1035 gives it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("SOA value {value:?} is not \"<primary> <mailbox> <serial> <refresh> <retry> <expire> <minimum>\": {problem}")]
+#[error(
+    "SOA value {value:?} is not \"<primary> <mailbox> <serial> <refresh> <retry> <expire> <minimum>\": {problem}"
+)]
 pub struct SoaError {
     pub value: String,
     pub problem: String,

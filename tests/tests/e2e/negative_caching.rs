@@ -5,9 +5,16 @@
 //! that scaled to zero resolves again, through the bed's caching resolver, within the negative TTL the
 //! zone gives (seconds with the stack's setting, still absent long after with Route53's default).
 
-use ecssd_records::SoaStore;
+use std::time::{Duration, Instant};
+
+use ecssd_records::{RecordType, SoaStore};
 use ecssd_tests::cloudformation::{ResponseBucket, SIGNATURE, zone_negative_caching_request};
+use ecssd_tests::dns::{Answer, FOLLOW_INTERVAL, LiveDns};
+use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, sweep_once};
+use ecssd_tests::wait_for;
+use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
 use serde_json::Value;
 
 /// The zone-settings function: the workspace-built `bootstrap`, configured as the stack configures it
@@ -25,7 +32,13 @@ async fn soa(bed: &SweepBed) -> (u32, u32, String) {
 }
 
 /// Sends CloudFormation's request and returns what the function PUT to the response URL.
-async fn request(lambda: &LambdaEmulator, bucket: &ResponseBucket, kind: &str, zone: &str, ttl: &str) -> Value {
+async fn request(
+    lambda: &LambdaEmulator,
+    bucket: &ResponseBucket,
+    kind: &str,
+    zone: &str,
+    ttl: &str,
+) -> Value {
     let before = bucket.uploads().len();
     invoke(lambda, &zone_negative_caching_request(kind, &bucket.url, zone, ttl)).await.unwrap();
     let uploads = bucket.uploads();
@@ -55,7 +68,10 @@ async fn the_stacks_custom_resource_sets_a_new_zones_negative_caching_and_answer
     assert_eq!(soa(&bed).await, (10, 10, rest.clone()), "TTL and MINIMUM set, the rest kept");
 
     let updated = request(&lambda, &bucket, "Update", &zone, "30").await;
-    assert_eq!((updated["Status"].as_str(), updated["PhysicalResourceId"].as_str()), (Some("SUCCESS"), Some(created["PhysicalResourceId"].as_str().unwrap())));
+    assert_eq!(
+        (updated["Status"].as_str(), updated["PhysicalResourceId"].as_str()),
+        (Some("SUCCESS"), Some(created["PhysicalResourceId"].as_str().unwrap()))
+    );
     assert_eq!(soa(&bed).await, (30, 30, rest.clone()));
 
     let deleted = request(&lambda, &bucket, "Delete", &zone, "30").await;
@@ -97,11 +113,18 @@ async fn each_sweep_reports_negative_caching_and_changes_it_only_when_allowed() 
     let sweep = sweep_once(&env, &[]).await.unwrap();
     assert!(sweep.success, "{}", sweep.stderr);
     let found = &sweep.report["negative_caching"];
-    assert_eq!((found["soa_ttl"].as_u64(), found["soa_minimum"].as_u64()), (Some(900), Some(86_400)), "{found}");
+    assert_eq!(
+        (found["soa_ttl"].as_u64(), found["soa_minimum"].as_u64()),
+        (Some(900), Some(86_400)),
+        "{found}"
+    );
     assert_eq!((found["seconds"].as_u64(), found["limit_seconds"].as_u64()), (Some(900), Some(60)));
     let warning = found["warning"].as_str().unwrap();
     let zone = bed.zone.zone_id();
-    assert!(warning.contains(&format!("--hosted-zone-id {zone}")) && warning.contains("\"TTL\":10"), "{warning}");
+    assert!(
+        warning.contains(&format!("--hosted-zone-id {zone}")) && warning.contains("\"TTL\":10"),
+        "{warning}"
+    );
     assert!(sweep.stderr.contains("negative caching is too long"), "{}", sweep.stderr);
     let metric = sweep.stdout.iter().find(|line| line.contains("NegativeCacheSeconds")).unwrap();
     assert!(metric.contains("\"NegativeCacheSeconds\":900"), "{metric}");
@@ -123,4 +146,100 @@ async fn each_sweep_reports_negative_caching_and_changes_it_only_when_allowed() 
     assert_eq!(again.report["negative_caching"].get("set_to"), None, "{}", again.report);
     let calls = &again.report["api_calls"]["route53"];
     assert_eq!(calls.get("ChangeResourceRecordSets"), None, "nothing to change: {calls}");
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn service_name() -> String {
+    format!("_web._tcp.{DOMAIN}")
+}
+
+/// Waits until the zone's own servers (the authority, following Route53) answer with the service.
+async fn authority_serves(dns: &LiveDns) {
+    wait_for("the authority to serve the service", WAIT, || async {
+        Ok((!dns.query_authority(&service_name(), RecordType::Srv).await?.is_absent()).then_some(()))
+    })
+    .await
+    .unwrap();
+}
+
+/// A service scaled to zero and back: its one task registered and resolving through the caching
+/// resolver; its container stops (the sidecar withdraws the SRV record); a client asks and the
+/// resolver caches the absence; the container starts again and its sidecar registers it. Returns the
+/// absence as the resolver served it, and when the zone's servers answered with the new record.
+async fn scale_to_zero_and_back(world: &World, dns: &LiveDns) -> (Answer, Instant, RunningTask, Sidecar) {
+    let specs = [ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()];
+    let running = world.task("e2e", &specs).await.unwrap();
+    let options = SidecarOptions { args: vec!["--drain-seconds=0".into()], env: vec![] };
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+    // Asked before the authority follows the zone, the resolver would cache the absence.
+    authority_serves(dns).await;
+    assert!(!dns.query(&service_name(), RecordType::Srv).await.unwrap().is_absent(), "the service resolves");
+
+    running.task.stop_container(0).await.unwrap();
+    world.wait_for_targets("_web._tcp", 0, WAIT).await.unwrap();
+    // The resolver answers from its cache until the record's TTL runs out, then asks the authority.
+    let absence = wait_for("a client to be told the service is gone", WAIT, || async {
+        let answer = dns.query(&service_name(), RecordType::Srv).await?;
+        Ok(answer.is_absent().then_some(answer))
+    })
+    .await
+    .unwrap();
+
+    running.task.start_container(0).await.unwrap();
+    world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+    authority_serves(dns).await;
+    (absence, Instant::now(), running, sidecar)
+}
+
+#[tokio::test]
+async fn a_service_back_from_zero_resolves_within_the_stacks_negative_ttl() {
+    let world = World::new().await.unwrap();
+    assert_eq!(
+        world.zone.read_soa().await.unwrap().negative_ttl(),
+        STACK_NEGATIVE_TTL,
+        "as the stack leaves it"
+    );
+    let dns = world.serve_dns().await.unwrap();
+    let (absence, registered, _task, _sidecar) = scale_to_zero_and_back(&world, &dns).await;
+    let cached_for = absence.soa.as_ref().map(|soa| soa.ttl);
+    assert!(cached_for.is_some_and(|ttl| ttl <= STACK_NEGATIVE_TTL), "{absence:?}");
+    let bound = Duration::from_secs(u64::from(STACK_NEGATIVE_TTL)) + FOLLOW_INTERVAL + Duration::from_secs(1);
+    wait_for("the service to resolve again", bound.saturating_sub(registered.elapsed()), || async {
+        Ok((!dns.query(&service_name(), RecordType::Srv).await?.is_absent()).then_some(()))
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "negative TTL {STACK_NEGATIVE_TTL} s: resolvable again {:.1} s after the zone served the record (absence cached for {cached_for:?} s when asked)",
+        registered.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn on_a_zone_left_at_route53s_defaults_a_service_back_from_zero_stays_unresolvable() {
+    let world = World::new().await.unwrap();
+    world.restore_route53_negative_caching().await.unwrap();
+    assert_eq!(world.zone.read_soa().await.unwrap().negative_ttl(), 900);
+    let dns = world.serve_dns().await.unwrap();
+    let (absence, registered, _task, _sidecar) = scale_to_zero_and_back(&world, &dns).await;
+    // The resolver will keep the absence for what is left of 900 s: a quarter of an hour.
+    let cached_for = absence.soa.as_ref().map(|soa| soa.ttl).unwrap_or_default();
+    assert!((800..=900).contains(&cached_for), "{absence:?}");
+    // Route53's own servers have the record, and for three times the stack's negative TTL every
+    // client is still told the service does not exist.
+    let watched = Duration::from_secs(3 * u64::from(STACK_NEGATIVE_TTL));
+    while registered.elapsed() < watched {
+        let authority = dns.query_authority(&service_name(), RecordType::Srv).await.unwrap();
+        assert!(!authority.is_absent(), "{authority:?}");
+        let answer = dns.query(&service_name(), RecordType::Srv).await.unwrap();
+        assert!(answer.is_absent(), "resolved after {:?}: {answer:?}", registered.elapsed());
+        // Asked twice a second: the absence is what is measured here, not a condition to wait for.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!(
+        "negative TTL 900 s: still unresolvable {:.1} s after the zone served the record, {cached_for} s left in the cache",
+        registered.elapsed().as_secs_f64()
+    );
 }
