@@ -14,9 +14,27 @@ applies their corrections to moto before the server starts. The index below name
   ecssd_limits.py   the bed's per-account/zone settings (/_ecssd/limits)
 
   Route53, in ecssd_route53.py (API reference: ChangeResourceRecordSets, ListResourceRecordSets,
-  ResourceRecord; Developer Guide: "Quotas", "Supported DNS record types")
+  ResourceRecord; Developer Guide: "Quotas", "Supported DNS record types", "Deleting records", "NS and
+  SOA records that Amazon Route 53 creates for a public hosted zone")
   - ListResourceRecordSets honours StartRecordIdentifier and returns NextRecordIdentifier (moto ignores
     both and loops forever inside one name's multivalue records). [API ref, ListResourceRecordSets]
+  - ListResourceRecordSets sorts by name with the labels reversed and a trailing dot ("a-b" before "a",
+    where moto puts "a" first), then by type; StartRecordName=<apex>, StartRecordType=SOA, MaxItems=1
+    is the zone's SOA. [API ref, ListResourceRecordSets, "Sort order"]
+  - A new zone's SOA lists its value, "ns-2048.awsdns-64.com. hostmaster.example.com. 1 7200 900 1209600
+    86400", TTL 900 (moto lists the Python repr of a dict, "{'Value': '...'}"). [Developer Guide, "NS and
+    SOA records ..."]
+  - The zone's own records: DELETE of the apex SOA or NS is refused, "A HostedZone must contain exactly
+    one SOA record." / "A HostedZone must contain at least one NS record for the zone itself." (real
+    responses: terraform-provider-aws issue 37863, airbnb/zonify issue 1, kubernetes-sigs/boskos PR
+    159), also in a batch that re-creates them (moto answers InvalidInput, as for a record no change
+    created); a CREATE of the SOA is "... but it already exists" (moto adds a second SOA).
+    An SOA anywhere but the apex is refused (RFC 1035 section 5.2; docs silent, the bed's wording); an
+    UPSERT of the SOA takes exactly one value (a second: the "exactly one SOA record" message) of two
+    names and five numbers 0 to 2^32-1 (else the bed's wording, "SOA value '...' is not <primary name>
+    ..."); moto takes each of these. [Developer Guide, "Deleting records": "You can't delete the records
+    that have a value of NS or SOA for Type"; "NS and SOA records ...": TTL and minimum change with
+    ChangeResourceRecordSets]
   - ChangeResourceRecordSets is atomic, also when requests run concurrently: nothing in a rejected batch
     applies. [API ref, ChangeResourceRecordSets: "...either all of the changes ... are made or none"]
   - Stale-view conflicts are InvalidChangeBatch with Route53's own messages (moto duplicates, deletes

@@ -1,7 +1,8 @@
 """Route53 as AWS documents it, patched into moto at import: ChangeResourceRecordSets (atomic batches,
-Route53's conflict messages, quotas, per-zone PriorRequestNotComplete) and ListResourceRecordSets
-(StartRecordIdentifier / NextRecordIdentifier paging), with Route53's rest-xml error responses. Each
-rule cites its AWS page; the index is ecssd_moto.py's docstring."""
+Route53's conflict messages, quotas, per-zone PriorRequestNotComplete, the zone's own SOA and NS records),
+ListResourceRecordSets (Route53's sort order, StartRecordIdentifier / NextRecordIdentifier paging) and
+the SOA CreateHostedZone gives a zone, with Route53's rest-xml error responses. Each rule cites its AWS
+page; the index is ecssd_moto.py's docstring."""
 
 import copy
 import os
@@ -42,6 +43,21 @@ CHARACTER_STRING_TOO_LONG = ("Invalid Resource Record: FATAL problem: CharacterS
 TOO_MANY_SAME_NAME_AND_TYPE = "Exceeded limit on number of {policy} RRSets for {name}, type {rtype} in this zone."
 # rancher issue 10253 quotes "Cannot have more than 100 records in a RRSet." from when the quota was 100.
 TOO_MANY_VALUES = f"Cannot have more than {MAX_VALUES_PER_RECORD} records in a RRSet."
+# The zone's own records (Developer Guide, "Deleting records": "You can't delete the records that have a
+# value of NS or SOA for Type"). terraform-provider-aws issue 37863, DNSControl PR 4402 (deleting the
+# SOA) and kubernetes-sigs/boskos PR 159 (both messages in one Message) quote real responses. Docs and
+# reports are silent on a second SOA value; the bed answers it with the same message (in Route53's
+# words each value is a record: "Cannot have more than 400 records in a RRSet").
+ZONE_NEEDS_ONE_SOA = "A HostedZone must contain exactly one SOA record."
+# airbnb/zonify issue 1, kubernetes-sigs/boskos PR 159 (real responses).
+ZONE_NEEDS_APEX_NS = "A HostedZone must contain at least one NS record for the zone itself."
+# The bed's own wording, not Route53's: no report of a real response to either was found.
+SOA_NOT_AT_APEX = "RRSet of type SOA with DNS name {name} is not permitted: the only SOA of zone {zone} is at its apex"
+SOA_MALFORMED = ("SOA value '{value}' is not <primary name> <mailbox name> <serial> <refresh> <retry> <expire> "
+                 "<minimum>, each number 0 to 4294967295")
+# RFC 1035 section 3.3.13: SERIAL is an unsigned 32-bit number, REFRESH, RETRY, EXPIRE and MINIMUM 32-bit
+# time intervals; the bed takes each as unsigned (docs silent on the range Route53 accepts).
+SOA_NUMBER_MAX = 2**32 - 1
 
 
 class Route53Error(Exception):
@@ -79,9 +95,16 @@ def _record_key(rrset):
     return (_norm_name(rrset.name), rrset.type, rrset.set_identifier or "")
 
 
+def _listing_name(name):
+    # API ref, ListResourceRecordSets, "Sort order": by DNS name with the labels reversed, "for example:
+    # com.example.www. Note the trailing dot, which can change the sort order when the record name
+    # contains characters that appear before . (decimal 46)" ("a-b" before "a"), then by record type.
+    return reverse_domain_name(name) + "."
+
+
 def _sort_key(rrset):
     name, rtype, set_id = _record_key(rrset)
-    return (reverse_domain_name(name), rtype, set_id)
+    return (_listing_name(name), rtype, set_id)
 
 
 def _describe(name, rtype, set_id):
@@ -150,6 +173,22 @@ def character_strings(value):
     return strings
 
 
+def _is_domain_name(text):
+    # RFC 1035 section 2.3.4: labels of 1 to 63 octets, a name of at most 255; "." is the root.
+    labels = (text[:-1] if text.endswith(".") else text).split(".")
+    return text == "." or len(text) <= 255 and all(1 <= len(label) <= 63 for label in labels)
+
+
+def is_soa_value(value):
+    """One SOA value as Route53 shows it, "ns-2048.awsdns-64.net. hostmaster.example.com. 1 7200 900 1209600
+    86400": two names and five numbers (Developer Guide, "NS and SOA records that Amazon Route 53 creates
+    for a public hosted zone"; RFC 1035 section 3.3.13)."""
+    fields = value.split(" ")
+    return (len(fields) == 7
+            and all(_is_domain_name(f) for f in fields[:2])
+            and all(f.isascii() and f.isdigit() and int(f) <= SOA_NUMBER_MAX for f in fields[2:]))
+
+
 # moto serves requests on many threads but its zones are plain lists; Route53 applies each batch
 # atomically, so batches (and listings) are serialised here, or concurrent batches lose updates.
 _ZONE_LOCK = threading.RLock()
@@ -195,6 +234,7 @@ def _change_resource_record_sets(self, zoneid, change_list):
     if size_problems:
         raise invalid_change_batch(size_problems)
     zone_name = zone.name.strip(".").lower()
+    apex = zone_name + "."
     working = list(zone.rrsets)
     errors = []
     for change in change_list:
@@ -215,6 +255,13 @@ def _change_resource_record_sets(self, zoneid, change_list):
                 errors.append(f"Tried to delete resource record set {label} but it was not found")
             elif not _same_content(current, wanted):
                 errors.append(f"Tried to delete resource record set {label} but the values provided do not match the current values")
+            # Developer Guide, "Deleting records": "You can't delete the records that have a value of NS or
+            # SOA for Type" (the zone's own, at its apex; NS records below it delegate and may go). Also
+            # not in a batch that re-creates them: the docs forbid the delete, the stricter reading.
+            elif name == apex and key[1] == "SOA":
+                errors.append(ZONE_NEEDS_ONE_SOA)
+            elif name == apex and key[1] == "NS":
+                errors.append(ZONE_NEEDS_APEX_NS)
             else:
                 working.remove(current)
             continue
@@ -222,10 +269,27 @@ def _change_resource_record_sets(self, zoneid, change_list):
             errors.append(f"Invalid action {action}")
             continue
         # API ref, ChangeResourceRecordSets, CREATE: "returns an error if the record already exists".
+        # So is a CREATE of the zone's SOA, which always exists (the DELETE rule above keeps it).
         if action == "CREATE" and current is not None:
             errors.append(f"Tried to create resource record set {label} but it already exists")
             continue
         values = [v["Value"] for v in wanted.get("ResourceRecords") or []]
+        # The SOA: Route53 creates one per zone, at its apex, and it is changed only by UPSERT (Developer
+        # Guide, "NS and SOA records that Amazon Route 53 creates for a public hosted zone": its TTL and
+        # minimum are changed in the console or with ChangeResourceRecordSets). An SOA
+        # belongs only at the apex (RFC 1035 section 5.2, RFC 2181 section 6.1): the docs are silent on
+        # the error for one elsewhere, so the bed refuses it with InvalidChangeBatch, the stricter choice.
+        # Its one value has the seven fields the page lists.
+        if key[1] == "SOA":
+            if name != apex:
+                errors.append(SOA_NOT_AT_APEX.format(name=name, zone=zone.name))
+                continue
+            if len(values) != 1:
+                errors.append(ZONE_NEEDS_ONE_SOA)
+                continue
+            if not is_soa_value(values[0]):
+                errors.append(SOA_MALFORMED.format(value=values[0]))
+                continue
         # Developer Guide, Quotas, "Quotas on records": values in a record.
         if len(values) > MAX_VALUES_PER_RECORD:
             errors.append(TOO_MANY_VALUES)
@@ -290,7 +354,7 @@ def list_resource_record_sets_response(self):
     with _ZONE_LOCK:
         ordered = sorted(zone.rrsets, key=_sort_key)
     if start_name:
-        start = (reverse_domain_name(_norm_name(start_name)), start_type or "", start_id or "")
+        start = (_listing_name(_norm_name(start_name)), start_type or "", start_id or "")
         ordered = [r for r in ordered if _sort_key(r) >= start]
     page, rest = ordered[:max_items], ordered[max_items:]
     result = {"ResourceRecordSets": page, "IsTruncated": bool(rest), "MaxItems": max_items}
@@ -302,6 +366,21 @@ def list_resource_record_sets_response(self):
     return r53_responses.ActionResult(result)
 
 
+_moto_create_hosted_zone = r53_models.Route53Backend.create_hosted_zone
+
+
+def create_hosted_zone(self, *args, **kwargs):
+    # moto keeps the new zone's SOA value as {"Value": "..."} and lists that dict's Python repr as the
+    # value ("{'Value': 'ns-2048...'}"); Route53 lists the value itself (Developer Guide, "NS and SOA
+    # records that Amazon Route 53 creates for a public hosted zone": "ns-2048.awsdns-64.net.
+    # hostmaster.example.com. 1 7200 900 1209600 86400", record TTL 900).
+    zone = _moto_create_hosted_zone(self, *args, **kwargs)
+    for rrset in zone.rrsets:
+        rrset.records = [r["Value"] if isinstance(r, dict) else r for r in rrset.records or []]
+    return zone
+
+
+r53_models.Route53Backend.create_hosted_zone = create_hosted_zone
 r53_models.Route53Backend.change_resource_record_sets = change_resource_record_sets
 r53_responses.Route53.change_resource_record_sets = change_resource_record_sets_response
 r53_responses.Route53.list_resource_record_sets = list_resource_record_sets_response

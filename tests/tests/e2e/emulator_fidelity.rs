@@ -553,6 +553,187 @@ async fn route53_request_size_limits_count_upsert_twice() {
     apply(&client, &zone, big[..63].to_vec()).await.unwrap();
 }
 
+/// The zone's own record set of `kind` at its apex (its SOA or NS), read as ecssd reads the SOA: from
+/// the apex and the type, one item.
+async fn apex_set(client: &aws_sdk_route53::Client, zone: &str, kind: RrType) -> ResourceRecordSet {
+    let page = client
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(format!("{DOMAIN}."))
+        .start_record_type(kind.clone())
+        .max_items(1)
+        .send()
+        .await
+        .unwrap();
+    let set = page.resource_record_sets().first().expect("a record set from the apex on").clone();
+    assert_eq!((set.name(), set.r#type()), (format!("{DOMAIN}.").as_str(), &kind), "{page:?}");
+    set
+}
+
+fn soa_record(name: &str, values: &[&str]) -> ResourceRecordSet {
+    record(name, RrType::Soa, None, &values.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>())
+}
+
+#[tokio::test]
+async fn route53_refuses_deleting_the_zones_soa_and_ns() {
+    let (_moto, client, zone) = route53().await;
+    let (before, _) = list(&client, &zone, 300).await;
+    let soa = apex_set(&client, &zone, RrType::Soa).await;
+    let ns = apex_set(&client, &zone, RrType::Ns).await;
+    // Each exactly as listed, so nothing but the rule refuses it.
+    let message = invalid_change_batch(&client, &zone, vec![change(ChangeAction::Delete, soa.clone())]).await;
+    assert_eq!(message, "[A HostedZone must contain exactly one SOA record.]");
+    let message = invalid_change_batch(&client, &zone, vec![change(ChangeAction::Delete, ns.clone())]).await;
+    assert_eq!(message, "[A HostedZone must contain at least one NS record for the zone itself.]");
+    // Not even in a batch that puts them back.
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        vec![
+            change(ChangeAction::Delete, soa.clone()),
+            change(ChangeAction::Create, soa),
+            change(ChangeAction::Delete, ns.clone()),
+            change(ChangeAction::Create, ns),
+        ],
+    )
+    .await;
+    assert!(message.starts_with("[A HostedZone must contain exactly one SOA record., "), "{message}");
+    assert!(
+        message.contains(", A HostedZone must contain at least one NS record for the zone itself., "),
+        "{message}"
+    );
+    assert_eq!(list(&client, &zone, 300).await.0, before, "the zone is unchanged");
+    // An NS record below the apex delegates a subdomain: it is not the zone's own and may go.
+    let delegation = record(&format!("sub.{DOMAIN}."), RrType::Ns, None, &["ns1.example.net.".to_owned()]);
+    apply(&client, &zone, vec![change(ChangeAction::Create, delegation.clone())]).await.unwrap();
+    apply(&client, &zone, vec![change(ChangeAction::Delete, delegation)]).await.unwrap();
+}
+
+#[tokio::test]
+async fn route53_refuses_a_second_soa_and_an_soa_below_the_apex() {
+    let (_moto, client, zone) = route53().await;
+    let (before, _) = list(&client, &zone, 300).await;
+    let soa = apex_set(&client, &zone, RrType::Soa).await;
+    let value = soa.resource_records()[0].value();
+    let message = invalid_change_batch(
+        &client,
+        &zone,
+        vec![change(ChangeAction::Create, soa_record(&format!("{DOMAIN}."), &[value]))],
+    )
+    .await;
+    assert_eq!(
+        message,
+        "[Tried to create resource record set [name='sd.internal.', type='SOA'] but it already exists]"
+    );
+    for action in [ChangeAction::Create, ChangeAction::Upsert] {
+        let below = soa_record(&format!("x.{DOMAIN}."), &[value]);
+        let message = invalid_change_batch(&client, &zone, vec![change(action.clone(), below)]).await;
+        assert_eq!(
+            message,
+            "[RRSet of type SOA with DNS name x.sd.internal. is not permitted: the only SOA of zone sd.internal. is at its apex]",
+            "{action:?}"
+        );
+    }
+    assert_eq!(list(&client, &zone, 300).await.0, before, "the zone is unchanged");
+}
+
+#[tokio::test]
+async fn route53_soa_upsert_takes_one_value_of_two_names_and_five_numbers() {
+    let (_moto, client, zone) = route53().await;
+    let apex = format!("{DOMAIN}.");
+    let soa = apex_set(&client, &zone, RrType::Soa).await;
+    // The SOA Route53 gives a zone: TTL 900, MINIMUM 86400.
+    assert_eq!(soa.ttl(), Some(900));
+    let value = soa.resource_records()[0].value();
+    let (kept, minimum) = value.rsplit_once(' ').unwrap();
+    assert_eq!(minimum, "86400", "{value}");
+    let upsert = |values: &[&str]| change(ChangeAction::Upsert, soa_record(&apex, values));
+    let message = invalid_change_batch(&client, &zone, vec![upsert(&[value, "a. b. 1 2 3 4 5"])]).await;
+    assert_eq!(message, "[A HostedZone must contain exactly one SOA record.]");
+    for bad in [
+        "a. b. 1 2 3 4",
+        "a. b. 1 2 3 4 5 6",
+        "a. b. 1 2 x 4 5",
+        "a. b. 1 2 3 4 -5",
+        "a. b. 1 2 3 4 4294967296",
+        "a..b. c. 1 2 3 4 5",
+        "",
+    ] {
+        let message = invalid_change_batch(&client, &zone, vec![upsert(&[bad])]).await;
+        assert_eq!(
+            message,
+            format!(
+                "[SOA value '{bad}' is not <primary name> <mailbox name> <serial> <refresh> <retry> <expire> <minimum>, \
+                 each number 0 to 4294967295]"
+            )
+        );
+    }
+    assert_eq!(apex_set(&client, &zone, RrType::Soa).await, soa, "no refused UPSERT changed the SOA");
+    // TTL and MINIMUM down to 60, every other field as it was.
+    let short = format!("{kept} 60");
+    let set = ResourceRecordSet::builder()
+        .name(&apex)
+        .r#type(RrType::Soa)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(&short).build().unwrap())
+        .build()
+        .unwrap();
+    apply(&client, &zone, vec![change(ChangeAction::Upsert, set)]).await.unwrap();
+    let read = apex_set(&client, &zone, RrType::Soa).await;
+    assert_eq!(read.ttl(), Some(60));
+    let values: Vec<_> = read.resource_records().iter().map(|r| r.value()).collect();
+    assert_eq!(values, [short.as_str()]);
+    // Each number may be anything from 0 to 2^32-1.
+    let fields: Vec<_> = value.split(' ').collect();
+    let extremes = format!("{} {} 4294967295 0 0 0 0", fields[0], fields[1]);
+    apply(&client, &zone, vec![upsert(&[&extremes])]).await.unwrap();
+}
+
+#[tokio::test]
+async fn route53_lists_in_its_documented_order_and_from_the_apex_soa_the_soa_first() {
+    let (_moto, client, zone) = route53().await;
+    let apex = format!("{DOMAIN}.");
+    let creates = vec![
+        record(&apex, RrType::Txt, None, &["\"v\"".to_owned()]),
+        record(&apex, RrType::Mx, None, &[format!("10 mail.{DOMAIN}.")]),
+        a_record("a", None, "10.0.0.1"),
+        a_record("a-b", None, "10.0.0.2"),
+        srv("x", 80),
+    ];
+    apply(&client, &zone, creates.into_iter().map(|set| change(ChangeAction::Create, set)).collect())
+        .await
+        .unwrap();
+    let listed = client.list_resource_record_sets().hosted_zone_id(&zone).send().await.unwrap();
+    let order: Vec<_> =
+        listed.resource_record_sets().iter().map(|set| format!("{} {}", set.name(), set.r#type())).collect();
+    // Labels reversed with a trailing dot ("internal.sd.a-b." before "internal.sd.a."), then the type.
+    assert_eq!(
+        order,
+        [
+            "sd.internal. MX",
+            "sd.internal. NS",
+            "sd.internal. SOA",
+            "sd.internal. TXT",
+            "_web._tcp.sd.internal. SRV",
+            "a-b.sd.internal. A",
+            "a.sd.internal. A",
+        ]
+    );
+    let page = client
+        .list_resource_record_sets()
+        .hosted_zone_id(&zone)
+        .start_record_name(&apex)
+        .start_record_type(RrType::Soa)
+        .max_items(1)
+        .send()
+        .await
+        .unwrap();
+    let first: Vec<_> = page.resource_record_sets().iter().map(|set| (set.name(), set.r#type())).collect();
+    assert_eq!(first, [(apex.as_str(), &RrType::Soa)]);
+    assert!(page.is_truncated());
+    assert_eq!((page.next_record_name(), page.next_record_type()), (Some(apex.as_str()), Some(&RrType::Txt)));
+}
+
 // ------------------------------------------------------------------------------- fault injection
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use aws_sdk_route53::types::{
 };
 use ecssd_edge::Route53Zone;
 use ecssd_records::{
-    BatchLimits, CallError, Endpoint, OwnerId, RecordSet, RecordStore, RecordType, RetryPolicy,
-    TaskRegistration, ZoneModel, batches, desired, plan, withdraw,
+    BatchLimits, CallError, Endpoint, OwnerId, RecordSet, RecordStore, RecordType, RetryPolicy, Soa,
+    SoaStore, TaskRegistration, ZoneModel, batches, desired, plan, withdraw,
 };
 use ecssd_tests::moto::Moto;
 
@@ -108,6 +108,35 @@ async fn register_list_and_withdraw_a_task_atomically() {
     zone.apply(&withdraw(&wanted)).await.unwrap();
     assert!(read_back(&zone, &wanted).await.is_empty(), "withdrawn whole");
     assert_eq!(zone.list_all().await.unwrap(), foreign_before, "foreign records untouched");
+}
+
+#[tokio::test]
+async fn the_zones_soa_caches_absence_for_15_minutes_until_its_negative_ttl_is_shortened() {
+    let moto = Moto::start().await.unwrap();
+    let zone = zone(&moto, RetryPolicy::default()).await;
+    assert!(zone.list_all().await.unwrap().is_empty(), "a new zone holds only its SOA and NS, not ecssd's");
+    // Route53 creates the SOA with TTL 900 and MINIMUM 86400: absence is cached for the lesser, 900 s.
+    let soa = zone.read_soa().await.unwrap();
+    assert_eq!((soa.ttl, soa.minimum, soa.negative_ttl()), (900, 86_400, 900), "{soa}");
+    // Records of others around it change nothing of it (and, changed just now, the zone may still be
+    // processing them when the SOA is written: a retried PriorRequestNotComplete).
+    add_foreign_records(&moto, zone.zone_id()).await;
+    zone.write_soa(&soa.with_negative_ttl(10).unwrap()).await.unwrap();
+    let short = zone.read_soa().await.unwrap();
+    assert_eq!((short.ttl, short.minimum, short.negative_ttl()), (10, 10, 10), "{short}");
+    assert_eq!(short, Soa { ttl: 10, minimum: 10, ..soa }, "every other field as it was");
+    // ecssd's own listing never includes the zone's SOA or NS: nothing at the apex, only others' records.
+    let listed = zone.list_all().await.unwrap();
+    let mut keys: Vec<_> = listed.iter().map(|r| format!("{} {}", r.key.name, r.key.record_type)).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "_ecssd.fake.servicediscovery.internal. TXT",
+            "_legacy._tcp.servicediscovery.internal. SRV",
+            "db.servicediscovery.internal. A",
+        ]
+    );
 }
 
 #[tokio::test]
