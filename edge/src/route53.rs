@@ -162,6 +162,21 @@ impl Route53Zone {
         &self.calls
     }
 
+    /// One ChangeResourceRecordSets request, retried and paced like every call.
+    async fn send(&self, batch: ChangeBatch) -> Result<(), CallError> {
+        call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
+            self.paced(
+                self.client
+                    .change_resource_record_sets()
+                    .hosted_zone_id(&self.zone_id)
+                    .change_batch(batch.clone())
+                    .send(),
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
     /// One ListResourceRecordSets page starting at `start` (name, type, set identifier).
     async fn page(
         &self,
@@ -224,17 +239,7 @@ impl RecordStore for Route53Zone {
             ChangeBatch::builder().set_changes(Some(changes.iter().map(to_sdk).collect())).build().map_err(
                 |e| CallError::Permanent { operation: "ChangeResourceRecordSets", detail: e.to_string() },
             )?;
-        call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
-            self.paced(
-                self.client
-                    .change_resource_record_sets()
-                    .hosted_zone_id(&self.zone_id)
-                    .change_batch(batch.clone())
-                    .send(),
-            )
-        })
-        .await?;
-        Ok(())
+        self.send(batch).await
     }
 }
 
@@ -276,17 +281,7 @@ impl SoaStore for Route53Zone {
             .build()
             .expect("action and set are set");
         let batch = ChangeBatch::builder().changes(upsert).build().expect("one change");
-        call_with_retry(&self.retry, &self.calls, &CHANGE_RESOURCE_RECORD_SETS, || {
-            self.paced(
-                self.client
-                    .change_resource_record_sets()
-                    .hosted_zone_id(&self.zone_id)
-                    .change_batch(batch.clone())
-                    .send(),
-            )
-        })
-        .await?;
-        Ok(())
+        self.send(batch).await
     }
 }
 
