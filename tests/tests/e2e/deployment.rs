@@ -915,20 +915,29 @@ fn the_sweeper_reports_negative_caching_and_changes_the_soa_only_when_allowed() 
     for (overrides, keeps) in [
         (ALL_CLUSTERS, false),
         (NAMED_CLUSTERS, false),
-        (&["ZoneVpcId=vpc-0123456789abcdef0", "SweeperKeepsNegativeTtl=true", "NegativeCacheTtl=30"][..], true),
+        (
+            &["ZoneVpcId=vpc-0123456789abcdef0", "SweeperKeepsNegativeTtl=true", "NegativeCacheTtl=30"][..],
+            true,
+        ),
         (&["HostedZoneId=Z0123456789ABCDEFGHIJ", "ZoneVpcId=", "SweeperKeepsNegativeTtl=true"][..], true),
     ] {
         let stack = Stack::rendered(overrides);
         let sweeper = stack.resolve(&stack.resource("Sweeper")["Properties"]).unwrap();
         let variables = &sweeper["Environment"]["Variables"];
-        assert_eq!(variables["ECSSD_NEGATIVE_TTL_LIMIT"], stack.parameters["NegativeTtlLimit"], "{overrides:?}");
+        assert_eq!(
+            variables["ECSSD_NEGATIVE_TTL_LIMIT"], stack.parameters["NegativeTtlLimit"],
+            "{overrides:?}"
+        );
         let soa_statements: Vec<Value> = statements(&stack)
             .into_iter()
             .filter(|(r, s)| r == "SweeperRole" && changes_only_the_soa(s))
             .map(|(_, s)| s)
             .collect();
         if keeps {
-            assert_eq!(variables["ECSSD_KEEP_NEGATIVE_TTL"], stack.parameters["NegativeCacheTtl"], "{overrides:?}");
+            assert_eq!(
+                variables["ECSSD_KEEP_NEGATIVE_TTL"], stack.parameters["NegativeCacheTtl"],
+                "{overrides:?}"
+            );
             assert_eq!(soa_statements.len(), 1, "{overrides:?}");
         } else {
             assert!(variables.get("ECSSD_KEEP_NEGATIVE_TTL").is_none(), "{overrides:?}: {variables}");
