@@ -1,6 +1,6 @@
 //! The example services as ECS would run them here: time and calc tasks (bridge mode, port 8080
-//! published on a dynamic loopback port) and a portal task (host mode), each with a real sidecar, and a
-//! DNS server answering for the zone. Images come from `scripts/build-example-images`.
+//! published on a dynamic loopback port) and a portal task (host mode), each with a real sidecar, and
+//! DNS for the zone (the portal asks its caching resolver). Images come from `scripts/build-images`.
 
 use std::time::Duration;
 
@@ -122,7 +122,14 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Points `dns` at what the zone holds now; true when that changed anything.
-pub async fn sync_dns(world: &World, dns: &mut Dns) -> anyhow::Result<bool> {
-    dns.update(&world.records().await?).await
+/// DNS for the zone as it is now (its authority and the caching resolver in front).
+pub async fn start_dns(world: &World) -> anyhow::Result<Dns> {
+    Dns::start(Some(world.zone_contents().await?)).await
+}
+
+/// Points `dns`'s authority at what the zone holds now; true when that changed anything. Clients
+/// asking the caching resolver see the change once what it cached expires (the records' TTL, or the
+/// zone's negative TTL for a name that did not exist).
+pub async fn sync_dns(world: &World, dns: &Dns) -> anyhow::Result<bool> {
+    dns.update(Some(world.zone_contents().await?))
 }

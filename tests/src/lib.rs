@@ -13,8 +13,10 @@
 //! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
 //! - [`sweeper`]: runs the real sweeper binary from a shell, or as the function of a Lambda runtime
 //!   API emulator (`cargo lambda watch --only-lambda-apis`).
+//! - [`cloudformation`]: a custom resource's request, and the loopback "presigned URL" its answer goes to.
 //! - [`task_events`]: ECS task state change events of moto's tasks, in SQS batches for the Withdrawer.
-//! - [`dns`]: dnsmasq on loopback answering for the zone (the Route53 Resolver's part).
+//! - [`dns`]: the zone's authoritative server (as Route53's name servers answer, from a snapshot
+//!   of the zone) and a caching resolver in front of it (dnsmasq, as the VPC's Route53 Resolver).
 //! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
 //! - [`world`]: one test's moto + zone + Docker, with helpers to start tasks and read the zone.
 //! - [`http`]: a small loopback HTTP client.
@@ -24,6 +26,7 @@
 //! The tests themselves live in `tests/tests/e2e/` (one test binary, a module per subject); the demo
 //! and the benchmarks, built on this library, in the `ecssd-tools` package (`tools/`).
 
+pub mod cloudformation;
 pub mod dns;
 pub mod docker;
 pub mod docker_proxy;

@@ -11,9 +11,12 @@ use bollard::Docker;
 use ecssd_edge::Route53Zone;
 use ecssd_edge::retry::{CallCounter, call_with_retry};
 use ecssd_edge::route53_errors::{CHANGE_RESOURCE_RECORD_SETS, LIST_RESOURCE_RECORD_SETS};
-use ecssd_records::{CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy};
+use ecssd_records::soa::{ROUTE53_DEFAULT_MINIMUM, ROUTE53_DEFAULT_TTL};
+use ecssd_records::{
+    CallError, Change, Domain, Record, RecordKey, RecordStore, RecordType, RetryPolicy, Soa, SoaStore,
+};
 
-use crate::dns::LiveDns;
+use crate::dns::{LiveDns, ZoneContents};
 use crate::docker::{self, ContainerSpec, Task};
 use crate::ecs::PlacedTask;
 use crate::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
@@ -22,6 +25,11 @@ use crate::wait_for;
 
 /// The zone's domain in every test.
 pub const DOMAIN: &str = "servicediscovery.internal";
+
+/// The stack's NegativeCacheTtl default, template.yaml; checked by the deployment test.
+/// [`World::new`] gives its zone this negative-caching TTL (SOA TTL and MINIMUM), as the stack does
+/// for a zone it creates.
+pub const STACK_NEGATIVE_TTL: u32 = 10;
 
 #[derive(Debug)]
 pub struct World {
@@ -71,6 +79,16 @@ impl RecordStore for CurrentZone {
     }
 }
 
+impl SoaStore for CurrentZone {
+    async fn read_soa(&self) -> Result<Soa, CallError> {
+        self.get().read_soa().await
+    }
+
+    async fn write_soa(&self, soa: &Soa) -> Result<(), CallError> {
+        self.get().write_soa(soa).await
+    }
+}
+
 /// The private zone named `domain`, or `None` when there is none (as between a zone's deletion and
 /// its successor's creation).
 pub(crate) async fn find_zone(
@@ -98,6 +116,8 @@ pub struct RunningTask {
 }
 
 impl World {
+    /// A fresh moto with the private zone as the stack creates it: negative caching of
+    /// [`STACK_NEGATIVE_TTL`] seconds.
     pub async fn new() -> anyhow::Result<Self> {
         let moto = Moto::start().await?;
         moto.create_private_zone(DOMAIN).await?;
@@ -105,7 +125,35 @@ impl World {
         docker::remove_leftovers(&docker).await?;
         let client = ecssd_edge::route53::client(&moto.observer_sdk_config());
         let zone = Route53Zone::find(client, DOMAIN.parse()?, RetryPolicy::default()).await?;
-        Ok(Self { moto, docker, zone: CurrentZone(Mutex::new(zone)) })
+        let world = Self { moto, docker, zone: CurrentZone(Mutex::new(zone)) };
+        world.set_negative_ttl(STACK_NEGATIVE_TTL).await?;
+        Ok(world)
+    }
+
+    /// Makes resolvers cache an absence in the zone for `seconds`: SOA TTL and MINIMUM both (what the
+    /// stack's NegativeCacheTtl does), the other fields kept; no request when already so.
+    pub async fn set_negative_ttl(&self, seconds: u32) -> anyhow::Result<()> {
+        let soa = self.zone.read_soa().await?;
+        if let Some(wanted) = soa.with_negative_ttl(seconds) {
+            self.zone.write_soa(&wanted).await?;
+        }
+        Ok(())
+    }
+
+    /// Gives the zone back the SOA TTL and MINIMUM Route53 creates zones with (900 and 86400: absences
+    /// cached for 15 minutes), as for a zone the stack does not own.
+    pub async fn restore_route53_negative_caching(&self) -> anyhow::Result<()> {
+        let soa = self.zone.read_soa().await?;
+        let route53 = Soa { ttl: ROUTE53_DEFAULT_TTL, minimum: ROUTE53_DEFAULT_MINIMUM, ..soa.clone() };
+        if route53 != soa {
+            self.zone.write_soa(&route53).await?;
+        }
+        Ok(())
+    }
+
+    /// What the zone holds now, records and SOA, as an authoritative server answers from it.
+    pub async fn zone_contents(&self) -> anyhow::Result<ZoneContents> {
+        Ok(ZoneContents { records: self.zone.list_all().await?, soa: self.zone.read_soa().await? })
     }
 
     /// A Route53 client of the observer (not slowed by faults, not counted), without SDK retries.
@@ -113,15 +161,16 @@ impl World {
         ecssd_edge::route53::client(&self.moto.observer_sdk_config())
     }
 
-    /// dnsmasq on loopback answering for whatever zone is named [`DOMAIN`], re-read every 100 ms (see
-    /// [`LiveDns`]); stops when the value is dropped.
+    /// DNS on loopback for whatever zone is named [`DOMAIN`], re-read every 100 ms: its authority and
+    /// a caching resolver in front (see [`LiveDns`]); stops when the value is dropped.
     pub async fn serve_dns(&self) -> anyhow::Result<LiveDns> {
         LiveDns::follow(self.observer_client()).await
     }
 
     /// Replaces the zone with a new, empty private zone of the same domain (a new zone id), as an
     /// operator who deletes and recreates it does: its records (all but NS and SOA, whatever their
-    /// shape) are deleted, then the zone. [`World::zone`] and the readers here use the new one.
+    /// shape) are deleted, then the zone; the new zone gets the stack's negative caching, as
+    /// [`World::new`]'s. [`World::zone`] and the readers here use the new one.
     pub async fn recreate_zone(&self) -> anyhow::Result<()> {
         let client = self.observer_client();
         let old = self.zone.get();
@@ -144,7 +193,7 @@ impl World {
         self.moto.create_private_zone(&old.domain().to_string()).await?;
         let zone = Route53Zone::find(client, old.domain().clone(), RetryPolicy::default()).await?;
         self.zone.replace(zone);
-        Ok(())
+        self.set_negative_ttl(STACK_NEGATIVE_TTL).await
     }
 
     /// Deletes exactly these records (with the values the zone holds for them now), as someone

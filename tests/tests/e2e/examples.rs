@@ -1,22 +1,32 @@
 #![allow(clippy::unwrap_used)]
-//! The example services end to end: time and calc tasks registered by their sidecars, a real DNS
-//! server (dnsmasq) answering for the zone, and the portal finding them by SRV lookups and failing
-//! over; then the portal page in real headless Chromium.
+//! The example services end to end: time and calc tasks registered by their sidecars, DNS for the
+//! zone (its authority, and a caching resolver in front as in a VPC), and the portal finding them by
+//! SRV lookups through the resolver and failing over; then the portal page in real headless Chromium.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use ecssd_tests::dns::Dns;
+use ecssd_records::RecordType;
+use ecssd_tests::dns::{Answer, Dns};
 use ecssd_tests::examples::{
-    ExampleCluster, ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, sync_dns,
+    ExampleCluster, ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, start_dns, sync_dns,
 };
 use ecssd_tests::http::request_with_headers;
 use ecssd_tests::moto::workspace_root;
 use ecssd_tests::wait_for;
-use ecssd_tests::world::World;
+use ecssd_tests::world::{DOMAIN, World};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(60);
+
+/// How long the caching resolver may keep answering with targets the zone no longer holds: the
+/// sidecar's record TTL (its default, 10 s), plus slack for a loaded machine.
+const CACHED_TARGETS: Duration = Duration::from_secs(10 + 5);
+
+/// How much longer the portal's own cache may keep an answer than the resolver it asked: it caches
+/// for the TTL the resolver hands out, whole seconds that may end up to a second after the resolver's
+/// entry; plus slack.
+const PORTAL_CACHE_LAG: Duration = Duration::from_secs(1 + 2);
 
 /// time ×2 and calc ×2 registered, DNS serving the zone, the portal running.
 struct Examples {
@@ -40,8 +50,7 @@ impl Examples {
         }
         world.wait_for_targets("_time._tcp", 2, WAIT).await.unwrap();
         world.wait_for_targets("_calc._tcp", 2, WAIT).await.unwrap();
-        let mut dns = Dns::start(&[]).await.unwrap();
-        sync_dns(&world, &mut dns).await.unwrap();
+        let dns = start_dns(&world).await.unwrap();
         let portal_port = free_port().unwrap();
         let portal = portal_task(&world, &cluster, &dns, portal_port).await.unwrap();
         Self { world, time, calc, dns, _portal: portal, portal_port }
@@ -53,11 +62,22 @@ impl Examples {
         let (status, body) = request_with_headers("GET", &url, &[], None).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{path}: {body:?}")))
     }
+
+    /// Waits until the caching resolver, which the portal asks, answers `check` for `service`'s SRV
+    /// name: what it cached from before the zone changed lives until its TTL runs out.
+    async fn wait_for_resolver(&self, service: &str, what: &str, check: impl Fn(&Answer) -> bool) {
+        let name = format!("{service}.{DOMAIN}");
+        wait_for(what, CACHED_TARGETS, || async {
+            Ok(self.dns.query(&name, RecordType::Srv).await.ok().filter(&check))
+        })
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test]
 async fn the_portal_finds_services_by_srv_and_fails_over() {
-    let mut examples = Examples::start().await;
+    let examples = Examples::start().await;
 
     let (status, answer) = examples.api("/api/calc/(2%2B2)*3").await;
     assert_eq!(status, 200, "{answer}");
@@ -85,22 +105,41 @@ async fn the_portal_finds_services_by_srv_and_fails_over() {
     .unwrap();
     assert!(failovers["failed"][0]["error"].as_str().unwrap().contains("onnection"), "{failovers}");
 
-    // Its sidecar withdrew it; once DNS serves the zone again nothing fails first.
+    // Its sidecar withdrew it; once the authority serves the zone again and the resolver's cached
+    // answer has expired, nothing fails first.
     examples.world.wait_for_targets("_calc._tcp", 1, WAIT).await.unwrap();
-    assert!(sync_dns(&examples.world, &mut examples.dns).await.unwrap());
-    for _ in 0..5 {
-        let (_, answer) = examples.api("/api/calc/1").await;
-        assert_eq!(answer["failed"], serde_json::json!([]), "{answer}");
-    }
+    assert!(sync_dns(&examples.world, &examples.dns).await.unwrap());
+    examples.wait_for_resolver("_calc._tcp", "the resolver to drop calc-1", |a| a.records.len() == 1).await;
+    // The portal's own copy of the old answer may outlive the resolver's by a second. While it lives,
+    // each request tries calc-1 first at even odds: twenty in a row without a failure mean it is gone.
+    wait_for("the portal to stop trying calc-1", PORTAL_CACHE_LAG, || async {
+        for _ in 0..20 {
+            let (status, answer) = examples.api("/api/calc/1").await;
+            assert_eq!(status, 200, "{answer}");
+            if answer["failed"] != serde_json::json!([]) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
+    })
+    .await
+    .unwrap();
 
     // No time instance registered at all: a clear 503.
     for task in &examples.time {
         task.running.task.stop_container(0).await.unwrap();
     }
     examples.world.wait_for_targets("_time._tcp", 0, WAIT).await.unwrap();
-    sync_dns(&examples.world, &mut examples.dns).await.unwrap();
-    let (status, answer) = examples.api("/api/time/15:04").await;
-    assert_eq!(status, 503, "{answer}");
+    sync_dns(&examples.world, &examples.dns).await.unwrap();
+    examples
+        .wait_for_resolver("_time._tcp", "the resolver to drop every time target", Answer::is_absent)
+        .await;
+    let answer = wait_for("the portal to find no time instance", PORTAL_CACHE_LAG, || async {
+        let (status, answer) = examples.api("/api/time/15:04").await;
+        Ok((status == 503).then_some(answer))
+    })
+    .await
+    .unwrap();
     assert_eq!(answer["error"], "no instance of _time._tcp.servicediscovery.internal. is registered");
 }
 

@@ -1,16 +1,17 @@
 //! The harness's own stand-ins and Docker plumbing: task metadata v4 and IMDSv2 describe what Docker
-//! really runs, workload containers serve HTTP, and containers are removed when a test ends.
+//! really runs, workload containers serve HTTP, and containers are removed when a test ends; DNS for
+//! the zone answers as Route53's name servers do, and its caching resolver caches as a VPC's does.
 #![allow(clippy::unwrap_used)]
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bollard::query_parameters::InspectContainerOptions;
-use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType};
-use ecssd_tests::dns::{Answer, LiveDns, Rdata};
+use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType, Soa, SoaStore};
+use ecssd_tests::dns::{Answer, Dns, Rdata, ZoneContents, query};
 use ecssd_tests::docker::{self, ContainerSpec, Task};
 use ecssd_tests::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
-use ecssd_tests::world::{DOMAIN, World};
+use ecssd_tests::world::{DOMAIN, STACK_NEGATIVE_TTL, World};
 use ecssd_tests::{http, init_tracing, wait_for};
 
 fn metadata_config(task: &Task, network_mode: NetworkMode) -> MetadataConfig {
@@ -170,13 +171,18 @@ async fn imds_connections_can_be_reset_without_touching_task_metadata() {
 }
 
 fn record(label: &str, record_type: RecordType, values: &[&str]) -> Record {
-    let key = RecordKey { name: format!("{label}.{DOMAIN}."), record_type, set_identifier: None };
-    Record::new(key, 10, values.iter().map(|v| (*v).to_owned()).collect())
+    record_with_ttl(label, record_type, 10, values)
 }
 
-/// The answer for `label` once `check` accepts it (dnsmasq restarts between answers).
+fn record_with_ttl(label: &str, record_type: RecordType, ttl: u32, values: &[&str]) -> Record {
+    let key = RecordKey { name: format!("{label}.{DOMAIN}."), record_type, set_identifier: None };
+    Record::new(key, ttl, values.iter().map(|v| (*v).to_owned()).collect())
+}
+
+/// The answer `server` gives for `label` once `check` accepts it (the authority follows the zone a
+/// poll behind; a resolver answers from its cache until that expires).
 async fn answer_for(
-    dns: &LiveDns,
+    server: &str,
     label: &str,
     record_type: RecordType,
     what: &str,
@@ -184,14 +190,24 @@ async fn answer_for(
 ) -> Answer {
     let name = format!("{label}.{DOMAIN}");
     wait_for(what, Duration::from_secs(5), || async {
-        Ok(dns.query(&name, record_type).await.ok().filter(&check))
+        Ok(query(server, &name, record_type).await.ok().filter(&check))
     })
     .await
     .unwrap()
 }
 
+async fn ask(server: &str, label: &str, record_type: RecordType) -> Answer {
+    query(server, &format!("{label}.{DOMAIN}"), record_type).await.unwrap()
+}
+
 fn nxdomain(answer: &Answer) -> bool {
     answer.rcode == Answer::NXDOMAIN
+}
+
+/// The negative TTL a negative answer gives: its authority section's SOA TTL, and the SOA's MINIMUM.
+fn negative_ttl(answer: &Answer) -> (u32, u32) {
+    let soa = answer.soa.as_ref().unwrap_or_else(|| panic!("an SOA in the authority section: {answer:?}"));
+    (soa.ttl, soa.minimum)
 }
 
 #[tokio::test]
@@ -200,7 +216,16 @@ async fn live_dns_follows_the_zone_through_deletions_and_a_recreated_zone() {
     let world = World::new().await.unwrap();
     let dns = world.serve_dns().await.unwrap();
     assert!(dns.address().starts_with("127.0.0.1:"));
-    assert!(nxdomain(&dns.query(&format!("web-1.{DOMAIN}"), RecordType::A).await.unwrap()));
+    // Following the zone is the authority's job: asked directly, nothing is cached.
+    let authority = dns.authority_address();
+    assert!(authority.starts_with("127.0.0.1:") && authority != dns.address());
+    let absent = ask(&authority, "web-1", RecordType::A).await;
+    assert!(nxdomain(&absent) && absent.authoritative, "{absent:?}");
+    assert_eq!(
+        negative_ttl(&absent),
+        (STACK_NEGATIVE_TTL, STACK_NEGATIVE_TTL),
+        "the world's zone is the stack's"
+    );
 
     let a = record("web-1", RecordType::A, &["10.0.0.7"]);
     let srv = record(
@@ -216,9 +241,11 @@ async fn live_dns_follows_the_zone_through_deletions_and_a_recreated_zone() {
     );
     world.zone.apply(&[Change::create(a.clone()), Change::create(srv), Change::create(txt)]).await.unwrap();
 
-    let served = answer_for(&dns, "web-1", RecordType::A, "the A record", |a| !a.records.is_empty()).await;
+    let served =
+        answer_for(&authority, "web-1", RecordType::A, "the A record", |a| !a.records.is_empty()).await;
     assert_eq!(served.records, [Rdata::A(Ipv4Addr::new(10, 0, 0, 7))]);
-    let mut srv = dns.query(&format!("_web._tcp.{DOMAIN}"), RecordType::Srv).await.unwrap().records;
+    assert_eq!(served.ttl, Some(10), "the record set's TTL");
+    let mut srv = ask(&authority, "_web._tcp", RecordType::Srv).await.records;
     srv.sort_by_key(|r| format!("{r:?}"));
     let target = format!("web-1.{DOMAIN}");
     assert_eq!(
@@ -228,7 +255,7 @@ async fn live_dns_follows_the_zone_through_deletions_and_a_recreated_zone() {
             Rdata::Srv { priority: 1, weight: 10, port: 8081, target },
         ]
     );
-    let mut txt = dns.query(&format!("web-1.{DOMAIN}"), RecordType::Txt).await.unwrap().records;
+    let mut txt = ask(&authority, "web-1", RecordType::Txt).await.records;
     txt.sort_by_key(|r| format!("{r:?}"));
     let strings = |s: &[&str]| Rdata::Txt(s.iter().map(|s| (*s).to_owned()).collect());
     assert_eq!(
@@ -241,41 +268,55 @@ async fn live_dns_follows_the_zone_through_deletions_and_a_recreated_zone() {
 
     let deleted = tokio::time::Instant::now();
     world.delete_records(&[a.key]).await.unwrap();
-    answer_for(&dns, "web-1", RecordType::A, "the A record gone", |a| a.records.is_empty()).await;
-    // A few 100 ms polls, each a zone listing and a dnsmasq restart (a loaded machine stretches them,
-    // seen at 2.2 s under a parallel build): well inside the records' 10 s TTL, so not a cache expiring.
+    let nodata =
+        answer_for(&authority, "web-1", RecordType::A, "the A record gone", |a| a.records.is_empty()).await;
+    assert_eq!(nodata.rcode, Answer::NOERROR, "web-1 keeps its TXT records: NODATA, not NXDOMAIN");
+    // A few 100 ms polls, each a zone listing and an SOA read, and nothing caches between (a loaded
+    // machine stretches them: 2.2 s was seen under a parallel build when each change restarted a server).
     assert!(deleted.elapsed() < Duration::from_secs(5), "took {:?}", deleted.elapsed());
-    let txt = dns.query(&format!("web-1.{DOMAIN}"), RecordType::Txt).await.unwrap();
+    let txt = ask(&authority, "web-1", RecordType::Txt).await;
     assert_eq!(txt.records.len(), 2, "the other records stay");
 
     let old_zone = world.zone.zone_id();
     world.recreate_zone().await.unwrap();
     assert_ne!(world.zone.zone_id(), old_zone);
     assert!(world.records().await.unwrap().is_empty(), "the new zone starts empty");
-    answer_for(&dns, "web-1", RecordType::Txt, "the old zone's names gone", nxdomain).await;
-    assert!(nxdomain(&dns.query(&format!("_web._tcp.{DOMAIN}"), RecordType::Srv).await.unwrap()));
+    // Created with Route53's SOA and given the stack's at once, as the stack's custom resource does:
+    // the authority, a poll behind, may have caught the moment between.
+    let stacks = |a: &Answer| nxdomain(a) && negative_ttl(a) == (STACK_NEGATIVE_TTL, STACK_NEGATIVE_TTL);
+    answer_for(&authority, "web-1", RecordType::Txt, "the old zone's names gone, the stack's SOA", stacks)
+        .await;
+    assert!(nxdomain(&ask(&authority, "_web._tcp", RecordType::Srv).await));
 
     world.zone.apply(&[Change::create(record("web-2", RecordType::A, &["10.0.0.8"]))]).await.unwrap();
     let served =
-        answer_for(&dns, "web-2", RecordType::A, "the new zone's record", |a| !a.records.is_empty()).await;
+        answer_for(&authority, "web-2", RecordType::A, "the new zone's record", |a| !a.records.is_empty())
+            .await;
     assert_eq!(served.records, [Rdata::A(Ipv4Addr::new(10, 0, 0, 8))]);
 }
 
 #[tokio::test]
-async fn live_dns_answers_nxdomain_while_no_zone_has_the_domain() {
+async fn live_dns_refuses_while_no_zone_has_the_domain() {
     init_tracing();
     let world = World::new().await.unwrap();
     let a = record("web-1", RecordType::A, &["10.0.0.7"]);
     world.zone.apply(&[Change::create(a.clone())]).await.unwrap();
     let dns = world.serve_dns().await.unwrap();
-    let served = dns.query(&format!("web-1.{DOMAIN}"), RecordType::A).await.unwrap();
+    let authority = dns.authority_address();
+    let served = ask(&authority, "web-1", RecordType::A).await;
     assert_eq!(served.records, [Rdata::A(Ipv4Addr::new(10, 0, 0, 7))], "serves the zone from the start");
 
-    // Deleted behind World's back: no zone at all for a while.
+    // Deleted behind World's back: no zone at all for a while. A Route53 name server asked about a zone
+    // it does not host refuses; with no SOA there is no absence to state (or cache).
     world.delete_records(&[a.key]).await.unwrap();
     let client = world.observer_client();
     client.delete_hosted_zone().id(world.zone.zone_id()).send().await.unwrap();
-    answer_for(&dns, "web-1", RecordType::A, "NXDOMAIN without a zone", nxdomain).await;
+    let refused = |a: &Answer| a.rcode == Answer::REFUSED;
+    let answer = answer_for(&authority, "web-1", RecordType::A, "REFUSED without a zone", refused).await;
+    assert!(!answer.authoritative && answer.soa.is_none(), "{answer:?}");
+    // The resolver passes the refusal on, which the sidecar's checks take as no answer at all.
+    let through_resolver = ask(&dns.address(), "_web._tcp", RecordType::Srv).await;
+    assert_eq!(through_resolver.rcode, Answer::REFUSED, "{through_resolver:?}");
 
     let zone_id = world.moto.create_private_zone(DOMAIN).await.unwrap();
     let zone = ecssd_edge::Route53Zone::for_id(
@@ -286,6 +327,178 @@ async fn live_dns_answers_nxdomain_while_no_zone_has_the_domain() {
     );
     zone.apply(&[Change::create(record("web-1", RecordType::A, &["10.0.0.9"]))]).await.unwrap();
     let served =
-        answer_for(&dns, "web-1", RecordType::A, "the zone created again", |a| !a.records.is_empty()).await;
+        answer_for(&authority, "web-1", RecordType::A, "the zone created again", |a| !a.records.is_empty())
+            .await;
     assert_eq!(served.records, [Rdata::A(Ipv4Addr::new(10, 0, 0, 9))]);
+}
+
+#[tokio::test]
+async fn the_authority_states_absences_with_the_zone_soa_and_refuses_other_zones() {
+    init_tracing();
+    let world = World::new().await.unwrap();
+    let srv = record("_web._tcp", RecordType::Srv, &["1 1 80 web-1.servicediscovery.internal"]);
+    world
+        .zone
+        .apply(&[Change::create(record("web-1", RecordType::A, &["10.0.0.7"])), Change::create(srv)])
+        .await
+        .unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let authority = dns.authority_address();
+
+    let served = ask(&authority, "WEB-1", RecordType::A).await;
+    assert!(served.authoritative && served.rcode == Answer::NOERROR, "{served:?}");
+    assert_eq!((served.records.clone(), served.ttl), (vec![Rdata::A(Ipv4Addr::new(10, 0, 0, 7))], Some(10)));
+
+    let stack = (STACK_NEGATIVE_TTL, STACK_NEGATIVE_TTL);
+    let missing = ask(&authority, "_calc._tcp", RecordType::Srv).await;
+    assert!(nxdomain(&missing) && missing.authoritative && missing.records.is_empty(), "{missing:?}");
+    assert_eq!(negative_ttl(&missing), stack);
+    // NODATA: a name with records of other types only, and an empty non-terminal.
+    for (label, record_type) in
+        [("web-1", RecordType::Srv), ("web-1", RecordType::Txt), ("_tcp", RecordType::Srv)]
+    {
+        let nodata = ask(&authority, label, record_type).await;
+        assert!(
+            nodata.rcode == Answer::NOERROR && nodata.records.is_empty(),
+            "{label} {record_type}: {nodata:?}"
+        );
+        assert!(nodata.authoritative, "{label} {record_type}");
+        assert_eq!(negative_ttl(&nodata), stack, "{label} {record_type}");
+    }
+    let outside = query(&authority, "example.com", RecordType::A).await.unwrap();
+    assert!(outside.rcode == Answer::REFUSED && !outside.authoritative, "{outside:?}");
+
+    // The negative TTL is the lesser of the SOA's TTL and MINIMUM (RFC 2308 §3).
+    let soa = world.zone.read_soa().await.unwrap();
+    world.zone.write_soa(&Soa { ttl: 60, minimum: 30, ..soa }).await.unwrap();
+    let lesser = answer_for(&authority, "_calc._tcp", RecordType::Srv, "the new SOA", |a| {
+        a.soa.as_ref().is_some_and(|s| s.minimum == 30)
+    })
+    .await;
+    assert_eq!(negative_ttl(&lesser), (30, 30));
+    // A zone the stack does not own: Route53's defaults, absences cached for 15 minutes.
+    world.restore_route53_negative_caching().await.unwrap();
+    let route53 = answer_for(&authority, "_calc._tcp", RecordType::Srv, "Route53's SOA", |a| {
+        a.soa.as_ref().is_some_and(|s| s.minimum == 86_400)
+    })
+    .await;
+    assert_eq!(negative_ttl(&route53), (900, 86_400));
+}
+
+/// The negative TTL the resolver tests give the zone. dnsmasq's clock ticks in whole seconds, so an
+/// entry it caches for N seconds lives between N-1 and N (measured: 2.3 to 3.0 s for 3): 4 s keeps
+/// an absence visibly cached for over a second after the record appears, even if the authority takes
+/// a couple of seconds to follow on a loaded machine.
+const SHORT_TTL: u32 = 4;
+
+#[tokio::test]
+async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
+    init_tracing();
+    let world = World::new().await.unwrap();
+    world.set_negative_ttl(SHORT_TTL).await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let (resolver, authority) = (dns.address(), dns.authority_address());
+    // An SRV name (a service whose last task withdrew) and a TXT one (cached too: `--cache-rr=TXT`).
+    let names = [("_web._tcp", RecordType::Srv), ("_ecssd.web-1", RecordType::Txt)];
+
+    let asked = tokio::time::Instant::now();
+    for (label, record_type) in names {
+        let absent = ask(&resolver, label, record_type).await;
+        assert!(nxdomain(&absent) && absent.authoritative, "forwarded to the authority: {absent:?}");
+        assert_eq!(negative_ttl(&absent), (SHORT_TTL, SHORT_TTL));
+    }
+    let srv = record("_web._tcp", RecordType::Srv, &["1 1 80 web-1.servicediscovery.internal"]);
+    let txt = record("_ecssd.web-1", RecordType::Txt, &[r#""heritage=ecssd""#]);
+    world.zone.apply(&[Change::create(srv), Change::create(txt)]).await.unwrap();
+    for (label, record_type) in names {
+        answer_for(&authority, label, record_type, "the authority to serve it", |a| !a.records.is_empty())
+            .await;
+    }
+    let appeared = tokio::time::Instant::now();
+    assert!(
+        appeared - asked < Duration::from_secs(2),
+        "following took {:?}: too slow to measure",
+        appeared - asked
+    );
+    for (label, record_type) in names {
+        let cached = ask(&resolver, label, record_type).await;
+        assert!(nxdomain(&cached) && !cached.authoritative, "{label}: the cached absence: {cached:?}");
+        assert!(negative_ttl(&cached).0 <= SHORT_TTL, "counting down: {cached:?}");
+    }
+    // Deliberately let the cached absence age: what is measured is that it outlives the record's
+    // appearance by a second.
+    tokio::time::sleep_until(appeared + Duration::from_secs(1)).await;
+    for (label, record_type) in names {
+        let cached = ask(&resolver, label, record_type).await;
+        assert!(
+            nxdomain(&cached),
+            "{label} still absent {:?} after it was asked: {cached:?}",
+            asked.elapsed()
+        );
+    }
+
+    for (label, record_type) in names {
+        answer_for(&resolver, label, record_type, "the resolver to show it", |a| !a.records.is_empty()).await;
+    }
+    let shown = asked.elapsed();
+    let ttl = Duration::from_secs(u64::from(SHORT_TTL));
+    assert!(
+        shown > ttl - Duration::from_secs(1),
+        "absent for the negative TTL, not less: shown after {shown:?}"
+    );
+    assert!(shown < ttl + Duration::from_secs(1), "and no longer: shown after {shown:?}");
+}
+
+#[tokio::test]
+async fn the_caching_resolver_keeps_an_answer_for_its_ttl() {
+    init_tracing();
+    let world = World::new().await.unwrap();
+    let srv =
+        record_with_ttl("_web._tcp", RecordType::Srv, SHORT_TTL, &["1 1 80 web-1.servicediscovery.internal"]);
+    let txt = record_with_ttl("_ecssd.web-1", RecordType::Txt, SHORT_TTL, &[r#""heritage=ecssd""#]);
+    world.zone.apply(&[Change::create(srv.clone()), Change::create(txt.clone())]).await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let (resolver, authority) = (dns.address(), dns.authority_address());
+    let names = [("_web._tcp", RecordType::Srv), ("_ecssd.web-1", RecordType::Txt)];
+
+    let asked = tokio::time::Instant::now();
+    for (label, record_type) in names {
+        let served = ask(&resolver, label, record_type).await;
+        assert!(served.authoritative && served.records.len() == 1, "forwarded: {served:?}");
+        assert_eq!(served.ttl, Some(SHORT_TTL));
+    }
+    world.delete_records(&[srv.key, txt.key]).await.unwrap();
+    for (label, record_type) in names {
+        answer_for(&authority, label, record_type, "the authority to drop it", nxdomain).await;
+    }
+    for (label, record_type) in names {
+        let cached = ask(&resolver, label, record_type).await;
+        assert!(cached.records.len() == 1 && !cached.authoritative, "{label}: the cached answer: {cached:?}");
+    }
+    for (label, record_type) in names {
+        answer_for(&resolver, label, record_type, "the resolver to drop it", nxdomain).await;
+    }
+    let dropped = asked.elapsed();
+    let ttl = Duration::from_secs(u64::from(SHORT_TTL));
+    assert!(dropped > ttl - Duration::from_secs(1), "kept for the TTL: dropped after {dropped:?}");
+    assert!(dropped < ttl + Duration::from_secs(1), "and no longer: dropped after {dropped:?}");
+}
+
+#[tokio::test]
+async fn an_answer_too_big_for_udp_comes_whole_over_tcp_from_both_servers() {
+    init_tracing();
+    // 100 targets (Route53's most for one name) with long target names: well over a UDP answer's size.
+    let targets: Vec<String> = (0..100).map(|i| format!("1 1 {} {:032x}.{DOMAIN}", 8000 + i, i)).collect();
+    let key = RecordKey {
+        name: format!("_web._tcp.{DOMAIN}."),
+        record_type: RecordType::Srv,
+        set_identifier: Some("many".into()),
+    };
+    let soa = Soa::parse(10, "ns-2048.awsdns-64.com. hostmaster.amazon.com. 1 7200 900 1209600 10").unwrap();
+    let zone = ZoneContents { soa, records: vec![Record::new(key, 10, targets)] };
+    let dns = Dns::start(Some(zone)).await.unwrap();
+    for server in [dns.authority_address(), dns.address()] {
+        let answer = query(&server, &format!("_web._tcp.{DOMAIN}"), RecordType::Srv).await.unwrap();
+        assert_eq!((answer.rcode, answer.records.len()), (Answer::NOERROR, 100), "from {server}");
+    }
 }

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ecssd_records::RecordType;
-use ecssd_tests::dns::Dns;
-use ecssd_tests::examples::{ExampleCluster, ExampleTask, free_port, portal_task, service_task, sync_dns};
+use ecssd_tests::examples::{
+    ExampleCluster, ExampleTask, free_port, portal_task, service_task, start_dns, sync_dns,
+};
 use ecssd_tests::sweeper::{base_env, sweep_once};
 use ecssd_tests::world::{DOMAIN, World};
 
@@ -32,8 +33,8 @@ async fn main() -> anyhow::Result<()> {
     let world = World::new().await.context("starting moto and connecting to Docker (run scripts/setup)")?;
     let cluster = ExampleCluster::new(&world).await?;
     println!("    AWS endpoint: {}", world.moto.endpoint());
-    let mut dns = Dns::start(&[]).await?;
-    println!("    DNS for the zone (dnsmasq): {}", dns.address());
+    let dns = start_dns(&world).await?;
+    println!("    DNS for the zone (dnsmasq, caching): {}", dns.address());
 
     let mut tasks: Vec<ExampleTask> = Vec::new();
     for (service, count) in [("time", 2), ("calc", 2)] {
@@ -45,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     }
     world.wait_for_targets("_time._tcp", 2, Duration::from_secs(60)).await?;
     world.wait_for_targets("_calc._tcp", 2, Duration::from_secs(60)).await?;
-    sync_dns(&world, &mut dns).await?;
+    sync_dns(&world, &dns).await?;
     let port = free_port()?;
     step("starting the portal, which finds time and calc by DNS SRV lookups");
     let portal = portal_task(&world, &cluster, &dns, port).await?;
@@ -61,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     println!("    its sidecar withdrew the task's records, drained, and exited ({status})");
     cluster.fleet.stop_task(&placed).await?;
     drop(running);
-    sync_dns(&world, &mut dns).await?;
+    sync_dns(&world, &dns).await?;
     print_zone(&world).await?;
 
     let time = tasks.remove(1);
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
         "    stale tasks: {}, records deleted: {}, API calls: {}",
         sweep.report["stale_tasks"], sweep.report["stale_records_deleted"], sweep.report["api_calls"]
     );
-    sync_dns(&world, &mut dns).await?;
+    sync_dns(&world, &dns).await?;
     print_zone(&world).await?;
 
     step(&format!("the portal: http://127.0.0.1:{port}/  (Ctrl-C stops everything and cleans up)"));
@@ -91,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     loop {
         tokio::select! {
             _ = interval.tick() => {
-                if sync_dns(&world, &mut dns).await? {
+                if sync_dns(&world, &dns).await? {
                     println!("    the zone changed:");
                     print_zone(&world).await?;
                 }
