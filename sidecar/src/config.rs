@@ -65,11 +65,18 @@ pub struct Config {
     #[arg(long, env = "ECSSD_RESOLVER", value_parser = parse_resolver)]
     pub resolver: Option<SocketAddr>,
 
-    /// Seconds a resolver may keep answering from before the sidecar's last change: how long it may
-    /// remember that a name did not exist (Route53's SOA allows 900). Absent names are not taken as
-    /// deleted until then.
+    /// Seconds a resolver may remember that a name did not exist: the zone's negative TTL (the lesser
+    /// of its SOA's TTL and MINIMUM; 900 on a zone Route53 creates, 10 on one the stack creates).
+    /// Absent names are not taken as deleted until this and the propagation time have passed since
+    /// the sidecar's last change.
     #[arg(long, env = "ECSSD_HEAL_DNS_LAG_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(0..=604_800))]
     pub heal_dns_lag_seconds: u64,
+
+    /// Seconds Route53 may take to show a change on its name servers ("generally within 60 seconds"):
+    /// DNS checks wait this long after the sidecar's last change, because a resolver asked about a name
+    /// Route53 does not show yet remembers it as absent, for every client, for the negative TTL.
+    #[arg(long, env = "ECSSD_HEAL_PROPAGATION_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub heal_propagation_seconds: u64,
 
     /// Seconds after which an SRV record DNS cannot show (its name answers Route53's maximum of 8
     /// targets, none of them this one) is read through the API: one call per record per period.

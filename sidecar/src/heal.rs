@@ -2,14 +2,18 @@
 //! without spending the account's Route53 API budget (5 requests/s for every caller together).
 //!
 //! Every check asks the VPC resolver for the task's names, which costs no API call, and compares the
-//! answers with what the sidecar wrote. Only a disagreement costs API calls: one record is read to
+//! answers with what the sidecar wrote. Asking is not free of consequence: a resolver asked about a
+//! name Route53's servers do not show yet remembers its absence for the zone's negative TTL (RFC 2308;
+//! 900 s on a zone Route53 creates), for every client of the VPC. So no check runs until `propagation`
+//! has passed since the sidecar's last write, and a task with nothing published asks only about its
+//! ownership record's name, which no client resolves (never its A name, an SRV target once it publishes). Only a disagreement costs API calls: one record is read to
 //! confirm it (a resolver that does not see the zone costs one call, not a full read), then the
 //! registrar reads its records back by name and repairs them. So a fleet whose records are intact
 //! spends nothing. Where DNS cannot tell, the rules lean towards spending nothing:
-//! - A name the resolver says is absent may be its negative cache (RFC 2308; Route53's SOA lets a
-//!   resolver remember an absence for 900 s), so "absent" counts only for records last written more
-//!   than `dns_lag` ago. Any other difference counts once the records' TTL and Route53's propagation
-//!   (a minute) have passed since the last write, or `dns_lag` if shorter.
+//! - A name the resolver says is absent may be its negative cache (a client asked while the service
+//!   had no task), so "absent" counts only for records last written more than `dns_lag` (the zone's
+//!   negative TTL) plus `propagation` ago. Any other difference counts once the records' TTL and
+//!   `propagation` have passed since the last write, or `dns_lag` if shorter.
 //! - Route53 answers a multivalue name with at most 8 records ("Multivalue answer routing"), so an
 //!   SRV target missing from a full answer is only unseen; one unseen for `verify_every` is read by
 //!   its key (one call).
@@ -29,9 +33,6 @@ use crate::dns::{Answer, Resolver};
 /// Route53 gives at most this many records of a multivalue name in one answer.
 const MAX_MULTIVALUE_ANSWERS: usize = 8;
 
-/// How long Route53 may take to show a change on its DNS servers (usually seconds).
-const PROPAGATION: Duration = Duration::from_secs(60);
-
 /// The longest wait before API reads resume after DNS proved wrong.
 const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 
@@ -41,6 +42,9 @@ pub struct HealSettings {
     pub every: Duration,
     /// How long a resolver may remember that a name did not exist (its negative cache).
     pub dns_lag: Duration,
+    /// How long Route53 may take to show a change on its DNS servers ("generally within 60 seconds",
+    /// Developer Guide, "Deleting records"): no name is asked about sooner after a write.
+    pub propagation: Duration,
     /// How long an SRV target DNS cannot show waits for an API read, and the first hold after DNS
     /// proved wrong.
     pub verify_every: Duration,
@@ -84,8 +88,8 @@ pub fn judge(
     settings: &HealSettings,
 ) -> Judgement {
     let mut judgement = Judgement::default();
-    let settled = since_write >= settings.dns_lag.min(settings.ttl + PROPAGATION);
-    let absence_settled = settled && since_write >= settings.dns_lag;
+    let settled = since_write >= settings.dns_lag.min(settings.ttl + settings.propagation);
+    let absence_settled = settled && since_write >= settings.dns_lag + settings.propagation;
     let mut groups: BTreeMap<(String, RecordType), Vec<&Record>> = BTreeMap::new();
     let key_of = |name: &str, record_type: RecordType| RecordKey {
         name: name.to_owned(),
@@ -218,6 +222,12 @@ impl Healer {
         self.last_write = Some(Instant::now());
     }
 
+    /// Until when no check may run: Route53 may not show the last write before then, and asking about
+    /// a name it does not show yet would make the resolver remember the name as absent.
+    pub fn quiet_until(&self) -> Option<Instant> {
+        self.last_write.map(|at| at + self.settings.propagation).filter(|until| *until > Instant::now())
+    }
+
     /// Judges the answers to [`questions`] about `written` and `absent`, and says what to do.
     pub fn decide_on(
         &mut self,
@@ -308,6 +318,7 @@ mod tests {
         HealSettings {
             every: Duration::from_secs(60),
             dns_lag: Duration::from_secs(900),
+            propagation: Duration::from_secs(60),
             verify_every: Duration::from_secs(7200),
             ttl: Duration::from_secs(10),
         }
@@ -371,9 +382,15 @@ mod tests {
         assert_eq!(judgement.drift.len(), 3, "{judgement:?}");
         // Just written: a resolver may still hold the old answers.
         assert!(judge(&written(), &[], &answers, Duration::from_secs(5), &settings()).drift.is_empty());
-        // Values settle within TTL + propagation; absence only after the negative-cache TTL.
+        // Values settle within TTL + propagation; absence only after the negative-cache TTL and the
+        // propagation (a client may have cached the absence just before Route53 showed the write).
         let after_a_few_minutes = judge(&written(), &[], &answers, Duration::from_secs(300), &settings());
         assert_eq!(after_a_few_minutes.drift.len(), 2, "{after_a_few_minutes:?}");
+        let at_the_negative_ttl = judge(&written(), &[], &answers, Duration::from_secs(900), &settings());
+        assert_eq!(at_the_negative_ttl.drift.len(), 2, "{at_the_negative_ttl:?}");
+        let after_it_and_propagation =
+            judge(&written(), &[], &answers, Duration::from_secs(960), &settings());
+        assert_eq!(after_it_and_propagation.drift.len(), 3, "{after_it_and_propagation:?}");
     }
 
     #[test]

@@ -120,10 +120,11 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// The task's own names (ownership TXT and A): they exist exactly when it publishes something.
-    pub fn own_names(&self) -> [(String, RecordType); 2] {
-        let TaskKeys { ownership, address } = TaskKeys::of(&self.model.domain, self.task.id());
-        [(ownership.name, ownership.record_type), (address.name, address.record_type)]
+    /// The name of the task's ownership record: it exists exactly when the task publishes something,
+    /// and no client resolves it, so asking about it while it is absent harms nobody's cache.
+    pub fn ownership_name(&self) -> (String, RecordType) {
+        let TaskKeys { ownership, .. } = TaskKeys::of(&self.model.domain, self.task.id());
+        (ownership.name, ownership.record_type)
     }
 
     /// When a refused record is next due for a try.

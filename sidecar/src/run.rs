@@ -196,8 +196,10 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                                 healer.wrote();
                             }
                             healer.repaired(done.changes);
-                            // The first check runs right after the first convergence.
-                            next_check.get_or_insert_with(Instant::now);
+                            // The first check runs right after the first convergence, or once Route53
+                            // can show what it wrote.
+                            let first = healer.quiet_until().unwrap_or_else(Instant::now);
+                            next_check.get_or_insert(first);
                         }
                         if config.once {
                             tracing::info!("registered once; exiting (--once)");
@@ -231,6 +233,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
             }
             () = check_due => {
                 let Some(healer) = healer.as_ref() else { continue };
+                if let Some(until) = healer.quiet_until() {
+                    // A write since this check was scheduled: ask once Route53 can show it.
+                    next_check = Some(until);
+                    continue;
+                }
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
                 // Each check also asks task metadata (no API call) whether ECS is stopping the task.
                 if learn_of_a_stop(&mut stopping, &config).await {
@@ -245,7 +252,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 }
                 // Unknown after an interrupted write: the next convergence reads the records anyway.
                 let Some(written) = registrar.written().cloned() else { continue };
-                let absent = if written.is_empty() { registrar.own_names().to_vec() } else { Vec::new() };
+                let absent = if written.is_empty() { vec![registrar.ownership_name()] } else { Vec::new() };
                 let answers = tokio::spawn(heal::ask(healer.resolver(), heal::questions(&written, &absent)));
                 check = Some(DnsCheck { answers, written, absent });
             }
@@ -379,6 +386,7 @@ fn healer(config: &Config) -> Option<Healer> {
     let settings = HealSettings {
         every: Duration::from_secs(config.heal_check_seconds),
         dns_lag: Duration::from_secs(config.heal_dns_lag_seconds),
+        propagation: Duration::from_secs(config.heal_propagation_seconds),
         verify_every: Duration::from_secs(config.heal_verify_seconds),
         ttl: Duration::from_secs(u64::from(config.ttl)),
     };

@@ -167,6 +167,12 @@ impl World {
         LiveDns::follow(self.observer_client()).await
     }
 
+    /// As [`serve_dns`](Self::serve_dns), with the zone's servers showing each change `propagation`
+    /// after Route53's API accepted it (see [`LiveDns::follow_after`]).
+    pub async fn serve_dns_after(&self, propagation: std::time::Duration) -> anyhow::Result<LiveDns> {
+        LiveDns::follow_after(self.observer_client(), propagation).await
+    }
+
     /// Replaces the zone with a new, empty private zone of the same domain (a new zone id), as an
     /// operator who deletes and recreates it does: its records (all but NS and SOA, whatever their
     /// shape) are deleted, then the zone; the new zone gets the stack's negative caching, as

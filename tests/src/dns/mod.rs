@@ -8,9 +8,10 @@
 pub mod authority;
 pub mod resolver;
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ecssd_records::{CallError, Domain, RecordStore, RecordType, Soa, SoaStore};
@@ -85,14 +86,35 @@ impl LiveDns {
     /// Starts DNS answering for the zone as it is now and keeps it following the zone, read through
     /// `client` (give it an observer's, so faults do not slow the follower down).
     pub async fn follow(client: aws_sdk_route53::Client) -> anyhow::Result<Self> {
+        Self::follow_after(client, Duration::ZERO).await
+    }
+
+    /// As [`follow`](Self::follow), but the authority shows each state of the zone `propagation`
+    /// after it was read, as Route53's name servers show a change some time after the API accepted it
+    /// ("generally within 60 seconds").
+    pub async fn follow_after(
+        client: aws_sdk_route53::Client,
+        propagation: Duration,
+    ) -> anyhow::Result<Self> {
         let domain: Domain = DOMAIN.parse()?;
         let dns = Arc::new(Dns::start(zone_contents(&client, &domain).await?).await?);
         let serving = dns.clone();
         let follower = tokio::spawn(async move {
+            // States read but not shown yet, each with when it is due.
+            let mut propagating = VecDeque::new();
             loop {
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 let followed = match zone_contents(&client, &domain).await {
-                    Ok(zone) => serving.update(zone),
+                    Ok(zone) => {
+                        propagating.push_back((Instant::now() + propagation, zone));
+                        let mut shown = Ok(false);
+                        while propagating.front().is_some_and(|(due, _)| *due <= Instant::now()) {
+                            if let Some((_, zone)) = propagating.pop_front() {
+                                shown = serving.update(zone);
+                            }
+                        }
+                        shown
+                    }
                     Err(e) => Err(e.context("reading the zone")),
                 };
                 if let Err(e) = followed {

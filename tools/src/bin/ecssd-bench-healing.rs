@@ -1,9 +1,10 @@
 //! Measures self-healing on this machine (a benchmark, not a test): with the heal check at its default
 //! interval (60 s), the Route53 API calls a fleet of sidecars makes while its records are intact, and
 //! how long records deleted behind the sidecars' backs take to return and what each repair costs.
-//! The resolver is dnsmasq following the zone; it keeps no negative cache, so the sidecars are told
-//! so (`ECSSD_HEAL_DNS_LAG_SECONDS=1`, default 900). Arguments: tasks (default 20), deletion rounds
-//! (default 3). Run it on a release build:
+//! The resolver is the bed's caching resolver (dnsmasq in front of the zone's authority); the sidecars
+//! are told the world zone's negative TTL (`ECSSD_HEAL_DNS_LAG_SECONDS`, the stack's 10 s) and the
+//! bed's propagation (`ECSSD_HEAL_PROPAGATION_SECONDS=1`: the authority follows the zone within
+//! 0.1 s). Arguments: tasks (default 20), deletion rounds (default 3). Run it on a release build:
 //!
 //! ```sh
 //! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-healing -- 20 3
@@ -54,8 +55,9 @@ async fn main() -> anyhow::Result<()> {
         args: vec![format!("--zone-id={}", world.zone.zone_id())],
         env: vec![
             ("ECSSD_RESOLVER".into(), dns.address()),
-            // dnsmasq keeps no cache: an absent answer is true at once.
-            ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), "1".into()),
+            // The world's zone has the stack's negative TTL; the bed shows a change within 0.1 s.
+            ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), ecssd_tests::world::STACK_NEGATIVE_TTL.to_string()),
+            ("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "1".into()),
         ],
     };
 
@@ -210,12 +212,13 @@ async fn main() -> anyhow::Result<()> {
     println!("\n## summary");
     println!("Machine: {machine}; {profile}.");
     println!(
-        "Bed: moto on loopback as Route53 (the harness's own reads uncounted), dnsmasq following the zone as \
-         the VPC resolver; {count} tasks, each one httpd container (_web._tcp) and its own sidecar process."
+        "Bed: moto on loopback as Route53 (the harness's own reads uncounted), a caching resolver (dnsmasq) in \
+         front of the zone's authority as the VPC resolver; {count} tasks, each one httpd container (_web._tcp) and its own sidecar process."
     );
     println!(
         "Settings: heal check every {CHECK_SECONDS:.0} s (the default, jittered ±10%); \
-         ECSSD_HEAL_DNS_LAG_SECONDS=1 instead of 900 because dnsmasq has no negative cache; zone given by id."
+         ECSSD_HEAL_DNS_LAG_SECONDS=10 (the zone's negative TTL, as the stack sets it), \
+         ECSSD_HEAL_PROPAGATION_SECONDS=1 (the bed's authority follows the zone within 0.1 s); zone given by id."
     );
     println!(
         "- Intact records: {steady_checks} DNS checks over {steady_seconds:.0} s made {} Route53 API calls \
