@@ -146,6 +146,24 @@ pub async fn handle(zone: &impl SoaStore, zone_id: &str, request: &Request, dead
     }
 }
 
+/// The FAILED answer to a request this resource cannot read (a property of the wrong type, an unknown
+/// `RequestType`), when it still names where to answer and what: so the stack fails at once with the
+/// reason instead of waiting out its `ServiceTimeout`. `None` when even that is missing.
+pub fn refuse_unreadable(request: &serde_json::Value, problem: &str) -> Option<(String, Response)> {
+    let text = |field: &str| request.get(field).and_then(serde_json::Value::as_str).map(str::to_owned);
+    let response = Response {
+        status: Status::Failed,
+        reason: Some(
+            format!("not a request this resource reads: {problem}").chars().take(MAX_REASON_CHARS).collect(),
+        ),
+        physical_resource_id: text("PhysicalResourceId").unwrap_or_else(|| "unreadable-request".to_owned()),
+        stack_id: text("StackId")?,
+        request_id: text("RequestId")?,
+        logical_resource_id: text("LogicalResourceId")?,
+    };
+    Some((text("ResponseURL")?, response))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -226,6 +244,19 @@ mod tests {
             assert!(reason.contains(expected), "{props}: {reason}");
             assert!(zone.calls().is_empty(), "{props}: {:?}", zone.calls());
         }
+    }
+
+    #[test]
+    fn an_unreadable_request_is_answered_failed_when_it_says_where() {
+        let mut request = serde_json::json!({
+            "RequestType": "Replace", "ResponseURL": "https://bucket/x", "StackId": "s",
+            "RequestId": "r", "LogicalResourceId": "ZoneNegativeCaching",
+        });
+        let (url, response) = refuse_unreadable(&request, "unknown variant `Replace`").expect("an answer");
+        assert_eq!((url.as_str(), response.status), ("https://bucket/x", Status::Failed));
+        assert!(response.reason.expect("a reason").contains("unknown variant `Replace`"));
+        request.as_object_mut().expect("object").remove("RequestId");
+        assert_eq!(refuse_unreadable(&request, "no RequestId"), None, "nothing to answer with");
     }
 
     #[test]

@@ -84,17 +84,21 @@ async fn handle(
     deadline: Deadline,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
     if payload.get("RequestType").is_some() && payload.get("ResponseURL").is_some() {
-        let request: Request = serde_json::from_value(payload).map_err(|e| {
-            format!("expected a CloudFormation custom resource request (RequestType, ResponseURL, StackId, RequestId, LogicalResourceId): {e}")
-        })?;
-        let response = custom_resource::handle(
-            &deps.zone,
-            deps.zone.zone_id(),
-            &request,
-            &deadline.earlier_by(ANSWER_RESERVE),
-        )
-        .await;
-        response_url::put(&request.response_url, serde_json::to_vec(&response)?, &deadline).await?;
+        let (url, response) = match serde_json::from_value::<Request>(payload.clone()) {
+            Ok(request) => {
+                let within = deadline.earlier_by(ANSWER_RESERVE);
+                let response =
+                    custom_resource::handle(&deps.zone, deps.zone.zone_id(), &request, &within).await;
+                (request.response_url, response)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a custom resource request that cannot be read");
+                custom_resource::refuse_unreadable(&payload, &e.to_string()).ok_or_else(|| {
+                    format!("expected a CloudFormation custom resource request (RequestType, ResponseURL, StackId, RequestId, LogicalResourceId): {e}")
+                })?
+            }
+        };
+        response_url::put(&url, serde_json::to_vec(&response)?, &deadline).await?;
         return Ok(serde_json::to_value(response)?);
     }
     if payload.get("Records").is_some() {

@@ -79,7 +79,11 @@ pub async fn check(
             now.ttl,
             now.minimum,
             policy.limit_seconds,
-            fix_command(name, now, SUGGESTED_SECONDS.min(policy.limit_seconds)),
+            fix_command(
+                name,
+                now,
+                policy.keep_seconds.unwrap_or(SUGGESTED_SECONDS).min(policy.limit_seconds)
+            ),
         )
     });
     Ok(NegativeCaching {

@@ -1,6 +1,6 @@
 //! Sending a custom resource's answer: one PUT of JSON to the presigned S3 URL CloudFormation gave.
 //! HTTPS through the TLS stack and CA roots the AWS SDK already uses here (rustls, aws-lc, the system's
-//! roots); plain HTTP is accepted too, for the loopback stand-in of the tests.
+//! roots); plain HTTP only to loopback, for the stand-in of the tests.
 //!
 //! The URL is presigned without a content type, so none is sent (CloudFormation User Guide, "Custom
 //! resources": the provider uploads the response with a PUT to the presigned URL). A refused PUT (4xx:
@@ -18,6 +18,15 @@ use crate::deadline::Deadline;
 /// PUTs `body` to `url`, retrying transient failures until `deadline`.
 pub async fn put(url: &str, body: Vec<u8>, deadline: &Deadline) -> Result<(), String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("ResponseURL is not a URL: {e}"))?;
+    // CloudFormation's URLs are HTTPS; plain HTTP only to this machine (the tests' stand-in).
+    let loopback = matches!(uri.host(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    if uri.scheme_str() != Some("https") && !(uri.scheme_str() == Some("http") && loopback) {
+        return Err(format!(
+            "ResponseURL must be https:// (plain http only to loopback), not {}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.host().unwrap_or_default()
+        ));
+    }
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
         .map_err(|e| format!("loading the system's CA certificates: {e}"))?
@@ -48,5 +57,21 @@ pub async fn put(url: &str, body: Vec<u8>, deadline: &Deadline) -> Result<(), St
         if deadline.within(tokio::time::sleep(delay)).await.is_none() {
             return Err(format!("sending the answer to {host} kept failing until the deadline: {problem}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_http_goes_only_to_loopback_and_the_signature_is_never_repeated() {
+        let deadline = Deadline::after(Duration::from_secs(5));
+        let url = "http://bucket.s3.amazonaws.com/answer?X-Amz-Signature=f00d";
+        let error = put(url, b"{}".to_vec(), &deadline).await.expect_err("refused before any connection");
+        assert!(error.contains("must be https://") && error.contains("bucket.s3.amazonaws.com"), "{error}");
+        assert!(!error.contains("f00d"), "{error}");
     }
 }

@@ -423,6 +423,20 @@ mod tests {
         Healer::new(Resolver::new("127.0.0.1:9".parse().expect("address")), settings())
     }
 
+    #[tokio::test]
+    async fn no_check_runs_until_route53_can_show_the_last_write() {
+        let mut healer = healer();
+        assert_eq!(healer.quiet_until(), None, "nothing written: checks may run at once");
+        healer.wrote();
+        let until = healer.quiet_until().expect("quiet after a write");
+        let left = until - Instant::now();
+        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60), "{left:?}");
+        let mut instant =
+            Healer::new(healer.resolver(), HealSettings { propagation: Duration::ZERO, ..settings() });
+        instant.wrote();
+        assert_eq!(instant.quiet_until(), None, "no propagation time: no wait");
+    }
+
     #[test]
     fn a_wrong_dns_holds_off_api_reads_doubling_and_a_real_repair_ends_the_hold() {
         let mut healer = healer();

@@ -192,7 +192,9 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                             problems.route53_answered();
                         }
                         if let Some(healer) = healer.as_mut() {
-                            if done.requests > 0 {
+                            // A read-back follows a request whose outcome was unclear (a lost
+                            // answer retried into a conflict): it may have written too.
+                            if done.requests + done.reads > 0 {
                                 healer.wrote();
                             }
                             healer.repaired(done.changes);

@@ -316,13 +316,14 @@ async fn a_sidecar_withdraws_as_soon_as_ecs_stops_its_task() {
 async fn a_new_tasks_names_are_not_asked_about_before_route53_can_show_them() {
     // A resolver asked about a name Route53's servers do not show yet remembers it as absent, for every
     // client, for the zone's negative TTL. Here the zone's servers show a change 2 s after the API
-    // took it; the sidecar is told 3 s (in AWS: up to a minute, its default).
+    // took it (plus a poll or two of the zone); the sidecar is told 6 s (in AWS: up to a minute, its
+    // default).
     let world = World::new().await.unwrap();
     let dns = world.serve_dns_after(Duration::from_secs(2)).await.unwrap();
     let running = world.task("e2e", &web_and_calc()).await.unwrap();
     let mut options = healing(&dns);
     options.env.retain(|(name, _)| name != "ECSSD_HEAL_PROPAGATION_SECONDS");
-    options.env.push(("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "3".into()));
+    options.env.push(("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "6".into()));
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
     let service = format!("_web._tcp.{DOMAIN}");
     wait_for("the zone's servers to show the service", WAIT, || async {
