@@ -386,10 +386,10 @@ async fn the_authority_states_absences_with_the_zone_soa_and_refuses_other_zones
 }
 
 /// The negative TTL the resolver tests give the zone. dnsmasq's clock ticks in whole seconds, so an
-/// entry it caches for N seconds lives between N-1 and N (measured: 2.3 to 3.0 s for 3): 4 s keeps
+/// entry it caches for N seconds lives between N-1 and N (measured: 2.3 to 3.0 s for 3): 8 s keeps
 /// an absence visibly cached for over a second after the record appears, even if the authority takes
-/// a couple of seconds to follow on a loaded machine.
-const SHORT_TTL: u32 = 4;
+/// a few seconds to follow on a loaded machine (CI runs the tests beside two builds).
+const SHORT_TTL: u32 = 8;
 
 #[tokio::test]
 async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
@@ -415,8 +415,9 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
             .await;
     }
     let appeared = tokio::time::Instant::now();
+    // Room to see the absence outlive the record by a second, with the machine busy.
     assert!(
-        appeared - asked < Duration::from_secs(2),
+        appeared - asked < Duration::from_secs(u64::from(SHORT_TTL) / 2),
         "following took {:?}: too slow to measure",
         appeared - asked
     );
@@ -446,7 +447,8 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
         shown > ttl - Duration::from_secs(1),
         "absent for the negative TTL, not less: shown after {shown:?}"
     );
-    assert!(shown < ttl + Duration::from_secs(1), "and no longer: shown after {shown:?}");
+    // dnsmasq counts whole seconds; a busy machine may answer the poll late.
+    assert!(shown < ttl + Duration::from_secs(2), "and no longer: shown after {shown:?}");
 }
 
 #[tokio::test]
@@ -481,7 +483,7 @@ async fn the_caching_resolver_keeps_an_answer_for_its_ttl() {
     let dropped = asked.elapsed();
     let ttl = Duration::from_secs(u64::from(SHORT_TTL));
     assert!(dropped > ttl - Duration::from_secs(1), "kept for the TTL: dropped after {dropped:?}");
-    assert!(dropped < ttl + Duration::from_secs(1), "and no longer: dropped after {dropped:?}");
+    assert!(dropped < ttl + Duration::from_secs(2), "and no longer: dropped after {dropped:?}");
 }
 
 #[tokio::test]
