@@ -189,7 +189,8 @@ async fn answer_for(
     check: impl Fn(&Answer) -> bool,
 ) -> Answer {
     let name = format!("{label}.{DOMAIN}");
-    wait_for(what, Duration::from_secs(5), || async {
+    // Long enough for a cache entry of the resolver tests to expire, with room for a busy machine.
+    wait_for(what, Duration::from_secs(u64::from(SHORT_TTL) + 5), || async {
         Ok(query(server, &name, record_type).await.ok().filter(&check))
     })
     .await
