@@ -6,7 +6,8 @@
 //! name Route53's servers do not show yet remembers its absence for the zone's negative TTL (RFC 2308;
 //! 900 s on a zone Route53 creates), for every client of the VPC. So no check runs until `propagation`
 //! has passed since the sidecar's last write, and a task with nothing published asks only about its
-//! ownership record's name, which no client resolves (never its A name, an SRV target once it publishes). Only a disagreement costs API calls: one record is read to
+//! ownership record's name, which no client resolves (never its A name, an SRV target once it
+//! publishes). Only a disagreement costs API calls: one record is read to
 //! confirm it (a resolver that does not see the zone costs one call, not a full read), then the
 //! registrar reads its records back by name and repairs them. So a fleet whose records are intact
 //! spends nothing. Where DNS cannot tell, the rules lean towards spending nothing:

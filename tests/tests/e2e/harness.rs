@@ -392,6 +392,11 @@ async fn the_authority_states_absences_with_the_zone_soa_and_refuses_other_zones
 /// a few seconds to follow on a loaded machine (CI runs the tests beside two builds).
 const SHORT_TTL: u32 = 8;
 
+/// What the resolver tests ask about: an SRV name (a service whose last task withdrew) and a TXT one
+/// (cached too: `--cache-rr=TXT`).
+const CACHED_NAMES: [(&str, RecordType); 2] =
+    [("_web._tcp", RecordType::Srv), ("_ecssd.web-1", RecordType::Txt)];
+
 #[tokio::test]
 async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
     init_tracing();
@@ -399,11 +404,9 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
     world.set_negative_ttl(SHORT_TTL).await.unwrap();
     let dns = world.serve_dns().await.unwrap();
     let (resolver, authority) = (dns.address(), dns.authority_address());
-    // An SRV name (a service whose last task withdrew) and a TXT one (cached too: `--cache-rr=TXT`).
-    let names = [("_web._tcp", RecordType::Srv), ("_ecssd.web-1", RecordType::Txt)];
 
     let asked = tokio::time::Instant::now();
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         let absent = ask(&resolver, label, record_type).await;
         assert!(nxdomain(&absent) && absent.authoritative, "forwarded to the authority: {absent:?}");
         assert_eq!(negative_ttl(&absent), (SHORT_TTL, SHORT_TTL));
@@ -411,7 +414,7 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
     let srv = record("_web._tcp", RecordType::Srv, &["1 1 80 web-1.servicediscovery.internal"]);
     let txt = record("_ecssd.web-1", RecordType::Txt, &[r#""heritage=ecssd""#]);
     world.zone.apply(&[Change::create(srv), Change::create(txt)]).await.unwrap();
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         answer_for(&authority, label, record_type, "the authority to serve it", |a| !a.records.is_empty())
             .await;
     }
@@ -422,7 +425,7 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
         "following took {:?}: too slow to measure",
         appeared - asked
     );
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         let cached = ask(&resolver, label, record_type).await;
         assert!(nxdomain(&cached) && !cached.authoritative, "{label}: the cached absence: {cached:?}");
         assert!(negative_ttl(&cached).0 <= SHORT_TTL, "counting down: {cached:?}");
@@ -430,7 +433,7 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
     // Deliberately let the cached absence age: what is measured is that it outlives the record's
     // appearance by a second.
     tokio::time::sleep_until(appeared + Duration::from_secs(1)).await;
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         let cached = ask(&resolver, label, record_type).await;
         assert!(
             nxdomain(&cached),
@@ -439,7 +442,7 @@ async fn the_caching_resolver_keeps_an_absence_for_the_negative_ttl() {
         );
     }
 
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         answer_for(&resolver, label, record_type, "the resolver to show it", |a| !a.records.is_empty()).await;
     }
     let shown = asked.elapsed();
@@ -462,23 +465,22 @@ async fn the_caching_resolver_keeps_an_answer_for_its_ttl() {
     world.zone.apply(&[Change::create(srv.clone()), Change::create(txt.clone())]).await.unwrap();
     let dns = world.serve_dns().await.unwrap();
     let (resolver, authority) = (dns.address(), dns.authority_address());
-    let names = [("_web._tcp", RecordType::Srv), ("_ecssd.web-1", RecordType::Txt)];
 
     let asked = tokio::time::Instant::now();
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         let served = ask(&resolver, label, record_type).await;
         assert!(served.authoritative && served.records.len() == 1, "forwarded: {served:?}");
         assert_eq!(served.ttl, Some(SHORT_TTL));
     }
     world.delete_records(&[srv.key, txt.key]).await.unwrap();
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         answer_for(&authority, label, record_type, "the authority to drop it", nxdomain).await;
     }
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         let cached = ask(&resolver, label, record_type).await;
         assert!(cached.records.len() == 1 && !cached.authoritative, "{label}: the cached answer: {cached:?}");
     }
-    for (label, record_type) in names {
+    for (label, record_type) in CACHED_NAMES {
         answer_for(&resolver, label, record_type, "the resolver to drop it", nxdomain).await;
     }
     let dropped = asked.elapsed();
