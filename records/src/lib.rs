@@ -41,5 +41,8 @@ pub use ownership::{Ownership, OwnershipError, TaskKeys};
 pub use plan::{Action, Change, plan, withdraw};
 pub use provider::{CallError, RecordStore, SoaStore};
 pub use record::{Record, RecordKey, RecordSet, RecordType};
-pub use service::{Protocol, ServiceBinding, ServiceEnv, ServiceEnvError, ServiceName, parse_service_env};
+pub use service::{
+    ContainerSettings, Protocol, ServiceBinding, ServiceEnv, ServiceEnvError, ServiceName, SettingOrigin,
+    parse_service_env,
+};
 pub use soa::{Soa, SoaError};

@@ -3,6 +3,7 @@
 //! Each variable is parsed on its own, so one malformed variable yields one error and never hides its
 //! siblings.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -101,11 +102,29 @@ pub struct ServiceBinding {
     pub service: ServiceName,
 }
 
-/// Why one `SERVICE_*_NAME` variable was rejected; the others are unaffected.
+/// Where a container's setting was given: the task definition's `environment` or its `dockerLabels`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SettingOrigin {
+    EnvironmentVariable,
+    Label,
+}
+
+impl fmt::Display for SettingOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::EnvironmentVariable => "environment variable",
+            Self::Label => "label",
+        })
+    }
+}
+
+/// Why one `SERVICE_*` setting was rejected; the others are unaffected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {variable}={value:?} rejected: {problem}")]
+#[error("{origin} {variable}={value:?} rejected: {problem}")]
 pub struct ServiceEnvError {
-    /// The variable's name, so an operator can find it in the task definition.
+    /// Where the setting was given, so an operator looks in the right part of the task definition.
+    pub origin: SettingOrigin,
+    /// The setting's name, so an operator can find it in the task definition.
     pub variable: String,
     /// The value as given.
     pub value: String,
@@ -113,56 +132,145 @@ pub struct ServiceEnvError {
     pub problem: String,
 }
 
-/// What the environment of one container asks for: the valid bindings and one error per bad variable.
+/// What the settings of one container ask for: the valid bindings and one error per bad setting.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceEnv {
-    /// Valid bindings, sorted by port.
+    /// Valid bindings, sorted by port; none when the container is ignored.
     pub bindings: Vec<ServiceBinding>,
-    /// One entry per rejected variable.
+    /// One entry per rejected setting.
     pub errors: Vec<ServiceEnvError>,
 }
 
-/// Parses the `SERVICE_<port>_NAME` variables out of a container's `KEY=VALUE` environment.
-///
-/// Variables that do not start with `SERVICE_` and end with `_NAME` are not ours and are ignored
-/// (registrator's `SERVICE_<port>_TAGS` and friends included).
-pub fn parse_service_env<'a>(environment: impl IntoIterator<Item = &'a str>) -> ServiceEnv {
-    let mut parsed = ServiceEnv::default();
-    for entry in environment {
-        let (variable, value) = entry.split_once('=').unwrap_or((entry, ""));
-        let Some(middle) = variable.strip_prefix("SERVICE_").and_then(|v| v.strip_suffix("_NAME")) else {
-            // `SERVICE_NAME` has no port part: registrator's per-container form, which ecssd cannot
-            // map to a port, so say so instead of silently ignoring it.
-            if variable == "SERVICE_NAME" {
-                parsed.errors.push(ServiceEnvError {
-                    variable: variable.to_owned(),
-                    value: value.to_owned(),
-                    problem: "ecssd needs the container port: use SERVICE_<port>_NAME".to_owned(),
+/// A container's `SERVICE_*` settings from its environment and its labels. As in registrator, a
+/// label overrides an environment variable of the same name: labels are the only settings ECS task
+/// metadata shows, and they are set beside the image's environment, for this one deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSettings {
+    by_name: BTreeMap<String, (String, SettingOrigin)>,
+}
+
+impl ContainerSettings {
+    /// `environment` as `KEY=VALUE` entries, `labels` as pairs; settings other than `SERVICE_*` are
+    /// not kept.
+    pub fn new<'a>(
+        environment: impl IntoIterator<Item = &'a str>,
+        labels: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Self {
+        let environment = environment
+            .into_iter()
+            .map(|entry| entry.split_once('=').unwrap_or((entry, "")))
+            .map(|(name, value)| (name, value, SettingOrigin::EnvironmentVariable));
+        let labels = labels.into_iter().map(|(name, value)| (name, value, SettingOrigin::Label));
+        let by_name = environment
+            .chain(labels)
+            .filter(|(name, _, _)| name.starts_with("SERVICE_"))
+            .map(|(name, value, origin)| (name.to_owned(), (value.to_owned(), origin)))
+            .collect();
+        Self { by_name }
+    }
+
+    /// What these settings ask to publish: `SERVICE_<port>_NAME` bindings, less what
+    /// `SERVICE_IGNORE` (the whole container) and `SERVICE_<port>_IGNORE` (one port) leave out.
+    pub fn services(&self) -> ServiceEnv {
+        let mut parsed = ServiceEnv::default();
+        let mut ignored_ports = BTreeSet::new();
+        let mut ignore_all = false;
+        for (variable, (value, origin)) in &self.by_name {
+            let reject = |problem: String| ServiceEnvError {
+                origin: *origin,
+                variable: variable.clone(),
+                value: value.clone(),
+                problem,
+            };
+            let Some(rest) = variable.strip_prefix("SERVICE_") else { continue };
+            if rest == "IGNORE" {
+                ignore_all |= is_ignored(value).unwrap_or_else(|problem| {
+                    parsed.errors.push(reject(problem));
+                    true
                 });
-            }
-            continue;
-        };
-        let reject = |problem: String| ServiceEnvError {
-            variable: variable.to_owned(),
-            value: value.to_owned(),
-            problem,
-        };
-        let port = match middle.parse::<u16>() {
-            Ok(port) if port > 0 && middle.bytes().all(|b| b.is_ascii_digit()) => port,
-            _ => {
-                parsed.errors.push(reject(format!(
-                    "`{middle}` is not a port: expected SERVICE_<port>_NAME with a port from 1 to 65535"
-                )));
                 continue;
             }
-        };
-        match value.parse::<ServiceName>() {
-            Ok(service) => parsed.bindings.push(ServiceBinding { container_port: port, service }),
-            Err(problem) => parsed.errors.push(reject(problem)),
+            if let Some(port) = rest.strip_suffix("_IGNORE") {
+                match (parse_port(port), is_ignored(value)) {
+                    (Ok(port), Ok(ignored)) => {
+                        if ignored {
+                            ignored_ports.insert(port);
+                        }
+                    }
+                    (Err(problem), _) => parsed.errors.push(reject(format!("{problem}_IGNORE"))),
+                    (Ok(port), Err(problem)) => {
+                        parsed.errors.push(reject(problem));
+                        ignored_ports.insert(port);
+                    }
+                }
+                continue;
+            }
+            if rest == "NAME" {
+                // registrator's per-container form, which ecssd cannot map to a port: say so instead of
+                // silently ignoring it.
+                parsed.errors.push(reject("ecssd needs the container port: use SERVICE_<port>_NAME".into()));
+                continue;
+            }
+            // Variables other than `_NAME` are not ours (registrator's `SERVICE_<port>_TAGS`...).
+            let Some(port) = rest.strip_suffix("_NAME") else { continue };
+            let port = match parse_port(port) {
+                Ok(port) => port,
+                Err(problem) => {
+                    parsed.errors.push(reject(format!("{problem}_NAME")));
+                    continue;
+                }
+            };
+            match value.parse::<ServiceName>() {
+                Ok(service) => parsed.bindings.push(ServiceBinding { container_port: port, service }),
+                Err(problem) => parsed.errors.push(reject(problem)),
+            }
         }
+        if ignore_all {
+            // An ignored container is not ecssd's business: its other settings are not judged either.
+            parsed.bindings.clear();
+            parsed.errors.retain(|e| e.variable == "SERVICE_IGNORE");
+        }
+        parsed.bindings.retain(|b| !ignored_ports.contains(&b.container_port));
+        parsed.errors.retain(|e| {
+            port_of(&e.variable)
+                .is_none_or(|port| !ignored_ports.contains(&port) || e.variable.ends_with("_IGNORE"))
+        });
+        parsed.bindings.sort();
+        parsed
     }
-    parsed.bindings.sort();
-    parsed
+}
+
+/// The port in `SERVICE_<port>_NAME` or `SERVICE_<port>_IGNORE`, if it is one.
+fn port_of(variable: &str) -> Option<u16> {
+    let rest = variable.strip_prefix("SERVICE_")?;
+    let port = rest.strip_suffix("_NAME").or_else(|| rest.strip_suffix("_IGNORE"))?;
+    parse_port(port).ok()
+}
+
+/// A port as `SERVICE_<port>_...` gives it: 1 to 65535, digits only.
+fn parse_port(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 && text.bytes().all(|b| b.is_ascii_digit()) => Ok(port),
+        _ => Err(format!("`{text}` is not a port: expected a port from 1 to 65535 in SERVICE_<port>")),
+    }
+}
+
+/// Whether an `_IGNORE` value asks to ignore. registrator ignores on any non-empty value; ecssd also
+/// reads `false` as false, and takes a value it cannot read as "ignore" (publishing what an operator
+/// may have meant to hide is the worse mistake), reporting it.
+fn is_ignored(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" | "" => Ok(false),
+        _ => Err("expected true, 1 or yes (ignore) or false, 0, no or empty (do not); ignored until \
+                  it says which"
+            .to_owned()),
+    }
+}
+
+/// Parses the `SERVICE_*` variables of a container's `KEY=VALUE` environment (no labels).
+pub fn parse_service_env<'a>(environment: impl IntoIterator<Item = &'a str>) -> ServiceEnv {
+    ContainerSettings::new(environment, []).services()
 }
 
 #[cfg(test)]
@@ -231,21 +339,76 @@ mod tests {
         let ports: Vec<_> = env.bindings.iter().map(|b| (b.container_port, b.service.to_string())).collect();
         assert_eq!(ports, [(53, "_dns._udp".to_owned()), (8080, "_calc._tcp".to_owned())]);
         let rejected: Vec<_> = env.errors.iter().map(|e| e.variable.as_str()).collect();
+        // In name order, each once.
         assert_eq!(
             rejected,
             [
-                "SERVICE_80_NAME",
-                "SERVICE_http_NAME",
+                "SERVICE_+80_NAME",
                 "SERVICE_0_NAME",
                 "SERVICE_65536_NAME",
-                "SERVICE_+80_NAME",
-                "SERVICE_NAME",
+                "SERVICE_80_NAME",
                 "SERVICE_9000_NAME",
                 "SERVICE_9001_NAME",
+                "SERVICE_NAME",
+                "SERVICE_http_NAME",
             ]
         );
-        let message = env.errors[0].to_string();
+        let message = env.errors[3].to_string();
         assert!(message.starts_with("environment variable SERVICE_80_NAME=\"calc\" rejected:"), "{message}");
-        assert!(env.errors[1].to_string().contains("port from 1 to 65535"));
+        assert!(env.errors[0].to_string().contains("port from 1 to 65535"));
+    }
+
+    fn published(settings: &ContainerSettings) -> Vec<String> {
+        settings.services().bindings.iter().map(|b| format!("{} {}", b.container_port, b.service)).collect()
+    }
+
+    #[test]
+    fn a_label_overrides_the_environment_variable_of_the_same_name() {
+        let settings = ContainerSettings::new(
+            ["SERVICE_80_NAME=_old._tcp", "SERVICE_81_NAME=_env._tcp", "PATH=/bin"],
+            [("SERVICE_80_NAME", "_new._tcp"), ("com.amazonaws.ecs.task-arn", "arn")],
+        );
+        assert_eq!(published(&settings), ["80 _new._tcp", "81 _env._tcp"]);
+        let bad = ContainerSettings::new(["SERVICE_80_NAME=_ok._tcp"], [("SERVICE_80_NAME", "web")]);
+        let services = bad.services();
+        assert!(services.bindings.is_empty(), "the label wins, even when it is wrong");
+        let message = services.errors[0].to_string();
+        assert!(message.starts_with("label SERVICE_80_NAME=\"web\" rejected:"), "{message}");
+    }
+
+    #[test]
+    fn ignore_settings_skip_a_container_or_a_port() {
+        let names = ["SERVICE_80_NAME=_web._tcp", "SERVICE_81_NAME=_admin._tcp"];
+        for yes in ["true", "TRUE", "1", "yes", " Yes "] {
+            let whole = ContainerSettings::new(names, [("SERVICE_IGNORE", yes)]);
+            assert_eq!(published(&whole), Vec::<String>::new(), "{yes:?}");
+            let port = ContainerSettings::new(names, [("SERVICE_81_IGNORE", yes)]);
+            assert_eq!(published(&port), ["80 _web._tcp"], "{yes:?}");
+        }
+        for no in ["false", "0", "no", ""] {
+            let whole = ContainerSettings::new(names, [("SERVICE_IGNORE", no)]);
+            assert_eq!(published(&whole).len(), 2, "{no:?}");
+            assert!(whole.services().errors.is_empty());
+        }
+        // An ignored container's other settings are not judged; an ignored port's neither.
+        let whole = ContainerSettings::new(["SERVICE_80_NAME=web", "SERVICE_IGNORE=true"], []);
+        assert!(whole.services().errors.is_empty());
+        let port = ContainerSettings::new(["SERVICE_80_NAME=web", "SERVICE_80_IGNORE=1"], []);
+        assert_eq!(port.services(), ServiceEnv::default());
+    }
+
+    #[test]
+    fn an_unreadable_ignore_value_is_reported_and_ignores() {
+        let names = ["SERVICE_80_NAME=_web._tcp", "SERVICE_81_NAME=_admin._tcp"];
+        let whole = ContainerSettings::new(names, [("SERVICE_IGNORE", "maybe")]).services();
+        assert!(whole.bindings.is_empty());
+        let message = whole.errors[0].to_string();
+        assert!(message.starts_with("label SERVICE_IGNORE=\"maybe\" rejected: expected true"), "{message}");
+        let port = ContainerSettings::new(names, [("SERVICE_81_IGNORE", "off")]).services();
+        assert_eq!(port.bindings.len(), 1);
+        assert_eq!(port.errors[0].variable, "SERVICE_81_IGNORE");
+        let not_a_port = ContainerSettings::new(names, [("SERVICE_x_IGNORE", "true")]).services();
+        assert_eq!(not_a_port.bindings.len(), 2);
+        assert!(not_a_port.errors[0].problem.contains("`x` is not a port"), "{:?}", not_a_port.errors);
     }
 }

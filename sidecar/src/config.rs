@@ -8,9 +8,11 @@ use clap::Parser;
 use ecssd_edge::LogFormat;
 use ecssd_records::{Domain, OwnerId};
 
+use crate::source::SourceSetting;
+
 /// Registers the containers of this ECS task in Route53 as SRV records (from their
-/// `SERVICE_<port>_NAME=_name._tcp` variables), keeps them in step with Docker, and withdraws them on
-/// SIGTERM before the task stops.
+/// `SERVICE_<port>_NAME=_name._tcp` variables or labels), keeps them in step with Docker or ECS task
+/// metadata, and withdraws them on SIGTERM before the task stops.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ecssd-sidecar", version)]
 pub struct Config {
@@ -40,6 +42,17 @@ pub struct Config {
     /// and host mode, the task's ENI IP in awsvpc mode), for setups where neither is reachable.
     #[arg(long, env = "ECSSD_ADDRESS")]
     pub address: Option<Ipv4Addr>,
+
+    /// Where the task's containers are seen: `docker` (the Docker socket: environment variables and
+    /// labels, stop signals as they are sent), `metadata` (ECS task metadata: labels only, polled; no
+    /// socket, as on Fargate), or `auto`: Docker when its socket is present, else metadata.
+    #[arg(long, env = "ECSSD_SOURCE", value_enum, default_value_t = SourceSetting::Auto)]
+    pub source: SourceSetting,
+
+    /// Milliseconds between reads of task metadata in metadata mode (a local endpoint: no AWS call); a
+    /// change is published within this and the Route53 call.
+    #[arg(long, env = "ECSSD_METADATA_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub metadata_poll_ms: u64,
 
     /// Milliseconds to gather a burst of Docker events into one Route53 change.
     #[arg(long, env = "ECSSD_COALESCE_MS", default_value_t = 100)]
@@ -91,7 +104,7 @@ pub struct Config {
     #[arg(long, env = "ECSSD_LOG_LEVEL", default_value = "info", value_parser = ecssd_edge::cli::log_filter)]
     pub log_level: String,
 
-    /// Register the task's records once and exit, without following Docker events.
+    /// Register the task's records once and exit, without following changes.
     #[arg(long, conflicts_with = "deregister")]
     pub once: bool,
 
@@ -107,6 +120,10 @@ impl Config {
 
     pub fn coalesce(&self) -> Duration {
         Duration::from_millis(self.coalesce_ms)
+    }
+
+    pub fn metadata_poll(&self) -> Duration {
+        Duration::from_millis(self.metadata_poll_ms)
     }
 }
 

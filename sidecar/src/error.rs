@@ -10,7 +10,8 @@ pub enum SidecarError {
     #[error("cannot learn the host's address: {0} (set ECSSD_ADDRESS to override)")]
     NoHostAddress(String),
     #[error(
-        "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar, or set DOCKER_HOST)"
+        "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar or set DOCKER_HOST; \
+         or ECSSD_SOURCE=metadata to read the task's containers from ECS task metadata, labels only)"
     )]
     NoDocker(String),
     #[error("Route53: {0}")]

@@ -1,9 +1,11 @@
 //! `ecssd-sidecar`: wires configuration, logging and clients, then runs until SIGTERM.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use ecssd_edge::logging::{self, Timestamps};
-use ecssd_sidecar::{Config, Deps};
+use ecssd_sidecar::source::{self, Source};
+use ecssd_sidecar::{Config, Deps, SidecarError};
 
 fn main() -> ExitCode {
     let config: Config = ecssd_edge::cli::parse();
@@ -12,14 +14,23 @@ fn main() -> ExitCode {
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
-    let docker = bollard::Docker::connect_with_defaults()
-        .map_err(|e| ecssd_sidecar::SidecarError::NoDocker(e.to_string()))?;
-    let docker =
-        docker.negotiate_version().await.map_err(|e| ecssd_sidecar::SidecarError::NoDocker(e.to_string()))?;
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    let (source, why) = source::choose(config.source, docker_host.as_deref(), Path::exists);
+    let docker = match source {
+        Source::Docker => Some(connect_docker().await?),
+        Source::Metadata => None,
+    };
     let sdk = ecssd_edge::sdk::load().await;
-    let deps = Deps { docker, route53: ecssd_edge::route53::client(&sdk) };
+    let deps = Deps { source, source_reason: why, docker, route53: ecssd_edge::route53::client(&sdk) };
     ecssd_sidecar::run(config, deps, shutdown_signal()).await?;
     Ok(())
+}
+
+/// A Docker client at `DOCKER_HOST` or the default socket, at the API version the engine speaks.
+async fn connect_docker() -> Result<bollard::Docker, SidecarError> {
+    let docker =
+        bollard::Docker::connect_with_defaults().map_err(|e| SidecarError::NoDocker(e.to_string()))?;
+    docker.negotiate_version().await.map_err(|e| SidecarError::NoDocker(e.to_string()))
 }
 
 /// Resolves on SIGTERM (ECS stopping the task) or SIGINT (Ctrl-C).

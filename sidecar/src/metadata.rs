@@ -9,6 +9,7 @@ use bytes::Bytes;
 use ecssd_records::{Backoff, RetryPolicy, TaskArn};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
@@ -69,30 +70,54 @@ pub struct TaskIdentity {
     pub network_mode: NetworkMode,
 }
 
+/// The task metadata `/task` document's URL, and one HTTP client kept across reads: metadata mode
+/// reads it every poll interval.
+#[derive(Debug, Clone)]
+pub struct TaskEndpoint {
+    url: String,
+    client: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl TaskEndpoint {
+    /// From `ECS_CONTAINER_METADATA_URI_V4`; its absence is permanent.
+    pub fn new(uri: Option<&str>) -> Result<Self, SidecarError> {
+        let uri = uri.ok_or(SidecarError::NoTaskMetadata(
+            "ECS_CONTAINER_METADATA_URI_V4 is not set: the sidecar must run as a container of an ECS task \
+             (ECS agent 1.39 or later, or Fargate platform 1.4.0 or later)"
+                .into(),
+        ))?;
+        let url = format!("{}/task", uri.trim_end_matches('/'));
+        Ok(Self { url, client: Client::builder(TokioExecutor::new()).build_http() })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// One read of the task document; a description naming the URL when it fails.
+    pub async fn read(&self, timeout: Duration) -> Result<Bytes, String> {
+        get(&self.client, &self.url, timeout).await.map_err(|problem| format!("{}: {problem}", self.url))
+    }
+}
+
 /// Reads task metadata, retrying for up to `wait` while the endpoint is not yet serving (it can lag
-/// the container's start). A missing URI, or one still failing after `wait`, is permanent.
-pub async fn task_identity(uri: Option<&str>, wait: Duration) -> Result<TaskIdentity, SidecarError> {
-    let uri = uri.ok_or(SidecarError::NoTaskMetadata(
-        "ECS_CONTAINER_METADATA_URI_V4 is not set: the sidecar must run as a container of an ECS task \
-         (ECS agent 1.39 or later)"
-            .into(),
-    ))?;
-    let url = format!("{}/task", uri.trim_end_matches('/'));
-    let body = retry_for(wait, &url, "task metadata not available yet", || get(&url, None)).await.map_err(
-        |problem| SidecarError::NoTaskMetadata(format!("{url} still failing after {wait:?}: {problem}")),
-    )?;
+/// the container's start). Still failing after `wait` is permanent.
+pub async fn task_identity(endpoint: &TaskEndpoint, wait: Duration) -> Result<TaskIdentity, SidecarError> {
+    let body = retry_for(wait, endpoint.url(), "task metadata not available yet", || {
+        endpoint.read(Duration::from_secs(5))
+    })
+    .await
+    .map_err(|problem| SidecarError::NoTaskMetadata(format!("still failing after {wait:?}: {problem}")))?;
     parse_task_identity(&body)
 }
 
 /// Whether ECS has decided to stop the task (task metadata v4 `DesiredStatus` STOPPED): one request to
 /// the local endpoint, no AWS call. An endpoint that does not answer (in time) says nothing, which is
 /// not a stop.
-pub async fn task_is_stopping(uri: &str) -> Result<bool, String> {
-    let url = format!("{}/task", uri.trim_end_matches('/'));
-    let body =
-        get(&url, Some(Duration::from_secs(2))).await.map_err(|problem| format!("{url}: {problem}"))?;
-    let metadata: TaskMetadata =
-        serde_json::from_slice(&body).map_err(|e| format!("{url}: not the v4 format: {e}"))?;
+pub async fn task_is_stopping(endpoint: &TaskEndpoint) -> Result<bool, String> {
+    let body = endpoint.read(Duration::from_secs(2)).await?;
+    let metadata: TaskMetadata = serde_json::from_slice(&body)
+        .map_err(|e| format!("{}: not the task metadata v4 format: {e}", endpoint.url()))?;
     Ok(metadata.desired_status == "STOPPED")
 }
 
@@ -152,8 +177,11 @@ pub async fn host_private_ip(wait: Duration) -> Result<Ipv4Addr, SidecarError> {
 }
 
 /// GETs a loopback or link-local URL; the body on 200, a description otherwise.
-async fn get(url: &str, timeout: Option<Duration>) -> Result<Bytes, String> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
     let call = async {
         let response = client.get(uri).await.map_err(|e| e.to_string())?;
@@ -161,9 +189,9 @@ async fn get(url: &str, timeout: Option<Duration>) -> Result<Bytes, String> {
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         if status.is_success() { Ok(body) } else { Err(format!("HTTP {status}")) }
     };
-    match tokio::time::timeout(timeout.unwrap_or(Duration::from_secs(5)), call).await {
+    match tokio::time::timeout(timeout, call).await {
         Ok(result) => result,
-        Err(_) => Err("timed out".into()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
     }
 }
 

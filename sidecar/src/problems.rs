@@ -25,6 +25,8 @@ pub enum Problem {
     DockerUnreachable,
     /// Docker's event stream broke or ended.
     DockerEvents,
+    /// Task metadata did not answer, or not in the v4 format (metadata mode).
+    MetadataUnreachable,
 }
 
 impl Problem {
@@ -36,6 +38,7 @@ impl Problem {
             Self::ForeignRecords => "foreign_records",
             Self::DockerUnreachable => "docker_unreachable",
             Self::DockerEvents => "docker_events",
+            Self::MetadataUnreachable => "metadata_unreachable",
         }
     }
 

@@ -1,4 +1,5 @@
-//! The sidecar's life: learn the task, register, follow Docker events, withdraw on shutdown.
+//! The sidecar's life: learn the task, register, follow Docker events or poll task metadata, withdraw on
+//! shutdown.
 
 use std::future::Future;
 use std::net::Ipv4Addr;
@@ -17,17 +18,24 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
+use crate::docker_siblings::{SiblingLister, TASK_ARN_LABEL};
 use crate::error::SidecarError;
 use crate::heal::{self, HealSettings, Healer, Next};
-use crate::metadata::{self, NetworkMode, TaskIdentity};
+use crate::metadata::{self, NetworkMode, TaskEndpoint, TaskIdentity};
+use crate::metadata_siblings;
 use crate::problems::{Problem, Problems};
 use crate::registrar::{Converged, Registrar};
-use crate::siblings::{self, EndpointProblem, TASK_ARN_LABEL};
+use crate::siblings::{self, EndpointProblem, Sibling};
+use crate::source::Source;
 
 /// Clients built once by `main`.
 #[derive(Debug, Clone)]
 pub struct Deps {
-    pub docker: Docker,
+    /// Where the task's containers are seen, and why (said at start).
+    pub source: Source,
+    pub source_reason: String,
+    /// The Docker client: present exactly in Docker mode.
+    pub docker: Option<Docker>,
     pub route53: aws_sdk_route53::Client,
 }
 
@@ -39,8 +47,11 @@ fn is_relevant(event: &EventMessage) -> bool {
         || action.starts_with("health_status")
 }
 
-/// How often the task's containers are listed again even without events.
+/// How often the task's containers are listed again even without Docker events.
 const SAFETY_RESYNC: Duration = Duration::from_secs(30);
+
+/// How long one read of task metadata may take after start before it counts as failed.
+const METADATA_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Retrying a convergence that failed after start (Route53 refusing, Docker away): soon at first, then
 /// about once a minute, for as long as it takes.
@@ -82,16 +93,29 @@ fn schedule(pending: &mut Pending, at: Instant, event_ns: Option<i64>) {
 /// operator must fix (no task metadata, no Docker, no zone); afterwards every failure is retried.
 pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>) -> Result<(), SidecarError> {
     let wait = Duration::from_secs(config.metadata_wait_seconds);
-    let identity = metadata::task_identity(config.metadata_uri.as_deref(), wait).await?;
+    let endpoint = TaskEndpoint::new(config.metadata_uri.as_deref())?;
+    let identity = metadata::task_identity(&endpoint, wait).await?;
     let address = reachable_address(&config, &identity, wait).await?;
-    deps.docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
+    let mut follower = match (deps.source, &deps.docker) {
+        (Source::Docker, Some(docker)) => {
+            docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
+            Follower::Docker {
+                docker: docker.clone(),
+                task_arn: identity.task.to_string(),
+                lister: SiblingLister::new(docker.clone(), identity.task.to_string()),
+            }
+        }
+        (Source::Docker, None) => return Err(SidecarError::NoDocker("no Docker client was made".into())),
+        (Source::Metadata, _) => Follower::Metadata { endpoint: endpoint.clone() },
+    };
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), ROUTE53_RETRY),
         None => Route53Zone::find(deps.route53.clone(), config.domain.clone(), ROUTE53_RETRY).await?,
     };
     let mut healer = healer(&config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
-        %address, zone_id = zone.zone_id(), domain = %config.domain,
+        %address, zone_id = zone.zone_id(), domain = %config.domain, source = deps.source.as_str(),
+        source_reason = deps.source_reason,
         resolver = healer.as_ref().map(|h| h.resolver().address.to_string()), "ecssd sidecar starting");
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     let mut registrar = Registrar::new(zone, model, identity.task.clone(), identity.cluster.clone(), address);
@@ -108,19 +132,20 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     }
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut follower = Follower {
-        docker: deps.docker.clone(),
-        task_arn: identity.task.to_string(),
-        mode: identity.network_mode,
-        lister: siblings::SiblingLister::new(deps.docker.clone(), identity.task.to_string()),
-    };
+    let mode = identity.network_mode;
     // Subscribed from now, before the first listing: Docker replays events since then whenever the
     // (lazy) stream is first polled, so nothing in between is missed.
     let mut events_since = unix_seconds() - 1;
-    let mut events = (!config.once).then(|| follower.subscribe(events_since));
+    let mut events = if config.once { None } else { follower.subscribe(events_since) };
     let mut reported = Vec::new();
     let mut problems = Problems::default();
-    let mut safety_net = tokio::time::interval_at(Instant::now() + SAFETY_RESYNC, SAFETY_RESYNC);
+    // Docker mode: a safety net for events Docker dropped. Metadata mode: the poll that finds changes.
+    let resync_every = match follower {
+        Follower::Docker { .. } => SAFETY_RESYNC,
+        Follower::Metadata { .. } => config.metadata_poll(),
+    };
+    let mut safety_net = tokio::time::interval_at(Instant::now() + resync_every, resync_every);
+    safety_net.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Reconnecting to Docker's event stream.
     let mut reconnect = Backoff::new(RetryPolicy::default());
     let mut retry = Backoff::new(AFTER_START_RETRY);
@@ -159,24 +184,25 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
         tokio::select! {
             biased;
             () = &mut shutdown => break,
-            // A safety net for anything the event stream missed (Docker may drop events): a periodic
-            // resync costs a container listing, and Route53 nothing unless something changed.
+            // A periodic resync costs a container listing or a metadata read, and Route53 nothing
+            // unless something changed.
             _ = safety_net.tick() => schedule(&mut pending, retrying_until.max(Instant::now()), None),
             () = reconnect_due => {
                 reconnect_at = None;
-                events = Some(follower.subscribe(events_since));
+                events = follower.subscribe(events_since);
                 schedule(&mut pending, retrying_until.max(Instant::now()), None);
             }
             () = resync_due => {
                 let first_event = pending.take().and_then(|p| p.1);
-                if !config.once {
-                    learn_of_a_stop(&mut stopping, &config).await;
+                // Metadata mode reads the task's status with its containers.
+                if !config.once && matches!(follower, Follower::Docker { .. }) {
+                    learn_of_a_stop(&mut stopping, &endpoint).await;
                 }
                 let converge = async {
                     if stopping {
                         registrar.withdraw().await.map_err(ResyncError::Route53)
                     } else {
-                        follower.resync(&mut registrar, &mut reported, first_event).await
+                        follower.resync(mode, &mut registrar, &mut reported, first_event, &mut stopping).await
                     }
                 };
                 let outcome = tokio::select! {
@@ -188,6 +214,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         retry.reset();
                         retrying_until = Instant::now();
                         problems.clear(Problem::DockerUnreachable);
+                        problems.clear(Problem::MetadataUnreachable);
                         if done.requests + done.reads > 0 {
                             problems.route53_answered();
                         }
@@ -208,9 +235,13 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                             return Ok(());
                         }
                     }
-                    Err(ResyncError::Docker(e)) => {
+                    Err(ResyncError::Source(e)) => {
                         let delay = retry.next_delay();
-                        problems.report(Problem::DockerUnreachable, &e, delay);
+                        let problem = match e {
+                            SourceError::Docker(_) => Problem::DockerUnreachable,
+                            SourceError::Metadata(_) => Problem::MetadataUnreachable,
+                        };
+                        problems.report(problem, &e, delay);
                         retrying_until = Instant::now() + delay;
                         schedule(&mut pending, retrying_until, first_event);
                     }
@@ -242,7 +273,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 }
                 next_check = Some(Instant::now() + healer.every().mul_f64(0.9 + 0.2 * fastrand::f64()));
                 // Each check also asks task metadata (no API call) whether ECS is stopping the task.
-                if learn_of_a_stop(&mut stopping, &config).await {
+                if learn_of_a_stop(&mut stopping, &endpoint).await {
                     schedule(&mut pending, retrying_until.max(Instant::now()), None);
                 }
                 if stopping {
@@ -292,7 +323,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                 };
                 // Records missing because the task is stopping are not to be put back.
-                let repair = if repair.is_some() && learn_of_a_stop(&mut stopping, &config).await {
+                let repair = if repair.is_some() && learn_of_a_stop(&mut stopping, &endpoint).await {
                     schedule(&mut pending, retrying_until.max(Instant::now()), None);
                     None
                 } else {
@@ -317,7 +348,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                     if is_relevant(&event) {
                         tracing::debug!(action = ?event.action, "docker event");
-                        follower.lister.observe(&event);
+                        follower.observe(&event);
                         let at = retrying_until.max(Instant::now() + config.coalesce());
                         schedule(&mut pending, at, event.time_nano);
                     }
@@ -353,18 +384,15 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
 /// Asks task metadata whether ECS is stopping the task, unless `stopping` already says so; true when
 /// this is how the sidecar learns it (then `stopping` is set, and the log says so once). No answer is
 /// not a stop: the sidecar goes on.
-async fn learn_of_a_stop(stopping: &mut bool, config: &Config) -> bool {
-    let Some(uri) = config.metadata_uri.as_deref() else { return false };
+async fn learn_of_a_stop(stopping: &mut bool, endpoint: &TaskEndpoint) -> bool {
     if *stopping {
         return false;
     }
-    match metadata::task_is_stopping(uri).await {
+    match metadata::task_is_stopping(endpoint).await {
         Ok(false) => false,
         Ok(true) => {
             *stopping = true;
-            tracing::info!(
-                "ECS is stopping the task: withdrawing its records; nothing is published or repaired again"
-            );
+            say_the_task_is_stopping();
             true
         }
         Err(problem) => {
@@ -372,6 +400,12 @@ async fn learn_of_a_stop(stopping: &mut bool, config: &Config) -> bool {
             false
         }
     }
+}
+
+fn say_the_task_is_stopping() {
+    tracing::info!(
+        "ECS is stopping the task: withdrawing its records; nothing is published or repaired again"
+    );
 }
 
 /// The DNS checker, unless self-healing is off or no resolver is known.
@@ -439,43 +473,97 @@ async fn reachable_address(
 
 #[derive(Debug)]
 enum ResyncError {
-    /// Docker did not answer.
-    Docker(bollard::errors::Error),
+    /// The task's containers could not be seen.
+    Source(SourceError),
     /// Route53 did not take the change.
     Route53(SidecarError),
 }
 
-/// Follows one task's containers.
+/// Why the task's containers could not be listed.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("Docker did not list the task's containers: {0}")]
+    Docker(bollard::errors::Error),
+    #[error("task metadata: {0}")]
+    Metadata(String),
+}
+
+/// Follows one task's containers, through Docker or task metadata.
 #[derive(Debug)]
-struct Follower {
-    docker: Docker,
-    task_arn: String,
-    mode: NetworkMode,
-    /// Lists the task's containers, remembering what never changes about each.
-    lister: siblings::SiblingLister,
+enum Follower {
+    Docker {
+        docker: Docker,
+        task_arn: String,
+        /// Lists the task's containers, remembering what never changes about each.
+        lister: SiblingLister,
+    },
+    Metadata {
+        endpoint: TaskEndpoint,
+    },
+}
+
+/// The task's serving containers, and whether the source says ECS is stopping the task.
+struct Listing {
+    siblings: Vec<Sibling>,
+    task_stopping: bool,
 }
 
 impl Follower {
-    /// The task's container events since `since` (Unix seconds), filtered by Docker.
-    fn subscribe(&self, since: i64) -> BoxStream<'static, Result<EventMessage, bollard::errors::Error>> {
+    /// The task's container events since `since` (Unix seconds), filtered by Docker; none in metadata
+    /// mode, which polls.
+    fn subscribe(
+        &self,
+        since: i64,
+    ) -> Option<BoxStream<'static, Result<EventMessage, bollard::errors::Error>>> {
+        let Self::Docker { docker, task_arn, .. } = self else { return None };
         let filters = std::collections::HashMap::from([
             ("type".to_owned(), vec!["container".to_owned()]),
-            ("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={}", self.task_arn)]),
+            ("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={task_arn}")]),
         ]);
         let options =
             EventsOptions { filters: Some(filters), since: Some(since.to_string()), ..Default::default() };
-        self.docker.events(Some(options)).boxed()
+        Some(docker.events(Some(options)).boxed())
     }
 
-    /// Lists the task's containers and makes Route53 match them.
+    /// Learns from a Docker event which containers are stopping.
+    fn observe(&mut self, event: &EventMessage) {
+        if let Self::Docker { lister, .. } = self {
+            lister.observe(event);
+        }
+    }
+
+    async fn list(&mut self) -> Result<Listing, SourceError> {
+        match self {
+            Self::Docker { lister, .. } => {
+                let siblings = lister.list().await.map_err(SourceError::Docker)?;
+                Ok(Listing { siblings, task_stopping: false })
+            }
+            Self::Metadata { endpoint } => {
+                let body = endpoint.read(METADATA_READ_TIMEOUT).await.map_err(SourceError::Metadata)?;
+                let view = metadata_siblings::task_view(&body)
+                    .map_err(|e| SourceError::Metadata(format!("{}: {e}", endpoint.url())))?;
+                Ok(Listing { siblings: view.siblings, task_stopping: view.stopping })
+            }
+        }
+    }
+
+    /// Lists the task's containers and makes Route53 match them; withdraws everything instead when
+    /// the listing says ECS is stopping the task (then `stopping` is set).
     async fn resync<S: ecssd_records::RecordStore>(
         &mut self,
+        mode: NetworkMode,
         registrar: &mut Registrar<S>,
         reported: &mut Vec<EndpointProblem>,
         first_event_ns: Option<i64>,
+        stopping: &mut bool,
     ) -> Result<Converged, ResyncError> {
-        let siblings = self.lister.list().await.map_err(ResyncError::Docker)?;
-        let (endpoints, problems) = siblings::endpoints(&siblings, self.mode);
+        let listing = self.list().await.map_err(ResyncError::Source)?;
+        if listing.task_stopping {
+            *stopping = true;
+            say_the_task_is_stopping();
+            return registrar.withdraw().await.map_err(ResyncError::Route53);
+        }
+        let (endpoints, problems) = siblings::endpoints(&listing.siblings, mode);
         if problems != *reported {
             for problem in &problems {
                 tracing::error!(%problem, "cannot publish this endpoint; the others are unaffected");

@@ -1,0 +1,168 @@
+//! The task's containers as ECS task metadata v4 describes them (`${ECS_CONTAINER_METADATA_URI_V4}/task`):
+//! the source on Fargate, and on EC2 without the Docker socket. It shows the task definition's
+//! `dockerLabels`, not environment variables, so `SERVICE_*` settings come from labels here.
+//!
+//! Fields per the ECS Developer Guide, "Task metadata endpoint version 4" (and its Fargate variant):
+//! `Type` is `NORMAL` for the task definition's containers (others are ECS's own, e.g. `CNI_PAUSE`);
+//! `Ports[].HostPort` is given in bridge and host mode only; `Health` appears only for a container
+//! whose task definition has a `healthCheck`, its `status` HEALTHY, UNHEALTHY or UNKNOWN.
+
+use std::collections::BTreeMap;
+
+use ecssd_records::Protocol;
+use serde::Deserialize;
+
+use crate::siblings::{Health, Sibling, service_labels};
+
+/// What one read of task metadata says: the containers that serve, and whether ECS is stopping the
+/// whole task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskView {
+    /// Containers of type NORMAL that run and are not being stopped, by name.
+    pub siblings: Vec<Sibling>,
+    /// The task's `DesiredStatus` is STOPPED.
+    pub stopping: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TaskDocument {
+    #[serde(default)]
+    desired_status: String,
+    #[serde(default)]
+    containers: Vec<ContainerDocument>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ContainerDocument {
+    name: String,
+    #[serde(rename = "Type", default)]
+    kind: String,
+    #[serde(default)]
+    known_status: String,
+    #[serde(default)]
+    desired_status: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    ports: Vec<PortDocument>,
+    health: Option<HealthDocument>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PortDocument {
+    container_port: u16,
+    #[serde(default)]
+    protocol: String,
+    host_port: Option<u16>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HealthDocument {
+    #[serde(default)]
+    status: String,
+}
+
+/// Reads a task metadata v4 `/task` document; the error says what is wrong with it.
+pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
+    let task: TaskDocument =
+        serde_json::from_slice(body).map_err(|e| format!("not the task metadata v4 format: {e}"))?;
+    let mut siblings: Vec<Sibling> = task
+        .containers
+        .into_iter()
+        // Only the application's containers, only while they run, and not once ECS is stopping them.
+        .filter(|c| c.kind == "NORMAL" && c.known_status == "RUNNING" && c.desired_status != "STOPPED")
+        .map(|container| {
+            let host_ports = container
+                .ports
+                .iter()
+                .filter_map(|port| {
+                    let protocol =
+                        if port.protocol.eq_ignore_ascii_case("udp") { Protocol::Udp } else { Protocol::Tcp };
+                    let host_port = port.host_port.filter(|p| *p != 0)?;
+                    Some(((port.container_port, protocol), host_port))
+                })
+                .collect();
+            let health = match container.health.map(|h| h.status) {
+                None => Health::NotChecked,
+                Some(status) if status == "HEALTHY" => Health::Healthy,
+                Some(status) if status == "UNHEALTHY" => Health::Unhealthy,
+                // UNKNOWN: the check has not passed yet (Docker's "starting").
+                Some(_) => Health::Starting,
+            };
+            Sibling {
+                name: container.name,
+                env: Vec::new(),
+                labels: service_labels(&container.labels),
+                host_ports,
+                health,
+            }
+        })
+        .collect();
+    siblings.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(TaskView { siblings, stopping: task.desired_status == "STOPPED" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Fargate task as the ECS Developer Guide's examples show one, trimmed to what is read here.
+    const FARGATE: &str = r#"{
+        "Cluster": "arn:aws:ecs:us-west-2:111122223333:cluster/default",
+        "TaskARN": "arn:aws:ecs:us-west-2:111122223333:task/default/e9028f8d5d8e4f258373e7b93ce9a3c3",
+        "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING", "LaunchType": "FARGATE",
+        "Containers": [
+            {"Name": "~internal~ecs~pause", "Type": "CNI_PAUSE", "DesiredStatus": "RESOURCES_PROVISIONED",
+             "KnownStatus": "RESOURCES_PROVISIONED", "Labels": {"SERVICE_1_NAME": "_pause._tcp"}},
+            {"DockerId": "e9028f8d5d8e4f258373e7b93ce9a3c3-2495160603", "Name": "calc", "Type": "NORMAL",
+             "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
+             "Labels": {"SERVICE_8080_NAME": "_calc._tcp", "com.amazonaws.ecs.container-name": "calc"},
+             "Ports": [{"ContainerPort": 8080, "Protocol": "tcp"}],
+             "Networks": [{"NetworkMode": "awsvpc", "IPv4Addresses": ["10.0.2.61"]}],
+             "Health": {"status": "HEALTHY", "statusSince": "2020-10-08T20:09:11.44527186Z"}},
+            {"Name": "warming", "Type": "NORMAL", "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
+             "Labels": {"SERVICE_8081_NAME": "_warm._tcp"}, "Health": {"status": "UNKNOWN"}},
+            {"Name": "pulled", "Type": "NORMAL", "DesiredStatus": "RUNNING", "KnownStatus": "PULLED"},
+            {"Name": "leaving", "Type": "NORMAL", "DesiredStatus": "STOPPED", "KnownStatus": "RUNNING"},
+            {"Name": "ecssd", "Type": "NORMAL", "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING"}
+        ]
+    }"#;
+
+    #[test]
+    fn only_running_normal_containers_not_being_stopped_are_siblings() {
+        let view = task_view(FARGATE.as_bytes()).unwrap();
+        let names: Vec<&str> = view.siblings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["calc", "ecssd", "warming"]);
+        assert!(!view.stopping);
+        let calc = &view.siblings[0];
+        assert_eq!(calc.health, Health::Healthy);
+        assert_eq!(calc.labels, BTreeMap::from([("SERVICE_8080_NAME".into(), "_calc._tcp".into())]));
+        assert!(calc.host_ports.is_empty(), "awsvpc: no HostPort");
+        assert_eq!(view.siblings[1].health, Health::NotChecked, "no Health: no health check");
+        assert_eq!(view.siblings[2].health, Health::Starting, "UNKNOWN is not healthy yet");
+    }
+
+    #[test]
+    fn bridge_host_ports_and_a_stopping_task() {
+        let doc = r#"{"DesiredStatus": "STOPPED", "Containers": [{"Name": "web", "Type": "NORMAL",
+            "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
+            "Ports": [{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 32768, "HostIp": "0.0.0.0"},
+                      {"ContainerPort": 53, "Protocol": "udp", "HostPort": 32769}]}]}"#;
+        let view = task_view(doc.as_bytes()).unwrap();
+        assert!(view.stopping);
+        let ports = &view.siblings[0].host_ports;
+        assert_eq!(ports.get(&(80, Protocol::Tcp)), Some(&32768));
+        assert_eq!(ports.get(&(53, Protocol::Udp)), Some(&32769));
+    }
+
+    #[test]
+    fn a_malformed_document_says_so() {
+        for body in [&b"<html>"[..], br#"{"Containers": [{"Type": "NORMAL"}]}"#, br#"{"Containers": 3}"#] {
+            let err = task_view(body).unwrap_err();
+            assert!(err.starts_with("not the task metadata v4 format"), "{err}");
+        }
+    }
+}
