@@ -5,7 +5,8 @@
 //! "task stopped" events reach the withdrawer (issue 13): one rule, one queue with a dead-letter
 //! queue, one event source mapping, built from the same binary as the sweeper; and a zone the stack
 //! creates gets a short negative-caching time from a custom resource, a zone it is given never does
-//! (issue 16).
+//! (issue 16). And the task definition examples follow the README's rules: EC2 with the Docker socket,
+//! and Fargate with task metadata and no socket (issue 12).
 
 use std::process::Command;
 
@@ -404,6 +405,152 @@ fn the_task_definition_example_follows_the_documented_pattern() {
                 .find(|m| m["containerPort"] == binding.container_port)
                 .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
             assert_eq!(mapping["hostPort"], 0, "ECS picks the host port");
+        }
+    }
+}
+
+/// Whether `cpu` (CPU units) and `memory` (MiB) are a task size Fargate runs: the table "Task CPU
+/// and memory" of the Amazon ECS Developer Guide (Amazon ECS task definition parameters for
+/// Fargate), which RegisterTaskDefinition's `memory` parameter repeats. Linux only: 8 and 16 vCPU
+/// need platform version 1.4.0 or later.
+fn is_fargate_size(cpu: u64, memory: u64) -> bool {
+    const GIB: u64 = 1024;
+    let in_gib = |low: u64, high: u64, step: usize| (low..=high).step_by(step).any(|g| memory == g * GIB);
+    match cpu {
+        256 => [512, GIB, 2 * GIB].contains(&memory),
+        512 => in_gib(1, 4, 1),
+        1024 => in_gib(2, 8, 1),
+        2048 => in_gib(4, 16, 1),
+        4096 => in_gib(8, 30, 1),
+        8192 => in_gib(16, 60, 4),
+        16384 => in_gib(32, 120, 8),
+        _ => false,
+    }
+}
+
+/// A task definition number, given as a JSON number or as a string of digits (`"cpu": "256"`).
+fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| value.as_str().and_then(|text| text.parse().ok()))
+}
+
+#[test]
+fn fargate_sizes_are_the_documented_combinations() {
+    for (cpu, memory) in [
+        (256, 512),
+        (256, 2048),
+        (512, 4096),
+        (1024, 8192),
+        (4096, 30720),
+        (8192, 20480),
+        (8192, 61440),
+        (16384, 122880),
+    ] {
+        assert!(is_fargate_size(cpu, memory), "{cpu}/{memory}");
+    }
+    for (cpu, memory) in
+        [(256, 4096), (512, 512), (1024, 1536), (4096, 32768), (8192, 18432), (16384, 36864), (128, 512)]
+    {
+        assert!(!is_fargate_size(cpu, memory), "{cpu}/{memory}");
+    }
+}
+
+#[test]
+fn the_fargate_task_definition_example_follows_the_documented_pattern() {
+    let path = workspace_root().join("examples/ecs/calc-fargate-task-definition.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let definition: Value = serde_json::from_str(&text).unwrap();
+    // Fargate mounts no Docker socket: the sidecar reads task metadata instead.
+    assert_eq!(definition["requiresCompatibilities"], serde_json::json!(["FARGATE"]));
+    assert_eq!(definition["networkMode"], "awsvpc", "Fargate runs only awsvpc");
+    assert!(!text.contains("docker.sock"), "no Docker socket anywhere");
+    assert!(
+        definition.get("volumes").is_none_or(|v| v.as_array().is_some_and(Vec::is_empty)),
+        "no volumes: {}",
+        definition["volumes"]
+    );
+    let (cpu, memory) =
+        (whole_number(&definition["cpu"]).unwrap(), whole_number(&definition["memory"]).unwrap());
+    assert!(is_fargate_size(cpu, memory), "cpu {cpu} with memory {memory} is not a Fargate task size");
+    // awslogs (and the secret) need the execution role; Route53 needs the task role.
+    for role in ["executionRoleArn", "taskRoleArn"] {
+        assert!(definition[role].as_str().is_some_and(|arn| arn.starts_with("arn:aws:iam::")), "{role}");
+    }
+    assert!(definition["taskRoleArn"].as_str().unwrap().contains("SidecarPolicyArn"));
+
+    let containers = definition["containerDefinitions"].as_array().unwrap();
+    let variables = |container: &Value| -> Vec<(String, String)> {
+        container["environment"].as_array().map_or_else(Vec::new, |environment| {
+            environment
+                .iter()
+                .map(|v| (v["name"].as_str().unwrap().to_owned(), v["value"].as_str().unwrap().to_owned()))
+                .collect()
+        })
+    };
+    let lookup = |container: &Value, name: &str| {
+        variables(container).into_iter().find(|(n, _)| n == name).map(|(_, value)| value)
+    };
+    for container in containers {
+        let name = &container["name"];
+        assert!(
+            container.get("mountPoints").is_none_or(|m| m.as_array().is_some_and(Vec::is_empty)),
+            "{name}: no mountPoints"
+        );
+        assert_eq!(container["logConfiguration"]["logDriver"], "awslogs", "{name}");
+        // Fargate waits at most 120 s for a container to stop.
+        let stop = container["stopTimeout"].as_u64().unwrap_or_else(|| panic!("{name}: stopTimeout"));
+        assert!(stop <= 120, "{name}: stopTimeout {stop} is over Fargate's 120 s");
+        // The images are FROM scratch: no shell for a CMD-SHELL health check.
+        if let Some(check) = container.get("healthCheck") {
+            assert_eq!(check["command"][0], "CMD", "{name}: {check}");
+        }
+    }
+
+    let sidecar = containers.iter().find(|c| c["name"] == "ecssd").unwrap();
+    assert_eq!(sidecar["essential"], true);
+    assert!(sidecar["memoryReservation"].as_u64().unwrap() <= 32, "a small reservation");
+    assert_eq!(lookup(sidecar, "ECSSD_SOURCE").as_deref(), Some("metadata"), "metadata mode, said outright");
+    assert!(lookup(sidecar, "ECSSD_DOMAIN").is_some() && lookup(sidecar, "ECSSD_ZONE_ID").is_some());
+    assert!(lookup(sidecar, "DOCKER_HOST").is_none());
+    let ttl: u64 = lookup(sidecar, "ECSSD_TTL").map_or(10, |ttl| ttl.parse().unwrap());
+    assert!(sidecar["stopTimeout"].as_u64().unwrap() > ttl, "stopTimeout covers the drain (the TTL)");
+
+    let apps: Vec<&Value> = containers.iter().filter(|c| c["name"] != "ecssd").collect();
+    assert!(!apps.is_empty());
+    for app in apps {
+        let name = &app["name"];
+        assert_eq!(app["dependsOn"], serde_json::json!([{"containerName": "ecssd", "condition": "START"}]));
+        // Task metadata carries docker labels, not environment variables: a SERVICE_ variable in the
+        // environment would never be seen.
+        for (variable, _) in variables(app) {
+            assert!(!variable.starts_with("SERVICE_"), "{name}: {variable} belongs in dockerLabels");
+        }
+        let delay: u64 = lookup(app, "SHUTDOWN_DELAY_SECONDS")
+            .expect("the example lingers after SIGTERM")
+            .parse()
+            .unwrap();
+        assert!(delay >= ttl, "lingers at least the TTL");
+        assert!(app["stopTimeout"].as_u64().unwrap() > delay, "stopTimeout covers the linger");
+        let labels: Vec<String> = app["dockerLabels"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: no dockerLabels"))
+            .iter()
+            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap()))
+            .collect();
+        let parsed = ecssd_records::parse_service_env(labels.iter().map(String::as_str));
+        assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+        assert!(!parsed.bindings.is_empty(), "{name}: no SERVICE_<port>_NAME label");
+        for binding in parsed.bindings {
+            let mapping = app["portMappings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["containerPort"] == binding.container_port)
+                .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
+            // awsvpc: the host port is the container port, or left out.
+            assert!(
+                mapping.get("hostPort").is_none_or(|host| host == &mapping["containerPort"]),
+                "{name}: {mapping}"
+            );
         }
     }
 }

@@ -261,7 +261,13 @@ async fn permanent_errors_exit_non_zero_with_a_clear_message() {
     type Case = (Vec<&'static str>, Vec<(&'static str, &'static str)>, &'static str);
     let cases: Vec<Case> = vec![
         (vec!["--domain=elsewhere.internal"], vec![], "no private hosted zone is named elsewhere.internal"),
-        (vec![], vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock")], "mount /var/run/docker.sock"),
+        // Docker mode asked for, and no socket: no silent switch to task metadata.
+        (
+            vec![],
+            vec![("DOCKER_HOST", "unix:///nonexistent/docker.sock"), ("ECSSD_SOURCE", "docker")],
+            "mount /var/run/docker.sock",
+        ),
+        (vec!["--source=podman"], vec![], "invalid value 'podman' for '--source <SOURCE>'"),
         (
             vec!["--metadata-wait-seconds=1", "--metadata-uri=http://127.0.0.1:9/v4/x"],
             vec![],
