@@ -1,6 +1,7 @@
 //! What the task knows about itself: ECS task metadata v4, and the host's private IP from EC2
 //! instance metadata (IMDSv2) for bridge and host networking.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -30,10 +31,11 @@ pub enum NetworkMode {
     Awsvpc(Ipv4Addr),
 }
 
-/// The fields of task metadata v4 the sidecar uses.
+/// The fields of a task metadata v4 `/task` document the sidecar uses (ECS Developer Guide, "Task
+/// metadata endpoint version 4" and its Fargate variant).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct TaskMetadata {
+pub struct TaskMetadata {
     cluster: String,
     #[serde(rename = "TaskARN")]
     task_arn: String,
@@ -41,16 +43,55 @@ struct TaskMetadata {
     /// exiting), while its containers may still run for a while (a load balancer's deregistration
     /// delay, their stop timeouts).
     #[serde(default)]
-    desired_status: String,
+    pub desired_status: String,
     #[serde(default)]
-    containers: Vec<ContainerMetadata>,
+    pub containers: Vec<ContainerMetadata>,
+}
+
+impl TaskMetadata {
+    /// Parses a `/task` document; the error says what is wrong with it.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(body).map_err(|e| format!("not the task metadata v4 format: {e}"))
+    }
+}
+
+/// One container of the task. `Type` is `NORMAL` for the task definition's containers (others are
+/// ECS's own, e.g. `CNI_PAUSE`); `Ports[].HostPort` is given in bridge and host mode only; `Health`
+/// appears only for a container whose task definition has a `healthCheck`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerMetadata {
+    pub name: String,
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub known_status: String,
+    #[serde(default)]
+    pub desired_status: String,
+    /// The task definition's `dockerLabels` and ECS's own `com.amazonaws.ecs.*` labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ports: Vec<PortMetadata>,
+    pub health: Option<HealthMetadata>,
+    #[serde(default)]
+    networks: Vec<NetworkMetadata>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ContainerMetadata {
+pub struct PortMetadata {
+    pub container_port: u16,
     #[serde(default)]
-    networks: Vec<NetworkMetadata>,
+    pub protocol: String,
+    pub host_port: Option<u16>,
+}
+
+/// `status` is HEALTHY, UNHEALTHY or UNKNOWN (the agent's name for Docker's "starting").
+#[derive(Debug, Clone, Deserialize)]
+pub struct HealthMetadata {
+    #[serde(default)]
+    pub status: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,8 +157,7 @@ pub async fn task_identity(endpoint: &TaskEndpoint, wait: Duration) -> Result<Ta
 /// not a stop.
 pub async fn task_is_stopping(endpoint: &TaskEndpoint) -> Result<bool, String> {
     let body = endpoint.read(Duration::from_secs(2)).await?;
-    let metadata: TaskMetadata = serde_json::from_slice(&body)
-        .map_err(|e| format!("{}: not the task metadata v4 format: {e}", endpoint.url()))?;
+    let metadata = TaskMetadata::parse(&body).map_err(|e| format!("{}: {e}", endpoint.url()))?;
     Ok(metadata.desired_status == "STOPPED")
 }
 
@@ -144,8 +184,7 @@ async fn retry_for<T, E: std::fmt::Display, F: Future<Output = Result<T, E>>>(
 }
 
 fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
-    let metadata: TaskMetadata = serde_json::from_slice(body)
-        .map_err(|e| SidecarError::NoTaskMetadata(format!("task metadata is not the v4 format: {e}")))?;
+    let metadata = TaskMetadata::parse(body).map_err(SidecarError::NoTaskMetadata)?;
     let task: TaskArn =
         metadata.task_arn.parse().map_err(|e| SidecarError::NoTaskMetadata(format!("{e}")))?;
     let network = metadata.containers.iter().flat_map(|c| c.networks.first()).next();
@@ -222,6 +261,6 @@ mod tests {
         let short = parse_task_identity(short).expect("a short cluster name");
         assert_eq!(short.cluster, "arn:aws:ecs:eu-west-1:2:cluster/prod");
         let err = parse_task_identity(b"{}").expect_err("garbage");
-        assert!(err.to_string().contains("not the v4 format"), "{err}");
+        assert!(err.to_string().contains("not the task metadata v4 format"), "{err}");
     }
 }

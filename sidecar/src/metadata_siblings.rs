@@ -1,17 +1,11 @@
 //! The task's containers as ECS task metadata v4 describes them (`${ECS_CONTAINER_METADATA_URI_V4}/task`):
 //! the source on Fargate, and on EC2 without the Docker socket. It shows the task definition's
 //! `dockerLabels`, not environment variables, so `SERVICE_*` settings come from labels here.
-//!
-//! Fields per the ECS Developer Guide, "Task metadata endpoint version 4" (and its Fargate variant):
-//! `Type` is `NORMAL` for the task definition's containers (others are ECS's own, e.g. `CNI_PAUSE`);
-//! `Ports[].HostPort` is given in bridge and host mode only; `Health` appears only for a container
-//! whose task definition has a `healthCheck`, its `status` HEALTHY, UNHEALTHY or UNKNOWN.
-
-use std::collections::BTreeMap;
+//! The document's fields: [`crate::metadata::TaskMetadata`].
 
 use ecssd_records::Protocol;
-use serde::Deserialize;
 
+use crate::metadata::TaskMetadata;
 use crate::siblings::{Health, Sibling, service_labels};
 
 /// What one read of task metadata says: the containers that serve, and whether ECS is stopping the
@@ -24,51 +18,9 @@ pub struct TaskView {
     pub stopping: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct TaskDocument {
-    #[serde(default)]
-    desired_status: String,
-    #[serde(default)]
-    containers: Vec<ContainerDocument>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ContainerDocument {
-    name: String,
-    #[serde(rename = "Type", default)]
-    kind: String,
-    #[serde(default)]
-    known_status: String,
-    #[serde(default)]
-    desired_status: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    #[serde(default)]
-    ports: Vec<PortDocument>,
-    health: Option<HealthDocument>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PortDocument {
-    container_port: u16,
-    #[serde(default)]
-    protocol: String,
-    host_port: Option<u16>,
-}
-
-#[derive(Debug, Deserialize)]
-struct HealthDocument {
-    #[serde(default)]
-    status: String,
-}
-
 /// Reads a task metadata v4 `/task` document; the error says what is wrong with it.
 pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
-    let task: TaskDocument =
-        serde_json::from_slice(body).map_err(|e| format!("not the task metadata v4 format: {e}"))?;
+    let task = TaskMetadata::parse(body)?;
     let mut siblings: Vec<Sibling> = task
         .containers
         .into_iter()
@@ -107,6 +59,8 @@ pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     /// A Fargate task as the ECS Developer Guide's examples show one, trimmed to what is read here.
@@ -147,7 +101,8 @@ mod tests {
 
     #[test]
     fn bridge_host_ports_and_a_stopping_task() {
-        let doc = r#"{"DesiredStatus": "STOPPED", "Containers": [{"Name": "web", "Type": "NORMAL",
+        let doc = r#"{"Cluster": "c", "TaskARN": "arn:aws:ecs:us-east-1:1:task/c/abc",
+            "DesiredStatus": "STOPPED", "Containers": [{"Name": "web", "Type": "NORMAL",
             "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
             "Ports": [{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 32768, "HostIp": "0.0.0.0"},
                       {"ContainerPort": 53, "Protocol": "udp", "HostPort": 32769}]}]}"#;
@@ -160,7 +115,8 @@ mod tests {
 
     #[test]
     fn a_malformed_document_says_so() {
-        for body in [&b"<html>"[..], br#"{"Containers": [{"Type": "NORMAL"}]}"#, br#"{"Containers": 3}"#] {
+        let unnamed = br#"{"Cluster": "c", "TaskARN": "t", "Containers": [{"Type": "NORMAL"}]}"#;
+        for body in [&b"<html>"[..], unnamed, br#"{"Cluster": "c", "TaskARN": "t", "Containers": 3}"#] {
             let err = task_view(body).unwrap_err();
             assert!(err.starts_with("not the task metadata v4 format"), "{err}");
         }
