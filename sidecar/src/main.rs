@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use ecssd_edge::logging::{self, Timestamps};
-use ecssd_sidecar::source::{self, Source};
+use ecssd_sidecar::source::{self, Source, SourceClient};
 use ecssd_sidecar::{Config, Deps, SidecarError};
 
 fn main() -> ExitCode {
@@ -16,12 +16,12 @@ fn main() -> ExitCode {
 async fn start(config: Config) -> anyhow::Result<()> {
     let docker_host = std::env::var("DOCKER_HOST").ok();
     let (source, why) = source::choose(config.source, docker_host.as_deref(), Path::exists);
-    let docker = match source {
-        Source::Docker => Some(connect_docker().await?),
-        Source::Metadata => None,
+    let source = match source {
+        Source::Docker => SourceClient::Docker(connect_docker().await?),
+        Source::Metadata => SourceClient::Metadata,
     };
     let sdk = ecssd_edge::sdk::load().await;
-    let deps = Deps { source, source_reason: why, docker, route53: ecssd_edge::route53::client(&sdk) };
+    let deps = Deps { source, source_reason: why, route53: ecssd_edge::route53::client(&sdk) };
     ecssd_sidecar::run(config, deps, shutdown_signal()).await?;
     Ok(())
 }

@@ -26,16 +26,15 @@ use crate::metadata_siblings;
 use crate::problems::{Problem, Problems};
 use crate::registrar::{Converged, Registrar};
 use crate::siblings::{self, EndpointProblem, Sibling};
-use crate::source::Source;
+use crate::source::SourceClient;
 
 /// Clients built once by `main`.
 #[derive(Debug, Clone)]
 pub struct Deps {
-    /// Where the task's containers are seen, and why (said at start).
-    pub source: Source,
+    /// Where the task's containers are seen (with the Docker client in Docker mode), and why (said at
+    /// start).
+    pub source: SourceClient,
     pub source_reason: String,
-    /// The Docker client: present exactly in Docker mode.
-    pub docker: Option<Docker>,
     pub route53: aws_sdk_route53::Client,
 }
 
@@ -96,8 +95,8 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let endpoint = TaskEndpoint::new(config.metadata_uri.as_deref())?;
     let identity = metadata::task_identity(&endpoint, wait).await?;
     let address = reachable_address(&config, &identity, wait).await?;
-    let mut follower = match (deps.source, &deps.docker) {
-        (Source::Docker, Some(docker)) => {
+    let mut follower = match &deps.source {
+        SourceClient::Docker(docker) => {
             docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
             Follower::Docker {
                 docker: docker.clone(),
@@ -105,8 +104,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 lister: SiblingLister::new(docker.clone(), identity.task.to_string()),
             }
         }
-        (Source::Docker, None) => return Err(SidecarError::NoDocker("no Docker client was made".into())),
-        (Source::Metadata, _) => Follower::Metadata { endpoint: endpoint.clone() },
+        SourceClient::Metadata => Follower::Metadata { endpoint: endpoint.clone() },
     };
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), ROUTE53_RETRY),
@@ -114,7 +112,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     };
     let mut healer = healer(&config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
-        %address, zone_id = zone.zone_id(), domain = %config.domain, source = deps.source.as_str(),
+        %address, zone_id = zone.zone_id(), domain = %config.domain, source = deps.source.source().as_str(),
         source_reason = deps.source_reason,
         resolver = healer.as_ref().map(|h| h.resolver().address.to_string()), "ecssd sidecar starting");
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };

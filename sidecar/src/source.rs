@@ -19,6 +19,22 @@ pub enum Source {
     Metadata,
 }
 
+/// The source in use, with the client it needs: what `main` hands to [`crate::run`].
+#[derive(Debug, Clone)]
+pub enum SourceClient {
+    Docker(bollard::Docker),
+    Metadata,
+}
+
+impl SourceClient {
+    pub fn source(&self) -> Source {
+        match self {
+            Self::Docker(_) => Source::Docker,
+            Self::Metadata => Source::Metadata,
+        }
+    }
+}
+
 impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
