@@ -52,10 +52,15 @@ const SAFETY_RESYNC: Duration = Duration::from_secs(30);
 /// How long one read of task metadata may take after start before it counts as failed.
 const METADATA_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Retrying a convergence that failed after start (Route53 refusing, Docker away): soon at first, then
-/// about once a minute, for as long as it takes.
+/// Retrying a convergence Route53 failed after start: soon at first, then about once a minute, for as
+/// long as it takes (a fleet's retries spend the account's rate).
 const AFTER_START_RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), give_up_after: None };
+
+/// Retrying the task's local source (the Docker socket, task metadata) after a failed listing: these
+/// cost no AWS call, and a change made while they failed is seen within 5 s of their return.
+const SOURCE_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_millis(500), cap: Duration::from_secs(5), give_up_after: None };
 
 /// What a DNS check heard, per (name, type).
 type Answers = std::collections::BTreeMap<(String, RecordType), Result<dns::Answer, String>>;
@@ -147,6 +152,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     // Reconnecting to Docker's event stream.
     let mut reconnect = Backoff::new(RetryPolicy::default());
     let mut retry = Backoff::new(AFTER_START_RETRY);
+    let mut source_retry = Backoff::new(SOURCE_RETRY);
     let mut pending: Pending = Some((Instant::now(), None));
     // After a failed convergence, nothing (events, the safety net) brings the retry forward: a fleet
     // whose changes Route53 refuses must not retry in step with Docker's events.
@@ -210,6 +216,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                 match outcome {
                     Ok(done) => {
                         retry.reset();
+                        source_retry.reset();
                         retrying_until = Instant::now();
                         problems.clear(Problem::DockerUnreachable);
                         problems.clear(Problem::MetadataUnreachable);
@@ -234,7 +241,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                         }
                     }
                     Err(ResyncError::Source(e)) => {
-                        let delay = retry.next_delay();
+                        let delay = source_retry.next_delay();
                         let problem = match e {
                             SourceError::Docker(_) => Problem::DockerUnreachable,
                             SourceError::Metadata(_) => Problem::MetadataUnreachable,

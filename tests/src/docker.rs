@@ -20,7 +20,7 @@ pub const WORKLOAD_IMAGE: &str = "ecssd-busybox:test";
 /// Where Debian's busybox-static puts the binary.
 const BUSYBOX: &str = "/bin/busybox";
 /// Marks containers a test started, with the pid of the test process.
-const TEST_LABEL: &str = "ecssd.test.pid";
+pub(crate) const TEST_LABEL: &str = "ecssd.test.pid";
 
 /// Connects to the engine named by `DOCKER_HOST` or the local socket, at an API version it speaks.
 pub async fn connect() -> anyhow::Result<Docker> {
@@ -86,8 +86,15 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// Container ports (tcp) to publish on a dynamic port of 127.0.0.1.
     pub publish: Vec<u16>,
-    /// A Docker HEALTHCHECK command, if any (`CMD-SHELL` form).
+    /// A Docker HEALTHCHECK command, if any (`CMD-SHELL` form), run every 0.5 s; one failure makes
+    /// the container unhealthy.
     pub healthcheck: Option<String>,
+    /// The healthcheck's start period (`startPeriod` in a task definition's healthCheck): until a
+    /// check passes within it, failures do not count and Docker says `starting`. None: no grace.
+    pub health_start_period: Option<std::time::Duration>,
+    /// The task definition's `dockerLabels`, set as Docker labels beside the `com.amazonaws.ecs.*`
+    /// ones the agent adds (e.g. `SERVICE_80_NAME` = `_web._tcp`).
+    pub labels: Vec<(String, String)>,
     /// The command; defaults to busybox httpd serving `/www` on port 80 (for the workload image).
     pub cmd: Option<Vec<String>>,
     /// Another local image (e.g. the sidecar's); `cmd: None` then runs its entrypoint.
@@ -156,7 +163,10 @@ impl Task {
     }
 
     async fn create(&self, spec: &ContainerSpec, task_id: &str) -> anyhow::Result<String> {
-        let labels = HashMap::from([
+        // The task definition's dockerLabels, then the agent's own (which win over a dockerLabel of
+        // the same name).
+        let mut labels: HashMap<String, String> = spec.labels.iter().cloned().collect();
+        labels.extend([
             ("com.amazonaws.ecs.task-arn".to_owned(), self.task_arn.clone()),
             ("com.amazonaws.ecs.cluster".to_owned(), self.cluster_arn.clone()),
             ("com.amazonaws.ecs.container-name".to_owned(), spec.name.clone()),
@@ -179,7 +189,9 @@ impl Task {
             interval: Some(500_000_000),
             timeout: Some(1_000_000_000),
             retries: Some(1),
-            start_period: Some(0),
+            start_period: Some(
+                spec.health_start_period.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            ),
             start_interval: None,
         });
         let default_cmd = || ["httpd", "-f", "-p", "80", "-h", "/www"].map(String::from).to_vec();

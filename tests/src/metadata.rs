@@ -1,8 +1,16 @@
 //! Stand-ins for the two endpoints ECS and EC2 give a task, served on loopback and built on every
 //! request from what the real Docker engine runs:
-//! - ECS task metadata v4: `GET /v4/<container-name>` and `GET /v4/<container-name>/task`;
+//! - ECS task metadata v4: `GET /v4/<container-name>` and `GET /v4/<container-name>/task`, in the
+//!   shape of an EC2 task or of a Fargate one ([`LaunchType`]);
 //! - EC2 instance metadata with IMDSv2 sessions: `PUT /latest/api/token`, then
 //!   `GET /latest/meta-data/{local-ipv4,instance-id}` with the token.
+//!
+//! Each container the task definition names is a Docker container labelled with the task's ARN; the
+//! agent's own pause container of an awsvpc task is described without one (nothing here needs it to
+//! run). Which rule of the real endpoint each part follows is said where it is built; the sources are
+//! the ECS Developer Guide's "Amazon ECS task metadata endpoint version 4" (with its "JSON response"
+//! and "examples" pages), its Fargate variants ("... for tasks on Fargate"), and the ECS agent's
+//! source (amazon-ecs-agent: `agent/handlers/v4`, `ecs-agent/api/container/status`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -49,6 +57,26 @@ pub enum ClusterForm {
     ShortName,
 }
 
+/// Where the task runs, which decides the shape of its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaunchType {
+    /// An EC2 container instance: Docker's ids and names, the agent's port bindings.
+    Ec2,
+    /// Fargate: awsvpc only ([`MetadataServer::start`] refuses another mode), the cluster as an ARN,
+    /// `DockerId`s that are not Docker's, no host ports. (Nor a Docker socket or IMDS for the task;
+    /// this stand-in still serves IMDS, so tests give the sidecar no Docker socket themselves.)
+    Fargate,
+}
+
+impl LaunchType {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ec2 => "EC2",
+            Self::Fargate => "FARGATE",
+        }
+    }
+}
+
 /// What the stand-ins say about the task and its host.
 #[derive(Debug, Clone)]
 pub struct MetadataConfig {
@@ -60,7 +88,11 @@ pub struct MetadataConfig {
     /// The instance's private IP as IMDS reports it; 127.0.0.1 here, where ports are published.
     pub host_ip: Ipv4Addr,
     pub instance_id: String,
+    pub launch_type: LaunchType,
 }
+
+/// The name task metadata gives the agent's pause container of an awsvpc task.
+pub const PAUSE_CONTAINER: &str = "~internal~ecs~pause";
 
 /// The running stand-in server; stops when dropped.
 #[derive(Debug)]
@@ -70,6 +102,8 @@ pub struct MetadataServer {
     available: Arc<AtomicBool>,
     /// Once true, the task's `DesiredStatus` is STOPPED: ECS has decided to stop it.
     stop_requested: Arc<AtomicBool>,
+    /// Task metadata requests (`/v4/...`) received, answered or not.
+    task_requests: Arc<AtomicUsize>,
     resets: Arc<Resets>,
     serving: JoinHandle<()>,
 }
@@ -92,17 +126,26 @@ const IMDS_TOKEN: &str = "ecssd-test-imds-token";
 
 impl MetadataServer {
     pub async fn start(docker: Docker, config: MetadataConfig) -> anyhow::Result<Self> {
+        // Fargate tasks are networked awsvpc, and only so (ECS Developer Guide, "Amazon ECS task
+        // networking options for Fargate").
+        if config.launch_type == LaunchType::Fargate && !matches!(config.network_mode, NetworkMode::Awsvpc(_))
+        {
+            anyhow::bail!("a Fargate task is networked awsvpc, not {:?}", config.network_mode);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let available = Arc::new(AtomicBool::new(true));
         let stop_requested = Arc::new(AtomicBool::new(false));
         let resets = Arc::new(Resets::default());
+        let task_requests = Arc::new(AtomicUsize::new(0));
+        let counted = task_requests.clone();
         let state = Arc::new((docker, config, available.clone(), stop_requested.clone()));
         let accept_resets = resets.clone();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
                 let resets = accept_resets.clone();
+                let counted = counted.clone();
                 tokio::spawn(async move {
                     if resets.pending.load(Ordering::SeqCst) > 0 && is_imds(&stream).await && resets.claim() {
                         // RST without a response: SO_LINGER 0, then close.
@@ -114,7 +157,11 @@ impl MetadataServer {
                     }
                     let service = service_fn(move |req| {
                         let state = state.clone();
+                        let counted = counted.clone();
                         async move {
+                            if req.uri().path().starts_with("/v4/") {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            }
                             if req.uri().path().starts_with("/v4/") && !state.2.load(Ordering::SeqCst) {
                                 return Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, ""));
                             }
@@ -128,7 +175,7 @@ impl MetadataServer {
                 });
             }
         });
-        Ok(Self { addr, available, stop_requested, resets, serving })
+        Ok(Self { addr, available, stop_requested, task_requests, resets, serving })
     }
 
     /// Resets the next `n` connections whose first request is for IMDS (`PUT /latest/api/token`,
@@ -141,6 +188,11 @@ impl MetadataServer {
     /// IMDS connections reset so far.
     pub fn imds_resets_done(&self) -> usize {
         self.resets.done.load(Ordering::SeqCst)
+    }
+
+    /// Task metadata requests received so far (`/v4/...`), answered or failed: a reader's polls.
+    pub fn task_requests(&self) -> usize {
+        self.task_requests.load(Ordering::SeqCst)
     }
 
     /// Makes task metadata answer (true) or fail with 503 (false).
@@ -248,24 +300,170 @@ async fn handle(
 }
 
 fn task_document(config: &MetadataConfig, containers: Vec<Value>, desired: &str) -> Value {
-    let cluster = match config.cluster_form {
-        ClusterForm::Arn => config.cluster_arn.as_str(),
-        ClusterForm::ShortName => config.cluster_arn.rsplit('/').next().unwrap_or_default(),
+    // "The Amazon Resource Name (ARN) or short name of the Amazon ECS cluster" ("Amazon ECS task
+    // metadata V4 JSON response"); Fargate gives the ARN ("Amazon ECS task metadata v4 examples for
+    // tasks on Fargate").
+    let cluster = match (config.launch_type, config.cluster_form) {
+        (LaunchType::Fargate, _) | (_, ClusterForm::Arn) => config.cluster_arn.as_str(),
+        (LaunchType::Ec2, ClusterForm::ShortName) => {
+            config.cluster_arn.rsplit('/').next().unwrap_or_default()
+        }
     };
     json!({
         "Cluster": cluster,
         "TaskARN": config.task_arn,
-        "Family": "ecssd-test",
-        "Revision": "1",
+        "Family": FAMILY,
+        "Revision": REVISION,
         "DesiredStatus": desired,
         "KnownStatus": "RUNNING",
-        "LaunchType": "EC2",
+        // "The launch type the task is using" ("Amazon ECS task metadata V4 JSON response").
+        "LaunchType": config.launch_type.as_str(),
         "AvailabilityZone": "us-east-1a",
         "Containers": containers,
     })
 }
 
-/// The task's containers as task metadata v4 describes them, from Docker inspect.
+/// The task definition the test tasks claim (as `docker::Task` labels their containers).
+const FAMILY: &str = "ecssd-test";
+const REVISION: &str = "1";
+
+/// The task's id, the last part of its ARN.
+fn task_id(config: &MetadataConfig) -> &str {
+    config.task_arn.rsplit('/').next().unwrap_or_default()
+}
+
+/// A number from `seed`, the same for the same seed, for ids that must be stable between requests.
+fn stable_number(seed: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    seed.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The `DockerId` task metadata gives a container Docker knows as `docker_id` (or the pause container).
+fn metadata_docker_id(config: &MetadataConfig, docker_id: &str) -> String {
+    match config.launch_type {
+        LaunchType::Ec2 => docker_id.to_owned(),
+        // On Fargate, a 32-digit hex id followed by a 10-digit number ("Amazon ECS task metadata v4
+        // JSON response for tasks on Fargate", `DockerId`): the task's id, a hyphen, a number
+        // (as in that guide's examples).
+        LaunchType::Fargate => {
+            let number = stable_number(docker_id) % 10_000_000_000;
+            format!("{}-{number:010}", task_id(config).replace('-', ""))
+        }
+    }
+}
+
+/// The containers' network as task metadata v4 gives it: the mode, the address; an ENI's details.
+fn network(config: &MetadataConfig, bridge_ip: String) -> Value {
+    match config.network_mode {
+        // "awsvpc": every container of the task has the ENI's address, with the ENI's details
+        // ("Amazon ECS task metadata v4 examples", the awsvpc and Fargate ones).
+        NetworkMode::Awsvpc(eni) => {
+            let [a, b, c, d] = eni.octets();
+            json!({
+                "NetworkMode": config.network_mode.as_str(),
+                "IPv4Addresses": [eni.to_string()],
+                "AttachmentIndex": 0,
+                "MACAddress": format!("0e:9e:32:{a:02x}:{c:02x}:{d:02x}"),
+                "IPv4SubnetCIDRBlock": format!("{a}.{b}.{c}.0/24"),
+                "PrivateDNSName": format!("ip-{a}-{b}-{c}-{d}.ec2.internal"),
+                "SubnetGatewayIpv4Address": format!("{a}.{b}.{c}.1/24"),
+            })
+        }
+        NetworkMode::Host => {
+            json!({"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [config.host_ip.to_string()]})
+        }
+        NetworkMode::Bridge => {
+            json!({"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [bridge_ip]})
+        }
+    }
+}
+
+/// The agent's pause container of an awsvpc task, which holds the ENI: "Name":
+/// "~internal~ecs~pause", "Type": "CNI_PAUSE", status RESOURCES_PROVISIONED, the agent's labels only
+/// ("Amazon ECS task metadata v3 examples for tasks on Fargate"; amazon-ecs-agent: the container type
+/// `ContainerCNIPause`, status `ContainerResourcesProvisioned`). Its desired status follows the task's
+/// once ECS stops it.
+fn pause_container(config: &MetadataConfig, desired: &str) -> Value {
+    let docker_id = match config.launch_type {
+        LaunchType::Ec2 => {
+            (0..4).map(|i| format!("{:016x}", stable_number(&format!("{}/{i}", config.task_arn)))).collect()
+        }
+        LaunchType::Fargate => format!("{}/pause", config.task_arn),
+    };
+    let docker_name = match config.launch_type {
+        LaunchType::Ec2 => {
+            format!("ecs-{FAMILY}-{REVISION}-internalecspause-{:016x}", stable_number(&config.task_arn))
+        }
+        LaunchType::Fargate => PAUSE_CONTAINER.to_owned(),
+    };
+    let desired = if desired == "STOPPED" { "STOPPED" } else { "RESOURCES_PROVISIONED" };
+    json!({
+        "DockerId": metadata_docker_id(config, &docker_id),
+        "Name": PAUSE_CONTAINER,
+        "DockerName": docker_name,
+        "Image": "amazon/amazon-ecs-pause:0.1.0",
+        "Labels": {
+            "com.amazonaws.ecs.cluster": config.cluster_arn,
+            "com.amazonaws.ecs.container-name": PAUSE_CONTAINER,
+            "com.amazonaws.ecs.task-arn": config.task_arn,
+            "com.amazonaws.ecs.task-definition-family": FAMILY,
+            "com.amazonaws.ecs.task-definition-version": REVISION,
+        },
+        "DesiredStatus": desired,
+        "KnownStatus": "RESOURCES_PROVISIONED",
+        "Type": "CNI_PAUSE",
+        "Networks": [network(config, String::new())],
+    })
+}
+
+/// A container's `KnownStatus` from Docker's state: the agent's container statuses NONE, PULLED,
+/// CREATED, RUNNING, RESOURCES_PROVISIONED, STOPPED (amazon-ecs-agent `ContainerStatus`).
+fn known_status(state: &bollard::models::ContainerState) -> &'static str {
+    use bollard::models::ContainerStateStatusEnum as State;
+    match state.status {
+        Some(State::CREATED) => "CREATED",
+        _ if state.running.unwrap_or(false) => "RUNNING",
+        _ => "STOPPED",
+    }
+}
+
+/// The `Health` of a container with a healthcheck: the agent reports Docker's `starting` as UNKNOWN,
+/// `healthy` and `unhealthy` as HEALTHY and UNHEALTHY (amazon-ecs-agent: `ContainerHealthStatus`
+/// and its `BackendStatus`), since when, and the last check's output and exit code
+/// (`statusSince`, `output`, `exitCode`, each omitted when empty). None without a healthcheck: only a
+/// container whose task definition has a health check has `Health` ("Amazon ECS task metadata V4
+/// JSON response").
+fn health(state: &bollard::models::ContainerState) -> Option<Value> {
+    use bollard::models::HealthStatusEnum as Status;
+    let docker_health = state.health.as_ref()?;
+    let status = match docker_health.status? {
+        Status::HEALTHY => "HEALTHY",
+        Status::UNHEALTHY => "UNHEALTHY",
+        Status::STARTING => "UNKNOWN",
+        Status::NONE | Status::EMPTY => return None,
+    };
+    let mut health = json!({"status": status});
+    // Serialized, so as not to depend on how bollard is built to give dates.
+    let last =
+        docker_health.log.as_ref().and_then(|log| log.last()).and_then(|l| serde_json::to_value(l).ok());
+    if let Some(last) = last {
+        if let Some(end) = last["End"].as_str().filter(|e| !e.is_empty()) {
+            health["statusSince"] = json!(end);
+        }
+        if let Some(output) = last["Output"].as_str().filter(|o| !o.is_empty()) {
+            health["output"] = json!(output);
+        }
+        if let Some(code) = last["ExitCode"].as_i64().filter(|c| *c != 0) {
+            health["exitCode"] = json!(code);
+        }
+    }
+    Some(health)
+}
+
+/// The task's containers as task metadata v4 describes them, from Docker inspect, after the pause
+/// container in awsvpc mode.
 async fn task_containers(
     docker: &Docker,
     config: &MetadataConfig,
@@ -281,49 +479,72 @@ async fn task_containers(
         }))
         .await?;
     let mut containers = Vec::new();
+    if let NetworkMode::Awsvpc(_) = config.network_mode {
+        containers.push(pause_container(config, desired));
+    }
+    let awsvpc = matches!(config.network_mode, NetworkMode::Awsvpc(_));
     for summary in listed {
         let Some(id) = summary.id else { continue };
         let inspect = docker.inspect_container(&id, None::<InspectContainerOptions>).await?;
-        let labels = inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let mut labels = inspect.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        // The bed's own bookkeeping, not the task definition's.
+        labels.remove(crate::docker::TEST_LABEL);
+        let name = labels.get("com.amazonaws.ecs.container-name").cloned().unwrap_or_default();
         let state = inspect.state.clone().unwrap_or_default();
-        let running = state.running.unwrap_or(false);
         let settings = inspect.network_settings.clone().unwrap_or_default();
         let bridge_ip = settings
             .networks
             .as_ref()
             .and_then(|n| n.values().find_map(|e| e.ip_address.clone()))
             .unwrap_or_default();
-        let ip = match config.network_mode {
-            NetworkMode::Awsvpc(eni) => eni.to_string(),
-            NetworkMode::Host => config.host_ip.to_string(),
-            NetworkMode::Bridge => bridge_ip,
-        };
         let mut ports = Vec::new();
         for (key, bindings) in settings.ports.unwrap_or_default() {
             let (port, protocol) = key.split_once('/').unwrap_or((&key, "tcp"));
+            let port = port.parse::<u16>().unwrap_or(0);
+            if awsvpc {
+                // The agent leaves `HostPort` out in awsvpc mode (`json:",omitempty"` on a port it
+                // does not set), and `HostIp` with it: the task's ENI has the container's ports.
+                ports.push(json!({"ContainerPort": port, "Protocol": protocol}));
+                continue;
+            }
             for binding in bindings.unwrap_or_default() {
                 ports.push(json!({
-                    "ContainerPort": port.parse::<u16>().unwrap_or(0),
+                    "ContainerPort": port,
                     "Protocol": protocol,
                     "HostPort": binding.host_port.and_then(|p| p.parse::<u16>().ok()).unwrap_or(0),
                     "HostIp": binding.host_ip.unwrap_or_default(),
                 }));
             }
         }
+        ports.sort_by_key(|p| (p["ContainerPort"].as_u64(), p["Protocol"].as_str().map(String::from)));
+        ports.dedup();
+        // On EC2 Docker's name of the container; on Fargate the task definition's ("Amazon ECS task
+        // metadata v4 examples for tasks on Fargate").
+        let docker_name = match config.launch_type {
+            LaunchType::Ec2 => inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned(),
+            LaunchType::Fargate => name.clone(),
+        };
         let mut container = json!({
-            "DockerId": id,
-            "Name": labels.get("com.amazonaws.ecs.container-name").cloned().unwrap_or_default(),
-            "DockerName": inspect.name.unwrap_or_default().trim_start_matches('/'),
+            "DockerId": metadata_docker_id(config, &id),
+            "Name": name,
+            "DockerName": docker_name,
             "Image": inspect.config.and_then(|c| c.image).unwrap_or_default(),
-            "Labels": labels,
             "DesiredStatus": desired,
-            "KnownStatus": if running { "RUNNING" } else { "STOPPED" },
+            "KnownStatus": known_status(&state),
+            // "NORMAL" for the task definition's containers; the agent's own have other types.
             "Type": "NORMAL",
-            "Networks": [{"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [ip]}],
-            "Ports": ports,
+            "Networks": [network(config, bridge_ip)],
         });
-        if let Some(health) = state.health.and_then(|h| h.status) {
-            container["Health"] = json!({"status": health.to_string().to_uppercase()});
+        // `Labels` is "omitted if there are no labels applied", `Ports` "if there are no exposed
+        // ports" (the task metadata JSON response pages, v3 and v4).
+        if !labels.is_empty() {
+            container["Labels"] = json!(labels);
+        }
+        if !ports.is_empty() {
+            container["Ports"] = json!(ports);
+        }
+        if let Some(health) = health(&state) {
+            container["Health"] = health;
         }
         containers.push(container);
     }

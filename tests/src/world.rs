@@ -19,7 +19,7 @@ use ecssd_records::{
 use crate::dns::{LiveDns, ZoneContents};
 use crate::docker::{self, ContainerSpec, Task};
 use crate::ecs::PlacedTask;
-use crate::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
+use crate::metadata::{ClusterForm, LaunchType, MetadataConfig, MetadataServer, NetworkMode};
 use crate::moto::Moto;
 use crate::wait_for;
 
@@ -248,15 +248,38 @@ impl World {
         self.with_metadata(task, network_mode).await
     }
 
+    /// Starts a task on Fargate with these containers, plus its task metadata stand-in: awsvpc with
+    /// the ENI address `eni`, metadata in Fargate's shape (see [`LaunchType::Fargate`]).
+    pub async fn fargate_task(
+        &self,
+        cluster: &str,
+        specs: &[ContainerSpec],
+        eni: Ipv4Addr,
+    ) -> anyhow::Result<RunningTask> {
+        let task = Task::start(&self.docker, cluster, specs).await?;
+        self.with_metadata_of(task, LaunchType::Fargate, NetworkMode::Awsvpc(eni)).await
+    }
+
     async fn with_metadata(&self, task: Task, network_mode: NetworkMode) -> anyhow::Result<RunningTask> {
+        self.with_metadata_of(task, LaunchType::Ec2, network_mode).await
+    }
+
+    async fn with_metadata_of(
+        &self,
+        task: Task,
+        launch_type: LaunchType,
+        network_mode: NetworkMode,
+    ) -> anyhow::Result<RunningTask> {
         let config = MetadataConfig {
             task_arn: task.task_arn.clone(),
             cluster_arn: task.cluster_arn.clone(),
-            // The stricter of the two forms ECS documents: the sidecar must derive the ARN itself.
+            // The stricter of the two forms ECS documents: the sidecar must derive the ARN itself
+            // (Fargate gives the ARN whatever this says).
             cluster_form: ClusterForm::ShortName,
             network_mode,
             host_ip: Ipv4Addr::LOCALHOST,
             instance_id: "i-0ecssd0000000000".into(),
+            launch_type,
         };
         let metadata = MetadataServer::start(self.docker.clone(), config).await?;
         Ok(RunningTask { task, metadata })

@@ -10,7 +10,7 @@ use bollard::query_parameters::InspectContainerOptions;
 use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType, Soa, SoaStore};
 use ecssd_tests::dns::{Answer, Dns, Rdata, ZoneContents, query};
 use ecssd_tests::docker::{self, ContainerSpec, Task};
-use ecssd_tests::metadata::{ClusterForm, MetadataConfig, MetadataServer, NetworkMode};
+use ecssd_tests::metadata::{ClusterForm, LaunchType, MetadataConfig, MetadataServer, NetworkMode};
 use ecssd_tests::world::{DOMAIN, STACK_NEGATIVE_TTL, World};
 use ecssd_tests::{http, init_tracing, wait_for};
 
@@ -22,6 +22,7 @@ fn metadata_config(task: &Task, network_mode: NetworkMode) -> MetadataConfig {
         network_mode,
         host_ip: Ipv4Addr::LOCALHOST,
         instance_id: "i-0123456789abcdef0".into(),
+        launch_type: LaunchType::Ec2,
     }
 }
 
@@ -87,6 +88,174 @@ async fn awsvpc_metadata_reports_the_eni_address() {
     let metadata = http::get_json(&format!("{}/task", server.task_metadata_uri("web"))).await.unwrap();
     assert_eq!(metadata["Containers"][0]["Networks"][0]["NetworkMode"], "awsvpc");
     assert_eq!(metadata["Containers"][0]["Networks"][0]["IPv4Addresses"][0], "10.1.2.3");
+}
+
+/// The `/task` document of `server` and its container named `name`.
+async fn task_and_container(server: &MetadataServer, name: &str) -> (serde_json::Value, serde_json::Value) {
+    let metadata = http::get_json(&format!("{}/task", server.task_metadata_uri("ecssd"))).await.unwrap();
+    let container = metadata["Containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Name"] == name)
+        .unwrap_or_else(|| panic!("no container {name} in {metadata:#}"))
+        .clone();
+    (metadata, container)
+}
+
+const PAUSE: &str = "~internal~ecs~pause";
+
+/// The task definition's containers and the agent's pause container, in awsvpc mode.
+fn assert_pause_container(pause: &serde_json::Value, eni: &str) {
+    assert_eq!(pause["Type"], "CNI_PAUSE", "{pause:#}");
+    assert_eq!(pause["DesiredStatus"], "RESOURCES_PROVISIONED", "{pause:#}");
+    assert_eq!(pause["KnownStatus"], "RESOURCES_PROVISIONED", "{pause:#}");
+    assert_eq!(pause["Networks"][0]["NetworkMode"], "awsvpc");
+    assert_eq!(pause["Networks"][0]["IPv4Addresses"], serde_json::json!([eni]));
+    assert!(pause.get("Ports").is_none(), "{pause:#}");
+    let labels = pause["Labels"].as_object().unwrap();
+    assert!(
+        labels.keys().all(|k| k.starts_with("com.amazonaws.ecs.")),
+        "the agent's labels only: {labels:?}"
+    );
+    assert_eq!(labels["com.amazonaws.ecs.container-name"], PAUSE);
+}
+
+#[tokio::test]
+async fn fargate_metadata_has_fargates_shape() {
+    let docker = docker::connect().await.unwrap();
+    let web = ContainerSpec {
+        labels: vec![("SERVICE_80_NAME".into(), "_web._tcp".into())],
+        ..ContainerSpec::httpd("web", &[])
+    };
+    let task = Task::start(&docker, "harness", &[web, ContainerSpec::idle_sidecar()]).await.unwrap();
+    let eni = Ipv4Addr::new(10, 0, 1, 23);
+    // Asked for the short name: Fargate gives the ARN all the same.
+    let config = MetadataConfig {
+        launch_type: LaunchType::Fargate,
+        cluster_form: ClusterForm::ShortName,
+        ..metadata_config(&task, NetworkMode::Awsvpc(eni))
+    };
+    let server = MetadataServer::start(docker.clone(), config).await.unwrap();
+
+    let (metadata, web) = task_and_container(&server, "web").await;
+    assert_eq!(metadata["LaunchType"], "FARGATE");
+    assert_eq!(metadata["Cluster"], task.cluster_arn.as_str());
+    let containers = metadata["Containers"].as_array().unwrap();
+    let mut names: Vec<_> = containers.iter().map(|c| c["Name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["ecssd", "web", PAUSE]);
+    for container in containers {
+        let docker_id = container["DockerId"].as_str().unwrap();
+        let (task_id, number) = docker_id.split_once('-').unwrap_or_else(|| panic!("{docker_id}"));
+        assert_eq!(task_id, task.task_id(), "a 32-hex id, the task's");
+        assert!(number.len() == 10 && number.bytes().all(|b| b.is_ascii_digit()), "{docker_id}");
+        assert_eq!(container["Networks"][0]["NetworkMode"], "awsvpc");
+        assert_eq!(container["Networks"][0]["IPv4Addresses"], serde_json::json!(["10.0.1.23"]));
+    }
+    let ids: std::collections::HashSet<_> = containers.iter().map(|c| c["DockerId"].clone()).collect();
+    assert_eq!(ids.len(), 3, "one id per container");
+
+    assert_pause_container(containers.iter().find(|c| c["Name"] == PAUSE).unwrap(), "10.0.1.23");
+    assert_eq!(web["Type"], "NORMAL");
+    assert_eq!(web["DockerName"], "web", "Fargate's DockerName is the task definition's name");
+    assert_eq!(web["KnownStatus"], "RUNNING");
+    assert_eq!(web["Ports"], serde_json::json!([{"ContainerPort": 80, "Protocol": "tcp"}]), "no host port");
+    assert_eq!(web["Labels"]["SERVICE_80_NAME"], "_web._tcp");
+    let (_, sidecar) = task_and_container(&server, "ecssd").await;
+    assert!(sidecar.get("Ports").is_none(), "omitted when there are none: {sidecar:#}");
+
+    let own = http::get_json(&server.task_metadata_uri("web")).await.unwrap();
+    assert_eq!(own["DockerId"], web["DockerId"], "the container's own endpoint");
+}
+
+#[tokio::test]
+async fn ec2_awsvpc_metadata_lists_the_pause_container_and_no_host_ports() {
+    let docker = docker::connect().await.unwrap();
+    let task = Task::start(&docker, "harness", &[ContainerSpec::httpd("web", &[])]).await.unwrap();
+    let eni = Ipv4Addr::new(10, 1, 2, 3);
+    let server = MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Awsvpc(eni)))
+        .await
+        .unwrap();
+    let (metadata, web) = task_and_container(&server, "web").await;
+    assert_eq!(metadata["LaunchType"], "EC2");
+    let (_, pause) = task_and_container(&server, PAUSE).await;
+    assert_pause_container(&pause, "10.1.2.3");
+    assert_eq!(web["DockerId"], task.container_ids[0].as_str(), "on EC2, Docker's id");
+    assert_eq!(web["Ports"], serde_json::json!([{"ContainerPort": 80, "Protocol": "tcp"}]), "no host port");
+    assert_eq!(web["Networks"][0]["IPv4Addresses"], serde_json::json!(["10.1.2.3"]));
+}
+
+#[tokio::test]
+async fn labels_are_the_task_definitions_docker_labels_and_the_agents() {
+    let docker = docker::connect().await.unwrap();
+    let web = ContainerSpec {
+        labels: vec![
+            ("SERVICE_80_NAME".into(), "_web._tcp".into()),
+            ("SERVICE_8080_IGNORE".into(), "true".into()),
+        ],
+        ..ContainerSpec::httpd("web", &["SERVICE_80_NAME=_env._tcp"])
+    };
+    let task = Task::start(&docker, "harness", &[web]).await.unwrap();
+    let server =
+        MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Bridge)).await.unwrap();
+    let (_, web) = task_and_container(&server, "web").await;
+    let labels = web["Labels"].as_object().unwrap();
+    let mut keys: Vec<_> = labels.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "SERVICE_8080_IGNORE",
+            "SERVICE_80_NAME",
+            "com.amazonaws.ecs.cluster",
+            "com.amazonaws.ecs.container-name",
+            "com.amazonaws.ecs.task-arn",
+            "com.amazonaws.ecs.task-definition-family",
+            "com.amazonaws.ecs.task-definition-version",
+        ],
+        "dockerLabels and the agent's, nothing of the bed's own"
+    );
+    assert_eq!(labels["SERVICE_80_NAME"], "_web._tcp", "the label, not the environment variable");
+    assert_eq!(labels["com.amazonaws.ecs.task-arn"], task.task_arn.as_str());
+}
+
+#[tokio::test]
+async fn health_is_reported_only_with_a_healthcheck_and_unknown_until_it_passes() {
+    let docker = docker::connect().await.unwrap();
+    let checked = ContainerSpec {
+        healthcheck: Some("test -f /tmp/healthy".into()),
+        // Docker says `starting` until the check first passes: failures in the start period do not count.
+        health_start_period: Some(Duration::from_secs(120)),
+        ..ContainerSpec::httpd("web", &[])
+    };
+    let task = Task::start(&docker, "harness", &[checked, ContainerSpec::httpd("calc", &[])]).await.unwrap();
+    let server =
+        MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Bridge)).await.unwrap();
+    let health = || async {
+        let (_, web) = task_and_container(&server, "web").await;
+        let (_, calc) = task_and_container(&server, "calc").await;
+        assert!(calc.get("Health").is_none(), "no healthcheck, no Health: {calc:#}");
+        web["Health"].clone()
+    };
+    let starting = health().await;
+    assert_eq!(starting["status"], "UNKNOWN", "Docker's `starting`, as the agent reports it: {starting:#}");
+
+    task.exec(0, &["touch", "/tmp/healthy"]).await.unwrap();
+    let healthy = wait_for("HEALTHY", Duration::from_secs(10), || async {
+        let health = health().await;
+        Ok((health["status"] == "HEALTHY").then_some(health))
+    })
+    .await
+    .unwrap();
+    assert!(healthy["statusSince"].is_string(), "{healthy:#}");
+
+    task.exec(0, &["rm", "/tmp/healthy"]).await.unwrap();
+    wait_for("UNHEALTHY", Duration::from_secs(10), || async {
+        Ok((health().await["status"] == "UNHEALTHY").then_some(()))
+    })
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

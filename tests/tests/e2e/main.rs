@@ -6,6 +6,7 @@ mod deployment;
 mod emulator_fidelity;
 mod examples;
 mod harness;
+mod metadata_mode;
 mod negative_caching;
 mod route53_roundtrip;
 mod sidecar;
