@@ -4,9 +4,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bollard::Docker;
+use bollard::models::EventMessage;
 use bollard::models::{ContainerSummaryStateEnum, HealthStatusEnum, PortSummaryTypeEnum};
-use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use ecssd_records::Protocol;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 
 use crate::siblings::{Health, Sibling, service_labels};
 
@@ -82,8 +85,19 @@ impl SiblingLister {
         Self { docker, task_arn, known: HashMap::new(), stopping: Default::default() }
     }
 
+    /// The task's container events since `since` (Unix seconds), filtered by Docker.
+    pub fn events(&self, since: i64) -> BoxStream<'static, Result<EventMessage, bollard::errors::Error>> {
+        let filters = HashMap::from([
+            ("type".to_owned(), vec!["container".to_owned()]),
+            ("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={}", self.task_arn)]),
+        ]);
+        let options =
+            EventsOptions { filters: Some(filters), since: Some(since.to_string()), ..Default::default() };
+        self.docker.events(Some(options)).boxed()
+    }
+
     /// Learns from a Docker event which containers are stopping (a stop signal) or back (start).
-    pub fn observe(&mut self, event: &bollard::models::EventMessage) {
+    pub fn observe(&mut self, event: &EventMessage) {
         let Some(actor) = &event.actor else { return };
         let Some(id) = &actor.id else { return };
         match event.action.as_deref() {

@@ -14,6 +14,8 @@ pub enum SidecarError {
          or ECSSD_SOURCE=metadata to read the task's containers from ECS task metadata, labels only)"
     )]
     NoDocker(String),
+    #[error("cannot see the task's containers: {0}")]
+    Source(String),
     #[error("Route53: {0}")]
     Route53(#[from] CallError),
     #[error("the records of this task conflict with records ecssd does not own: {0}")]

@@ -20,6 +20,12 @@ use crate::error::SidecarError;
 const STARTUP_RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(5), give_up_after: None };
 
+/// How long one read of task metadata may take before it counts as failed.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The stop check runs inside the event loop: it must not hold it up for long.
+const STOP_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How the task's containers are networked, which decides the address other tasks reach them at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkMode {
@@ -44,31 +50,40 @@ pub struct TaskMetadata {
     /// delay, their stop timeouts).
     #[serde(default)]
     pub desired_status: String,
-    #[serde(default)]
+    /// Required, and never empty (the sidecar is one of them): a document without them is not an
+    /// empty task, it is one the sidecar cannot read, and unknown is not gone.
     pub containers: Vec<ContainerMetadata>,
 }
 
 impl TaskMetadata {
     /// Parses a `/task` document; the error says what is wrong with it.
     pub fn parse(body: &[u8]) -> Result<Self, String> {
-        serde_json::from_slice(body).map_err(|e| format!("not the task metadata v4 format: {e}"))
+        let task: Self =
+            serde_json::from_slice(body).map_err(|e| format!("not the task metadata v4 format: {e}"))?;
+        if task.containers.is_empty() {
+            return Err("not the task metadata v4 format: `Containers` is empty, while the sidecar itself \
+                        is a container of the task"
+                .into());
+        }
+        Ok(task)
     }
 }
 
 /// One container of the task. `Type` is `NORMAL` for the task definition's containers (others are
-/// ECS's own, e.g. `CNI_PAUSE`); `Ports[].HostPort` is given in bridge and host mode only; `Health`
-/// appears only for a container whose task definition has a `healthCheck`.
+/// ECS's own, e.g. `CNI_PAUSE`); `Ports[].HostPort` is given in bridge and host mode only (agent
+/// 1.41.1 or later in bridge mode); `Health` appears only for a container whose task definition has a
+/// `healthCheck`. The fields that decide whether a container serves are required: a container whose
+/// type or status cannot be read must not be taken as gone.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerMetadata {
     pub name: String,
-    #[serde(rename = "Type", default)]
+    #[serde(rename = "Type")]
     pub kind: String,
-    #[serde(default)]
     pub known_status: String,
-    #[serde(default)]
     pub desired_status: String,
-    /// The task definition's `dockerLabels` and ECS's own `com.amazonaws.ecs.*` labels.
+    /// The container's Docker labels: the task definition's `dockerLabels`, ECS's own
+    /// `com.amazonaws.ecs.*` ones, and any `LABEL` of its image (Docker merges them).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -85,6 +100,10 @@ pub struct PortMetadata {
     #[serde(default)]
     pub protocol: String,
     pub host_port: Option<u16>,
+    /// The host address bound; an IPv4 and an IPv6 binding of one port may have different host ports
+    /// (aws/amazon-ecs-agent issue 3096).
+    #[serde(default)]
+    pub host_ip: String,
 }
 
 /// `status` is HEALTHY, UNHEALTHY or UNKNOWN (the agent's name for Docker's "starting").
@@ -144,11 +163,12 @@ impl TaskEndpoint {
 /// Reads task metadata, retrying for up to `wait` while the endpoint is not yet serving (it can lag
 /// the container's start). Still failing after `wait` is permanent.
 pub async fn task_identity(endpoint: &TaskEndpoint, wait: Duration) -> Result<TaskIdentity, SidecarError> {
-    let body = retry_for(wait, endpoint.url(), "task metadata not available yet", || {
-        endpoint.read(Duration::from_secs(5))
-    })
-    .await
-    .map_err(|problem| SidecarError::NoTaskMetadata(format!("still failing after {wait:?}: {problem}")))?;
+    let body =
+        retry_for(wait, endpoint.url(), "task metadata not available yet", || endpoint.read(READ_TIMEOUT))
+            .await
+            .map_err(|problem| {
+                SidecarError::NoTaskMetadata(format!("still failing after {wait:?}: {problem}"))
+            })?;
     parse_task_identity(&body)
 }
 
@@ -156,7 +176,7 @@ pub async fn task_identity(endpoint: &TaskEndpoint, wait: Duration) -> Result<Ta
 /// the local endpoint, no AWS call. An endpoint that does not answer (in time) says nothing, which is
 /// not a stop.
 pub async fn task_is_stopping(endpoint: &TaskEndpoint) -> Result<bool, String> {
-    let body = endpoint.read(Duration::from_secs(2)).await?;
+    let body = endpoint.read(STOP_CHECK_TIMEOUT).await?;
     let metadata = TaskMetadata::parse(&body).map_err(|e| format!("{}: {e}", endpoint.url()))?;
     Ok(metadata.desired_status == "STOPPED")
 }
@@ -243,7 +263,8 @@ mod tests {
         let doc = |mode: &str, ip: &str| {
             format!(
                 r#"{{"Cluster":"arn:aws:ecs:us-east-1:1:cluster/c","TaskARN":"arn:aws:ecs:us-east-1:1:task/c/abc",
-                "Containers":[{{"Name":"x","Networks":[{{"NetworkMode":"{mode}","IPv4Addresses":["{ip}"]}}]}}]}}"#
+                "Containers":[{{"Name":"x","Type":"NORMAL","KnownStatus":"RUNNING","DesiredStatus":"RUNNING",
+                "Networks":[{{"NetworkMode":"{mode}","IPv4Addresses":["{ip}"]}}]}}]}}"#
             )
         };
         let bridge = parse_task_identity(doc("bridge", "172.17.0.2").as_bytes()).expect("bridge");
@@ -256,11 +277,15 @@ mod tests {
         assert_eq!(vpc.network_mode, NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 1, 5)));
         let err = parse_task_identity(doc("awsvpc", "").as_bytes()).expect_err("no ip");
         assert!(err.to_string().contains("no IPv4 address"), "{err}");
-        let short =
-            br#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:eu-west-1:2:task/prod/abc","Containers":[]}"#;
+        let short = br#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:eu-west-1:2:task/prod/abc","Containers":[
+            {"Name":"x","Type":"NORMAL","KnownStatus":"RUNNING","DesiredStatus":"RUNNING"}]}"#;
         let short = parse_task_identity(short).expect("a short cluster name");
         assert_eq!(short.cluster, "arn:aws:ecs:eu-west-1:2:cluster/prod");
         let err = parse_task_identity(b"{}").expect_err("garbage");
         assert!(err.to_string().contains("not the task metadata v4 format"), "{err}");
+        let empty =
+            br#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:eu-west-1:2:task/prod/abc","Containers":[]}"#;
+        let err = parse_task_identity(empty).expect_err("no containers");
+        assert!(err.to_string().contains("`Containers` is empty"), "{err}");
     }
 }

@@ -3,6 +3,8 @@
 //! `dockerLabels`, not environment variables, so `SERVICE_*` settings come from labels here.
 //! The document's fields: [`crate::metadata::TaskMetadata`].
 
+use std::collections::BTreeMap;
+
 use ecssd_records::Protocol;
 
 use crate::metadata::TaskMetadata;
@@ -16,27 +18,36 @@ pub struct TaskView {
     pub siblings: Vec<Sibling>,
     /// The task's `DesiredStatus` is STOPPED.
     pub stopping: bool,
+    /// Some container of the task definition, running or not yet, has a `SERVICE_*` label.
+    pub labelled: bool,
 }
 
 /// Reads a task metadata v4 `/task` document; the error says what is wrong with it.
 pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
     let task = TaskMetadata::parse(body)?;
+    let labelled = task
+        .containers
+        .iter()
+        .any(|c| c.kind == "NORMAL" && c.labels.keys().any(|name| name.starts_with("SERVICE_")));
     let mut siblings: Vec<Sibling> = task
         .containers
         .into_iter()
         // Only the application's containers, only while they run, and not once ECS is stopping them.
         .filter(|c| c.kind == "NORMAL" && c.known_status == "RUNNING" && c.desired_status != "STOPPED")
         .map(|container| {
-            let host_ports = container
-                .ports
-                .iter()
-                .filter_map(|port| {
-                    let protocol =
-                        if port.protocol.eq_ignore_ascii_case("udp") { Protocol::Udp } else { Protocol::Tcp };
-                    let host_port = port.host_port.filter(|p| *p != 0)?;
-                    Some(((port.container_port, protocol), host_port))
-                })
-                .collect();
+            let mut host_ports = BTreeMap::new();
+            for port in &container.ports {
+                let protocol =
+                    if port.protocol.eq_ignore_ascii_case("udp") { Protocol::Udp } else { Protocol::Tcp };
+                let Some(host_port) = port.host_port.filter(|p| *p != 0) else { continue };
+                // The A record is the host's IPv4 address: an IPv4 binding wins over an IPv6 one.
+                let key = (port.container_port, protocol);
+                if port.host_ip.contains(':') {
+                    host_ports.entry(key).or_insert(host_port);
+                } else {
+                    host_ports.insert(key, host_port);
+                }
+            }
             let health = match container.health.map(|h| h.status) {
                 None => Health::NotChecked,
                 Some(status) if status == "HEALTHY" => Health::Healthy,
@@ -54,13 +65,11 @@ pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
         })
         .collect();
     siblings.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(TaskView { siblings, stopping: task.desired_status == "STOPPED" })
+    Ok(TaskView { siblings, stopping: task.desired_status == "STOPPED", labelled })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     /// A Fargate task as the ECS Developer Guide's examples show one, trimmed to what is read here.
@@ -91,6 +100,7 @@ mod tests {
         let names: Vec<&str> = view.siblings.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["calc", "ecssd", "warming"]);
         assert!(!view.stopping);
+        assert!(view.labelled);
         let calc = &view.siblings[0];
         assert_eq!(calc.health, Health::Healthy);
         assert_eq!(calc.labels, BTreeMap::from([("SERVICE_8080_NAME".into(), "_calc._tcp".into())]));
@@ -104,19 +114,32 @@ mod tests {
         let doc = r#"{"Cluster": "c", "TaskARN": "arn:aws:ecs:us-east-1:1:task/c/abc",
             "DesiredStatus": "STOPPED", "Containers": [{"Name": "web", "Type": "NORMAL",
             "DesiredStatus": "RUNNING", "KnownStatus": "RUNNING",
-            "Ports": [{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 32768, "HostIp": "0.0.0.0"},
+            "Ports": [{"ContainerPort": 80, "Protocol": "tcp", "HostPort": 49825, "HostIp": "::"},
+                      {"ContainerPort": 80, "Protocol": "tcp", "HostPort": 32768, "HostIp": "0.0.0.0"},
+                      {"ContainerPort": 81, "Protocol": "tcp", "HostPort": 32770, "HostIp": "0.0.0.0"},
+                      {"ContainerPort": 81, "Protocol": "tcp", "HostPort": 49826, "HostIp": "::"},
                       {"ContainerPort": 53, "Protocol": "udp", "HostPort": 32769}]}]}"#;
         let view = task_view(doc.as_bytes()).unwrap();
         assert!(view.stopping);
+        assert!(!view.labelled, "no SERVICE_ label anywhere");
         let ports = &view.siblings[0].host_ports;
+        // The IPv4 binding's host port, whichever comes first (aws/amazon-ecs-agent issue 3096).
         assert_eq!(ports.get(&(80, Protocol::Tcp)), Some(&32768));
+        assert_eq!(ports.get(&(81, Protocol::Tcp)), Some(&32770));
         assert_eq!(ports.get(&(53, Protocol::Udp)), Some(&32769));
     }
 
     #[test]
     fn a_malformed_document_says_so() {
         let unnamed = br#"{"Cluster": "c", "TaskARN": "t", "Containers": [{"Type": "NORMAL"}]}"#;
-        for body in [&b"<html>"[..], unnamed, br#"{"Cluster": "c", "TaskARN": "t", "Containers": 3}"#] {
+        // A container whose type or status is missing is unreadable, not gone.
+        let untyped = br#"{"Cluster": "c", "TaskARN": "t", "Containers": [{"Name": "web",
+            "KnownStatus": "RUNNING", "DesiredStatus": "RUNNING"}]}"#;
+        let no_status = br#"{"Cluster": "c", "TaskARN": "t", "Containers": [{"Name": "web",
+            "Type": "NORMAL", "DesiredStatus": "RUNNING"}]}"#;
+        let no_containers = br#"{"Cluster": "c", "TaskARN": "t", "DesiredStatus": "RUNNING"}"#;
+        let bodies = [&b"<html>"[..], unnamed, untyped, no_status, no_containers];
+        for body in bodies.into_iter().chain([&br#"{"Cluster": "c", "TaskARN": "t", "Containers": 3}"#[..]]) {
             let err = task_view(body).unwrap_err();
             assert!(err.starts_with("not the task metadata v4 format"), "{err}");
         }

@@ -5,9 +5,7 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bollard::Docker;
 use bollard::models::EventMessage;
-use bollard::query_parameters::EventsOptions;
 use ecssd_edge::Route53Zone;
 use ecssd_records::{Backoff, RetryPolicy, ZoneModel};
 use ecssd_records::{RecordSet, RecordType};
@@ -18,7 +16,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
-use crate::docker_siblings::{SiblingLister, TASK_ARN_LABEL};
+use crate::docker_siblings::SiblingLister;
 use crate::error::SidecarError;
 use crate::heal::{self, HealSettings, Healer, Next};
 use crate::metadata::{self, NetworkMode, TaskEndpoint, TaskIdentity};
@@ -48,9 +46,6 @@ fn is_relevant(event: &EventMessage) -> bool {
 
 /// How often the task's containers are listed again even without Docker events.
 const SAFETY_RESYNC: Duration = Duration::from_secs(30);
-
-/// How long one read of task metadata may take after start before it counts as failed.
-const METADATA_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Retrying a convergence Route53 failed after start: soon at first, then about once a minute, for as
 /// long as it takes (a fleet's retries spend the account's rate).
@@ -103,13 +98,11 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
     let mut follower = match &deps.source {
         SourceClient::Docker(docker) => {
             docker.ping().await.map_err(|e| SidecarError::NoDocker(e.to_string()))?;
-            Follower::Docker {
-                docker: docker.clone(),
-                task_arn: identity.task.to_string(),
-                lister: SiblingLister::new(docker.clone(), identity.task.to_string()),
-            }
+            Follower::Docker { lister: SiblingLister::new(docker.clone(), identity.task.to_string()) }
         }
-        SourceClient::Metadata => Follower::Metadata { endpoint: endpoint.clone() },
+        SourceClient::Metadata => {
+            Follower::Metadata { endpoint: endpoint.clone(), checked_for_labels: false }
+        }
     };
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), ROUTE53_RETRY),
@@ -236,10 +229,15 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                             next_check.get_or_insert(first);
                         }
                         if config.once {
-                            tracing::info!("registered once; exiting (--once)");
+                            if stopping {
+                                tracing::info!("ECS is stopping the task: withdrew its records; exiting (--once)");
+                            } else {
+                                tracing::info!("registered once; exiting (--once)");
+                            }
                             return Ok(());
                         }
                     }
+                    Err(ResyncError::Source(e)) if config.once => return Err(SidecarError::Source(e.to_string())),
                     Err(ResyncError::Source(e)) => {
                         let delay = source_retry.next_delay();
                         let problem = match e {
@@ -247,11 +245,16 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                             SourceError::Metadata(_) => Problem::MetadataUnreachable,
                         };
                         problems.report(problem, &e, delay);
-                        retrying_until = Instant::now() + delay;
+                        // Never sooner than a Route53 backoff already running.
+                        retrying_until = retrying_until.max(Instant::now() + delay);
                         schedule(&mut pending, retrying_until, first_event);
                     }
                     Err(ResyncError::Route53(e)) if config.once => return Err(e),
                     Err(ResyncError::Route53(e)) => {
+                        // The task's containers were seen: only Route53 is in trouble.
+                        source_retry.reset();
+                        problems.clear(Problem::DockerUnreachable);
+                        problems.clear(Problem::MetadataUnreachable);
                         let delay = retry.next_delay();
                         let problem = Problem::of(&e);
                         problems.report(problem, &e, delay);
@@ -497,13 +500,13 @@ enum SourceError {
 #[derive(Debug)]
 enum Follower {
     Docker {
-        docker: Docker,
-        task_arn: String,
         /// Lists the task's containers, remembering what never changes about each.
         lister: SiblingLister,
     },
     Metadata {
         endpoint: TaskEndpoint,
+        /// Whether the first document was checked for `SERVICE_*` labels.
+        checked_for_labels: bool,
     },
 }
 
@@ -520,33 +523,38 @@ impl Follower {
         &self,
         since: i64,
     ) -> Option<BoxStream<'static, Result<EventMessage, bollard::errors::Error>>> {
-        let Self::Docker { docker, task_arn, .. } = self else { return None };
-        let filters = std::collections::HashMap::from([
-            ("type".to_owned(), vec!["container".to_owned()]),
-            ("label".to_owned(), vec![format!("{TASK_ARN_LABEL}={task_arn}")]),
-        ]);
-        let options =
-            EventsOptions { filters: Some(filters), since: Some(since.to_string()), ..Default::default() };
-        Some(docker.events(Some(options)).boxed())
+        match self {
+            Self::Docker { lister } => Some(lister.events(since)),
+            Self::Metadata { .. } => None,
+        }
     }
 
     /// Learns from a Docker event which containers are stopping.
     fn observe(&mut self, event: &EventMessage) {
-        if let Self::Docker { lister, .. } = self {
+        if let Self::Docker { lister } = self {
             lister.observe(event);
         }
     }
 
     async fn list(&mut self) -> Result<Listing, SourceError> {
         match self {
-            Self::Docker { lister, .. } => {
+            Self::Docker { lister } => {
                 let siblings = lister.list().await.map_err(SourceError::Docker)?;
                 Ok(Listing { siblings, task_stopping: false })
             }
-            Self::Metadata { endpoint } => {
-                let body = endpoint.read(METADATA_READ_TIMEOUT).await.map_err(SourceError::Metadata)?;
+            Self::Metadata { endpoint, checked_for_labels } => {
+                let body = endpoint.read(metadata::READ_TIMEOUT).await.map_err(SourceError::Metadata)?;
                 let view = metadata_siblings::task_view(&body)
                     .map_err(|e| SourceError::Metadata(format!("{}: {e}", endpoint.url())))?;
+                if !std::mem::replace(checked_for_labels, true) && !view.labelled {
+                    // What an EC2 task configured by environment variables, started without the
+                    // socket mounted, would otherwise do in silence: publish nothing.
+                    tracing::warn!(
+                        "no container of the task has a SERVICE_* label: in metadata mode the sidecar sees \
+                         docker labels only, not environment variables; put SERVICE_<port>_NAME in the \
+                         task definition's dockerLabels, or mount the Docker socket (ECSSD_SOURCE=docker)"
+                    );
+                }
                 Ok(Listing { siblings: view.siblings, task_stopping: view.stopping })
             }
         }

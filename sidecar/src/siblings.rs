@@ -60,7 +60,8 @@ pub enum EndpointProblem {
     BadVariable { container: String, error: ServiceEnvError },
     #[error(
         "container {container}: port {port}/{protocol} is named by SERVICE_{port}_NAME but not published \
-         to the host; add a portMapping for it (hostPort 0 lets ECS pick one)"
+         to the host; add a portMapping for it (hostPort 0 lets ECS pick one; in metadata mode, task \
+         metadata reports bridge host ports from ECS agent 1.41.1)"
     )]
     NotPublished { container: String, port: u16, protocol: &'static str },
 }
