@@ -96,9 +96,13 @@ impl Sidecar {
         self.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Whether any log line contains all of `needles`.
+    /// Whether any log line contains all of `needles`, each found in the line as written (JSON) or in
+    /// one of its values as logged (quotes unescaped).
     pub fn logged(&self, needles: &[&str]) -> bool {
-        self.logs().iter().any(|line| needles.iter().all(|n| line.contains(n)))
+        self.logs().iter().any(|line| {
+            let values = serde_json::from_str(line).map(|v| string_values(&v)).unwrap_or_default();
+            needles.iter().all(|n| line.contains(n) || values.iter().any(|v| v.contains(n)))
+        })
     }
 
     fn signal(&self, name: &str) -> anyhow::Result<()> {
@@ -126,6 +130,16 @@ impl Sidecar {
             .await
             .context("sidecar did not exit in time")?
             .map_err(Into::into)
+    }
+}
+
+/// Every string in a JSON value.
+fn string_values(value: &serde_json::Value) -> Vec<String> {
+    match value {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items.iter().flat_map(string_values).collect(),
+        serde_json::Value::Object(map) => map.values().flat_map(string_values).collect(),
+        _ => vec![],
     }
 }
 

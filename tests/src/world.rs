@@ -323,6 +323,20 @@ impl World {
         .await
     }
 
+    /// Waits until the task with this id has exactly `count` records, and returns them.
+    pub async fn wait_for_task_records(
+        &self,
+        task_id: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Record>> {
+        wait_for(&format!("{count} records of task {task_id}"), timeout, || async {
+            let records = self.task_records(task_id).await?;
+            Ok((records.len() == count).then_some(records))
+        })
+        .await
+    }
+
     /// Records that belong to the task with this id (its A, ownership TXT and SRV targets).
     pub async fn task_records(&self, task_id: &str) -> anyhow::Result<Vec<Record>> {
         let needle = format!("{task_id}.{DOMAIN}");

@@ -530,13 +530,9 @@ fn the_fargate_task_definition_example_follows_the_documented_pattern() {
             .unwrap();
         assert!(delay >= ttl, "lingers at least the TTL");
         assert!(app["stopTimeout"].as_u64().unwrap() > delay, "stopTimeout covers the linger");
-        let labels: Vec<String> = app["dockerLabels"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{name}: no dockerLabels"))
-            .iter()
-            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap()))
-            .collect();
-        let parsed = ecssd_records::parse_service_env(labels.iter().map(String::as_str));
+        let labels = app["dockerLabels"].as_object().unwrap_or_else(|| panic!("{name}: no dockerLabels"));
+        let labels = labels.iter().map(|(key, value)| (key.as_str(), value.as_str().unwrap()));
+        let parsed = ecssd_records::ContainerSettings::new([], labels).services();
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert!(!parsed.bindings.is_empty(), "{name}: no SERVICE_<port>_NAME label");
         for binding in parsed.bindings {

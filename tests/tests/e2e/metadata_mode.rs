@@ -62,35 +62,12 @@ fn srv_value(running: &RunningTask, port: u16) -> String {
 }
 
 async fn wait_for_records(world: &World, running: &RunningTask, count: usize) -> Vec<Record> {
-    wait_for(&format!("{count} records of the task"), WAIT, || async {
-        let records = world.task_records(running.task.task_id()).await?;
-        Ok((records.len() == count).then_some(records))
-    })
-    .await
-    .unwrap()
+    world.wait_for_task_records(running.task.task_id(), count, WAIT).await.unwrap()
 }
 
 /// The values of the task's A record.
 fn address(records: &[Record]) -> Vec<String> {
     records.iter().find(|r| r.key.record_type == RecordType::A).unwrap().values().to_vec()
-}
-
-/// Whether a log line says all of `needles`, each found in the line as written (JSON) or in one of
-/// its values as logged (quotes unescaped).
-fn said(sidecar: &Sidecar, needles: &[&str]) -> bool {
-    sidecar.logs().iter().any(|line| {
-        let values = serde_json::from_str(line).map(|v| string_values(&v)).unwrap_or_default();
-        needles.iter().all(|n| line.contains(n) || values.iter().any(|v| v.contains(n)))
-    })
-}
-
-fn string_values(value: &serde_json::Value) -> Vec<String> {
-    match value {
-        serde_json::Value::String(s) => vec![s.clone()],
-        serde_json::Value::Array(items) => items.iter().flat_map(string_values).collect(),
-        serde_json::Value::Object(map) => map.values().flat_map(string_values).collect(),
-        _ => vec![],
-    }
 }
 
 /// Waits until task metadata has been asked `more` more times (answered or not): the sidecar's polls.
@@ -105,7 +82,7 @@ async fn wait_for_polls(running: &RunningTask, more: usize) {
 
 async fn wait_until_said(sidecar: &Sidecar, needles: &[&str]) {
     wait_for(&format!("the log to say {needles:?}"), WAIT, || async {
-        Ok(said(sidecar, needles).then_some(()))
+        Ok(sidecar.logged(needles).then_some(()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}: {:#?}", sidecar.logs()));
@@ -129,7 +106,7 @@ async fn a_fargate_task_registers_its_labelled_containers_at_the_eni_address() {
     let records = wait_for_records(&world, &running, 4).await;
     assert_eq!(address(&records), [ENI.to_string()], "the task's ENI address");
     assert!(world.srv_values("_legacy._tcp").await.unwrap().is_empty(), "environment is not read");
-    assert!(said(&sidecar, &["ecssd sidecar starting", "\"source\":\"metadata\""]), "{:#?}", sidecar.logs());
+    assert!(sidecar.logged(&["ecssd sidecar starting", "\"source\":\"metadata\""]), "{:#?}", sidecar.logs());
 }
 
 #[tokio::test]
@@ -270,7 +247,7 @@ async fn in_docker_mode_a_label_overrides_the_environment_variable_of_the_same_n
     assert_eq!(world.wait_for_targets("_new._tcp", 1, WAIT).await.unwrap(), [srv_value(&running, port)]);
     assert!(world.srv_values("_old._tcp").await.unwrap().is_empty(), "the label wins");
     assert_eq!(world.task_records(running.task.task_id()).await.unwrap().len(), 3);
-    assert!(said(&sidecar, &["ecssd sidecar starting", "\"source\":\"docker\""]), "{:#?}", sidecar.logs());
+    assert!(sidecar.logged(&["ecssd sidecar starting", "\"source\":\"docker\""]), "{:#?}", sidecar.logs());
 }
 
 #[tokio::test]
@@ -288,7 +265,7 @@ async fn bridge_mode_on_ec2_registers_the_host_port_at_the_host_address() {
     );
     let records = wait_for_records(&world, &running, 4).await;
     assert_eq!(address(&records), ["127.0.0.1"], "the host IP from IMDS");
-    assert!(said(&sidecar, &["ecssd sidecar starting", "\"source\":\"metadata\""]), "{:#?}", sidecar.logs());
+    assert!(sidecar.logged(&["ecssd sidecar starting", "\"source\":\"metadata\""]), "{:#?}", sidecar.logs());
 }
 
 #[tokio::test]
@@ -303,12 +280,46 @@ async fn task_metadata_failing_after_start_keeps_the_records_and_is_followed_aga
     wait_until_said(&sidecar, &["\"problem\":\"metadata_unreachable\""]).await;
     // While the sidecar cannot see the task, calc stops: nothing will tell it but metadata.
     running.task.stop_container(1).await.unwrap();
-    // A failed read after the change (the sidecar retries with a growing delay, not every poll).
-    wait_for_polls(&running, 1).await;
+    // Two more failed reads (the sidecar retries within 0.5 to 5 s, not every poll): each was a chance
+    // to take the failure for an empty task.
+    wait_for_polls(&running, 2).await;
     assert_eq!(world.task_records(running.task.task_id()).await.unwrap(), registered, "records are kept");
     assert!(sidecar.pid().is_some(), "still running");
 
     running.metadata.set_available(true);
     world.wait_for_targets("_calc._tcp", 0, WAIT).await.unwrap();
     assert_eq!(world.srv_values("_web._tcp").await.unwrap(), [srv_value(&running, 80)]);
+}
+
+#[tokio::test]
+async fn once_ecs_stops_the_task_its_records_are_withdrawn_while_its_containers_still_run() {
+    let world = World::new().await.unwrap();
+    let running = world.fargate_task("fargate", &web_and_calc(), ENI).await.unwrap();
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, without_docker(Source::Metadata, &[])).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+
+    // StopTask, a deployment, an essential container exiting: the task's DesiredStatus is STOPPED
+    // while every container still runs (a load balancer's deregistration delay, stop timeouts).
+    running.metadata.request_stop();
+    wait_for_records(&world, &running, 0).await;
+    assert!(sidecar.logged(&["ECS is stopping the task"]), "said why: {:#?}", sidecar.logs());
+    assert!(running.task.is_running(0).await.unwrap(), "web still runs");
+    sidecar.sigterm().unwrap();
+    assert!(sidecar.wait(WAIT).await.unwrap().success());
+}
+
+#[tokio::test]
+async fn a_task_announcing_services_by_environment_only_is_told_that_metadata_mode_reads_labels() {
+    let world = World::new().await.unwrap();
+    let specs = [ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()];
+    let running = world.fargate_task("fargate", &specs, ENI).await.unwrap();
+    let sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, without_docker(Source::Auto, &[])).await.unwrap();
+    wait_until_said(&sidecar, &["no container of the task has a SERVICE_* label", "dockerLabels"]).await;
+    // Said once, not at every poll.
+    wait_for_polls(&running, 3).await;
+    let warnings = sidecar.logs().iter().filter(|l| l.contains("no container of the task has")).count();
+    assert_eq!(warnings, 1);
+    assert!(world.srv_values("_web._tcp").await.unwrap().is_empty());
 }

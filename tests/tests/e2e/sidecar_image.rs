@@ -1,7 +1,9 @@
 //! The sidecar's FROM scratch image (built by scripts/build-sidecar-image) running as a container of
-//! its task on the real Docker engine, with the Docker socket mounted read-only, as in ECS host mode.
+//! its task on the real Docker engine: with the Docker socket mounted read-only, as in ECS host mode,
+//! and with no socket at all, as on Fargate.
 #![allow(clippy::unwrap_used)]
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ecssd_tests::docker::ContainerSpec;
@@ -54,6 +56,47 @@ async fn the_image_is_small_and_registers_and_withdraws_its_task() {
 
     let values = world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
     assert_eq!(values, [format!("1 1 {port} {}.servicediscovery.internal", running.task.task_id())]);
+
+    running.task.stop_container(index).await.unwrap();
+    let code = wait_for("the sidecar to exit", WAIT, || async { running.task.exit_code(index).await })
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "SIGTERM from `docker stop` ends in a clean exit");
+    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty(), "withdrawn before exit");
+}
+
+/// No socket in the container, nothing saying which source to use: the image reads task metadata and
+/// registers a Fargate-shaped task's labelled container at its ENI address, then withdraws on stop.
+#[tokio::test]
+async fn the_image_with_no_docker_socket_registers_its_task_from_task_metadata() {
+    let world = World::new().await.unwrap();
+    let eni = Ipv4Addr::new(10, 0, 7, 9);
+    let web = ContainerSpec {
+        labels: vec![("SERVICE_80_NAME".into(), "_web._tcp".into())],
+        ..ContainerSpec::httpd("web", &[])
+    };
+    let mut running = world.fargate_task("image", &[web], eni).await.unwrap();
+
+    let mut env: Vec<String> = world.moto.env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("ECS_CONTAINER_METADATA_URI_V4={}", running.metadata.task_metadata_uri("ecssd")));
+    env.push("ECSSD_DRAIN_SECONDS=0".into());
+    // The host network only to reach moto and the metadata stand-in on loopback; no mounts.
+    let sidecar = ContainerSpec {
+        name: "ecssd".into(),
+        image: Some(IMAGE.into()),
+        host_network: true,
+        env,
+        ..Default::default()
+    };
+    let index = running.task.add(&sidecar).await.unwrap();
+
+    let values = world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
+    assert_eq!(values, [format!("1 1 80 {}.servicediscovery.internal", running.task.task_id())]);
+    let records = world.task_records(running.task.task_id()).await.unwrap();
+    let a = records.iter().find(|r| r.key.record_type == ecssd_records::RecordType::A).unwrap();
+    assert_eq!(a.values(), [eni.to_string()]);
+    let logs = running.task.logs(index).await.unwrap();
+    assert!(logs.contains("\"source\":\"metadata\""), "{logs}");
 
     running.task.stop_container(index).await.unwrap();
     let code = wait_for("the sidecar to exit", WAIT, || async { running.task.exit_code(index).await })

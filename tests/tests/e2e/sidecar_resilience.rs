@@ -52,12 +52,7 @@ async fn wait_for_checks(sidecar: &Sidecar, count: usize) {
 }
 
 async fn wait_for_records(world: &World, running: &RunningTask, count: usize) -> Vec<Record> {
-    wait_for(&format!("{count} records of the task"), WAIT, || async {
-        let records = world.task_records(running.task.task_id()).await?;
-        Ok((records.len() == count).then_some(records))
-    })
-    .await
-    .unwrap()
+    world.wait_for_task_records(running.task.task_id(), count, WAIT).await.unwrap()
 }
 
 /// A world whose zone DNS follows, and a web-and-calc task registered by a sidecar that heals.
