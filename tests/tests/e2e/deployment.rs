@@ -398,12 +398,7 @@ fn the_task_definition_example_follows_the_documented_pattern() {
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert!(!parsed.bindings.is_empty());
         for binding in parsed.bindings {
-            let mapping = app["portMappings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["containerPort"] == binding.container_port)
-                .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
+            let mapping = port_mapping(app, binding.container_port);
             assert_eq!(mapping["hostPort"], 0, "ECS picks the host port");
         }
     }
@@ -536,12 +531,7 @@ fn the_fargate_task_definition_example_follows_the_documented_pattern() {
         assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
         assert!(!parsed.bindings.is_empty(), "{name}: no SERVICE_<port>_NAME label");
         for binding in parsed.bindings {
-            let mapping = app["portMappings"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["containerPort"] == binding.container_port)
-                .unwrap_or_else(|| panic!("port {} is named but not mapped", binding.container_port));
+            let mapping = port_mapping(app, binding.container_port);
             // awsvpc: the host port is the container port, or left out.
             assert!(
                 mapping.get("hostPort").is_none_or(|host| host == &mapping["containerPort"]),
@@ -549,6 +539,16 @@ fn the_fargate_task_definition_example_follows_the_documented_pattern() {
             );
         }
     }
+}
+
+/// The container's port mapping of `port`; a named port must be mapped.
+fn port_mapping(container: &Value, port: u16) -> &Value {
+    container["portMappings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["containerPort"] == port)
+        .unwrap_or_else(|| panic!("port {port} is named but not mapped"))
 }
 
 /// The two renderings the task-stop tests look at: a created zone watching every cluster, and a
