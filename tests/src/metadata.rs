@@ -260,6 +260,11 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
+    if config.launch_type == LaunchType::Fargate && path.starts_with("/latest/") {
+        // A Fargate task cannot retrieve EC2 instance metadata; it has task metadata instead (AWS re:Post
+        // Knowledge Center, "ecs-fargate-metadata-errors"). A sidecar on Fargate must never need IMDS.
+        return reply(StatusCode::NOT_FOUND, "no EC2 instance metadata on Fargate");
+    }
     if req.method() == Method::PUT && path == "/latest/api/token" {
         // Like IMDS: the session TTL is required, and echoed back with the token.
         let Some(ttl) = req.headers().get("x-aws-ec2-metadata-token-ttl-seconds").cloned() else {

@@ -167,6 +167,12 @@ async fn fargate_metadata_has_fargates_shape() {
 
     let own = http::get_json(&server.task_metadata_uri("web")).await.unwrap();
     assert_eq!(own["DockerId"], web["DockerId"], "the container's own endpoint");
+
+    // No EC2 instance metadata on Fargate.
+    let token = format!("{}/latest/api/token", server.imds_endpoint());
+    let ttl = [("x-aws-ec2-metadata-token-ttl-seconds", "60")];
+    let (status, _) = http::request_with_headers("PUT", &token, &ttl, None).await.unwrap();
+    assert_eq!(status, 404);
 }
 
 #[tokio::test]
