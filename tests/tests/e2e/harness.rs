@@ -77,19 +77,6 @@ async fn task_metadata_describes_the_containers_docker_runs() {
     assert_eq!(&health[..], b"OK\n");
 }
 
-#[tokio::test]
-async fn awsvpc_metadata_reports_the_eni_address() {
-    let docker = docker::connect().await.unwrap();
-    let task = Task::start(&docker, "harness", &[ContainerSpec::httpd("web", &[])]).await.unwrap();
-    let eni = Ipv4Addr::new(10, 1, 2, 3);
-    let server = MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Awsvpc(eni)))
-        .await
-        .unwrap();
-    let metadata = http::get_json(&format!("{}/task", server.task_metadata_uri("web"))).await.unwrap();
-    assert_eq!(metadata["Containers"][0]["Networks"][0]["NetworkMode"], "awsvpc");
-    assert_eq!(metadata["Containers"][0]["Networks"][0]["IPv4Addresses"][0], "10.1.2.3");
-}
-
 /// The `/task` document of `server` and its container named `name`.
 async fn task_and_container(server: &MetadataServer, name: &str) -> (serde_json::Value, serde_json::Value) {
     let metadata = http::get_json(&format!("{}/task", server.task_metadata_uri("ecssd"))).await.unwrap();
@@ -176,7 +163,7 @@ async fn fargate_metadata_has_fargates_shape() {
 }
 
 #[tokio::test]
-async fn ec2_awsvpc_metadata_lists_the_pause_container_and_no_host_ports() {
+async fn ec2_awsvpc_metadata_reports_the_eni_address_the_pause_container_and_no_host_ports() {
     let docker = docker::connect().await.unwrap();
     let task = Task::start(&docker, "harness", &[ContainerSpec::httpd("web", &[])]).await.unwrap();
     let eni = Ipv4Addr::new(10, 1, 2, 3);
