@@ -7,11 +7,11 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ecssd_records::{Record, RecordType};
+use ecssd_records::{Record, RecordKey, RecordType};
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
-use ecssd_tests::world::{RunningTask, World};
+use ecssd_tests::world::{RunningTask, STACK_NEGATIVE_TTL, World};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -322,4 +322,32 @@ async fn a_task_announcing_services_by_environment_only_is_told_that_metadata_mo
     let warnings = sidecar.logs().iter().filter(|l| l.contains("no container of the task has")).count();
     assert_eq!(warnings, 1);
     assert!(world.srv_values("_web._tcp").await.unwrap().is_empty());
+}
+
+/// Self-healing is the same in both modes: checks through DNS, and records deleted behind the sidecar's
+/// back put back.
+#[tokio::test]
+async fn records_deleted_behind_its_back_return_in_metadata_mode_too() {
+    let world = World::new().await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let running = world.fargate_task("fargate", &web_and_calc(), ENI).await.unwrap();
+    let mut options = without_docker(Source::Metadata, &[]);
+    options.env.extend([
+        ("ECSSD_RESOLVER".to_owned(), dns.address()),
+        ("ECSSD_HEAL_CHECK_SECONDS".to_owned(), "1".to_owned()),
+        ("ECSSD_HEAL_DNS_LAG_SECONDS".to_owned(), STACK_NEGATIVE_TTL.to_string()),
+        ("ECSSD_HEAL_PROPAGATION_SECONDS".to_owned(), "1".to_owned()),
+    ]);
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    let registered = wait_for_records(&world, &running, 4).await;
+    wait_until_said(&sidecar, &["DNS check: nothing to repair"]).await;
+
+    let keys: Vec<RecordKey> = registered.iter().map(|r| r.key.clone()).collect();
+    world.delete_records(&keys).await.unwrap();
+    wait_for("the task's records back", WAIT, || async {
+        Ok((world.task_records(running.task.task_id()).await? == registered).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(sidecar.logged(&["records_drifted"]), "said why it read Route53");
 }
