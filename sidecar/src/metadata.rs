@@ -158,6 +158,12 @@ impl TaskEndpoint {
     pub async fn read(&self, timeout: Duration) -> Result<Bytes, String> {
         get(&self.client, &self.url, timeout).await.map_err(|problem| format!("{}: {problem}", self.url))
     }
+
+    /// One read of the task document, parsed; a description naming the URL when either fails.
+    pub async fn read_task(&self, timeout: Duration) -> Result<TaskMetadata, String> {
+        let body = self.read(timeout).await?;
+        TaskMetadata::parse(&body).map_err(|e| format!("{}: {e}", self.url))
+    }
 }
 
 /// Reads task metadata, retrying for up to `wait` while the endpoint is not yet serving (it can lag
@@ -176,9 +182,7 @@ pub async fn task_identity(endpoint: &TaskEndpoint, wait: Duration) -> Result<Ta
 /// the local endpoint, no AWS call. An endpoint that does not answer (in time) says nothing, which is
 /// not a stop.
 pub async fn task_is_stopping(endpoint: &TaskEndpoint) -> Result<bool, String> {
-    let body = endpoint.read(STOP_CHECK_TIMEOUT).await?;
-    let metadata = TaskMetadata::parse(&body).map_err(|e| format!("{}: {e}", endpoint.url()))?;
-    Ok(metadata.desired_status == "STOPPED")
+    Ok(endpoint.read_task(STOP_CHECK_TIMEOUT).await?.desired_status == "STOPPED")
 }
 
 /// Calls `attempt` until it succeeds or `wait` has passed, saying `waiting` (and `url`) at each retry;

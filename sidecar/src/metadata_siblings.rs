@@ -22,9 +22,8 @@ pub struct TaskView {
     pub labelled: bool,
 }
 
-/// Reads a task metadata v4 `/task` document; the error says what is wrong with it.
-pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
-    let task = TaskMetadata::parse(body)?;
+/// What a task metadata v4 `/task` document says about the task's containers.
+pub fn task_view(task: TaskMetadata) -> TaskView {
     let labelled = task
         .containers
         .iter()
@@ -65,7 +64,7 @@ pub fn task_view(body: &[u8]) -> Result<TaskView, String> {
         })
         .collect();
     siblings.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(TaskView { siblings, stopping: task.desired_status == "STOPPED", labelled })
+    TaskView { siblings, stopping: task.desired_status == "STOPPED", labelled }
 }
 
 #[cfg(test)]
@@ -94,9 +93,13 @@ mod tests {
         ]
     }"#;
 
+    fn view(document: &[u8]) -> TaskView {
+        task_view(TaskMetadata::parse(document).unwrap())
+    }
+
     #[test]
     fn only_running_normal_containers_not_being_stopped_are_siblings() {
-        let view = task_view(FARGATE.as_bytes()).unwrap();
+        let view = view(FARGATE.as_bytes());
         let names: Vec<&str> = view.siblings.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["calc", "ecssd", "warming"]);
         assert!(!view.stopping);
@@ -119,7 +122,7 @@ mod tests {
                       {"ContainerPort": 81, "Protocol": "tcp", "HostPort": 32770, "HostIp": "0.0.0.0"},
                       {"ContainerPort": 81, "Protocol": "tcp", "HostPort": 49826, "HostIp": "::"},
                       {"ContainerPort": 53, "Protocol": "udp", "HostPort": 32769}]}]}"#;
-        let view = task_view(doc.as_bytes()).unwrap();
+        let view = view(doc.as_bytes());
         assert!(view.stopping);
         assert!(!view.labelled, "no SERVICE_ label anywhere");
         let ports = &view.siblings[0].host_ports;
@@ -140,7 +143,7 @@ mod tests {
         let no_containers = br#"{"Cluster": "c", "TaskARN": "t", "DesiredStatus": "RUNNING"}"#;
         let bodies = [&b"<html>"[..], unnamed, untyped, no_status, no_containers];
         for body in bodies.into_iter().chain([&br#"{"Cluster": "c", "TaskARN": "t", "Containers": 3}"#[..]]) {
-            let err = task_view(body).unwrap_err();
+            let err = TaskMetadata::parse(body).unwrap_err();
             assert!(err.starts_with("not the task metadata v4 format"), "{err}");
         }
     }

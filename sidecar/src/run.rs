@@ -206,13 +206,16 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     outcome = converge => outcome,
                     () = &mut shutdown => break,
                 };
+                if !matches!(outcome, Err(ResyncError::Source(_))) {
+                    // The task's containers were seen, whatever Route53 then did.
+                    source_retry.reset();
+                    problems.clear(Problem::DockerUnreachable);
+                    problems.clear(Problem::MetadataUnreachable);
+                }
                 match outcome {
                     Ok(done) => {
                         retry.reset();
-                        source_retry.reset();
                         retrying_until = Instant::now();
-                        problems.clear(Problem::DockerUnreachable);
-                        problems.clear(Problem::MetadataUnreachable);
                         if done.requests + done.reads > 0 {
                             problems.route53_answered();
                         }
@@ -251,10 +254,6 @@ pub async fn run(config: Config, deps: Deps, shutdown: impl Future<Output = ()>)
                     }
                     Err(ResyncError::Route53(e)) if config.once => return Err(e),
                     Err(ResyncError::Route53(e)) => {
-                        // The task's containers were seen: only Route53 is in trouble.
-                        source_retry.reset();
-                        problems.clear(Problem::DockerUnreachable);
-                        problems.clear(Problem::MetadataUnreachable);
                         let delay = retry.next_delay();
                         let problem = Problem::of(&e);
                         problems.report(problem, &e, delay);
@@ -543,9 +542,8 @@ impl Follower {
                 Ok(Listing { siblings, task_stopping: false })
             }
             Self::Metadata { endpoint, checked_for_labels } => {
-                let body = endpoint.read(metadata::READ_TIMEOUT).await.map_err(SourceError::Metadata)?;
-                let view = metadata_siblings::task_view(&body)
-                    .map_err(|e| SourceError::Metadata(format!("{}: {e}", endpoint.url())))?;
+                let task = endpoint.read_task(metadata::READ_TIMEOUT).await.map_err(SourceError::Metadata)?;
+                let view = metadata_siblings::task_view(task);
                 if !std::mem::replace(checked_for_labels, true) && !view.labelled {
                     // What an EC2 task configured by environment variables, started without the
                     // socket mounted, would otherwise do in silence: publish nothing.
