@@ -9,10 +9,36 @@ use std::time::Duration;
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::metadata::NetworkMode;
 use ecssd_tests::wait_for;
-use ecssd_tests::world::World;
+use ecssd_tests::world::{RunningTask, World};
 
 const IMAGE: &str = "ecssd-sidecar:dev";
 const WAIT: Duration = Duration::from_secs(30);
+
+/// The sidecar image as the task's container `ecssd`, told where moto and task metadata are (on the host
+/// network only to reach them on loopback), with no drain and no mounts.
+fn sidecar_container(world: &World, running: &RunningTask) -> ContainerSpec {
+    let mut env: Vec<String> = world.moto.env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    env.push(format!("ECS_CONTAINER_METADATA_URI_V4={}", running.metadata.task_metadata_uri("ecssd")));
+    env.push("ECSSD_DRAIN_SECONDS=0".into());
+    ContainerSpec {
+        name: "ecssd".into(),
+        image: Some(IMAGE.into()),
+        host_network: true,
+        env,
+        ..Default::default()
+    }
+}
+
+/// `docker stop` of the sidecar's container (ECS's SIGTERM): a clean exit, the task's records withdrawn
+/// before it.
+async fn stop_and_expect_withdrawn(world: &World, running: &RunningTask, index: usize) {
+    running.task.stop_container(index).await.unwrap();
+    let code = wait_for("the sidecar to exit", WAIT, || async { running.task.exit_code(index).await })
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "SIGTERM from `docker stop` ends in a clean exit");
+    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty(), "withdrawn before exit");
+}
 
 #[tokio::test]
 async fn the_image_is_small_and_registers_and_withdraws_its_task() {
@@ -40,29 +66,15 @@ async fn the_image_is_small_and_registers_and_withdraws_its_task() {
     };
     let mut running = world.task_in_mode("image", &[web], NetworkMode::Host).await.unwrap();
 
-    let mut env: Vec<String> = world.moto.env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.push(format!("ECS_CONTAINER_METADATA_URI_V4={}", running.metadata.task_metadata_uri("ecssd")));
-    env.push(format!("AWS_EC2_METADATA_SERVICE_ENDPOINT={}", running.metadata.imds_endpoint()));
-    env.push("ECSSD_DRAIN_SECONDS=0".into());
-    let sidecar = ContainerSpec {
-        name: "ecssd".into(),
-        image: Some(IMAGE.into()),
-        host_network: true,
-        binds: vec!["/var/run/docker.sock:/var/run/docker.sock:ro".into()],
-        env,
-        ..Default::default()
-    };
+    let mut sidecar = sidecar_container(&world, &running);
+    sidecar.env.push(format!("AWS_EC2_METADATA_SERVICE_ENDPOINT={}", running.metadata.imds_endpoint()));
+    sidecar.binds = vec!["/var/run/docker.sock:/var/run/docker.sock:ro".into()];
     let index = running.task.add(&sidecar).await.unwrap();
 
     let values = world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
     assert_eq!(values, [format!("1 1 {port} {}.servicediscovery.internal", running.task.task_id())]);
 
-    running.task.stop_container(index).await.unwrap();
-    let code = wait_for("the sidecar to exit", WAIT, || async { running.task.exit_code(index).await })
-        .await
-        .unwrap();
-    assert_eq!(code, 0, "SIGTERM from `docker stop` ends in a clean exit");
-    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty(), "withdrawn before exit");
+    stop_and_expect_withdrawn(&world, &running, index).await;
 }
 
 /// No socket in the container, nothing saying which source to use: the image reads task metadata and
@@ -77,18 +89,8 @@ async fn the_image_with_no_docker_socket_registers_its_task_from_task_metadata()
     };
     let mut running = world.fargate_task("image", &[web], eni).await.unwrap();
 
-    let mut env: Vec<String> = world.moto.env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-    env.push(format!("ECS_CONTAINER_METADATA_URI_V4={}", running.metadata.task_metadata_uri("ecssd")));
-    env.push("ECSSD_DRAIN_SECONDS=0".into());
-    // The host network only to reach moto and the metadata stand-in on loopback; no mounts.
-    let sidecar = ContainerSpec {
-        name: "ecssd".into(),
-        image: Some(IMAGE.into()),
-        host_network: true,
-        env,
-        ..Default::default()
-    };
-    let index = running.task.add(&sidecar).await.unwrap();
+    // No mounts.
+    let index = running.task.add(&sidecar_container(&world, &running)).await.unwrap();
 
     let values = world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap();
     assert_eq!(values, [format!("1 1 80 {}.servicediscovery.internal", running.task.task_id())]);
@@ -98,12 +100,7 @@ async fn the_image_with_no_docker_socket_registers_its_task_from_task_metadata()
     let logs = running.task.logs(index).await.unwrap();
     assert!(logs.contains("\"source\":\"metadata\""), "{logs}");
 
-    running.task.stop_container(index).await.unwrap();
-    let code = wait_for("the sidecar to exit", WAIT, || async { running.task.exit_code(index).await })
-        .await
-        .unwrap();
-    assert_eq!(code, 0, "SIGTERM from `docker stop` ends in a clean exit");
-    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty(), "withdrawn before exit");
+    stop_and_expect_withdrawn(&world, &running, index).await;
 }
 
 #[tokio::test]
