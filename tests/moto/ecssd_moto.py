@@ -2,7 +2,9 @@
 
 Run: python ecssd_moto.py [--port 0] [--max-rrsets-per-zone 10000] [--change-processing-ms 100]. Prints
 "ECSSD_MOTO_READY http://127.0.0.1:<port>" once serving, and exits when its standard input closes, so a
-test that dies never leaves a server behind.
+test that dies never leaves a server behind. With --fork-server SOCKET it imports all this once and
+then starts one such server per connection to SOCKET, forked (see "fork server" below): a test suite's
+servers start in milliseconds instead of a CPU-second each.
 
 Every rule names the AWS page it follows; where AWS's documentation is silent the rule says so and picks
 the stricter behaviour. Each is proven by tests/tests/e2e/emulator_fidelity.rs through the real Rust SDK.
@@ -108,7 +110,10 @@ import argparse
 import copy
 import json
 import os
+import random
+import select
 import signal
+import socket
 import sys
 import threading
 
@@ -119,6 +124,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from moto.ecs import models as ecs_models  # noqa: E402
+from moto.moto_api._internal import mock_random  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
 from werkzeug.serving import make_server  # noqa: E402
@@ -191,42 +197,135 @@ def with_harness_controls(app):
     return wrapped
 
 
-def _exit_when_stdin_closes():
+def _exit_when_closed(read):
+    """Exits this process once `read` (a blocking read of up to n bytes) finds the end of its stream."""
     try:
-        while sys.stdin.buffer.read(4096):
+        while read(4096):
             pass
     finally:
         os._exit(0)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _parser():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], exit_on_error=False)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--keep-stdin", action="store_true", help="do not exit when stdin closes")
+    parser.add_argument("--fork-server", metavar="SOCKET",
+                        help="import moto once, then serve a fresh server per connection to this Unix socket")
     defaults = Limits.DEFAULTS["route53"]
     parser.add_argument("--max-rrsets-per-zone", type=int, default=defaults["max_rrsets_per_zone"],
                         help="Route53 records per hosted zone (AWS's default quota: 10,000)")
     parser.add_argument("--change-processing-ms", type=int, default=defaults["change_processing_ms"],
                         help="how long Route53 processes an accepted change; a zone's next change within it "
                              "gets PriorRequestNotComplete")
-    args = parser.parse_args()
+    return parser
+
+
+def _server(args):
+    """The configured server, bound to its port but not yet serving; ValueError names a bad option."""
     problems = LIMITS.configure({"route53": {"max_rrsets_per_zone": args.max_rrsets_per_zone,
                                              "change_processing_ms": args.change_processing_ms}})
     if problems:
-        parser.error("; ".join(problems))
-    # Load the models now: the first faulted request should not wait for it.
-    for service in ("route53", "ecs", "ec2"):
-        MODELS.get(service)
+        raise ValueError("; ".join(problems))
     app = with_harness_controls(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     os.environ["MOTO_PORT"] = str(server.server_port)
+    return server
+
+
+def _ready_line(args, server):
+    return f"ECSSD_MOTO_READY http://{args.host}:{server.server_port}\n"
+
+
+def _load_models():
+    # Load the models now: the first faulted request should not wait for it.
+    for service in ("route53", "ecs", "ec2"):
+        MODELS.get(service)
+
+
+# --------------------------------------------------------------------------- fork server
+# Importing moto and its service models costs about a CPU-second, which a test suite starting a server
+# per test pays well over a hundred times. The fork server pays it once: each connection to its socket
+# gets a child forked from the loaded interpreter, a server exactly as `main` would start it (its options
+# one JSON array of arguments on the first line, its state empty: no backend exists before a request),
+# whose ready line comes back on the connection and which exits when the connection closes.
+
+def _serve_forked(conn):
+    """In the forked child: never returns."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # as the direct launch: no console, no request log
+            os.dup2(devnull, fd)
+        # The parent's random state is every child's: reseeded, two servers do not make the same ids.
+        mock_random.seed()
+        random.seed()
+        reader = conn.makefile("rb")
+        try:
+            argv = json.loads(reader.readline())
+            if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
+                raise ValueError(f"expected a JSON array of strings (the options), got {argv!r}")
+            args, unknown = _parser().parse_known_args(argv)
+            if unknown:
+                raise ValueError(f"unrecognized arguments: {' '.join(unknown)}")
+            if args.fork_server:
+                raise ValueError("--fork-server is not an option of a forked server")
+            server = _server(args)
+        except (ValueError, argparse.ArgumentError) as e:
+            conn.sendall(f"ECSSD_MOTO_ERROR {e}\n".encode())
+            return
+        conn.sendall(_ready_line(args, server).encode())
+        threading.Thread(target=_exit_when_closed, args=(reader.read1,), daemon=True).start()
+        server.serve_forever()
+    finally:
+        os._exit(1)
+
+
+def serve_forks(socket_path):
+    """Serves forks until standard input closes (the process that started it is gone)."""
+    _load_models()
+    if os.path.exists(socket_path):
+        os.unlink(socket_path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(f"ECSSD_MOTO_FORKS_READY {socket_path}", flush=True)
+    # One thread only, so that a fork copies no lock another thread holds.
+    while True:
+        readable, _, _ = select.select([listener, sys.stdin], [], [])
+        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
+            os.unlink(socket_path)
+            return
+        if listener in readable:
+            conn, _ = listener.accept()
+            if os.fork() == 0:
+                listener.close()
+                _serve_forked(conn)
+            conn.close()
+
+
+def main():
+    parser = _parser()
+    try:
+        args = parser.parse_args()
+    except argparse.ArgumentError as e:
+        parser.error(str(e))
+    if args.fork_server:
+        serve_forks(args.fork_server)
+        return
+    try:
+        server = _server(args)
+    except ValueError as e:
+        parser.error(str(e))
+    _load_models()
     if not args.keep_stdin:
         # Ctrl-C reaches the whole process group; moto must outlive the sidecars' withdrawal, and it
         # exits anyway once its parent is gone and stdin closes.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
-    print(f"ECSSD_MOTO_READY http://{args.host}:{server.server_port}", flush=True)
+        threading.Thread(target=_exit_when_closed, args=(sys.stdin.buffer.read1,), daemon=True).start()
+    print(_ready_line(args, server), end="", flush=True)
     server.serve_forever()
 
 

@@ -1,14 +1,16 @@
 //! A moto server on a free loopback port, started from `tests/moto/ecssd_moto.py` (which corrects the
-//! divergences listed there), plus SDK configuration pointed at it and the launcher's fault controls.
+//! divergences listed there) or forked by its fork server, plus SDK configuration pointed at it and the
+//! launcher's fault controls.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::net::UnixStream;
 use tokio::process::{Child, Command};
 
 use crate::http;
@@ -32,22 +34,45 @@ pub fn python() -> PathBuf {
     workspace_root().join(".tools/venv/bin/python")
 }
 
-/// A running moto server; dropped, it is killed (and it exits by itself if this process dies, because
-/// its standard input closes).
+/// Where the tests find a moto fork server (a Unix socket path): `scripts/test` starts one for the run
+/// and sets this. Unset, every [`Moto`] is a process of its own, about a CPU-second to start.
+pub const FORK_SERVER_ENV: &str = "ECSSD_MOTO_FORKS";
+
+/// How long a server may take to say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running moto server; dropped, it ends (and it ends by itself if this process dies: its standard
+/// input, or its connection to the fork server, closes).
 #[derive(Debug)]
 pub struct Moto {
-    child: Child,
+    process: MotoProcess,
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL`.
     endpoint: String,
 }
 
+#[derive(Debug)]
+enum MotoProcess {
+    /// Started by this process: killed when dropped.
+    Own(Child),
+    /// Forked by a fork server: exits when this connection closes.
+    Forked { _connection: UnixStream },
+}
+
 impl Moto {
-    /// Starts a fresh server with empty state; waits until it serves.
+    /// Starts a fresh server with empty state, forked by the run's fork server if there is one
+    /// ([`FORK_SERVER_ENV`]); waits until it serves.
     pub async fn start() -> anyhow::Result<Self> {
+        match std::env::var_os(FORK_SERVER_ENV) {
+            Some(socket) => Self::fork_from(Path::new(&socket)).await,
+            None => Self::spawn().await,
+        }
+    }
+
+    /// A fresh server in a process of its own.
+    async fn spawn() -> anyhow::Result<Self> {
         let python = python();
-        let script = workspace_root().join("tests/moto/ecssd_moto.py");
         let mut child = Command::new(&python)
-            .arg(&script)
+            .arg(script())
             .arg("--port=0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -57,26 +82,24 @@ impl Moto {
             .with_context(|| format!("starting moto with {} (run scripts/setup first)", python.display()))?;
         let stdout = child.stdout.take().context("moto stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix("ECSSD_MOTO_READY ") {
-                    return Ok::<_, std::io::Error>(Some(url.to_owned()));
-                }
-            }
-            Ok(None)
-        })
-        .await;
-        let endpoint = match ready {
-            Ok(Ok(Some(url))) => url,
-            Ok(Ok(None)) => {
-                bail!("moto exited before it was ready (is moto installed for {}?)", python.display())
-            }
-            Ok(Err(e)) => bail!("reading moto's output: {e}"),
-            Err(_) => bail!("moto did not start within 60 s"),
-        };
+        let endpoint = ready_line(&mut lines, "ECSSD_MOTO_READY ")
+            .await
+            .with_context(|| format!("starting moto (is moto installed for {}?)", python.display()))?;
         // Keep draining stdout so moto never blocks writing to it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, endpoint })
+        Ok(Self { process: MotoProcess::Own(child), endpoint })
+    }
+
+    /// A fresh server forked by the fork server listening at `socket` (see [`MotoForkServer`]).
+    pub async fn fork_from(socket: &Path) -> anyhow::Result<Self> {
+        let context = || format!("starting moto from the fork server at {}", socket.display());
+        let mut stream = UnixStream::connect(socket).await.with_context(context)?;
+        stream.write_all(b"[\"--port=0\"]\n").await.with_context(context)?;
+        // The forked server writes its ready line and nothing after it.
+        let endpoint = ready_line(&mut BufReader::new(&mut stream).lines(), "ECSSD_MOTO_READY ")
+            .await
+            .with_context(context)?;
+        Ok(Self { process: MotoProcess::Forked { _connection: stream }, endpoint })
     }
 
     pub fn endpoint(&self) -> &str {
@@ -211,6 +234,72 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        if let MotoProcess::Own(child) = &mut self.process {
+            let _ = child.start_kill();
+        }
     }
+}
+
+/// A moto fork server (`ecssd_moto.py --fork-server`): imports moto once, then forks a fresh server per
+/// [`Moto::fork_from`]. Dropped, it is killed and its socket removed; the servers it forked live on
+/// until their connections close.
+#[derive(Debug)]
+pub struct MotoForkServer {
+    _child: Child,
+    socket: PathBuf,
+}
+
+impl MotoForkServer {
+    /// Starts one listening at `socket` (a path short enough for a Unix socket: under 108 bytes).
+    pub async fn start(socket: &Path) -> anyhow::Result<Self> {
+        let python = python();
+        let mut child = Command::new(&python)
+            .arg(script())
+            .arg("--fork-server")
+            .arg(socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting the moto fork server with {}", python.display()))?;
+        let stdout = child.stdout.take().context("moto fork server stdout")?;
+        ready_line(&mut BufReader::new(stdout).lines(), "ECSSD_MOTO_FORKS_READY ")
+            .await
+            .context("starting the moto fork server")?;
+        Ok(Self { _child: child, socket: socket.to_owned() })
+    }
+
+    /// A fresh server forked from this one.
+    pub async fn moto(&self) -> anyhow::Result<Moto> {
+        Moto::fork_from(&self.socket).await
+    }
+}
+
+impl Drop for MotoForkServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn script() -> PathBuf {
+    workspace_root().join("tests/moto/ecssd_moto.py")
+}
+
+/// What follows `prefix` on the first line that starts with it; an `ECSSD_MOTO_ERROR` line, the end of
+/// the output or [`READY_TIMEOUT`] first is an error saying so.
+async fn ready_line<R: AsyncBufRead + Unpin>(lines: &mut Lines<R>, prefix: &str) -> anyhow::Result<String> {
+    let line = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.to_owned());
+            }
+            if let Some(problem) = line.strip_prefix("ECSSD_MOTO_ERROR ") {
+                bail!("moto refused its options: {problem}");
+            }
+        }
+        bail!("moto exited before it was ready")
+    })
+    .await;
+    line.unwrap_or_else(|_| bail!("moto was not ready within {READY_TIMEOUT:?}"))
 }

@@ -11,6 +11,7 @@ use ecssd_records::{Change, Record, RecordKey, RecordStore, RecordType, Soa, Soa
 use ecssd_tests::dns::{Answer, Dns, Rdata, ZoneContents, query};
 use ecssd_tests::docker::{self, ContainerSpec, Task};
 use ecssd_tests::metadata::{ClusterForm, LaunchType, MetadataConfig, MetadataServer, NetworkMode};
+use ecssd_tests::moto::MotoForkServer;
 use ecssd_tests::world::{DOMAIN, STACK_NEGATIVE_TTL, World};
 use ecssd_tests::{http, init_tracing, wait_for};
 
@@ -668,4 +669,37 @@ async fn an_answer_too_big_for_udp_comes_whole_over_tcp_from_both_servers() {
         let answer = query(&server, &format!("_web._tcp.{DOMAIN}"), RecordType::Srv).await.unwrap();
         assert_eq!((answer.rcode, answer.records.len()), (Answer::NOERROR, 100), "from {server}");
     }
+}
+
+/// `scripts/test` runs the suite on servers forked from one moto fork server: each must be what a
+/// server of its own would be: empty, isolated from the others, with ids of its own (the fork copies
+/// the random state: a child that did not reseed would repeat its siblings' ids), and gone once the
+/// test lets go of it.
+#[tokio::test]
+async fn servers_forked_from_the_moto_fork_server_are_fresh_isolated_and_end_with_their_test() {
+    let socket =
+        std::env::temp_dir().join(format!("ecssd-forks-{}-{}.sock", std::process::id(), fastrand::u32(..)));
+    let forks = MotoForkServer::start(&socket).await.unwrap();
+    let (first, second) = (forks.moto().await.unwrap(), forks.moto().await.unwrap());
+    assert_ne!(first.endpoint(), second.endpoint());
+
+    let first_zone = first.create_private_zone("first.internal").await.unwrap();
+    let second_zone = second.create_private_zone("second.internal").await.unwrap();
+    assert_ne!(first_zone, second_zone, "each forked server makes ids of its own");
+    let route53 = aws_sdk_route53::Client::new(&second.sdk_config());
+    let zones = route53.list_hosted_zones().send().await.unwrap();
+    let names: Vec<&str> = zones.hosted_zones().iter().map(|zone| zone.name()).collect();
+    assert_eq!(names, ["second.internal."], "a forked server sees only its own state");
+
+    let endpoint = first.endpoint().to_owned();
+    drop(first);
+    wait_for("the dropped server to stop serving", Duration::from_secs(10), || async {
+        Ok(http::get_json(&format!("{endpoint}/_ecssd/limits")).await.is_err().then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(
+        http::get_json(&format!("{}/_ecssd/limits", second.endpoint())).await.is_ok(),
+        "the other still serves"
+    );
 }
