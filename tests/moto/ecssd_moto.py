@@ -281,8 +281,9 @@ def _serve_forked(conn):
         os._exit(1)
 
 
-def serve_forks(socket_path):
-    """Serves forks until standard input closes (the process that started it is gone)."""
+def serve_forks(socket_path, keep_stdin):
+    """Serves forks until standard input closes (the process that started it is gone), or for ever with
+    `keep_stdin`."""
     _load_models()
     if os.path.exists(socket_path):
         os.unlink(socket_path)
@@ -293,8 +294,9 @@ def serve_forks(socket_path):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     print(f"ECSSD_MOTO_FORKS_READY {socket_path}", flush=True)
     # One thread only, so that a fork copies no lock another thread holds.
+    watched = [listener] if keep_stdin else [listener, sys.stdin]
     while True:
-        readable, _, _ = select.select([listener, sys.stdin], [], [])
+        readable, _, _ = select.select(watched, [], [])
         if sys.stdin in readable and not os.read(sys.stdin.fileno(), 4096):
             os.unlink(socket_path)
             return
@@ -313,7 +315,7 @@ def main():
     except argparse.ArgumentError as e:
         parser.error(str(e))
     if args.fork_server:
-        serve_forks(args.fork_server)
+        serve_forks(args.fork_server, args.keep_stdin)
         return
     try:
         server = _server(args)
