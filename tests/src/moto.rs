@@ -2,6 +2,7 @@
 //! divergences listed there) or forked by its fork server, plus SDK configuration pointed at it and the
 //! launcher's fault controls.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::UnixStream;
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdout, Command};
 
 use crate::http;
 
@@ -70,21 +71,7 @@ impl Moto {
 
     /// A fresh server in a process of its own.
     async fn spawn() -> anyhow::Result<Self> {
-        let python = python();
-        let mut child = Command::new(&python)
-            .arg(script())
-            .arg("--port=0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting moto with {} (run scripts/setup first)", python.display()))?;
-        let stdout = child.stdout.take().context("moto stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let endpoint = ready_line(&mut lines, "ECSSD_MOTO_READY ")
-            .await
-            .with_context(|| format!("starting moto (is moto installed for {}?)", python.display()))?;
+        let (child, mut lines, endpoint) = launch(&["--port=0".as_ref()], "ECSSD_MOTO_READY ").await?;
         // Keep draining stdout so moto never blocks writing to it.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { process: MotoProcess::Own(child), endpoint })
@@ -252,21 +239,8 @@ pub struct MotoForkServer {
 impl MotoForkServer {
     /// Starts one listening at `socket` (a path short enough for a Unix socket: under 108 bytes).
     pub async fn start(socket: &Path) -> anyhow::Result<Self> {
-        let python = python();
-        let mut child = Command::new(&python)
-            .arg(script())
-            .arg("--fork-server")
-            .arg(socket)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting the moto fork server with {}", python.display()))?;
-        let stdout = child.stdout.take().context("moto fork server stdout")?;
-        ready_line(&mut BufReader::new(stdout).lines(), "ECSSD_MOTO_FORKS_READY ")
-            .await
-            .context("starting the moto fork server")?;
+        let (child, _, _) =
+            launch(&["--fork-server".as_ref(), socket.as_os_str()], "ECSSD_MOTO_FORKS_READY ").await?;
         Ok(Self { _child: child, socket: socket.to_owned() })
     }
 
@@ -282,8 +256,28 @@ impl Drop for MotoForkServer {
     }
 }
 
-fn script() -> PathBuf {
-    workspace_root().join("tests/moto/ecssd_moto.py")
+/// Starts `ecssd_moto.py` with `args` (killed when the child is dropped) and waits for its line starting
+/// with `ready`; gives the child, the rest of its output and what followed `ready`.
+async fn launch(
+    args: &[&OsStr],
+    ready: &str,
+) -> anyhow::Result<(Child, Lines<BufReader<ChildStdout>>, String)> {
+    let python = python();
+    let mut child = Command::new(&python)
+        .arg(workspace_root().join("tests/moto/ecssd_moto.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting moto with {} (run scripts/setup first)", python.display()))?;
+    let stdout = child.stdout.take().context("moto stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let rest = ready_line(&mut lines, ready)
+        .await
+        .with_context(|| format!("starting moto {args:?} (is moto installed for {}?)", python.display()))?;
+    Ok((child, lines, rest))
 }
 
 /// What follows `prefix` on the first line that starts with it; an `ECSSD_MOTO_ERROR` line, the end of
