@@ -89,6 +89,13 @@ where
     (class, detail)
 }
 
+/// Whether AWS answered the call with a refusal (an error response below HTTP 500: throttling, a
+/// change still in progress): the request was not carried out. A 5xx, a timeout or a lost connection
+/// leave that unknown.
+pub fn refused<E>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(err, SdkError::ServiceError(context) if context.raw().status().as_u16() < 500)
+}
+
 /// Counts API calls (attempts, including retries) per operation, for reports and benchmarks.
 #[derive(Debug, Default)]
 pub struct CallCounter(Mutex<BTreeMap<&'static str, u64>>);
@@ -140,7 +147,9 @@ where
             ErrorClass::NotFound => return Err(CallError::NotFound { operation, detail }),
             ErrorClass::Permanent => return Err(CallError::Permanent { operation, detail }),
             ErrorClass::Transient if policy.exhausted(started.elapsed()) => {
-                return Err(CallError::Exhausted { operation, attempts, elapsed: started.elapsed(), detail });
+                let refused = refused(&err);
+                let elapsed = started.elapsed();
+                return Err(CallError::Exhausted { operation, attempts, elapsed, detail, refused });
             }
             ErrorClass::Transient => {
                 let delay = policy.delay(attempts);

@@ -149,6 +149,12 @@ impl Route53Zone {
         Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls: Arc::default(), pacer: None }
     }
 
+    /// The same zone (and call counts) under another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     pub fn zone_id(&self) -> &str {
         &self.zone_id
     }

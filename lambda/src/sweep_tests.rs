@@ -39,7 +39,13 @@ impl Fleet for TableFleet {
         if self.ecs_down {
             let elapsed = Duration::from_secs(60);
             let detail = "HTTP 503".into();
-            return Err(CallError::Exhausted { operation: "DescribeTasks", attempts: 9, elapsed, detail });
+            return Err(CallError::Exhausted {
+                operation: "DescribeTasks",
+                attempts: 9,
+                elapsed,
+                detail,
+                refused: true,
+            });
         }
         Ok(arns
             .iter()

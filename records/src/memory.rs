@@ -23,6 +23,17 @@ pub struct MemoryZone {
     interference: Mutex<Option<Interference>>,
     /// Multivalue records allowed per name and type (Route53's quota: 100); `None` means 100.
     multivalue_limit: Option<usize>,
+    /// How the next batch fails: refused (not applied), or applied with its answer lost.
+    next_failure: Mutex<Option<(CallError, Applied)>>,
+}
+
+/// Whether a failed batch took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Refused: the zone is as before.
+    No,
+    /// Applied, but its answer was lost (a timeout, a reset connection).
+    Yes,
 }
 
 /// The SOA Route53 gives a new zone (Developer Guide, "NS and SOA records").
@@ -59,6 +70,11 @@ impl MemoryZone {
     pub fn with_multivalue_limit(mut self, limit: usize) -> Self {
         self.multivalue_limit = Some(limit);
         self
+    }
+
+    /// Fails the next batch with `error`, applied or not.
+    pub fn fail_next_apply(&self, error: CallError, applied: Applied) {
+        *lock(&self.next_failure) = Some((error, applied));
     }
 
     /// Removes a record, as another writer (or an operator) would.
@@ -115,6 +131,10 @@ impl RecordStore for MemoryZone {
 
     async fn apply(&self, changes: &[Change]) -> Result<(), CallError> {
         lock(&self.calls).push("change");
+        let failure = lock(&self.next_failure).take();
+        if let Some((error, Applied::No)) = failure {
+            return Err(error);
+        }
         let mut records = lock(&self.records);
         if let Some(interfere) = lock(&self.interference).take() {
             interfere(&mut records);
@@ -146,6 +166,9 @@ impl RecordStore for MemoryZone {
             }
         }
         *records = next;
-        Ok(())
+        match failure {
+            Some((error, _)) => Err(error),
+            None => Ok(()),
+        }
     }
 }

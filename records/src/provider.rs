@@ -40,6 +40,20 @@ pub enum CallError {
     NotFound { operation: &'static str, detail: String },
     #[error("{operation} failed: {detail}")]
     Permanent { operation: &'static str, detail: String },
+    /// Transient failures past the retry budget. `refused`: the last attempt was answered with an
+    /// error below HTTP 500 (throttling, `PriorRequestNotComplete`), so it changed nothing; otherwise
+    /// (a timeout, a lost connection, a 5xx) whether it took effect is unknown.
     #[error("{operation} still failing after {attempts} attempts over {elapsed:?}: {detail}")]
-    Exhausted { operation: &'static str, attempts: u32, elapsed: Duration, detail: String },
+    Exhausted { operation: &'static str, attempts: u32, elapsed: Duration, detail: String, refused: bool },
+}
+
+impl CallError {
+    /// Whether the call certainly changed nothing: the service answered it with a refusal. Only a
+    /// call whose answer was lost (or a 5xx) may have taken effect unseen.
+    pub fn changed_nothing(&self) -> bool {
+        match self {
+            Self::Conflict { .. } | Self::NotFound { .. } | Self::Permanent { .. } => true,
+            Self::Exhausted { refused, .. } => *refused,
+        }
+    }
 }

@@ -30,8 +30,9 @@ pub struct Config {
     pub ttl: u32,
 
     /// Seconds to wait after withdrawing on SIGTERM, so cached answers expire while the task's other
-    /// containers still serve. Defaults to the TTL. The task's `stopTimeout` must cover it.
-    #[arg(long, env = "ECSSD_DRAIN_SECONDS")]
+    /// containers still serve. Defaults to the TTL (and goes as high). The task's `stopTimeout` must
+    /// cover it.
+    #[arg(long, env = "ECSSD_DRAIN_SECONDS", value_parser = clap::value_parser!(u64).range(0..=172_800))]
     pub drain_seconds: Option<u64>,
 
     /// Owner id written into ownership records; deployments sharing a zone must use different ones.
@@ -54,8 +55,8 @@ pub struct Config {
     #[arg(long, env = "ECSSD_METADATA_POLL_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub metadata_poll_ms: u64,
 
-    /// Milliseconds to gather a burst of Docker events into one Route53 change.
-    #[arg(long, env = "ECSSD_COALESCE_MS", default_value_t = 100)]
+    /// Milliseconds to gather a burst of Docker events into one Route53 change (at most a minute).
+    #[arg(long, env = "ECSSD_COALESCE_MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub coalesce_ms: u64,
 
     /// The ECS task metadata endpoint (set by the ECS agent in every container).
@@ -63,8 +64,8 @@ pub struct Config {
     pub metadata_uri: Option<String>,
 
     /// Seconds to keep retrying the task metadata endpoint and EC2 instance metadata at start, where
-    /// they can be slow to answer.
-    #[arg(long, env = "ECSSD_METADATA_WAIT_SECONDS", default_value_t = 60)]
+    /// they can be slow to answer (at most an hour).
+    #[arg(long, env = "ECSSD_METADATA_WAIT_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub metadata_wait_seconds: u64,
 
     /// Seconds between checks of the task's records through DNS (no Route53 API call); a record
@@ -134,4 +135,65 @@ fn parse_resolver(text: &str) -> Result<SocketAddr, String> {
         .map_err(|_| {
             format!("`{text}` is not a resolver address: expected an IP address, optionally with :port")
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::TypeId;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("ecssd-sidecar").chain(args.iter().copied()))
+    }
+
+    /// Every numeric setting has a range: a value past it (the largest u64 above all, which as a
+    /// Duration added to an Instant panics) stops the sidecar at start, naming the setting and range.
+    #[test]
+    fn numeric_settings_out_of_range_are_refused_naming_the_setting_and_its_range() {
+        let cases = [
+            ("--ttl", "0..=172800"),
+            ("--drain-seconds", "0..=172800"),
+            ("--metadata-poll-ms", "100..=60000"),
+            ("--coalesce-ms", "0..=60000"),
+            ("--metadata-wait-seconds", "0..=3600"),
+            ("--heal-check-seconds", "0..=86400"),
+            ("--heal-dns-lag-seconds", "0..=604800"),
+            ("--heal-propagation-seconds", "0..=3600"),
+            ("--heal-verify-seconds", "1..=604800"),
+        ];
+        for (flag, range) in cases {
+            let top = range.rsplit('=').next().unwrap_or_default();
+            let above: u64 = top.parse::<u64>().expect("a bound") + 1;
+            for value in [above.to_string(), u64::MAX.to_string()] {
+                let error =
+                    parse(&[&format!("{flag}={value}")]).expect_err(&format!("{flag}={value} is refused"));
+                let message = error.to_string();
+                // A u32 setting reads numbers as i64 first: u64::MAX is "too large" before any range.
+                let says_why = message.contains(range) || message.contains("too large");
+                assert!(message.contains(flag) && says_why, "{flag}={value}: {message}");
+            }
+            // The bound itself is a value.
+            parse(&[&format!("{flag}={top}")]).unwrap_or_else(|e| panic!("{flag}={top}: {e}"));
+        }
+        // Every numeric setting is in the list above: a new one without a range fails here.
+        let integers = [TypeId::of::<u64>(), TypeId::of::<u32>(), TypeId::of::<u16>(), TypeId::of::<i64>()];
+        let unlisted: Vec<String> = Config::command()
+            .get_arguments()
+            .filter(|argument| integers.iter().any(|id| argument.get_value_parser().type_id() == *id))
+            .filter_map(|argument| argument.get_long().map(|long| format!("--{long}")))
+            .filter(|flag| !cases.iter().any(|(listed, _)| listed == flag))
+            .collect();
+        assert!(unlisted.is_empty(), "numeric settings without a range test: {unlisted:?}");
+    }
+
+    #[test]
+    fn the_defaults_are_in_range() {
+        let config = parse(&[]).expect("defaults");
+        assert_eq!(config.metadata_wait_seconds, 60);
+        assert_eq!(config.coalesce(), Duration::from_millis(100));
+        assert_eq!(config.drain(), Duration::from_secs(10));
+    }
 }

@@ -7,7 +7,7 @@ use ecssd_records::CallError;
 pub enum SidecarError {
     #[error("no task metadata: {0}")]
     NoTaskMetadata(String),
-    #[error("cannot learn the host's address: {0} (set ECSSD_ADDRESS to override)")]
+    #[error("cannot learn the host's address: {0}")]
     NoHostAddress(String),
     #[error(
         "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar or set DOCKER_HOST; \

@@ -11,15 +11,18 @@
 //! confirm it (a resolver that does not see the zone costs one call, not a full read), then the
 //! registrar reads its records back by name and repairs them. So a fleet whose records are intact
 //! spends nothing. Where DNS cannot tell, the rules lean towards spending nothing:
+//! - No check runs until the records' TTL and `propagation` have passed since the last write: before
+//!   that a resolver may rightly answer with what the write replaced.
 //! - A name the resolver says is absent may be its negative cache (a client asked while the service
 //!   had no task), so "absent" counts only for records last written more than `dns_lag` (the zone's
-//!   negative TTL) plus `propagation` ago. Any other difference counts once the records' TTL and
-//!   `propagation` have passed since the last write, or `dns_lag` if shorter.
+//!   negative TTL) plus `propagation` ago.
 //! - Route53 answers a multivalue name with at most 8 records ("Multivalue answer routing"), so an
 //!   SRV target missing from a full answer is only unseen; one unseen for `verify_every` is read by
 //!   its key (one call).
-//! - A read that finds the zone as written means DNS was wrong; API reads for the next disagreements
-//!   then wait `verify_every`, doubling to a day, and the problem is logged.
+//! - A read that finds the zone as written means DNS was wrong (a lagging cache, a resolver that does
+//!   not see the zone): API reads for the next disagreements wait a few checks, doubling up to
+//!   [`MAX_HOLD`], and the problem is logged. A later check that agrees ends the hold, so one false
+//!   alarm never turns self-healing off for long.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -34,8 +37,12 @@ use crate::dns::{Answer, Resolver};
 /// Route53 gives at most this many records of a multivalue name in one answer.
 const MAX_MULTIVALUE_ANSWERS: usize = 8;
 
-/// The longest wait before API reads resume after DNS proved wrong.
-const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
+/// The first hold after DNS proved wrong, in checks: long enough for a lagging cache to catch up.
+const FIRST_HOLD_CHECKS: u32 = 5;
+
+/// The longest wait before API reads resume after DNS kept proving wrong: drift is still repaired
+/// within the hour, for one read per hold.
+const MAX_HOLD: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Copy)]
 pub struct HealSettings {
@@ -51,6 +58,18 @@ pub struct HealSettings {
     pub verify_every: Duration,
     /// The records' TTL.
     pub ttl: Duration,
+}
+
+impl HealSettings {
+    /// How long after a write every resolver shows it: its TTL (the answers it replaced may be cached
+    /// that long) plus Route53's propagation.
+    pub fn settled_after(&self) -> Duration {
+        self.ttl + self.propagation
+    }
+
+    fn first_hold(&self) -> Duration {
+        (self.every * FIRST_HOLD_CHECKS).min(MAX_HOLD)
+    }
 }
 
 /// What the records the sidecar wrote look like through DNS.
@@ -89,7 +108,7 @@ pub fn judge(
     settings: &HealSettings,
 ) -> Judgement {
     let mut judgement = Judgement::default();
-    let settled = since_write >= settings.dns_lag.min(settings.ttl + settings.propagation);
+    let settled = since_write >= settings.settled_after();
     let absence_settled = settled && since_write >= settings.dns_lag + settings.propagation;
     let mut groups: BTreeMap<(String, RecordType), Vec<&Record>> = BTreeMap::new();
     let key_of = |name: &str, record_type: RecordType| RecordKey {
@@ -205,7 +224,7 @@ impl Healer {
             last_write: None,
             unseen_since: BTreeMap::new(),
             hold_until: None,
-            next_hold: settings.verify_every,
+            next_hold: settings.first_hold(),
             repairing: false,
         }
     }
@@ -223,10 +242,11 @@ impl Healer {
         self.last_write = Some(Instant::now());
     }
 
-    /// Until when no check may run: Route53 may not show the last write before then, and asking about
-    /// a name it does not show yet would make the resolver remember the name as absent.
+    /// Until when no check may run: Route53 may not show the last write before then (asking about a
+    /// name it does not show yet would make the resolver remember the name as absent), and a resolver
+    /// may still answer with what the write replaced.
     pub fn quiet_until(&self) -> Option<Instant> {
-        self.last_write.map(|at| at + self.settings.propagation).filter(|until| *until > Instant::now())
+        self.last_write.map(|at| at + self.settings.settled_after()).filter(|until| *until > Instant::now())
     }
 
     /// Judges the answers to [`questions`] about `written` and `absent`, and says what to do.
@@ -236,10 +256,6 @@ impl Healer {
         absent: &[(String, RecordType)],
         answers: &BTreeMap<(String, RecordType), Result<Answer, String>>,
     ) -> Next {
-        let failures: Vec<&String> = answers.values().filter_map(|a| a.as_ref().err()).collect();
-        if let Some(first) = failures.first() {
-            tracing::debug!(problem = "dns_check", error = %first, failed = failures.len(), "DNS check inconclusive");
-        }
         let since_write = self.last_write.map_or(Duration::MAX, |at| at.elapsed());
         let judgement = judge(written, absent, answers, since_write, &self.settings);
         self.decide(judgement, Instant::now())
@@ -253,6 +269,10 @@ impl Healer {
         self.unseen_since.retain(|key, _| unseen.contains(key));
         for key in unseen {
             self.unseen_since.entry(key.clone()).or_insert(now);
+        }
+        if judgement.drift.is_empty() && self.hold_until.take().is_some() {
+            self.next_hold = self.settings.first_hold();
+            tracing::info!(problem = "dns_disagrees", "DNS agrees with what the sidecar wrote again");
         }
         let held = self.hold_until.is_some_and(|until| now < until);
         if let Some((key, reason)) = judgement.drift.first() {
@@ -295,7 +315,7 @@ impl Healer {
         }
         if changes > 0 {
             self.hold_until = None;
-            self.next_hold = self.settings.verify_every;
+            self.next_hold = self.settings.first_hold();
             return;
         }
         self.dns_was_wrong("Route53 holds the task's records as written");
@@ -381,8 +401,9 @@ mod tests {
         );
         let judgement = judge(&written(), &[], &answers, LONG_AGO, &settings());
         assert_eq!(judgement.drift.len(), 3, "{judgement:?}");
-        // Just written: a resolver may still hold the old answers.
+        // Just written: a resolver may still hold the old answers, for their TTL and the propagation.
         assert!(judge(&written(), &[], &answers, Duration::from_secs(5), &settings()).drift.is_empty());
+        assert!(judge(&written(), &[], &answers, Duration::from_secs(69), &settings()).drift.is_empty());
         // Values settle within TTL + propagation; absence only after the negative-cache TTL and the
         // propagation (a client may have cached the absence just before Route53 showed the write).
         let after_a_few_minutes = judge(&written(), &[], &answers, Duration::from_secs(300), &settings());
@@ -431,15 +452,29 @@ mod tests {
         healer.wrote();
         let until = healer.quiet_until().expect("quiet after a write");
         let left = until - Instant::now();
-        assert!(left > Duration::from_secs(59) && left <= Duration::from_secs(60), "{left:?}");
-        let mut instant =
-            Healer::new(healer.resolver(), HealSettings { propagation: Duration::ZERO, ..settings() });
+        assert!(
+            left > Duration::from_secs(69) && left <= Duration::from_secs(70),
+            "TTL + propagation: {left:?}"
+        );
+        let instant = HealSettings { propagation: Duration::ZERO, ttl: Duration::ZERO, ..settings() };
+        let mut instant = Healer::new(healer.resolver(), instant);
         instant.wrote();
-        assert_eq!(instant.quiet_until(), None, "no propagation time: no wait");
+        assert_eq!(instant.quiet_until(), None, "no TTL, no propagation time: no wait");
     }
 
     #[test]
-    fn a_wrong_dns_holds_off_api_reads_doubling_and_a_real_repair_ends_the_hold() {
+    fn a_check_between_the_propagation_and_the_ttl_judges_nothing() {
+        // The README's lag for the stack's zone (10 s) is shorter than TTL + propagation: answers that
+        // are still cached from before the write are not drift.
+        let settings = HealSettings { dns_lag: Duration::from_secs(10), ..settings() };
+        let mut answers = intact();
+        answers.insert(("t1.sd.".into(), RecordType::A), Ok(Answer::Values(vec!["10.0.0.9".into()])));
+        assert!(judge(&written(), &[], &answers, Duration::from_secs(15), &settings).drift.is_empty());
+        assert_eq!(judge(&written(), &[], &answers, Duration::from_secs(70), &settings).drift.len(), 1);
+    }
+
+    #[test]
+    fn a_wrong_dns_holds_off_api_reads_for_minutes_doubling_and_a_real_repair_ends_the_hold() {
         let mut healer = healer();
         let now = Instant::now();
         let a = key("t1.sd.", RecordType::A, None);
@@ -447,15 +482,31 @@ mod tests {
         assert!(matches!(healer.decide(drift.clone(), now), Next::Confirm { .. }));
         healer.confirmed(true);
         assert_eq!(healer.decide(drift.clone(), now), Next::Nothing, "held");
-        assert_eq!(healer.next_hold, Duration::from_secs(14_400), "doubled");
-        assert!(matches!(
-            healer.decide(drift.clone(), now + Duration::from_secs(7201)),
-            Next::Confirm { .. }
-        ));
+        assert_eq!(healer.next_hold, Duration::from_secs(600), "five checks, doubled");
+        assert!(matches!(healer.decide(drift.clone(), now + Duration::from_secs(301)), Next::Confirm { .. }));
+        healer.confirmed(true);
+        for _ in 0..10 {
+            healer.dns_was_wrong("again");
+        }
+        assert_eq!(healer.next_hold, MAX_HOLD, "never more than an hour");
         healer.confirmed(false);
         healer.repaired(3);
         let later = now + Duration::from_secs(7202);
         assert!(matches!(healer.decide(drift, later), Next::Confirm { .. }), "a real repair ends the hold");
+    }
+
+    #[test]
+    fn a_check_that_agrees_ends_a_hold() {
+        let mut healer = healer();
+        let now = Instant::now();
+        let a = key("t1.sd.", RecordType::A, None);
+        let drift = Judgement { drift: vec![(a, "absent".into())], ..Judgement::default() };
+        assert!(matches!(healer.decide(drift.clone(), now), Next::Confirm { .. }));
+        healer.confirmed(true);
+        assert_eq!(healer.decide(drift.clone(), now), Next::Nothing, "held");
+        assert_eq!(healer.decide(Judgement::default(), now), Next::Nothing, "DNS agrees");
+        let soon = now + Duration::from_secs(60);
+        assert!(matches!(healer.decide(drift, soon), Next::Confirm { .. }), "new drift is read at once");
     }
 
     #[test]

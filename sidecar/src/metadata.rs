@@ -1,5 +1,5 @@
-//! What the task knows about itself: ECS task metadata v4, and the host's private IP from EC2
-//! instance metadata (IMDSv2) for bridge and host networking.
+//! What the task knows about itself: ECS task metadata v4. (The host's private IP, for bridge and host
+//! networking, is [`crate::host_address`]'s.)
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -224,19 +224,6 @@ fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
     };
     let cluster = task.cluster_arn(&metadata.cluster);
     Ok(TaskIdentity { task, cluster, network_mode })
-}
-
-/// The instance's private IPv4 address from IMDSv2 (honours `AWS_EC2_METADATA_SERVICE_ENDPOINT`),
-/// retrying for up to `wait`: a reset connection or a refused token is as passing as a 5xx (the IMDS
-/// client retries only the latter itself).
-pub async fn host_private_ip(wait: Duration) -> Result<Ipv4Addr, SidecarError> {
-    const PATH: &str = "/latest/meta-data/local-ipv4";
-    let client = aws_config::imds::Client::builder().build();
-    let text = retry_for(wait, PATH, "EC2 instance metadata not answering yet", || client.get(PATH))
-        .await
-        .map_err(|e| SidecarError::NoHostAddress(format!("EC2 instance metadata: {e}")))?;
-    let text = text.as_ref().trim().to_owned();
-    text.parse().map_err(|_| SidecarError::NoHostAddress(format!("instance metadata returned {text:?}")))
 }
 
 /// GETs a loopback or link-local URL; the body on 200, a description otherwise.

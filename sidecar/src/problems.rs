@@ -27,6 +27,10 @@ pub enum Problem {
     DockerEvents,
     /// Task metadata did not answer, or not in the v4 format (metadata mode).
     MetadataUnreachable,
+    /// The resolver did not answer a DNS check: records deleted behind the sidecar's back go unseen.
+    DnsCheck,
+    /// Task metadata did not say whether the task still runs: a repair waits until it does.
+    StopCheck,
 }
 
 impl Problem {
@@ -39,6 +43,8 @@ impl Problem {
             Self::DockerUnreachable => "docker_unreachable",
             Self::DockerEvents => "docker_events",
             Self::MetadataUnreachable => "metadata_unreachable",
+            Self::DnsCheck => "dns_check",
+            Self::StopCheck => "stop_check",
         }
     }
 

@@ -37,6 +37,21 @@ enum View {
     Unknown,
 }
 
+/// Reads these records through `store`; whether they are as `written` says (absent where it has
+/// none). Used by DNS checks, beside the registrar.
+pub async fn as_written<S: RecordStore>(
+    store: &S,
+    written: &RecordSet,
+    keys: &[RecordKey],
+) -> Result<bool, CallError> {
+    for key in keys {
+        if store.read(key).await?.as_ref() != written.get(key) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Registers one task's endpoints.
 #[derive(Debug)]
 pub struct Registrar<S> {
@@ -132,16 +147,15 @@ impl<S: RecordStore> Registrar<S> {
         self.refused.values().map(|r| r.retry_at).min()
     }
 
-    /// Reads these records through the API; whether they are as written.
-    pub async fn verify(&self, keys: &[RecordKey]) -> Result<bool, SidecarError> {
-        let Some(written) = self.written() else { return Ok(false) };
-        for key in keys {
-            let found = self.store.read(key).await?;
-            if found.as_ref() != written.get(key) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    /// Whether converging to `endpoints` would take away something the zone holds for the task (a
+    /// target, a changed target, its address): such a change is never held back. Unknown when the
+    /// view is (then it is not known to withdraw anything).
+    pub fn withdraws(&mut self, endpoints: &[Endpoint]) -> bool {
+        let wanted = self.desired(endpoints.to_vec()).records;
+        let View::Known(current) = &self.view else { return false };
+        current
+            .iter()
+            .any(|have| have.key.record_type != RecordType::Txt && wanted.get(&have.key) != Some(have))
     }
 
     /// Forgets what it believed, so the next convergence reads the zone first.
@@ -196,7 +210,12 @@ impl<S: RecordStore> Registrar<S> {
                 if new.is_empty() {
                     return Err(refusal());
                 }
-                self.one_by_one(&desired, held, new, detail).await
+                // Route53 busy or throttled while the records are tried apart: the refusal is what
+                // the operator must hear of; the retry tries them apart again.
+                match self.one_by_one(&desired, held, new, detail.clone()).await {
+                    Err(SidecarError::Route53(CallError::Exhausted { .. })) => Err(refusal()),
+                    outcome => outcome,
+                }
             }
             Err(e) => Err(e),
         }
@@ -310,9 +329,11 @@ impl<S: RecordStore> Registrar<S> {
                         done.requests += 1;
                     }
                     Err(e) => {
-                        // A refused request changed nothing (Route53 applies a batch whole or not at
-                        // all): if it was the first, the zone is as before.
-                        if index == 0 && matches!(e, CallError::Permanent { .. }) {
+                        // A refused request (throttled, busy, invalid) changed nothing: Route53
+                        // applies a batch whole or not at all. If it was the first, the zone is as
+                        // before; only a lost answer leaves it unknown (and a conflict says the view
+                        // was wrong).
+                        if index == 0 && e.changed_nothing() && !matches!(e, CallError::Conflict { .. }) {
                             self.view = View::Known(current.clone());
                         }
                         failure = Some(e);
@@ -384,7 +405,7 @@ impl<S: RecordStore> Registrar<S> {
 
 #[cfg(test)]
 mod tests {
-    use ecssd_records::memory::MemoryZone;
+    use ecssd_records::memory::{Applied, MemoryZone};
     use ecssd_records::{OwnerId, Record};
 
     use super::*;
@@ -421,6 +442,46 @@ mod tests {
         registrar.withdraw().await.unwrap();
         assert_eq!(calls(&registrar), ["change", "change"]);
         assert!(registrar.store().records().is_empty());
+    }
+
+    fn exhausted(refused: bool) -> CallError {
+        let detail = if refused { "Throttling (HTTP 400): Rate exceeded" } else { "attempt timed out" };
+        let elapsed = Duration::ZERO;
+        CallError::Exhausted {
+            operation: "ChangeResourceRecordSets",
+            attempts: 1,
+            elapsed,
+            detail: detail.into(),
+            refused,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_throttled_change_keeps_what_it_knows_and_only_a_lost_answer_reads_back() {
+        let mut registrar = registrar(MemoryZone::default());
+        registrar.converge(vec![web(1000)]).await.unwrap();
+        registrar.store().take_calls();
+
+        // Throttled: Route53 applied nothing, the retry is one request and no read.
+        registrar.store().fail_next_apply(exhausted(true), Applied::No);
+        registrar.converge(vec![web(2000)]).await.expect_err("throttled");
+        let done = registrar.converge(vec![web(2000)]).await.unwrap();
+        assert_eq!((done.requests, done.reads), (1, 0));
+        assert_eq!(calls(&registrar), ["change", "change"]);
+
+        // A timeout after the request was sent: it may have been applied, so the retry reads first.
+        registrar.store().fail_next_apply(exhausted(false), Applied::Yes);
+        registrar.converge(vec![web(3000)]).await.expect_err("timed out");
+        let done = registrar.converge(vec![web(3000)]).await.unwrap();
+        assert_eq!((done.requests, done.reads), (0, 1), "read back: it had been applied");
+        let srv: Vec<_> = registrar
+            .store()
+            .records()
+            .iter()
+            .filter(|r| r.key.record_type == RecordType::Srv)
+            .cloned()
+            .collect();
+        assert_eq!(srv[0].values(), ["1 1 3000 t1.sd.internal"]);
     }
 
     #[tokio::test]

@@ -3,7 +3,9 @@
 //! - ECS task metadata v4: `GET /v4/<container-name>` and `GET /v4/<container-name>/task`, in the
 //!   shape of an EC2 task or of a Fargate one ([`LaunchType`]);
 //! - EC2 instance metadata with IMDSv2 sessions: `PUT /latest/api/token`, then
-//!   `GET /latest/meta-data/{local-ipv4,instance-id}` with the token.
+//!   `GET /latest/meta-data/{local-ipv4,instance-id}` with the token; or, as hardened hosts have it,
+//!   refused, never answering, or with a hop limit of 1 ([`ImdsMode`]);
+//! - the ECS container metadata file, in its two stages ([`ContainerMetadataFile`]).
 //!
 //! Each container the task definition names is a Docker container labelled with the task's ARN; the
 //! agent's own pause container of an awsvpc task is described without one (nothing here needs it to
@@ -15,7 +17,9 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -27,7 +31,8 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How the pretend task is networked; decides what the metadata reports.
@@ -91,6 +96,42 @@ pub struct MetadataConfig {
     pub launch_type: LaunchType,
 }
 
+/// How EC2 instance metadata behaves for the task's containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImdsMode {
+    /// Answers, with IMDSv2 sessions.
+    Serving,
+    /// Connections are refused, as with a firewall rule that rejects containers' traffic to
+    /// 169.254.169.254 (the ECS best practices guide's hardening, done with `REJECT`).
+    /// [`MetadataServer::imds_endpoint`] then names a loopback port bound but not listening.
+    Refused,
+    /// Connections are accepted and requests read, and nothing is ever answered: a host that drops
+    /// the traffic beyond the first hop.
+    Unanswered,
+    /// The instance's `HttpPutResponseHopLimit` is 1 (EC2's default) and the caller is a bridge-mode
+    /// container, one hop further: the session token `PUT` is accepted at TCP level and its answer
+    /// never arrives, while `GET`s are answered (401 without a token, IMDSv2 being required). EC2
+    /// User Guide, "Configure the instance metadata options" (hop limit: "the number of network
+    /// hops that the PUT response is allowed to make").
+    HopLimitOne,
+}
+
+/// The IMDS stand-in's behaviour and what it saw, shared with its connections.
+#[derive(Debug)]
+struct ImdsControl {
+    mode: Mutex<ImdsMode>,
+    /// Session token requests (`PUT /latest/api/token`) received, answered or not.
+    token_requests: AtomicUsize,
+    /// Ends when the server is dropped: requests held unanswered give up then.
+    closed: watch::Receiver<()>,
+}
+
+impl ImdsControl {
+    fn mode(&self) -> ImdsMode {
+        *self.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// The name task metadata gives the agent's pause container of an awsvpc task.
 pub const PAUSE_CONTAINER: &str = "~internal~ecs~pause";
 
@@ -105,6 +146,12 @@ pub struct MetadataServer {
     /// Task metadata requests (`/v4/...`) received, answered or not.
     task_requests: Arc<AtomicUsize>,
     resets: Arc<Resets>,
+    imds: Arc<ImdsControl>,
+    /// Bound and never listening: a loopback port where connections are refused ([`ImdsMode::Refused`]).
+    refusing: TcpSocket,
+    /// Dropped with the server: wakes requests held unanswered.
+    _close: watch::Sender<()>,
+    config: MetadataConfig,
     serving: JoinHandle<()>,
 }
 
@@ -139,13 +186,24 @@ impl MetadataServer {
         let resets = Arc::new(Resets::default());
         let task_requests = Arc::new(AtomicUsize::new(0));
         let counted = task_requests.clone();
+        let refusing = TcpSocket::new_v4()?;
+        refusing.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        let (close, closed) = watch::channel(());
+        let imds = Arc::new(ImdsControl {
+            mode: Mutex::new(ImdsMode::Serving),
+            token_requests: AtomicUsize::new(0),
+            closed,
+        });
+        let kept = config.clone();
         let state = Arc::new((docker, config, available.clone(), stop_requested.clone()));
         let accept_resets = resets.clone();
+        let accept_imds = imds.clone();
         let serving = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let state = state.clone();
                 let resets = accept_resets.clone();
                 let counted = counted.clone();
+                let imds = accept_imds.clone();
                 tokio::spawn(async move {
                     if resets.pending.load(Ordering::SeqCst) > 0 && is_imds(&stream).await && resets.claim() {
                         // RST without a response: SO_LINGER 0, then close.
@@ -158,7 +216,12 @@ impl MetadataServer {
                     let service = service_fn(move |req| {
                         let state = state.clone();
                         let counted = counted.clone();
+                        let imds = imds.clone();
                         async move {
+                            if let Some(held) = unanswered_imds(&imds, &req) {
+                                held.await;
+                                return Ok(reply(StatusCode::SERVICE_UNAVAILABLE, "the stand-in stopped"));
+                            }
                             if req.uri().path().starts_with("/v4/") {
                                 counted.fetch_add(1, Ordering::SeqCst);
                             }
@@ -175,7 +238,34 @@ impl MetadataServer {
                 });
             }
         });
-        Ok(Self { addr, available, stop_requested, task_requests, resets, serving })
+        Ok(Self {
+            addr,
+            available,
+            stop_requested,
+            task_requests,
+            resets,
+            imds,
+            refusing,
+            _close: close,
+            config: kept,
+            serving,
+        })
+    }
+
+    /// Makes EC2 instance metadata behave as a hardened host's does (see [`ImdsMode`]); a sidecar
+    /// started afterwards gets the matching [`imds_endpoint`](Self::imds_endpoint).
+    pub fn set_imds(&self, mode: ImdsMode) {
+        *self.imds.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mode;
+    }
+
+    /// IMDSv2 session token requests (`PUT /latest/api/token`) received so far, answered or not.
+    pub fn imds_token_requests(&self) -> usize {
+        self.imds.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// The task's ARN, as its metadata gives it.
+    pub fn task_arn(&self) -> &str {
+        &self.config.task_arn
     }
 
     /// Resets the next `n` connections whose first request is for IMDS (`PUT /latest/api/token`,
@@ -211,9 +301,13 @@ impl MetadataServer {
         format!("http://{}/v4/{container}", self.addr)
     }
 
-    /// The value of `AWS_EC2_METADATA_SERVICE_ENDPOINT`.
+    /// The value of `AWS_EC2_METADATA_SERVICE_ENDPOINT`: this server, or in [`ImdsMode::Refused`] a
+    /// loopback port that refuses connections.
     pub fn imds_endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        match (self.imds.mode(), self.refusing.local_addr()) {
+            (ImdsMode::Refused, Ok(refusing)) => format!("http://{refusing}"),
+            _ => format!("http://{}", self.addr),
+        }
     }
 }
 
@@ -221,6 +315,28 @@ impl Drop for MetadataServer {
     fn drop(&mut self) {
         self.serving.abort();
     }
+}
+
+/// For an IMDS request this host does not answer ([`ImdsMode::Unanswered`], [`ImdsMode::HopLimitOne`]):
+/// a future that ends only when the server is dropped. Counts token requests.
+fn unanswered_imds(
+    imds: &ImdsControl,
+    req: &Request<hyper::body::Incoming>,
+) -> Option<impl std::future::Future<Output = ()> + use<>> {
+    let token = req.method() == Method::PUT && req.uri().path() == "/latest/api/token";
+    if token {
+        imds.token_requests.fetch_add(1, Ordering::SeqCst);
+    }
+    let held = match imds.mode() {
+        ImdsMode::Unanswered => req.uri().path().starts_with("/latest/"),
+        ImdsMode::HopLimitOne => token,
+        ImdsMode::Serving | ImdsMode::Refused => false,
+    };
+    let mut closed = imds.closed.clone();
+    held.then_some(async move {
+        // Err once the sender is dropped with the server.
+        let _ = closed.changed().await;
+    })
 }
 
 /// Whether the connection's first request is for IMDS, judged from its request line, peeked so hyper
@@ -554,4 +670,95 @@ async fn task_containers(
         containers.push(container);
     }
     Ok(containers)
+}
+
+/// The ECS container metadata file of the task's sidecar container, as the ECS agent writes it when
+/// its configuration has `ECS_ENABLE_CONTAINER_METADATA=true` (ECS Developer Guide, "Amazon ECS
+/// container metadata file" and "Amazon ECS container metadata file format"), in a directory of its
+/// own, removed when dropped. Give the sidecar [`path`](Self::path) as `ECS_CONTAINER_METADATA_FILE`.
+///
+/// The agent writes it in two stages (amazon-ecs-agent, `agent/containermetadata`): at container
+/// creation what the task and the agent know (`parseMetadataAtContainerCreate`: cluster, task, the
+/// container instance, the host's addresses), with status `INITIAL`, the zero value, which
+/// `MetadataFileStatus`'s `omitempty` leaves out; then, once the container runs, the same plus what
+/// Docker says (container id, image, ports, networks) with `MetadataFileStatus` `READY`, "usually
+/// within 1 second after the container starts" (the format page). Each stage replaces the file whole.
+#[derive(Debug)]
+pub struct ContainerMetadataFile {
+    dir: PathBuf,
+    path: PathBuf,
+    config: MetadataConfig,
+    host_ip: Ipv4Addr,
+}
+
+impl ContainerMetadataFile {
+    /// The first stage of the sidecar's (container `ecssd`) file on a host whose private IP is
+    /// `host_ip`.
+    pub fn initial(metadata: &MetadataServer, host_ip: Ipv4Addr) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!(
+            "ecssd-container-metadata-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("ecs-container-metadata.json");
+        let file = Self { dir, path, config: metadata.config.clone(), host_ip };
+        file.write(&file.document(false))?;
+        Ok(file)
+    }
+
+    /// The second stage: `READY`.
+    pub fn make_ready(&self) -> anyhow::Result<()> {
+        self.write(&self.document(true))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn document(&self, ready: bool) -> Value {
+        let config = &self.config;
+        let container_instance = format!(
+            "{}:container-instance/{}/{:032x}",
+            config.cluster_arn.split(":cluster/").next().unwrap_or_default(),
+            config.cluster_arn.rsplit('/').next().unwrap_or_default(),
+            stable_number(&config.instance_id)
+        );
+        let mut document = json!({
+            // As the format page's example gives it.
+            "Cluster": config.cluster_arn,
+            "ContainerInstanceARN": container_instance,
+            "TaskARN": config.task_arn,
+            "TaskDefinitionFamily": FAMILY,
+            "TaskDefinitionRevision": REVISION,
+            "ContainerName": "ecssd",
+            "AvailabilityZone": "us-east-1a",
+            "HostPrivateIPv4Address": self.host_ip.to_string(),
+        });
+        if ready {
+            let docker_id = format!("{:016x}", stable_number(&format!("{}/ecssd", config.task_arn)));
+            document["ContainerID"] = json!(docker_id.repeat(4));
+            document["DockerContainerName"] = json!(format!("/ecs-{FAMILY}-{REVISION}-ecssd-{docker_id}"));
+            document["ImageID"] = json!(format!("sha256:{}", docker_id.repeat(4)));
+            document["ImageName"] = json!("ecssd-sidecar:latest");
+            document["Networks"] =
+                json!([{"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": []}]);
+            document["MetadataFileStatus"] = json!("READY");
+        }
+        document
+    }
+
+    /// Replaces the file whole (written beside it, then renamed), so no read sees half of it.
+    fn write(&self, document: &Value) -> anyhow::Result<()> {
+        let next = self.dir.join("ecs-container-metadata.json.next");
+        std::fs::write(&next, serde_json::to_vec_pretty(document)?)?;
+        std::fs::rename(&next, &self.path)?;
+        Ok(())
+    }
+}
+
+impl Drop for ContainerMetadataFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -160,15 +160,39 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
         }
         let sidecar: Vec<String> =
             all.iter().filter(|(r, _)| r == "SidecarPolicy").flat_map(|(_, s)| actions(s)).collect();
-        // The sidecar finds its zone by domain name unless it is given ECSSD_ZONE_ID.
+        // The sidecar finds its zone by domain name unless it is given ECSSD_ZONE_ID; and its host's
+        // address through ECS and EC2 when neither the container metadata file nor IMDS gives it.
         assert_eq!(
             sidecar,
             [
                 "route53:ChangeResourceRecordSets",
                 "route53:ListResourceRecordSets",
-                "route53:ListHostedZonesByName"
+                "route53:ListHostedZonesByName",
+                "ecs:DescribeTasks",
+                "ecs:DescribeContainerInstances",
+                "ec2:DescribeInstances"
             ]
         );
+        // Its ECS reads: tasks and container instances of this account and region, in the watched
+        // clusters (checked above), and nothing else of ECS.
+        for (_, statement) in
+            all.iter().filter(|(r, s)| r == "SidecarPolicy" && actions(s)[0].starts_with("ecs:"))
+        {
+            let resources: Vec<&str> = statement["Resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["Fn::Sub"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                resources,
+                [
+                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task/*",
+                    "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:container-instance/*"
+                ],
+                "{statement}"
+            );
+        }
         // Every execution role (the sweeper's, the withdrawer's): only logging (and, in a VPC, ENI)
         // managed policies, never one that grants on "*" what the inline statements scope.
         let roles: Vec<(&String, &Value)> = template["Resources"]

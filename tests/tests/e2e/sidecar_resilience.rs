@@ -24,11 +24,13 @@ fn web_and_calc() -> Vec<ContainerSpec> {
 
 /// A sidecar that checks its records every second through the bed's caching resolver, told the
 /// world zone's negative TTL (the stack's) and the bed's propagation (the authority follows the zone
-/// within 0.1 s, where Route53 takes up to a minute).
+/// within 0.1 s, where Route53 takes up to a minute); its records' TTL is 1 s, so checks judge the
+/// answers 2 s after each write.
 fn healing(dns: &LiveDns) -> SidecarOptions {
     SidecarOptions {
         args: vec![],
         env: vec![
+            ("ECSSD_TTL".into(), "1".into()),
             ("ECSSD_RESOLVER".into(), dns.address()),
             ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into()),
             ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), STACK_NEGATIVE_TTL.to_string()),
@@ -169,13 +171,15 @@ async fn route53_refusing_and_throttling_never_stops_the_sidecar() {
         Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
     wait_for_records(&world, &running, 4).await;
     assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still running");
-    let rejections = sidecar
-        .logs()
-        .iter()
-        .filter(|l| l.contains("\"level\":\"ERROR\"") && l.contains("\"problem\":\"route53_rejected\""))
-        .count();
-    assert_eq!(rejections, 1, "said once, not at every retry: {:?}", sidecar.logs());
-    assert!(sidecar.logged(&["\"problem\":\"route53_rejected\"", "recovered"]));
+    // Each problem (refused, busy) is said once, not at every retry, and its end is said too.
+    for problem in ["route53_rejected", "route53_unavailable"] {
+        let field = format!("\"problem\":\"{problem}\"");
+        let said =
+            sidecar.logs().iter().filter(|l| l.contains("\"level\":\"ERROR\"") && l.contains(&field)).count();
+        assert!(said <= 1, "{problem} said {said} times: {:?}", sidecar.logs());
+        assert_eq!(said == 1, sidecar.logged(&[&field, "recovered"]), "{problem}: {:?}", sidecar.logs());
+    }
+    assert!(sidecar.logged(&["\"problem\":\"route53_", "recovered"]), "{:?}", sidecar.logs());
 
     // Stopping still withdraws.
     sidecar.sigterm().unwrap();
@@ -335,4 +339,98 @@ async fn a_new_tasks_names_are_not_asked_about_before_route53_can_show_them() {
     // The checks then run, and cost no API call.
     wait_for_checks(&sidecar, 2).await;
     assert_eq!(route53_requests(&world, "ListResourceRecordSets").await, 0);
+}
+
+/// A DNS check's confirming read that Route53 throttles for as long as it lasts runs beside the loop:
+/// a container that stops meanwhile is withdrawn at once, not after the read gives up.
+#[tokio::test]
+async fn a_stopped_container_is_withdrawn_while_a_dns_checks_read_is_throttled() {
+    let Healing { world, dns: _serving, running, sidecar, registered } = registered_and_healing().await;
+    wait_for_checks(&sidecar, 1).await;
+    // Every read of the zone is throttled from now on; changes still go through.
+    let throttled = serde_json::json!({"status": 400, "code": "Throttling",
+        "operation": "ListResourceRecordSets", "repeat": true});
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": [throttled]}})).await.unwrap();
+    // Web's target is deleted behind the sidecar's back: the next check reads Route53 to confirm.
+    let web = registered.iter().find(|r| r.key.name.starts_with("_web")).unwrap().key.clone();
+    world.delete_records(&[web]).await.unwrap();
+    wait_for("the confirming read", WAIT, || async {
+        Ok((route53_requests(&world, "ListResourceRecordSets").await >= 2).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    let stopped = std::time::Instant::now();
+    running.task.stop_container(1).await.unwrap();
+    wait_for("calc withdrawn", Duration::from_secs(20), || async {
+        let records = world.task_records(running.task.task_id()).await?;
+        Ok((!records.iter().any(|r| r.key.name.starts_with("_calc"))).then_some(()))
+    })
+    .await
+    .unwrap();
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(5), "withdrawn {took:?} after the stop, behind the read");
+    assert!(sidecar.pid().is_some(), "still running");
+}
+
+/// SIGTERM while the start still waits for task metadata ends the start: nothing registered, exit 0.
+#[tokio::test]
+async fn a_stop_signal_during_the_start_ends_it_with_nothing_registered() {
+    let world = World::new().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    // Task metadata that refuses connections: the start keeps retrying it for a minute.
+    let options = SidecarOptions {
+        args: vec![],
+        env: vec![("ECS_CONTAINER_METADATA_URI_V4".into(), "http://127.0.0.1:9/v4/ecssd".into())],
+    };
+    let mut sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    wait_for("the start to wait for task metadata", WAIT, || async {
+        Ok(sidecar.logged(&["task metadata not available yet"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    sidecar.sigterm().unwrap();
+    let status = sidecar.wait(Duration::from_secs(5)).await.unwrap();
+    assert!(status.success(), "{status:?}: {:?}", sidecar.logs());
+    wait_for("the reason", WAIT, || async { Ok(sidecar.logged(&["nothing was registered"]).then_some(())) })
+        .await
+        .unwrap();
+    assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty());
+}
+
+/// A registration Route53 keeps throttling backs off for longer and longer; a container that stops
+/// meanwhile is withdrawn at once, not at the end of that backoff.
+#[tokio::test]
+async fn a_stopped_container_is_withdrawn_without_waiting_for_a_registration_backoff() {
+    let world = World::new().await.unwrap();
+    let mut running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+
+    // Every change is throttled while a third container starts: its registration backs off.
+    let throttled = serde_json::json!({"status": 400, "code": "Throttling",
+        "operation": "ChangeResourceRecordSets", "repeat": true});
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": [throttled]}})).await.unwrap();
+    running.task.add(&ContainerSpec::httpd("extra", &["SERVICE_80_NAME=_extra._tcp"])).await.unwrap();
+    wait_for("six throttled registrations", Duration::from_secs(90), || async {
+        Ok((route53_requests(&world, "ChangeResourceRecordSets").await >= 7).then_some(()))
+    })
+    .await
+    .unwrap();
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": []}})).await.unwrap();
+
+    let stopped = std::time::Instant::now();
+    running.task.stop_container(1).await.unwrap();
+    wait_for("calc withdrawn", Duration::from_secs(90), || async {
+        let records = world.task_records(running.task.task_id()).await?;
+        Ok((!records.iter().any(|r| r.key.name.starts_with("_calc"))).then_some(()))
+    })
+    .await
+    .unwrap();
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(3), "withdrawn {took:?} after the stop, at the end of the backoff");
+    // The withdrawal carried the waiting registration with it.
+    let records = world.task_records(running.task.task_id()).await.unwrap();
+    assert!(records.iter().any(|r| r.key.name.starts_with("_extra")), "{records:?}");
+    assert!(sidecar.pid().is_some(), "still running");
 }
