@@ -42,6 +42,10 @@ pub const ROUTE53_RETRY: RetryPolicy = RetryPolicy {
     give_up_after: Some(Duration::from_secs(60)),
 };
 
+/// Transient Route53 failures (throttling, busy, timeouts) are retried quietly for this long before
+/// they are a problem an operator hears of: a deploy's burst of throttling is routine.
+const QUIET_RETRIES: Duration = Duration::from_secs(60);
+
 /// What the loop reads of the configuration.
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
@@ -154,6 +158,8 @@ pub struct Sidecar {
     events_since: i64,
     schedule: Schedule,
     problems: Problems,
+    /// Since when Route53 has failed every convergence, if it does.
+    route53_failing_since: Option<Instant>,
     /// DNS checks, unless self-healing is off.
     healer: Option<Healer>,
     check: Option<Check>,
@@ -209,6 +215,7 @@ impl Sidecar {
             subscriber,
             events_since,
             problems: Problems::default(),
+            route53_failing_since: None,
             healer,
             check: None,
             endpoint,
@@ -313,6 +320,7 @@ impl Sidecar {
             Ok(Resynced::Held) => self.schedule.held(resync),
             Ok(Resynced::Converged(done)) => {
                 self.schedule.converged();
+                self.route53_failing_since = None;
                 if done.requests + done.reads > 0 {
                     self.problems.route53_answered();
                 }
@@ -360,7 +368,14 @@ impl Sidecar {
             Err(ResyncError::Route53(e)) => {
                 let withdrawing = attempt.withdrawing || self.stopping || self.shutting_down;
                 let delay = self.schedule.route53_failed(now, resync, withdrawing);
-                self.problems.report(Problem::of(&e), &e, delay);
+                let since = *self.route53_failing_since.get_or_insert(now);
+                let problem = Problem::of(&e);
+                if problem == Problem::Route53Unavailable && now.duration_since(since) < QUIET_RETRIES {
+                    let retry_in_ms = delay.as_millis() as u64;
+                    tracing::debug!(problem = problem.as_str(), error = %e, retry_in_ms, withdrawing, "Route53 failed transiently; retrying");
+                } else {
+                    self.problems.report(problem, &e, delay);
+                }
             }
         }
         if let Some(at) = next_refused_retry {

@@ -20,9 +20,9 @@
 //!   SRV target missing from a full answer is only unseen; one unseen for `verify_every` is read by
 //!   its key (one call).
 //! - A read that finds the zone as written means DNS was wrong (a lagging cache, a resolver that does
-//!   not see the zone): API reads for the next disagreements wait a few checks, doubling up to
-//!   [`MAX_HOLD`], and the problem is logged. A later check that agrees ends the hold, so one false
-//!   alarm never turns self-healing off for long.
+//!   not see the zone): API reads for the next disagreements wait ten checks, doubling up to a day,
+//!   and the problem is logged. The first check that agrees ends the hold, so a false alarm never
+//!   turns self-healing off for longer than it lasts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,12 +37,13 @@ use crate::dns::{Answer, Resolver};
 /// Route53 gives at most this many records of a multivalue name in one answer.
 const MAX_MULTIVALUE_ANSWERS: usize = 8;
 
-/// The first hold after DNS proved wrong, in checks: long enough for a lagging cache to catch up.
-const FIRST_HOLD_CHECKS: u32 = 5;
+/// The first hold after DNS proved wrong, in checks (10 minutes by default). A false alarm (a lagging
+/// cache) ends sooner: the first check that agrees ends the hold.
+const FIRST_HOLD_CHECKS: u32 = 10;
 
-/// The longest wait before API reads resume after DNS kept proving wrong: drift is still repaired
-/// within the hour, for one read per hold.
-const MAX_HOLD: Duration = Duration::from_secs(3600);
+/// The longest hold, reached only while DNS keeps disagreeing and Route53 keeps holding the records as
+/// written (a resolver that does not see the zone): one read per task a day.
+const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy)]
 pub struct HealSettings {
@@ -482,13 +483,13 @@ mod tests {
         assert!(matches!(healer.decide(drift.clone(), now), Next::Confirm { .. }));
         healer.confirmed(true);
         assert_eq!(healer.decide(drift.clone(), now), Next::Nothing, "held");
-        assert_eq!(healer.next_hold, Duration::from_secs(600), "five checks, doubled");
-        assert!(matches!(healer.decide(drift.clone(), now + Duration::from_secs(301)), Next::Confirm { .. }));
+        assert_eq!(healer.next_hold, Duration::from_secs(1200), "ten checks, doubled");
+        assert!(matches!(healer.decide(drift.clone(), now + Duration::from_secs(601)), Next::Confirm { .. }));
         healer.confirmed(true);
         for _ in 0..10 {
             healer.dns_was_wrong("again");
         }
-        assert_eq!(healer.next_hold, MAX_HOLD, "never more than an hour");
+        assert_eq!(healer.next_hold, MAX_HOLD, "never more than a day");
         healer.confirmed(false);
         healer.repaired(3);
         let later = now + Duration::from_secs(7202);

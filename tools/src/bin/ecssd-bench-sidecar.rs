@@ -1,6 +1,6 @@
 //! Measures the sidecar on this machine (a benchmark, not a test): event-to-batch latency, resident
-//! memory, Route53 calls per task lifetime, and 200 sidecars starting at once against a Route53 limited
-//! to 5 requests/second. Run it on a release build:
+//! memory, Route53 calls per task lifetime, stop-signal-to-withdrawn latency while Route53 throttles,
+//! and 200 sidecars starting at once against a Route53 limited to 5 requests/second. Run it on a release build:
 //!
 //! ```sh
 //! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-sidecar
@@ -24,6 +24,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     latency_and_memory().await?;
     calls_per_lifetime().await?;
+    withdrawal_under_throttling().await?;
     let fleet: usize = std::env::args().nth(1).map_or(Ok(200), |n| n.parse())?;
     fleet_start(fleet).await?;
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
@@ -119,6 +120,46 @@ async fn calls_per_lifetime() -> anyhow::Result<()> {
          within the zone's processing window of the registration) and retried: {}",
         total - refused,
         serde_json::Value::Object(route53)
+    );
+    Ok(())
+}
+
+/// SIGTERM to "withdrew every record of the task", while Route53 throttles every other request: the
+/// withdrawal's first attempt is refused with `Throttling`, its retry goes through.
+async fn withdrawal_under_throttling() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let rounds = 20;
+    let mut latencies = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let running = world
+            .task(
+                "bench",
+                &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"]), ContainerSpec::idle_sidecar()],
+            )
+            .await?;
+        let mut sidecar =
+            Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--drain-seconds=0"])).await?;
+        world.wait_for_task_records(running.task.task_id(), 3, WAIT).await?;
+        world.moto.set_faults(serde_json::json!({"route53": {"errors": [[400, "Throttling"]]}})).await?;
+        let signalled = Instant::now();
+        sidecar.sigterm()?;
+        while !sidecar.logs().iter().any(|line| line.contains("withdrew every record of the task")) {
+            anyhow::ensure!(signalled.elapsed() < WAIT, "not withdrawn: {:?}", sidecar.logs());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        latencies.push(signalled.elapsed().as_secs_f64() * 1000.0);
+        sidecar.wait(WAIT).await?;
+        anyhow::ensure!(world.task_records(running.task.task_id()).await?.is_empty(), "records left");
+        world.moto.set_faults(serde_json::json!({"route53": {"errors": []}})).await?;
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!("\n## stop signal to withdrawn, the withdrawal's first request throttled ({rounds} tasks)");
+    println!("| p50 | p99 | max |\n|---|---|---|");
+    println!(
+        "| {:.0} ms | {:.0} ms | {:.0} ms |",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or_default()
     );
     Ok(())
 }
