@@ -14,7 +14,7 @@ use ecssd_edge::CallCounter;
 use ecssd_edge::retry::call_with_retry;
 use ecssd_records::{CallError, RetryPolicy};
 
-use crate::fleet_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, STOP_TASK};
+use ecssd_edge::ecs_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, STOP_TASK};
 
 /// DescribeTasks and DescribeContainerInstances take at most this many ARNs.
 pub const ECS_DESCRIBE_LIMIT: usize = 100;

@@ -11,7 +11,6 @@
 //! - [`tally`]: health check outcomes per task and per service. Pure.
 //! - [`agents`]: since when an ECS agent is disconnected, remembered in ecssd-owned TXT markers. Pure.
 //! - [`fleet`]: the narrow ECS/EC2 interface and its AWS implementation.
-//! - [`fleet_errors`]: the ECS and EC2 operations it calls and the class of each error they model.
 //! - [`hosts`]: describing the container instances and EC2 instances under the tasks found.
 //! - [`health`]: concurrent HTTP health checks and TCP reachability probes.
 //! - [`orphans`]: confirming orphans by name within a read budget.
@@ -36,7 +35,6 @@ pub mod custom_resource;
 pub mod deadline;
 pub mod decide;
 pub mod fleet;
-pub mod fleet_errors;
 pub mod health;
 pub mod hosts;
 pub mod inventory;

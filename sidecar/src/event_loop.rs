@@ -23,7 +23,7 @@ use crate::heal::{self, Healer, Next};
 use crate::metadata::{self, TaskEndpoint};
 use crate::problems::{Problem, Problems};
 use crate::registrar::{self, Registrar};
-use crate::schedule::{Resync, Schedule};
+use crate::schedule::{Failed, Resync, Schedule};
 
 /// The registrar's Route53 calls: one attempt each. A failure goes back to the loop, whose schedule
 /// retries it (a withdrawal within seconds), so no call's retries ever stand between an event and
@@ -367,10 +367,17 @@ impl Sidecar {
             Err(ResyncError::Route53(e)) if self.settings.once => return Err(e),
             Err(ResyncError::Route53(e)) => {
                 let withdrawing = attempt.withdrawing || self.stopping || self.shutting_down;
-                let delay = self.schedule.route53_failed(now, resync, withdrawing);
                 let since = *self.route53_failing_since.get_or_insert(now);
                 let problem = Problem::of(&e);
-                if problem == Problem::Route53Unavailable && now.duration_since(since) < QUIET_RETRIES {
+                let brief =
+                    problem == Problem::Route53Unavailable && now.duration_since(since) < QUIET_RETRIES;
+                let kind = match (withdrawing, brief) {
+                    (true, _) => Failed::Withdrawal,
+                    (false, true) => Failed::BriefTrouble,
+                    (false, false) => Failed::Registration,
+                };
+                let delay = self.schedule.route53_failed(now, resync, kind);
+                if brief {
                     let retry_in_ms = delay.as_millis() as u64;
                     tracing::debug!(problem = problem.as_str(), error = %e, retry_in_ms, withdrawing, "Route53 failed transiently; retrying");
                 } else {
@@ -481,17 +488,19 @@ impl Sidecar {
                 return Flow::Continue;
             }
         };
+        if let CheckStep::Asked { state: TaskState::Stopping, .. }
+        | CheckStep::Read { state: TaskState::Stopping, .. } = step
+        {
+            self.learn_stopping();
+            return Flow::Continue;
+        }
         let Some(healer) = self.healer.as_mut() else { return Flow::Continue };
         if healer.quiet_until().is_some() || self.worker.is_none() {
             tracing::debug!("DNS check dropped: the sidecar changed the zone meanwhile");
             return Flow::Continue;
         }
         match step {
-            CheckStep::Asked { state, answers } => {
-                if state == TaskState::Stopping {
-                    self.learn_stopping();
-                    return Flow::Continue;
-                }
+            CheckStep::Asked { answers, .. } => {
                 let failed: Vec<&String> = answers.values().filter_map(|a| a.as_ref().err()).collect();
                 match failed.first() {
                     Some(first) => {

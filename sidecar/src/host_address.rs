@@ -34,14 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::imds::client::error::{ImdsError, TokenError};
-use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
-use aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError;
-use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use ecssd_edge::retry::{Operation, call_with_retry};
-use ecssd_edge::{CallCounter, ErrorClass, Pacer};
+use ecssd_edge::ecs_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS};
+use ecssd_edge::retry::call_with_retry;
+use ecssd_edge::{CallCounter, Pacer};
 use ecssd_records::{Backoff, CallError, RetryPolicy};
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -476,39 +474,6 @@ fn refused(failure: &aws_smithy_runtime_api::client::result::DispatchFailure) ->
     false
 }
 
-/// The ECS and EC2 operations asked here, with the class of each error the SDK models for them (ECS
-/// API reference, "Errors" of each action and "Common Errors"); EC2's query API models none, so its
-/// codes are classed generically (throttling and 5xx transient, `UnauthorizedOperation` permanent).
-const DESCRIBE_TASKS: Operation<DescribeTasksError> =
-    Operation { name: "DescribeTasks", modeled: describe_tasks };
-const DESCRIBE_CONTAINER_INSTANCES: Operation<DescribeContainerInstancesError> =
-    Operation { name: "DescribeContainerInstances", modeled: describe_container_instances };
-const DESCRIBE_INSTANCES: Operation<DescribeInstancesError> =
-    Operation { name: "DescribeInstances", modeled: |_| None };
-
-// ServerException is "a server issue" (HTTP 500): transient. ClientException ("a client action",
-// e.g. missing permissions) and InvalidParameterException cannot succeed on retry; nor can a call
-// naming a cluster that does not exist (the task's own).
-macro_rules! ecs_classes {
-    ($err:expr, $enum:ident) => {{
-        use $enum as E;
-        Some(match $err {
-            E::ServerException(_) => ErrorClass::Transient,
-            E::ClusterNotFoundException(_) => ErrorClass::NotFound,
-            E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-            _ => return None,
-        })
-    }};
-}
-
-fn describe_tasks(err: &DescribeTasksError) -> Option<ErrorClass> {
-    ecs_classes!(err, DescribeTasksError)
-}
-
-fn describe_container_instances(err: &DescribeContainerInstancesError) -> Option<ErrorClass> {
-    ecs_classes!(err, DescribeContainerInstancesError)
-}
-
 /// The region of an ARN (`arn:partition:service:region:account:...`).
 fn region_of(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|region| !region.is_empty())
@@ -629,12 +594,6 @@ async fn from_apis(
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_ecs::types::error::{
-        ClientException, ClusterNotFoundException, InvalidParameterException, ServerException,
-    };
-    use aws_smithy_types::error::ErrorMetadata;
-    use ecssd_edge::retry::testing::{assert_generic_classes, class_of};
-
     use super::*;
 
     #[test]
@@ -702,32 +661,8 @@ mod tests {
         assert_eq!(names, ["ecssd_address", "task_metadata", "container_metadata_file", "imds", "ecs_api"]);
     }
 
-    macro_rules! assert_ecs_classes {
-        ($op:expr, $enum:ident) => {{
-            use $enum as E;
-            let op = &$op;
-            let server = E::ServerException(ServerException::builder().build());
-            assert_eq!(class_of(op, server, 500), ErrorClass::Transient);
-            let client = E::ClientException(ClientException::builder().message("not authorized").build());
-            assert_eq!(class_of(op, client, 400), ErrorClass::Permanent);
-            let invalid = E::InvalidParameterException(InvalidParameterException::builder().build());
-            assert_eq!(class_of(op, invalid, 400), ErrorClass::Permanent);
-            let missing = E::ClusterNotFoundException(ClusterNotFoundException::builder().build());
-            assert_eq!(class_of(op, missing, 400), ErrorClass::NotFound);
-            assert_generic_classes(op, |meta: ErrorMetadata| E::generic(meta));
-        }};
-    }
-
     #[test]
-    fn every_error_of_the_api_path_is_classed() {
-        assert_ecs_classes!(DESCRIBE_TASKS, DescribeTasksError);
-        assert_ecs_classes!(DESCRIBE_CONTAINER_INSTANCES, DescribeContainerInstancesError);
-        assert_generic_classes(&DESCRIBE_INSTANCES, |meta: ErrorMetadata| {
-            DescribeInstancesError::generic(meta)
-        });
-        let denied =
-            DescribeInstancesError::generic(ErrorMetadata::builder().code("UnauthorizedOperation").build());
-        assert_eq!(class_of(&DESCRIBE_INSTANCES, denied, 403), ErrorClass::Permanent);
+    fn a_denied_call_of_the_api_path_is_permanent() {
         let denied = CallError::Permanent { operation: "DescribeTasks", detail: "ClientException".into() };
         assert!(api_failure(denied).permanent);
     }

@@ -14,10 +14,16 @@ use std::time::Duration;
 use ecssd_records::{Backoff, RetryPolicy};
 use tokio::time::Instant;
 
-/// Retrying a registration Route53 failed: soon at first, then about once a minute, for as long as it
-/// takes (a fleet's retries spend the account's rate).
+/// Retrying a registration Route53 failed for good (refused, zone gone) or has failed transiently for
+/// over a minute: soon at first, then about once a minute, for as long as it takes (a fleet's retries
+/// spend the account's rate).
 pub const REGISTRATION_RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(60), give_up_after: None };
+
+/// Retrying a registration through brief trouble (throttling, a change still in progress) in its first
+/// minute: as a single call's retries would, so a fleet starting at once keeps the account's rate used.
+pub const BRIEF_TROUBLE_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_millis(200), cap: Duration::from_secs(5), give_up_after: None };
 
 /// Retrying a withdrawal: clients are being sent to a target that is going away, so it retries within
 /// seconds, for as long as it takes.
@@ -28,6 +34,17 @@ pub const WITHDRAWAL_RETRY: RetryPolicy =
 /// cost no AWS call, and a change made while they failed is seen within 5 s of their return.
 pub const SOURCE_RETRY: RetryPolicy =
     RetryPolicy { base: Duration::from_millis(500), cap: Duration::from_secs(5), give_up_after: None };
+
+/// What failed, which decides how soon it is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// A convergence that takes something away: retried within seconds.
+    Withdrawal,
+    /// A registration meeting transient trouble for less than a minute.
+    BriefTrouble,
+    /// A registration refused, or failing for over a minute.
+    Registration,
+}
 
 /// The next convergence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +61,7 @@ pub struct Schedule {
     /// A registration Route53 failed holds every other registration back until then.
     held_until: Option<Instant>,
     registration: Backoff,
+    brief_trouble: Backoff,
     withdrawal: Backoff,
     source: Backoff,
     /// Reconnecting to Docker's event stream.
@@ -63,6 +81,7 @@ impl Schedule {
             resync: Some(Resync { at: now, first_event_ns: None }),
             held_until: None,
             registration: Backoff::new(REGISTRATION_RETRY),
+            brief_trouble: Backoff::new(BRIEF_TROUBLE_RETRY),
             withdrawal: Backoff::new(WITHDRAWAL_RETRY),
             source: Backoff::new(SOURCE_RETRY),
             reconnect: Backoff::new(RetryPolicy::default()),
@@ -107,6 +126,7 @@ impl Schedule {
     /// A convergence succeeded: the backoffs start over and nothing is held back.
     pub fn converged(&mut self) {
         self.registration.reset();
+        self.brief_trouble.reset();
         self.withdrawal.reset();
         self.source.reset();
         self.held_until = None;
@@ -127,13 +147,19 @@ impl Schedule {
     /// Route53 failed a convergence: it is tried again after the backoff of its kind, which is
     /// returned. A withdrawal retries within seconds; a failed registration holds every later change
     /// that only adds until then.
-    pub fn route53_failed(&mut self, now: Instant, failed: Resync, withdrawing: bool) -> Duration {
-        let delay = if withdrawing {
-            self.withdrawal.next_delay()
-        } else {
-            let delay = self.registration.next_delay();
-            self.held_until = Some(now + delay);
-            delay
+    pub fn route53_failed(&mut self, now: Instant, failed: Resync, kind: Failed) -> Duration {
+        let delay = match kind {
+            Failed::Withdrawal => self.withdrawal.next_delay(),
+            Failed::BriefTrouble | Failed::Registration => {
+                let backoff = if kind == Failed::BriefTrouble {
+                    &mut self.brief_trouble
+                } else {
+                    &mut self.registration
+                };
+                let delay = backoff.next_delay();
+                self.held_until = Some(now + delay);
+                delay
+            }
         };
         self.resync(now + delay, failed.first_event_ns);
         delay
@@ -217,7 +243,7 @@ mod tests {
         let failed = Resync { at: now, first_event_ns: None };
         let mut retry = None;
         for _ in 0..6 {
-            schedule.route53_failed(now, failed, false);
+            schedule.route53_failed(now, failed, Failed::Registration);
             retry = schedule.take_due_resync(now + Duration::from_secs(3600));
         }
         let retry = retry.expect("retry scheduled");
@@ -247,12 +273,13 @@ mod tests {
         let mut schedule = registered(now);
         let withdrawal = Resync { at: now, first_event_ns: None };
         for _ in 0..20 {
-            let delay = schedule.route53_failed(now, withdrawal, true);
+            let delay = schedule.route53_failed(now, withdrawal, Failed::Withdrawal);
             assert!(delay <= WITHDRAWAL_RETRY.cap, "{delay:?}");
         }
         assert!(schedule.take_due_resync(now + WITHDRAWAL_RETRY.cap).is_some());
         assert!(!schedule.registration_held(now));
-        schedule.route53_failed(now, withdrawal, false);
+        let delay = schedule.route53_failed(now, withdrawal, Failed::BriefTrouble);
+        assert!(delay <= BRIEF_TROUBLE_RETRY.cap, "{delay:?}");
         assert!(schedule.registration_held(now));
         schedule.converged();
         assert!(!schedule.registration_held(now), "a success ends every hold");

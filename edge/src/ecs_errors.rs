@@ -1,13 +1,13 @@
-//! The ECS and EC2 operations the sweeper calls, each with the class of every error the SDK models for
-//! it (ECS API reference, "Errors" of each action; "Common Errors"), matched on the SDK's typed enums.
+//! The ECS and EC2 operations ecssd calls (the sweeper, and the sidecar finding its host's address),
+//! each with the class of every error the SDK models for it (ECS API reference, "Errors" of each action; "Common Errors"), matched on the SDK's typed enums.
 //! EC2's query API models no operation errors: its codes are all classed generically.
 
+use crate::ErrorClass;
+use crate::retry::Operation;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
 use aws_sdk_ecs::operation::stop_task::StopTaskError;
-use ecssd_edge::ErrorClass;
-use ecssd_edge::retry::Operation;
 
 pub const DESCRIBE_TASKS: Operation<DescribeTasksError> =
     Operation { name: "DescribeTasks", modeled: describe_tasks };
@@ -49,11 +49,11 @@ fn stop_task(err: &StopTaskError) -> Option<ErrorClass> {
 
 #[cfg(test)]
 mod tests {
+    use crate::retry::testing::{assert_generic_classes, class_of};
     use aws_sdk_ecs::types::error::{
         ClientException, ClusterNotFoundException, InvalidParameterException, ServerException,
     };
     use aws_smithy_types::error::ErrorMetadata;
-    use ecssd_edge::retry::testing::{assert_generic_classes, class_of};
 
     use super::*;
 
