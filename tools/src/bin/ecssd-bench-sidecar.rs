@@ -138,7 +138,8 @@ async fn withdrawal_under_throttling() -> anyhow::Result<()> {
             )
             .await?;
         let mut sidecar =
-            Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--drain-seconds=0"])).await?;
+            Sidecar::spawn(&world.moto, &running.metadata, zone_options(&world, &["--drain-seconds=0"]))
+                .await?;
         world.wait_for_task_records(running.task.task_id(), 3, WAIT).await?;
         world.moto.set_faults(serde_json::json!({"route53": {"errors": [[400, "Throttling"]]}})).await?;
         let signalled = Instant::now();
