@@ -401,7 +401,8 @@ impl Sidecar {
                     self.events_since = self.events_since.max(time);
                 }
                 if is_relevant(&event) && !self.shutting_down {
-                    tracing::debug!(action = ?event.action, "docker event");
+                    let age_ms = event.time_nano.map(|ns| (unix_nanos() - ns) as f64 / 1e6);
+                    tracing::debug!(action = ?event.action, age_ms, "docker event");
                     match self.worker.as_mut() {
                         Some(worker) => worker.follower.observe(&event),
                         None => self.observed.push(event.clone()),
@@ -629,6 +630,11 @@ async fn next_event(
         Some(stream) => stream.next().await,
         None => future::pending().await,
     }
+}
+
+/// Nanoseconds since the Unix epoch, as Docker's `timeNano`.
+fn unix_nanos() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64
 }
 
 /// Seconds since the Unix epoch, as Docker's `since` takes them.

@@ -178,6 +178,7 @@ impl Worker {
                 endpoints = count,
                 changes = done.changes,
                 requests = done.requests,
+                withdrew = attempt.withdrawing,
                 event_to_send_ms,
                 "Route53 updated"
             );

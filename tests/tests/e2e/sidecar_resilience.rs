@@ -434,3 +434,49 @@ async fn a_stopped_container_is_withdrawn_without_waiting_for_a_registration_bac
     assert!(records.iter().any(|r| r.key.name.starts_with("_extra")), "{records:?}");
     assert!(sidecar.pid().is_some(), "still running");
 }
+
+/// Records missing while task metadata does not answer are not put back: no answer is not "the task
+/// still runs" (the withdrawer may have deleted them on ECS's stop event). Once it answers, they are.
+#[tokio::test]
+async fn records_are_not_repaired_while_task_metadata_does_not_say_the_task_runs() {
+    let Healing { world, dns: _serving, running, sidecar, registered } = registered_and_healing().await;
+    wait_for_checks(&sidecar, 1).await;
+    running.metadata.set_available(false);
+    let keys: Vec<RecordKey> = registered.iter().map(|r| r.key.clone()).collect();
+    world.delete_records(&keys).await.unwrap();
+    wait_for("the repair to wait for task metadata", WAIT, || async {
+        Ok(sidecar.logged(&["\"problem\":\"stop_check\"", "not repaired until it does"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert_eq!(world.task_records(running.task.task_id()).await.unwrap(), vec![], "not put back");
+
+    running.metadata.set_available(true);
+    let restored = wait_for_records(&world, &running, 4).await;
+    assert_eq!(restored, registered);
+}
+
+/// A resolver that does not answer the DNS checks is said at error level (once a minute), not only at
+/// debug: records deleted behind the sidecar's back would go unnoticed.
+#[tokio::test]
+async fn a_resolver_that_does_not_answer_is_a_problem_said_aloud() {
+    let world = World::new().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    // The harness's resolver is a closed loopback port.
+    let options = SidecarOptions {
+        args: vec![],
+        env: vec![
+            ("ECSSD_TTL".into(), "1".into()),
+            ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into()),
+            ("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "0".into()),
+        ],
+    };
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
+    wait_for("the resolver's problem", WAIT, || async {
+        Ok(sidecar.logged(&["\"level\":\"ERROR\"", "\"problem\":\"dns_check\""]).then_some(()))
+    })
+    .await
+    .unwrap();
+    assert!(sidecar.pid().is_some(), "still running");
+}
