@@ -379,7 +379,10 @@ impl Sidecar {
                 let delay = self.schedule.route53_failed(now, resync, kind);
                 if brief {
                     let retry_in_ms = delay.as_millis() as u64;
-                    tracing::debug!(problem = problem.as_str(), error = %e, retry_in_ms, withdrawing, "Route53 failed transiently; retrying");
+                    let (first_event_ns, event_to_send_ms) =
+                        (resync.first_event_ns, attempt.event_to_send_ms);
+                    tracing::debug!(problem = problem.as_str(), error = %e, retry_in_ms, withdrawing, first_event_ns,
+                        event_to_send_ms, "Route53 failed transiently; retrying");
                 } else {
                     self.problems.report(problem, &e, delay);
                 }

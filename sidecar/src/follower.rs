@@ -123,7 +123,7 @@ pub struct Worker {
 }
 
 /// What a convergence was about, whatever its outcome.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Attempt {
     /// It took something away (or tried to): its failure is retried on the withdrawal backoff.
     pub withdrawing: bool,
@@ -131,6 +131,8 @@ pub struct Attempt {
     pub learned_stopping: bool,
     /// It withdrew every record of the task.
     pub withdrew_all: bool,
+    /// From the first Docker event it answers to its Route53 request being sent, if one was.
+    pub event_to_send_ms: Option<f64>,
 }
 
 impl Worker {
@@ -166,7 +168,7 @@ impl Worker {
         if held && !attempt.withdrawing {
             return Ok(Resynced::Held);
         }
-        let event_to_send_ms = first_event_ns.map(|ns| {
+        attempt.event_to_send_ms = first_event_ns.map(|ns| {
             let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
             (now_ns - ns) as f64 / 1e6
         });
@@ -179,7 +181,8 @@ impl Worker {
                 changes = done.changes,
                 requests = done.requests,
                 withdrew = attempt.withdrawing,
-                event_to_send_ms,
+                first_event_ns,
+                event_to_send_ms = attempt.event_to_send_ms,
                 "Route53 updated"
             );
         }
