@@ -41,6 +41,8 @@ pub struct Sidecar {
     child: Child,
     /// Every line it logged (JSON), for assertions about what it reported.
     logs: Arc<Mutex<Vec<String>>>,
+    /// Reads its standard error into `logs`; ends once the process has exited and its output is read.
+    reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What a sidecar process is started with, beyond moto and metadata.
@@ -78,13 +80,13 @@ impl Sidecar {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().context("sidecar stderr")?;
         let sink = logs.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line);
             }
         });
-        Ok(Self { child, logs })
+        Ok(Self { child, logs, reader: Some(reader) })
     }
 
     /// The process id while it runs.
@@ -124,12 +126,16 @@ impl Sidecar {
         Ok(self.child.wait().await?)
     }
 
-    /// Waits for the process to exit, at most `timeout`.
+    /// Waits for the process to exit, at most `timeout`; once it has, everything it logged is in
+    /// [`logs`](Self::logs).
     pub async fn wait(&mut self, timeout: Duration) -> anyhow::Result<ExitStatus> {
-        tokio::time::timeout(timeout, self.child.wait())
+        let status = tokio::time::timeout(timeout, self.child.wait())
             .await
-            .context("sidecar did not exit in time")?
-            .map_err(Into::into)
+            .context("sidecar did not exit in time")??;
+        if let Some(reader) = self.reader.take() {
+            tokio::time::timeout(timeout, reader).await.context("its log was not read to the end")??;
+        }
+        Ok(status)
     }
 }
 
