@@ -18,7 +18,9 @@ use tokio::time::Instant;
 
 use crate::docker_siblings::SiblingLister;
 use crate::error::SidecarError;
-use crate::follower::{Attempt, EventStream, ResyncError, Resynced, SourceError, Worker, is_relevant};
+use crate::follower::{
+    Attempt, EventStream, ResyncError, Resynced, SourceError, Worker, is_relevant, ms_since_event,
+};
 use crate::heal::{self, Healer, Next};
 use crate::metadata::{self, TaskEndpoint};
 use crate::problems::{Problem, Problems};
@@ -404,7 +406,7 @@ impl Sidecar {
                     self.events_since = self.events_since.max(time);
                 }
                 if is_relevant(&event) && !self.shutting_down {
-                    let age_ms = event.time_nano.map(|ns| (unix_nanos() - ns) as f64 / 1e6);
+                    let age_ms = event.time_nano.map(ms_since_event);
                     tracing::debug!(action = ?event.action, age_ms, "docker event");
                     match self.worker.as_mut() {
                         Some(worker) => worker.follower.observe(&event),
@@ -633,11 +635,6 @@ async fn next_event(
         Some(stream) => stream.next().await,
         None => future::pending().await,
     }
-}
-
-/// Nanoseconds since the Unix epoch, as Docker's `timeNano`.
-fn unix_nanos() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64
 }
 
 /// Seconds since the Unix epoch, as Docker's `since` takes them.

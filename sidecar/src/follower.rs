@@ -17,6 +17,12 @@ use crate::siblings::{self, EndpointProblem, Sibling};
 /// Docker's events for the task's containers.
 pub type EventStream = BoxStream<'static, Result<EventMessage, bollard::errors::Error>>;
 
+/// Milliseconds since a Docker event's `timeNano` (nanoseconds since the Unix epoch).
+pub fn ms_since_event(time_nano: i64) -> f64 {
+    let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
+    (now_ns - time_nano) as f64 / 1e6
+}
+
 /// Docker event actions that can change what the task publishes. Others (notably `exec_*`, which
 /// every HEALTHCHECK run emits) are ignored.
 pub fn is_relevant(event: &EventMessage) -> bool {
@@ -168,10 +174,7 @@ impl Worker {
         if held && !attempt.withdrawing {
             return Ok(Resynced::Held);
         }
-        attempt.event_to_send_ms = first_event_ns.map(|ns| {
-            let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i64;
-            (now_ns - ns) as f64 / 1e6
-        });
+        attempt.event_to_send_ms = first_event_ns.map(ms_since_event);
         let count = endpoints.len();
         let done = self.registrar.converge(endpoints).await.map_err(ResyncError::Route53)?;
         tracing::debug!(endpoints = count, requests = done.requests, "resynced");
