@@ -407,7 +407,13 @@ impl Sidecar {
                 }
                 if is_relevant(&event) && !self.shutting_down {
                     let age_ms = event.time_nano.map(ms_since_event);
-                    tracing::debug!(action = ?event.action, age_ms, "docker event");
+                    let container = event
+                        .actor
+                        .as_ref()
+                        .and_then(|actor| actor.attributes.as_ref())
+                        .and_then(|labels| labels.get(crate::docker_siblings::CONTAINER_NAME_LABEL));
+                    tracing::debug!(action = ?event.action, container, time_nano = event.time_nano, age_ms,
+                        "docker event");
                     match self.worker.as_mut() {
                         Some(worker) => worker.follower.observe(&event),
                         None => self.observed.push(event.clone()),

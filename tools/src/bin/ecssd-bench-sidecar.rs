@@ -3,8 +3,11 @@
 //! and 200 sidecars starting at once against a Route53 limited to 5 requests/second. Run it on a release build:
 //!
 //! ```sh
-//! cargo build --release --workspace --bins && cargo run --release -p ecssd-tools --bin ecssd-bench-sidecar
+//! cargo build --release -p ecssd-sidecar -p ecssd-tools --bins && ./target/release/ecssd-bench-sidecar [FLEET]
 //! ```
+//!
+//! `FLEET` is the number of sidecars started at once (200); `--only=latency|lifetime|throttled-withdrawal|fleet`
+//! runs one part.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -22,11 +25,25 @@ const COALESCE_MS: f64 = 100.0;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
-    latency_and_memory().await?;
-    calls_per_lifetime().await?;
-    withdrawal_under_throttling().await?;
-    let fleet: usize = std::env::args().nth(1).map_or(Ok(200), |n| n.parse())?;
-    fleet_start(fleet).await?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let only = args.iter().find_map(|a| a.strip_prefix("--only="));
+    let fleet: usize = match args.iter().find(|a| !a.starts_with("--")) {
+        Some(n) => n.parse().with_context(|| format!("fleet size {n:?}: expected a number of tasks"))?,
+        None => 200,
+    };
+    let runs = |section: &str| only.is_none_or(|o| o == section);
+    if runs("latency") {
+        latency_and_memory().await?;
+    }
+    if runs("lifetime") {
+        calls_per_lifetime().await?;
+    }
+    if runs("throttled-withdrawal") {
+        withdrawal_under_throttling().await?;
+    }
+    if runs("fleet") {
+        fleet_start(fleet).await?;
+    }
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -58,55 +75,36 @@ async fn latency_and_memory() -> anyhow::Result<()> {
         running.task.start_container(0).await?;
         world.wait_for_targets("_web._tcp", 1, WAIT).await?;
     }
-    // Per burst of events (keyed by its first event): its first request's latency, and the latency of
-    // the request Route53 accepted (later when the first was refused, e.g. the zone still busy with the
-    // previous change), and whether it took something away (a stop).
     let lines: Vec<serde_json::Value> =
         sidecar.logs().iter().filter_map(|line| serde_json::from_str(line).ok()).collect();
-    let first_attempt = |event: i64| {
-        lines
-            .iter()
-            .filter(|v| v["first_event_ns"].as_i64() == Some(event))
-            .filter_map(|v| v["event_to_send_ms"].as_f64())
-            .fold(f64::INFINITY, f64::min)
-    };
-    let batches: Vec<(bool, f64, f64)> = lines
-        .iter()
-        .filter(|v| v["message"] == "Route53 updated")
-        .filter_map(|v| {
-            let event = v["first_event_ns"].as_i64()?;
-            Some((v["withdrew"].as_bool()?, first_attempt(event), v["event_to_send_ms"].as_f64()?))
-        })
-        .collect();
+    let latencies = event_to_batch(&lines, "web");
     anyhow::ensure!(
-        batches.len() >= 2 * rounds,
-        "expected {} measurements, got {}",
+        latencies.len() == 2 * rounds,
+        "expected {} measurements (a stop and a start per round), got {}",
         2 * rounds,
-        batches.len()
+        latencies.len()
+    );
+    anyhow::ensure!(
+        latencies.iter().all(|l| l.accepted_ms.is_finite()),
+        "a stop or start without a change request after it"
     );
     println!(
-        "\n## event-to-batch latency ({} batches: container stop and start, window {COALESCE_MS} ms), beyond the window",
-        batches.len()
+        "\n## event-to-batch latency ({rounds} container stops and {rounds} starts, window {COALESCE_MS} ms): \
+         from the Docker event that calls for the change to its change request"
     );
-    println!(
-        "| batches | count | first request p50 | p99 | accepted request p50 | p99 |\n|---|---|---|---|---|---|"
-    );
-    for (label, filter) in
-        [("all", None), ("withdrawals (stops)", Some(true)), ("registrations (starts)", Some(false))]
-    {
-        let chosen: Vec<&(bool, f64, f64)> =
-            batches.iter().filter(|(withdrew, ..)| filter.is_none_or(|f| f == *withdrew)).collect();
-        let beyond = |pick: fn(&(bool, f64, f64)) -> f64| {
-            let mut ms: Vec<f64> = chosen.iter().map(|b| pick(b) - COALESCE_MS).collect();
+    println!("| change | first request p50 | p99 | accepted request p50 | p99 |\n|---|---|---|---|---|");
+    for (label, withdrawals) in [("withdrawal (`kill`)", true), ("registration (`start`)", false)] {
+        let pick = |accepted: bool| {
+            let mut ms: Vec<f64> = latencies
+                .iter()
+                .filter(|l| l.withdrawal == withdrawals)
+                .map(|l| if accepted { l.accepted_ms } else { l.first_ms })
+                .collect();
             ms.sort_by(f64::total_cmp);
             (percentile(&ms, 50.0), percentile(&ms, 99.0))
         };
-        let (first50, first99) = beyond(|b| b.1);
-        let (done50, done99) = beyond(|b| b.2);
-        println!(
-            "| {label} | {} | {first50:.1} ms | {first99:.1} ms | {done50:.1} ms | {done99:.1} ms |",
-            chosen.len()
-        );
+        let ((first50, first99), (done50, done99)) = (pick(false), pick(true));
+        println!("| {label} | {first50:.1} ms | {first99:.1} ms | {done50:.1} ms | {done99:.1} ms |");
     }
     let after_churn = rss_kib(pid)?;
     drop(sidecar);
@@ -271,6 +269,58 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
         changes["throttled"]
     );
     Ok(())
+}
+
+/// One change the bench's Docker actions called for, and how long the sidecar took to send it.
+struct EventToBatch {
+    /// A stop (timed from its first `kill` event) rather than a start (timed from `start`).
+    withdrawal: bool,
+    /// To the first change request sent for it.
+    first_ms: f64,
+    /// To the change request Route53 accepted (later when the first was refused, e.g. with the zone
+    /// still processing the previous change).
+    accepted_ms: f64,
+}
+
+/// From the sidecar's debug log: each Docker event of `container` (its name in the task) that calls for a change (the first `kill` of a
+/// stop, which withdraws; a `start`, which registers), and the first request of that kind sent after
+/// it. In this bench every such request answers that event: before a stop nothing is to be withdrawn,
+/// before a start nothing is to be registered.
+fn event_to_batch(lines: &[serde_json::Value], container: &str) -> Vec<EventToBatch> {
+    // (sent at, ns since the epoch; withdrew; accepted): a refused attempt logs `withdrawing`.
+    let sends: Vec<(f64, bool, bool)> = lines
+        .iter()
+        .filter_map(|v| {
+            let sent = v["first_event_ns"].as_i64()? as f64 + v["event_to_send_ms"].as_f64()? * 1e6;
+            let withdrew = v["withdrew"].as_bool().or_else(|| v["withdrawing"].as_bool())?;
+            Some((sent, withdrew, v["message"] == "Route53 updated"))
+        })
+        .collect();
+    // The container's first start came before the sidecar ran: what the log says after its first
+    // change is timed.
+    let registered = lines.iter().position(|v| v["message"] == "Route53 updated").unwrap_or(lines.len());
+    let mut stopping = false;
+    let mut found = Vec::new();
+    for v in lines[registered..].iter().filter(|v| v["message"] == "docker event" && v["container"] == container) {
+        let (Some(action), Some(at)) = (v["action"].as_str(), v["time_nano"].as_i64()) else { continue };
+        let withdrawal = match action {
+            a if a.contains("\"kill\"") && !stopping => true,
+            a if a.contains("\"start\"") => false,
+            _ => continue,
+        };
+        stopping = withdrawal;
+        let after = |accepted_only: bool| {
+            sends
+                .iter()
+                .filter(|(sent, withdrew, accepted)| {
+                    *sent >= at as f64 && *withdrew == withdrawal && (*accepted || !accepted_only)
+                })
+                .map(|(sent, ..)| (sent - at as f64) / 1e6)
+                .fold(f64::INFINITY, f64::min)
+        };
+        found.push(EventToBatch { withdrawal, first_ms: after(false), accepted_ms: after(true) });
+    }
+    found
 }
 
 /// Log lines of all `sidecars` that mention `needle` (their retries log the AWS error code).
