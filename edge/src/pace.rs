@@ -1,37 +1,87 @@
-//! Pacing one client's requests to a rate it leaves room under: Route53 allows 5 requests per second
-//! per account (Developer Guide, "Quotas", "Maximums on API requests"), shared by every sidecar and the
-//! sweeper, so a sweeper listing a large zone must not take all of it.
+//! Pacing one client's requests to its share of the account's rate, and below it while the account is
+//! busier than that share assumes. Route53 allows each account a few requests per second, all its
+//! tools together (Developer Guide, "Throttling for Amazon Route 53 API requests"): a `Throttling`
+//! answer says others are using what this client's share counted on.
+//!
+//! Additive increase, multiplicative decrease, as TCP's congestion control and the AWS SDKs' adaptive
+//! retry mode (a client-side rate limiter that shrinks on throttling and grows back on success): each
+//! throttled request halves the rate, down to a thirty-second of the share; each answered one gives a
+//! tenth of the share back, up to the share. Turns are jittered so clients started together drift apart.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Spaces requests at least `interval` apart, across every clone of the client that shares it.
+/// The slowest a throttled client goes, as a fraction of its share: at a share of 2/s, one request
+/// every 16 s.
+const FLOOR_FRACTION: f64 = 1.0 / 32.0;
+/// Given back per answered request, as a fraction of the share: ten answers after a throttling the
+/// client is at its share again.
+const STEP_FRACTION: f64 = 0.1;
+
+/// Spaces requests by the current rate, across every clone of the client that shares it.
 #[derive(Debug)]
 pub struct Pacer {
-    interval: Duration,
-    next: Mutex<Option<Instant>>,
+    /// The client's share of the account's rate (requests per second): the most it goes.
+    share: f64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Requests per second now, between the floor and the share.
+    rate: f64,
+    /// The next request's turn.
+    next: Option<Instant>,
 }
 
 impl Pacer {
-    /// At most `rate` requests per second; `None` for a rate that is not a positive finite number.
-    pub fn per_second(rate: f64) -> Option<Self> {
-        (rate.is_finite() && rate > 0.0)
-            .then(|| Self { interval: Duration::from_secs_f64(1.0 / rate), next: Mutex::new(None) })
+    /// At most `share` requests per second; `None` for a rate that is not a positive finite number.
+    pub fn per_second(share: f64) -> Option<Self> {
+        (share.is_finite() && share > 0.0)
+            .then(|| Self { share, state: Mutex::new(State { rate: share, next: None }) })
     }
 
     /// Waits for this request's turn.
     pub async fn ready(&self) {
         let turn = {
-            let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut state = self.lock();
             let now = Instant::now();
-            let turn = next.map_or(now, |at| at.max(now));
-            *next = Some(turn + self.interval);
+            let turn = state.next.map_or(now, |at| at.max(now));
+            state.next = Some(turn + interval(state.rate).mul_f64(0.8 + 0.4 * fastrand::f64()));
             turn
         };
         tokio::time::sleep_until(turn).await;
     }
+
+    /// The account refused a request for its rate: halve ours, and wait a whole new interval before
+    /// the next request.
+    pub fn throttled(&self) {
+        let mut state = self.lock();
+        state.rate = (state.rate / 2.0).max(self.share * FLOOR_FRACTION);
+        let after = Instant::now() + interval(state.rate);
+        state.next = Some(state.next.map_or(after, |at| at.max(after)));
+    }
+
+    /// A request was answered (whatever the answer, other than throttling): grow back toward the share.
+    pub fn answered(&self) {
+        let mut state = self.lock();
+        state.rate = (state.rate + self.share * STEP_FRACTION).min(self.share);
+    }
+
+    /// Requests per second now.
+    pub fn rate(&self) -> f64 {
+        self.lock().rate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn interval(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate)
 }
 
 #[cfg(test)]
@@ -46,8 +96,39 @@ mod tests {
             pacer.ready().await;
         }
         let elapsed = start.elapsed();
-        // The first at once, then every 20 ms.
-        assert!(elapsed >= Duration::from_millis(80) && elapsed < Duration::from_millis(500), "{elapsed:?}");
+        // The first at once, then every 20 ms, give or take a fifth.
+        assert!(elapsed >= Duration::from_millis(64) && elapsed < Duration::from_millis(500), "{elapsed:?}");
         assert!(Pacer::per_second(0.0).is_none() && Pacer::per_second(f64::NAN).is_none());
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_to_a_floor_and_answers_give_it_back_to_the_share() {
+        let pacer = Pacer::per_second(2.0).expect("a rate");
+        pacer.throttled();
+        assert_eq!(pacer.rate(), 1.0);
+        for _ in 0..20 {
+            pacer.throttled();
+        }
+        assert_eq!(pacer.rate(), 2.0 / 32.0, "never below a thirty-second of the share");
+        for _ in 0..9 {
+            pacer.answered();
+        }
+        assert!(pacer.rate() < 2.0, "{}", pacer.rate());
+        for _ in 0..2 {
+            pacer.answered();
+        }
+        assert_eq!(pacer.rate(), 2.0, "back to the share, never above it");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_client_waits_a_whole_slower_interval() {
+        let pacer = Pacer::per_second(100.0).expect("a rate");
+        pacer.ready().await;
+        pacer.throttled();
+        pacer.throttled();
+        // 25 requests/s now: the next turn is at least 40 ms away.
+        let start = Instant::now();
+        pacer.ready().await;
+        assert!(start.elapsed() >= Duration::from_millis(38), "{:?}", start.elapsed());
     }
 }

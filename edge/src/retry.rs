@@ -96,6 +96,13 @@ pub fn refused<E>(err: &SdkError<E, HttpResponse>) -> bool {
     matches!(err, SdkError::ServiceError(context) if context.raw().status().as_u16() < 500)
 }
 
+/// Whether AWS refused the call for the account's request rate (`Throttling` and AWS's other throttling
+/// codes, as the SDK's own retry classifier lists them).
+pub fn throttled<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    matches!(err, SdkError::ServiceError(context)
+        if context.err().code().is_some_and(|code| THROTTLING_ERRORS.contains(&code)))
+}
+
 /// Counts API calls (attempts, including retries) per operation, for reports and benchmarks.
 #[derive(Debug, Default)]
 pub struct CallCounter(Mutex<BTreeMap<&'static str, u64>>);
@@ -147,9 +154,16 @@ where
             ErrorClass::NotFound => return Err(CallError::NotFound { operation, detail }),
             ErrorClass::Permanent => return Err(CallError::Permanent { operation, detail }),
             ErrorClass::Transient if policy.exhausted(started.elapsed()) => {
-                let refused = refused(&err);
+                let (refused, throttled) = (refused(&err), throttled(&err));
                 let elapsed = started.elapsed();
-                return Err(CallError::Exhausted { operation, attempts, elapsed, detail, refused });
+                return Err(CallError::Exhausted {
+                    operation,
+                    attempts,
+                    elapsed,
+                    detail,
+                    refused,
+                    throttled,
+                });
             }
             ErrorClass::Transient => {
                 let delay = policy.delay(attempts);

@@ -10,9 +10,12 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::pace::Pacer;
-use crate::retry::{CallCounter, call_with_retry};
+use crate::retry::{CallCounter, call_with_retry, throttled};
 use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
@@ -122,21 +125,31 @@ impl Route53Zone {
         Ok(Self { client, zone_id, domain, retry, page_size: PAGE_SIZE, calls, pacer: None })
     }
 
-    /// Reads whole-zone listings in pages of `page_size` (1 to 300) instead of 300.
-    /// Paces every request (retries included) of this adapter and its clones by `pacer`.
+    /// Paces every request (retries included) of this adapter and its clones by `pacer`, which slows
+    /// down while Route53 throttles them.
     pub fn with_pacer(mut self, pacer: Pacer) -> Self {
         self.pacer = Some(Arc::new(pacer));
         self
     }
 
-    /// Waits for this request's turn when the adapter is paced.
-    async fn paced<T>(&self, request: impl Future<Output = T>) -> T {
-        if let Some(pacer) = &self.pacer {
-            pacer.ready().await;
+    /// Waits for this request's turn when the adapter is paced, and tells the pacer how it went.
+    async fn paced<T, E: ProvideErrorMetadata>(
+        &self,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, SdkError<E, HttpResponse>> {
+        let Some(pacer) = &self.pacer else { return request.await };
+        pacer.ready().await;
+        let result = request.await;
+        match &result {
+            Err(e) if throttled(e) => pacer.throttled(),
+            Err(SdkError::ServiceError(_)) | Ok(_) => pacer.answered(),
+            // No answer: nothing learned about the account's rate.
+            Err(_) => {}
         }
-        request.await
+        result
     }
 
+    /// Reads whole-zone listings in pages of `page_size` (1 to 300) instead of 300.
     pub fn with_page_size(mut self, page_size: i32) -> Self {
         self.page_size = page_size.clamp(1, PAGE_SIZE);
         self

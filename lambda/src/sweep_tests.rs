@@ -45,6 +45,7 @@ impl Fleet for TableFleet {
                 elapsed,
                 detail,
                 refused: true,
+                throttled: false,
             });
         }
         Ok(arns

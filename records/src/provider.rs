@@ -42,9 +42,18 @@ pub enum CallError {
     Permanent { operation: &'static str, detail: String },
     /// Transient failures past the retry budget. `refused`: the last attempt was answered with an
     /// error below HTTP 500 (throttling, `PriorRequestNotComplete`), so it changed nothing; otherwise
-    /// (a timeout, a lost connection, a 5xx) whether it took effect is unknown.
+    /// (a timeout, a lost connection, a 5xx) whether it took effect is unknown. `throttled`: that
+    /// answer was the account's request rate (`Throttling` and AWS's other throttling codes), which
+    /// lifts as other clients slow down.
     #[error("{operation} still failing after {attempts} attempts over {elapsed:?}: {detail}")]
-    Exhausted { operation: &'static str, attempts: u32, elapsed: Duration, detail: String, refused: bool },
+    Exhausted {
+        operation: &'static str,
+        attempts: u32,
+        elapsed: Duration,
+        detail: String,
+        refused: bool,
+        throttled: bool,
+    },
 }
 
 impl CallError {

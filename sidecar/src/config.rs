@@ -97,6 +97,12 @@ pub struct Config {
     #[arg(long, env = "ECSSD_HEAL_VERIFY_SECONDS", default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub heal_verify_seconds: u64,
 
+    /// Seconds a record Route53 refused waits before it is tried again, jittered up to half as long
+    /// again: mostly a task past Route53's 100 targets per name, waiting for room. Each waiting task
+    /// costs one request per wait out of the account's few per second.
+    #[arg(long, env = "ECSSD_REFUSED_RETRY_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub refused_retry_seconds: u64,
+
     /// Log format.
     #[arg(long, env = "ECSSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -121,6 +127,10 @@ impl Config {
 
     pub fn coalesce(&self) -> Duration {
         Duration::from_millis(self.coalesce_ms)
+    }
+
+    pub fn refused_retry(&self) -> Duration {
+        Duration::from_secs(self.refused_retry_seconds)
     }
 
     pub fn metadata_poll(&self) -> Duration {
@@ -163,6 +173,7 @@ mod tests {
             ("--heal-dns-lag-seconds", "0..=604800"),
             ("--heal-propagation-seconds", "0..=3600"),
             ("--heal-verify-seconds", "1..=604800"),
+            ("--refused-retry-seconds", "1..=86400"),
         ];
         for (flag, range) in cases {
             let top = range.rsplit('=').next().unwrap_or_default();

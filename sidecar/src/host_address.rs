@@ -153,15 +153,18 @@ struct Failure {
     reason: String,
     /// It cannot answer on this host as configured: not asked again.
     permanent: bool,
+    /// ECS or EC2 throttled the request: a deploy of many tasks at once, not a fault of this host.
+    /// The start waits it out, past `ECSSD_METADATA_WAIT_SECONDS`.
+    throttled: bool,
 }
 
 impl Failure {
     fn permanent(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), permanent: true }
+        Self { reason: reason.into(), permanent: true, throttled: false }
     }
 
     fn passing(reason: impl Into<String>) -> Self {
-        Self { reason: reason.into(), permanent: false }
+        Self { reason: reason.into(), permanent: false, throttled: false }
     }
 }
 
@@ -212,8 +215,8 @@ impl HostSource {
 }
 
 /// Finds the host's private IPv4 address, asking each source in turn, in rounds, for up to `wait`
-/// (each source is asked at least once). The error names every source, why it failed and how to
-/// turn it on.
+/// (each source is asked at least once), and for as long as ECS or EC2 throttle the API path. The
+/// error names every source, why it failed and how to turn it on.
 pub async fn find(
     lookup: &HostLookup,
     identity: &TaskIdentity,
@@ -261,8 +264,10 @@ pub async fn find(
         }
         first_round = false;
         let all_permanent = failures.iter().all(|f| f.as_ref().is_some_and(|f| f.permanent));
+        // Throttling is not an answer: a start never fails on it, however long a deploy lasts.
+        let throttled = failures.iter().any(|f| f.as_ref().is_some_and(|f| f.throttled));
         let delay = rounds.next_delay();
-        if all_permanent || Instant::now() + delay >= deadline {
+        if all_permanent || (Instant::now() + delay >= deadline && !throttled) {
             return Err(SidecarError::NoHostAddress(explain(&failures, started.elapsed(), all_permanent)));
         }
         tracing::warn!(retry_in_ms = delay.as_millis() as u64, failures = %summary(&failures),
@@ -483,7 +488,9 @@ fn region_of(arn: &str) -> Option<&str> {
 /// denied, invalid or unknown will not.
 fn api_failure(error: CallError) -> Failure {
     match error {
-        CallError::Exhausted { .. } => Failure::passing(error.to_string()),
+        CallError::Exhausted { throttled, .. } => {
+            Failure { throttled, ..Failure::passing(error.to_string()) }
+        }
         _ => Failure::permanent(error.to_string()),
     }
 }

@@ -66,23 +66,23 @@ pub struct Registrar<S> {
     rejected: Vec<Rejected>,
     /// SRV records Route53 refused, held back until their next try.
     refused: BTreeMap<RecordKey, Refusal>,
-    /// How often a refused record is tried again.
-    refused_retry: RetryPolicy,
+    /// How long a refused record waits before it is tried again (jittered up to half as long again).
+    refused_retry: Duration,
 }
 
 /// One SRV record Route53 refused, and when to try it again.
 #[derive(Debug)]
 struct Refusal {
     detail: String,
-    backoff: Backoff,
     retry_at: Instant,
     /// Logged at error level once a minute while it lasts.
     gate: ReportGate,
 }
 
-/// How often a refused record is tried again: soon, then at most once a minute.
-const REFUSED_RETRY: RetryPolicy =
-    RetryPolicy { base: Duration::from_secs(5), cap: Duration::from_secs(60), give_up_after: None };
+/// How long a refused record waits before it is tried again. Mostly a name at Route53's limit of 100
+/// targets: a task waiting for room costs one request per wait, so 300 waiting tasks take half a
+/// request a second of the account's budget, not all of it.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(600);
 
 /// What one convergence did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -111,9 +111,10 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Tries refused records again on this schedule instead of [`REFUSED_RETRY`]'s.
-    pub fn with_refused_retry(mut self, policy: RetryPolicy) -> Self {
-        self.refused_retry = policy;
+    /// Tries refused records again after `wait` (jittered up to half as long again) instead of
+    /// [`REFUSED_RETRY`].
+    pub fn with_refused_retry(mut self, wait: Duration) -> Self {
+        self.refused_retry = wait;
         self
     }
 
@@ -262,11 +263,11 @@ impl<S: RecordStore> Registrar<S> {
     fn refuse(&mut self, key: RecordKey, detail: String) {
         let entry = self.refused.entry(key.clone()).or_insert_with(|| Refusal {
             detail: String::new(),
-            backoff: Backoff::new(self.refused_retry),
             retry_at: Instant::now(),
             gate: ReportGate::default(),
         });
-        let delay = entry.backoff.next_delay();
+        // Jittered, so tasks refused together do not retry together.
+        let delay = self.refused_retry.mul_f64(1.0 + 0.5 * fastrand::f64());
         entry.retry_at = Instant::now() + delay;
         let service =
             key.name.strip_suffix(self.model.domain.fqdn()).unwrap_or(&key.name).trim_end_matches('.');
@@ -453,6 +454,7 @@ mod tests {
             elapsed,
             detail: detail.into(),
             refused,
+            throttled: refused,
         }
     }
 
@@ -528,13 +530,8 @@ mod tests {
             10,
             vec!["1 1 80 t0.sd.internal".into()],
         );
-        let soon = RetryPolicy {
-            base: Duration::from_millis(200),
-            cap: Duration::from_millis(400),
-            give_up_after: None,
-        };
-        let mut registrar =
-            registrar(MemoryZone::new([other.clone()]).with_multivalue_limit(1)).with_refused_retry(soon);
+        let mut registrar = registrar(MemoryZone::new([other.clone()]).with_multivalue_limit(1))
+            .with_refused_retry(Duration::from_millis(200));
         let done = registrar.converge(vec![web(1000)]).await.expect("never an error");
         assert_eq!(done.changes, 2, "A and ownership record");
         let records = registrar.store().records();
@@ -542,7 +539,8 @@ mod tests {
         let txt = records.iter().find(|r| r.key.record_type == RecordType::Txt).expect("ownership");
         assert!(Ownership::decode(txt.values()).expect("ours").srv.is_empty(), "lists only what exists");
         let retry_at = registrar.next_retry().expect("a retry is scheduled");
-        assert!(retry_at > Instant::now(), "not in a tight loop");
+        let wait = retry_at - Instant::now();
+        assert!(wait > Duration::from_millis(150) && wait <= Duration::from_millis(300), "{wait:?}");
 
         // Until then, convergences leave it alone and cost nothing.
         registrar.store().take_calls();

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ecssd_edge::Route53Zone;
-use ecssd_records::ZoneModel;
+use ecssd_records::{RetryPolicy, ZoneModel};
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
@@ -34,6 +34,13 @@ pub struct Deps {
 
 /// How often the task's containers are listed again even without Docker events.
 const SAFETY_RESYNC: Duration = Duration::from_secs(30);
+
+/// Finding the zone at start: throttling and other transient failures are retried for as long as it
+/// takes (a deploy of hundreds of tasks throttles the account for minutes), said once a minute; only a
+/// definite answer (no such zone, access denied) ends the start. ECS's start timeout or a stop signal
+/// ends the wait.
+const START_RETRY: RetryPolicy =
+    RetryPolicy { base: Duration::from_secs(1), cap: Duration::from_secs(20), give_up_after: None };
 
 /// Runs until `shutdown` resolves (then withdraws and drains). It fails only at start, for what an
 /// operator must fix (no task metadata, no Docker, no zone); afterwards every failure is retried.
@@ -87,7 +94,7 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     };
     let zone = match &config.zone_id {
         Some(id) => Route53Zone::for_id(deps.route53.clone(), id, config.domain.clone(), ROUTE53_RETRY),
-        None => Route53Zone::find(deps.route53.clone(), config.domain.clone(), ROUTE53_RETRY).await?,
+        None => Route53Zone::find(deps.route53.clone(), config.domain.clone(), START_RETRY).await?,
     };
     let healer = healer(config);
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
@@ -98,7 +105,8 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     // Deregistering retries each call itself; the loop's calls are single attempts it retries.
     let store = if config.deregister { zone } else { zone.with_retry(ONE_ATTEMPT) };
     let mut registrar =
-        Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address);
+        Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address)
+            .with_refused_retry(config.refused_retry());
     if healer.is_none() || config.deregister {
         // No DNS check will find what an earlier run of this task left: read it now (once).
         registrar.invalidate();

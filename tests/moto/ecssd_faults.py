@@ -13,6 +13,7 @@ import urllib.parse
 
 import botocore.session
 
+from ecssd_limits import LIMITS
 from ecssd_route53 import PRIOR_REQUEST_NOT_COMPLETE, route53_error_body, xml_escape
 
 
@@ -197,6 +198,8 @@ class Faults:
         self.config = {}
         self.buckets = {}
         self.stats = {}
+        # Route53's account bucket: (rate, burst, tokens, last refill); full again when the setting changes.
+        self.account_bucket = None
 
     def configure(self, config):
         """Validates every entry first; configures nothing and raises FaultConfigError if any is wrong."""
@@ -235,6 +238,9 @@ class Faults:
         with self.lock:
             counts = self.stats.setdefault(service, {}).setdefault(operation, {"requests": 0, "throttled": 0, "failed": 0})
             counts["requests"] += 1
+            if service == "route53" and not self._account_admits():
+                counts["throttled"] += 1
+                return (400, "Throttling", MESSAGES["Throttling"])
             settings = self.config.get(service)
             if not settings:
                 return None
@@ -256,6 +262,22 @@ class Faults:
                     return (400, "Throttling", MESSAGES["Throttling"])
                 self.buckets[service] = (tokens - 1, now)
             return None
+
+
+    def _account_admits(self):
+        """Route53's account-wide token bucket (ecssd_limits: account_requests_per_second, account_burst);
+        a refused request takes no token. Called under the lock."""
+        rate = LIMITS.get("route53", "account_requests_per_second")
+        if rate <= 0:
+            return True
+        burst = max(LIMITS.get("route53", "account_burst"), 1)
+        now = time.monotonic()
+        bucket = self.account_bucket
+        tokens, last = (bucket[2], bucket[3]) if bucket and bucket[:2] == (rate, burst) else (burst, now)
+        tokens = min(burst, tokens + (now - last) * rate)
+        admitted = tokens >= 1
+        self.account_bucket = (rate, burst, tokens - 1 if admitted else tokens, now)
+        return admitted
 
 
 FAULTS = Faults()

@@ -17,6 +17,14 @@ class Limits:
             # How long Route53 is "still processing" an accepted change. API ref, ChangeResourceRecordSets
             # (PriorRequestNotComplete) documents the rejection but no duration: short by default.
             "change_processing_ms": 100,
+            # The account's request rate, every Route53 API and every client together: a token bucket
+            # refilled at this many requests per second, holding at most `account_burst`; a request
+            # finding it empty is refused with HTTP 400 `Throttling` and takes no token. Developer
+            # Guide, "Throttling for Amazon Route 53 API requests": 10/s with a burst of 50 for every
+            # account since 2026-07-30; 5/s before (the old Quotas page). 0 (the default here) leaves
+            # tests that are not about the account's rate unthrottled.
+            "account_requests_per_second": 0,
+            "account_burst": 0,
         },
     }
 

@@ -59,6 +59,44 @@ enum MotoProcess {
     Forked { _connection: UnixStream },
 }
 
+/// Route53's request rate for the whole account: every API and every client together, a token
+/// bucket (Route53 Developer Guide, "Throttling for Amazon Route 53 API requests").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountRate {
+    /// 5 requests/s with a burst of 5: every account before 2026-07-30 (the Quotas page then).
+    Five,
+    /// 10 requests/s with a burst of 50: every account since 2026-07-30.
+    Ten,
+}
+
+impl AccountRate {
+    pub fn per_second(self) -> u32 {
+        match self {
+            Self::Five => 5,
+            Self::Ten => 10,
+        }
+    }
+
+    pub fn burst(self) -> u32 {
+        match self {
+            Self::Five => 5,
+            Self::Ten => 50,
+        }
+    }
+}
+
+impl std::str::FromStr for AccountRate {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text {
+            "5" => Ok(Self::Five),
+            "10" => Ok(Self::Ten),
+            other => anyhow::bail!("account rate {other:?}: expected 5 (before 2026-07-30) or 10 (since)"),
+        }
+    }
+}
+
 impl Moto {
     /// Starts a fresh server with empty state, forked by the run's fork server if there is one
     /// ([`FORK_SERVER_ENV`]); waits until it serves.
@@ -156,10 +194,20 @@ impl Moto {
     /// - `change_processing_ms`: how long Route53 is still processing a zone's accepted change; the
     ///   zone's next `ChangeResourceRecordSets` within it gets `PriorRequestNotComplete`. Applies at
     ///   once, also to changes accepted before. `0` turns per-zone serialisation off.
+    /// - `account_requests_per_second`, `account_burst`: the account's request rate, every Route53
+    ///   request of every client together (see [`AccountRate`]); `0` (the default) is unlimited.
     ///
     /// Unknown settings are refused with an error and nothing changes.
     pub async fn set_limits(&self, limits: serde_json::Value) -> anyhow::Result<()> {
         http::post_json(&format!("{}/_ecssd/limits", self.endpoint), &limits).await.map(drop)
+    }
+
+    /// Limits Route53 to the account's request rate, every client together (`None`: unlimited, the
+    /// bed's default for tests that are not about it).
+    pub async fn set_account_rate(&self, rate: Option<AccountRate>) -> anyhow::Result<()> {
+        let (per_second, burst) = rate.map_or((0, 0), |r| (r.per_second(), r.burst()));
+        let settings = serde_json::json!({"account_requests_per_second": per_second, "account_burst": burst});
+        self.set_limits(serde_json::json!({ "route53": settings })).await
     }
 
     /// Sets how long Route53 processes each accepted change of a zone (see [`set_limits`](Self::set_limits)).
@@ -168,7 +216,8 @@ impl Moto {
         self.set_limits(serde_json::json!({"route53": {"change_processing_ms": ms}})).await
     }
 
-    /// The bed's current settings: `{"route53": {"max_rrsets_per_zone": n, "change_processing_ms": n}}`.
+    /// The bed's current settings: `{"route53": {"max_rrsets_per_zone": n, "change_processing_ms": n,
+    /// "account_requests_per_second": n, "account_burst": n}}`.
     pub async fn limits(&self) -> anyhow::Result<serde_json::Value> {
         http::get_json(&format!("{}/_ecssd/limits", self.endpoint)).await
     }

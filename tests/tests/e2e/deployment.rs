@@ -294,7 +294,6 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
     for (name, variable, default) in [
         ("AgentMaxDeleteFraction", "ECSSD_AGENT_MAX_DELETE_FRACTION", 0.1),
         ("OrphanReadsPerSweep", "ECSSD_ORPHAN_READS_PER_SWEEP", 100.0),
-        ("Route53RequestsPerSecond", "ECSSD_ROUTE53_REQUESTS_PER_SECOND", 2.0),
     ] {
         assert_eq!(variables[variable], serde_json::json!({"Ref": name}), "{variable}: {variables}");
         let parameter = &template["Parameters"][name];
@@ -309,14 +308,28 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
     }
     let fraction = &template["Parameters"]["AgentMaxDeleteFraction"];
     assert_eq!((fraction["MinValue"].as_f64(), fraction["MaxValue"].as_f64()), (Some(0.0), Some(1.0)));
-    // Route53 allows 5 requests/s per account; by default at least 60% is left to the sidecars.
-    let rate = &template["Parameters"]["Route53RequestsPerSecond"];
-    assert!(default_of(rate).parse::<f64>().unwrap() <= 5.0 * 0.4, "{rate}");
-    let most = match &rate["AllowedValues"] {
-        Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).fold(0.0, f64::max),
-        _ => rate["MaxValue"].as_f64().unwrap(),
-    };
-    assert!(most <= 5.0, "never more than the account's whole rate: {rate}");
+    // The sweep's Route53 rate follows the account's (10/s since 2026-07-30, 5 before): by default
+    // 40% of it, so at least 60% is left to the sidecars and other tools. A number overrides it.
+    for name in ["Route53AccountRequestsPerSecond", "Route53RequestsPerSecond"] {
+        assert!(
+            sweeper_group["Parameters"].as_array().unwrap().iter().any(|p| p == name),
+            "{name} is in the Sweeper group: {sweeper_group}"
+        );
+    }
+    assert_eq!(default_of(&template["Parameters"]["Route53AccountRequestsPerSecond"]), "10");
+    assert_eq!(default_of(&template["Parameters"]["Route53RequestsPerSecond"]), "auto");
+    for (overrides, expected) in [
+        (vec![], "4"),
+        (vec!["Route53AccountRequestsPerSecond=5"], "2"),
+        (vec!["Route53RequestsPerSecond=3"], "3"),
+        (vec!["Route53AccountRequestsPerSecond=5", "Route53RequestsPerSecond=1"], "1"),
+    ] {
+        let overrides = [&["ZoneVpcId=vpc-0123456789abcdef0"][..], &overrides].concat();
+        let stack = Stack::rendered(&overrides);
+        let sweeper = stack.resolve(&stack.resource("Sweeper")["Properties"]).unwrap();
+        let pace = &sweeper["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
+        assert_eq!(pace, expected, "{overrides:?}");
+    }
     // Inside Lambda the deadline comes from the invocation context, not a setting.
     assert!(variables.get("ECSSD_TIME_LIMIT_SECONDS").is_none(), "{variables}");
 }
@@ -1021,13 +1034,27 @@ fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
         assert_eq!(variables[*name], sweeper["Environment"]["Variables"][*name], "{name}");
     }
     // Each of the two withdrawers the mapping may run at once paces itself at half the rate, for
-    // every rate the parameter allows.
-    for rate in 1..=5 {
-        let parameter = format!("Route53RequestsPerSecond={rate}");
-        let stack = Stack::rendered(&[in_vpc.as_slice(), &[parameter.as_str()]].concat());
+    // every rate the parameter allows, and for auto at each account rate (half of its 40%).
+    let mut cases: Vec<(Vec<String>, f64)> = (1..=8)
+        .map(|rate| (vec![format!("Route53RequestsPerSecond={rate}")], f64::from(rate) / 2.0))
+        .collect();
+    for account in [5, 10] {
+        cases.push((
+            vec![format!("Route53AccountRequestsPerSecond={account}")],
+            f64::from(account) * 0.4 / 2.0,
+        ));
+    }
+    for (overrides, expected) in cases {
+        let overrides: Vec<&str> =
+            in_vpc.iter().copied().chain(overrides.iter().map(String::as_str)).collect();
+        let stack = Stack::rendered(&overrides);
         let withdrawer = stack.resolve(&stack.resource("Withdrawer")["Properties"]).unwrap();
         let pace = &withdrawer["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
-        assert_eq!(pace.as_str().and_then(|p| p.parse::<f64>().ok()), Some(f64::from(rate) / 2.0), "{pace}");
+        assert_eq!(
+            pace.as_str().and_then(|p| p.parse::<f64>().ok()),
+            Some(expected),
+            "{overrides:?}: {pace}"
+        );
     }
     // Invoked synchronously by its event source mapping, so no asynchronous-invocation config.
     for (_, config) in stack.resources_of("AWS::Lambda::EventInvokeConfig") {

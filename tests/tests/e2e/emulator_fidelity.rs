@@ -10,7 +10,7 @@ use aws_sdk_route53::operation::change_resource_record_sets::{
 };
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use ecssd_tests::ecs::Fleet;
-use ecssd_tests::moto::Moto;
+use ecssd_tests::moto::{AccountRate, Moto};
 
 const DOMAIN: &str = "sd.internal";
 
@@ -313,6 +313,57 @@ async fn injected_throttling_looks_like_route53s() {
     assert!(codes.iter().all(|c| *c == (Some("Throttling".into()), Some(400))), "{codes:?}");
     let stats = moto.stats().await.unwrap();
     assert!(stats["route53"]["ListResourceRecordSets"]["throttled"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+/// The account's rate is one bucket for every client and operation: the burst passes, then
+/// `Throttling` until it refills (Developer Guide, "Throttling for Amazon Route 53 API requests").
+#[tokio::test]
+async fn route53_account_rate_is_a_bed_setting_shared_by_every_client() {
+    let (moto, _, zone) = route53().await;
+    let first = ecssd_edge::route53::client(&moto.sdk_config());
+    let second = ecssd_edge::route53::client(&moto.sdk_config());
+    for rate in [AccountRate::Five, AccountRate::Ten] {
+        moto.set_account_rate(Some(rate)).await.unwrap();
+        let mut answered = 0;
+        let mut throttled = 0;
+        let started = std::time::Instant::now();
+        // Twice the burst, as fast as it goes, from two clients and two operations.
+        for i in 0..2 * rate.burst() {
+            use aws_sdk_route53::error::ProvideErrorMetadata;
+            // (error code, HTTP status) of a refused request.
+            let refused = if i % 2 == 0 {
+                first
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&zone)
+                    .send()
+                    .await
+                    .err()
+                    .map(|e| (e.code().map(String::from), e.raw_response().map(|r| r.status().as_u16())))
+            } else {
+                second
+                    .get_hosted_zone()
+                    .id(&zone)
+                    .send()
+                    .await
+                    .err()
+                    .map(|e| (e.code().map(String::from), e.raw_response().map(|r| r.status().as_u16())))
+            };
+            match refused {
+                None => answered += 1,
+                Some(refusal) => {
+                    assert_eq!(refusal, (Some("Throttling".to_owned()), Some(400)));
+                    throttled += 1;
+                }
+            }
+        }
+        // The burst, and what the rate refilled while the requests ran.
+        let refilled = (started.elapsed().as_secs_f64() * f64::from(rate.per_second())).ceil() as u32;
+        let burst = rate.burst();
+        assert!(answered >= burst && answered <= burst + refilled, "{rate:?}: {answered} answered");
+        assert!(throttled > 0, "{rate:?}");
+        moto.set_account_rate(None).await.unwrap();
+    }
+    first.list_resource_record_sets().hosted_zone_id(&zone).send().await.expect("unlimited again");
 }
 
 #[tokio::test]

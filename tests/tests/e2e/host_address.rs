@@ -127,6 +127,30 @@ async fn instance_metadata_refusing_containers_and_ecs_throttling_still_find_the
     assert_eq!(made, [3, 1, 1], "DescribeTasks throttled twice, then answered");
 }
 
+/// A deploy of many tasks throttles ECS for longer than ECSSD_METADATA_WAIT_SECONDS: the start waits it
+/// out (the old sidecar gave up at the wait and exited, failing the essential container's start).
+#[tokio::test]
+async fn ecs_throttling_past_the_metadata_wait_does_not_end_the_start() {
+    let world = World::new().await.unwrap();
+    let (running, host_ip) = placed_on_a_host(&world).await;
+    running.metadata.set_imds(ImdsMode::Refused);
+    let throttled = serde_json::json!({
+        "status": 400, "code": "ThrottlingException", "operation": "DescribeTasks", "repeat": true,
+    });
+    world.moto.set_faults(serde_json::json!({"ecs": {"errors": [throttled]}})).await.unwrap();
+    let options = with_env(&[("ECSSD_METADATA_WAIT_SECONDS", "2")]);
+    let mut sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+
+    wait_until_said(&sidecar, &["no source gave the host's address yet", "ThrottlingException"], WAIT).await;
+    // Three times the wait, still throttled: still starting.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still starting: {:#?}", sidecar.logs());
+
+    world.moto.set_faults(serde_json::json!({"ecs": {"errors": []}})).await.unwrap();
+    assert_eq!(registered_address(&world, &running).await, [host_ip.to_string()]);
+    assert!(started_from(&sidecar, "ecs_api"), "{:#?}", sidecar.logs());
+}
+
 #[tokio::test]
 async fn the_container_metadata_file_serves_once_ready_before_instance_metadata_is_asked() {
     let world = World::new().await.unwrap();

@@ -187,7 +187,7 @@ async fn route53_refusing_and_throttling_never_stops_the_sidecar() {
 }
 
 #[tokio::test]
-async fn the_101st_target_of_a_service_waits_for_room_while_its_task_runs() {
+async fn the_101st_target_of_a_service_waits_for_room_at_one_request_per_wait() {
     let world = World::new().await.unwrap();
     // Route53's quota: 100 multivalue records per name. Another 100 tasks hold them.
     let others: Vec<Record> = (0..100)
@@ -204,8 +204,12 @@ async fn the_101st_target_of_a_service_waits_for_room_while_its_task_runs() {
     world.zone.get().apply(&creates).await.unwrap();
     let running =
         world.task("e2e", &[ContainerSpec::httpd("web", &["SERVICE_80_NAME=_web._tcp"])]).await.unwrap();
-    let mut sidecar =
-        Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    // 15 s instead of the default 10 minutes, so the test sees a retry.
+    let options = SidecarOptions {
+        env: vec![("ECSSD_REFUSED_RETRY_SECONDS".into(), "15".into())],
+        ..Default::default()
+    };
+    let mut sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
 
     let records = wait_for_records(&world, &running, 2).await;
     let mut kinds: Vec<_> = records.iter().map(|r| r.key.record_type).collect();
@@ -217,11 +221,20 @@ async fn the_101st_target_of_a_service_waits_for_room_while_its_task_runs() {
     .await
     .unwrap();
     assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still running");
+    assert!(sidecar.logged(&["route53_refused_record", "\"retry_in_s\":"]), "{:?}", sidecar.logs());
+    // Waiting costs nothing until the wait ends: 300 tasks waiting must not take the account's rate.
+    let changes = route53_requests(&world, "ChangeResourceRecordSets").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        route53_requests(&world, "ChangeResourceRecordSets").await,
+        changes,
+        "no request while waiting"
+    );
 
-    // A target leaves; this one is registered at its next try (at most a minute apart).
+    // A target leaves; this one is registered at its next try (15 to 22.5 s after the refusal).
     world.zone.get().apply(&[Change::delete(others[0].clone())]).await.unwrap();
     let target = format!("{}.{DOMAIN}", running.task.task_id());
-    let values = wait_for("the target", Duration::from_secs(90), || async {
+    let values = wait_for("the target", Duration::from_secs(40), || async {
         let values = world.srv_values("_web._tcp").await?;
         Ok(values.iter().any(|v| v.ends_with(&target)).then_some(values))
     })
@@ -394,6 +407,32 @@ async fn a_stop_signal_during_the_start_ends_it_with_nothing_registered() {
     assert!(status.success(), "{status:?}: {:?}", sidecar.logs());
     assert!(sidecar.logged(&["nothing was registered"]), "{:?}", sidecar.logs());
     assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty());
+}
+
+/// A deploy of hundreds of tasks throttles the account for minutes: the start's zone lookup rides it
+/// out (the old sidecar gave up after a minute and exited, failing the essential container's start).
+#[tokio::test]
+async fn finding_the_zone_at_start_rides_out_throttling_past_a_minute() {
+    let world = World::new().await.unwrap();
+    let running = world.task("e2e", &web_and_calc()).await.unwrap();
+    let throttled = serde_json::json!({"status": 400, "code": "Throttling", "operation": "ListHostedZonesByName", "repeat": true});
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": [throttled]}})).await.unwrap();
+    let throttled_since = tokio::time::Instant::now();
+    let mut sidecar =
+        Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    wait_for("the throttled lookup", WAIT, || async {
+        Ok(sidecar.logged(&["ListHostedZonesByName", "Throttling", "retrying"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    // The throttling lasts past the minute after which the lookup used to give up.
+    tokio::time::sleep_until(throttled_since + Duration::from_secs(65)).await;
+    assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still starting: {:?}", sidecar.logs());
+    let said = sidecar.logs().iter().filter(|l| l.contains("transient AWS error; retrying (said")).count();
+    assert!((1..=2).contains(&said), "said once a minute, not at each retry: {said}");
+
+    world.moto.set_faults(serde_json::json!({"route53": {"errors": []}})).await.unwrap();
+    wait_for_records(&world, &running, 4).await;
 }
 
 /// A registration Route53 keeps throttling backs off for longer and longer; a container that stops

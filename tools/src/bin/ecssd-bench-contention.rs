@@ -264,7 +264,7 @@ async fn round(count: usize, zone_records: usize, sweep: bool) -> anyhow::Result
         preparing.elapsed().as_secs_f64()
     );
 
-    world.moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 5, "burst": 5}})).await?;
+    world.moto.set_account_rate(Some(ecssd_tests::moto::AccountRate::Five)).await?;
     let before = world.moto.stats().await?;
 
     let sweeping = if sweep {

@@ -1,6 +1,7 @@
 //! Measures the sidecar on this machine (a benchmark, not a test): event-to-batch latency, resident
 //! memory, Route53 calls per task lifetime, stop-signal-to-withdrawn latency while Route53 throttles,
-//! and 200 sidecars starting at once against a Route53 limited to 5 requests/second. Run it on a release build:
+//! and 200 sidecars starting at once against Route53 limited to the account's rate (5 requests/s, or
+//! `--account-rate=10`: 10/s with a burst of 50). Run it on a release build:
 //!
 //! ```sh
 //! cargo build --release -p ecssd-sidecar -p ecssd-tools --bins && ./target/release/ecssd-bench-sidecar [FLEET]
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::measure::{percentile, rss_kib};
+use ecssd_tests::moto::AccountRate;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::World;
@@ -42,7 +44,8 @@ async fn main() -> anyhow::Result<()> {
         withdrawal_under_throttling().await?;
     }
     if runs("fleet") {
-        fleet_start(fleet).await?;
+        let rate = args.iter().find_map(|a| a.strip_prefix("--account-rate=")).unwrap_or("5").parse()?;
+        fleet_start(fleet, rate).await?;
     }
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
@@ -192,7 +195,7 @@ async fn withdrawal_under_throttling() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fleet_start(count: usize) -> anyhow::Result<()> {
+async fn fleet_start(count: usize, rate: AccountRate) -> anyhow::Result<()> {
     let world = World::new().await?;
     let mut tasks = Vec::with_capacity(count);
     let preparing = Instant::now();
@@ -204,12 +207,16 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
         let variable = format!("SERVICE_80_NAME={}", services[index / TARGETS_PER_SERVICE]);
         tasks.push(world.task("fleet", &[ContainerSpec::httpd("web", &[variable.as_str()])]).await?);
     }
-    println!("\n## {count} sidecars starting at once, Route53 limited to 5 requests/s");
+    let per_second = f64::from(rate.per_second());
+    println!(
+        "\n## {count} sidecars starting at once, Route53 limited to the account's {per_second}/s (burst {})",
+        rate.burst()
+    );
     println!(
         "({count} tasks started in {:.0} s; not part of the measurement)",
         preparing.elapsed().as_secs_f64()
     );
-    world.moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 5, "burst": 5}})).await?;
+    world.moto.set_account_rate(Some(rate)).await?;
     let launch = Instant::now();
     let mut sidecars = Vec::with_capacity(count);
     for task in &tasks {
@@ -251,11 +258,11 @@ async fn fleet_start(count: usize) -> anyhow::Result<()> {
     unique.dedup();
     let stats = world.moto.stats().await?;
     let changes = &stats["route53"]["ChangeResourceRecordSets"];
-    let ideal = count as f64 / 5.0;
+    let ideal = count as f64 / per_second;
     let limits = world.moto.limits().await?;
     println!("(bed: {limits}; {} services of at most {TARGETS_PER_SERVICE} targets)", services.len());
     println!(
-        "| registered | lost | duplicated | time | ideal at 5/s | ratio | change requests sent | throttled | refused as PriorRequestNotComplete |"
+        "| registered | lost | duplicated | time | ideal (tasks / rate) | ratio | change requests sent | throttled | refused as PriorRequestNotComplete |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
@@ -301,7 +308,9 @@ fn event_to_batch(lines: &[serde_json::Value], container: &str) -> Vec<EventToBa
     let registered = lines.iter().position(|v| v["message"] == "Route53 updated").unwrap_or(lines.len());
     let mut stopping = false;
     let mut found = Vec::new();
-    for v in lines[registered..].iter().filter(|v| v["message"] == "docker event" && v["container"] == container) {
+    for v in
+        lines[registered..].iter().filter(|v| v["message"] == "docker event" && v["container"] == container)
+    {
         let (Some(action), Some(at)) = (v["action"].as_str(), v["time_nano"].as_i64()) else { continue };
         let withdrawal = match action {
             a if a.contains("\"kill\"") && !stopping => true,

@@ -33,12 +33,13 @@ const BATCH_SIZE: usize = 10;
 async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let bed = SweepBed::start().await?;
-    // AWS's rate for the whole account (Route53 Developer Guide, Quotas): the function's own calls
-    // are paced below it, at ECSSD_ROUTE53_REQUESTS_PER_SECOND (2 by default).
-    bed.moto.set_faults(serde_json::json!({"route53": {"rate_per_second": 5, "burst": 5}})).await?;
+    // The account's rate before 2026-07-30 (5/s; Route53 Developer Guide, "Throttling for Amazon Route
+    // 53 API requests"): the function's own calls are paced below it.
+    bed.moto.set_account_rate(Some(ecssd_tests::moto::AccountRate::Five)).await?;
     let host = bed.fleet.host(&bed.fleet.cluster("bench").await?).await?;
-    // One withdrawer instance at its deployed pace: half the template's default Route53RequestsPerSecond
-    // (2), as each of the two instances the event source mapping may run takes half.
+    // One withdrawer instance at its deployed pace for that account rate: Route53RequestsPerSecond=auto
+    // gives the withdrawals 40% of 5/s, and each of the two instances the event source mapping may run
+    // takes half.
     let lambda = LambdaEmulator::start(&bed.env(&[("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "1")])).await?;
 
     println!("One after another: {TASKS} tasks, each stopped in ECS, then its event delivered alone");
