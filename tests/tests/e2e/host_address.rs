@@ -141,10 +141,15 @@ async fn ecs_throttling_past_the_metadata_wait_does_not_end_the_start() {
     let options = with_env(&[("ECSSD_METADATA_WAIT_SECONDS", "2")]);
     let mut sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
 
-    wait_until_said(&sidecar, &["no source gave the host's address yet", "ThrottlingException"], WAIT).await;
-    // Three times the wait, still throttled: still starting.
+    wait_for("ECS to throttle the sidecar", WAIT, || async {
+        Ok((api_requests(&world.moto).await[0] > 0).then_some(()))
+    })
+    .await
+    .unwrap();
+    // Three times the wait, still throttled: still starting, and saying why.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(sidecar.wait(Duration::from_millis(100)).await.is_err(), "still starting: {:#?}", sidecar.logs());
+    assert!(sidecar.logged(&["no source gave the host's address yet", "ThrottlingException"]));
 
     world.moto.set_faults(serde_json::json!({"ecs": {"errors": []}})).await.unwrap();
     assert_eq!(registered_address(&world, &running).await, [host_ip.to_string()]);
