@@ -5,17 +5,17 @@
 //!
 //! Additive increase, multiplicative decrease, as TCP's congestion control and the AWS SDKs' adaptive
 //! retry mode (a client-side rate limiter that shrinks on throttling and grows back on success): each
-//! throttled request halves the rate, down to a thirty-second of the share; each answered one gives a
-//! tenth of the share back, up to the share. Turns are jittered so clients started together drift apart.
+//! throttled request halves the rate, down to an eighth of the share (a withdrawal still goes out
+//! within seconds); each answered one gives a tenth of the share back, up to the share. Turns are jittered so clients started together drift apart.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// The slowest a throttled client goes, as a fraction of its share: at a share of 2/s, one request
-/// every 16 s.
-const FLOOR_FRACTION: f64 = 1.0 / 32.0;
+/// The slowest a throttled client goes, as a fraction of its share: at a withdrawer's 1/s, one request
+/// every 8 s.
+const FLOOR_FRACTION: f64 = 1.0 / 8.0;
 /// Given back per answered request, as a fraction of the share: ten answers after a throttling the
 /// client is at its share again.
 const STEP_FRACTION: f64 = 0.1;
@@ -109,8 +109,8 @@ mod tests {
         for _ in 0..20 {
             pacer.throttled();
         }
-        assert_eq!(pacer.rate(), 2.0 / 32.0, "never below a thirty-second of the share");
-        for _ in 0..9 {
+        assert_eq!(pacer.rate(), 2.0 / 8.0, "never below an eighth of the share");
+        for _ in 0..8 {
             pacer.answered();
         }
         assert!(pacer.rate() < 2.0, "{}", pacer.rate());

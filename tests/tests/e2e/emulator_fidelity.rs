@@ -305,14 +305,20 @@ async fn injected_throttling_looks_like_route53s() {
     let mut codes = Vec::new();
     for _ in 0..3 {
         if let Err(e) = client.list_resource_record_sets().hosted_zone_id(&zone).send().await {
-            use aws_sdk_route53::error::ProvideErrorMetadata;
-            codes.push((e.code().map(String::from), e.raw_response().map(|r| r.status().as_u16())));
+            codes.push(refusal(&e));
         }
     }
     assert!(!codes.is_empty(), "a burst of 3 at 1/s must be throttled");
     assert!(codes.iter().all(|c| *c == (Some("Throttling".into()), Some(400))), "{codes:?}");
     let stats = moto.stats().await.unwrap();
     assert!(stats["route53"]["ListResourceRecordSets"]["throttled"].as_u64().unwrap() >= 1, "{stats}");
+}
+
+/// A refused request's error code and HTTP status.
+fn refusal<E: ProvideErrorMetadata>(
+    error: &aws_sdk_route53::error::SdkError<E, aws_sdk_route53::config::http::HttpResponse>,
+) -> (Option<String>, Option<u16>) {
+    (error.code().map(String::from), error.raw_response().map(|r| r.status().as_u16()))
 }
 
 /// The account's rate is one bucket for every client and operation: the burst passes, then
@@ -329,8 +335,6 @@ async fn route53_account_rate_is_a_bed_setting_shared_by_every_client() {
         let started = std::time::Instant::now();
         // Twice the burst, as fast as it goes, from two clients and two operations.
         for i in 0..2 * rate.burst() {
-            use aws_sdk_route53::error::ProvideErrorMetadata;
-            // (error code, HTTP status) of a refused request.
             let refused = if i % 2 == 0 {
                 first
                     .list_resource_record_sets()
@@ -338,15 +342,9 @@ async fn route53_account_rate_is_a_bed_setting_shared_by_every_client() {
                     .send()
                     .await
                     .err()
-                    .map(|e| (e.code().map(String::from), e.raw_response().map(|r| r.status().as_u16())))
+                    .map(|e| refusal(&e))
             } else {
-                second
-                    .get_hosted_zone()
-                    .id(&zone)
-                    .send()
-                    .await
-                    .err()
-                    .map(|e| (e.code().map(String::from), e.raw_response().map(|r| r.status().as_u16())))
+                second.get_hosted_zone().id(&zone).send().await.err().map(|e| refusal(&e))
             };
             match refused {
                 None => answered += 1,
