@@ -57,12 +57,27 @@ pub async fn check_all(endpoints: Vec<Endpoint>, settings: &HealthSettings) -> V
     results.into_iter().map(|(_, endpoint, outcome)| (endpoint, outcome)).collect()
 }
 
-/// Whether each address fails a TCP connection (refused, reset or no answer within `timeout`): the
-/// evidence the agent rule needs beyond a disconnected agent, asked of any TCP service without
-/// assuming it serves HTTP. Results come back in the addresses' order.
-pub async fn unreachable(addresses: Vec<SocketAddr>, timeout: Duration, concurrency: usize) -> Vec<bool> {
+/// What a TCP connection to an endpoint met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// It connected: something serves there.
+    Answered,
+    /// The host refused it (a reset to the SYN): it is up, and nothing listens on that port.
+    Refused,
+    /// No answer within the timeout, or the network could not reach it: unknown. A host can be
+    /// unreachable from here and serving its clients (a function outside the VPC reaches no task).
+    Silent,
+}
+
+/// A TCP connection to each address, the evidence the agent rule needs beyond a disconnected agent,
+/// asked of any TCP service without assuming it serves HTTP. Results come back in the addresses' order.
+pub async fn probe(addresses: Vec<SocketAddr>, timeout: Duration, concurrency: usize) -> Vec<Probe> {
     let probes = addresses.into_iter().map(|address| async move {
-        !matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await, Ok(Ok(_)))
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address)).await {
+            Ok(Ok(_)) => Probe::Answered,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Probe::Refused,
+            Ok(Err(_)) | Err(_) => Probe::Silent,
+        }
     });
     futures_util::stream::iter(probes).buffered(concurrency.max(1)).collect().await
 }
@@ -86,4 +101,26 @@ async fn check(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_refused_connection_is_a_refusal_and_no_answer_is_silence() {
+        let serving = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let closed_addr = closed.local_addr().expect("addr");
+        drop(closed);
+        // Linux drops a SYN (no reset) while the accept queue is full: a backlog of 0 holds one.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let full = socket.listen(0).expect("listen");
+        let _filler = tokio::net::TcpStream::connect(full.local_addr().expect("addr")).await.expect("fill");
+        let addresses =
+            vec![serving.local_addr().expect("addr"), closed_addr, full.local_addr().expect("addr")];
+        let outcomes = probe(addresses, Duration::from_millis(300), 3).await;
+        assert_eq!(outcomes, [Probe::Answered, Probe::Refused, Probe::Silent]);
+    }
 }

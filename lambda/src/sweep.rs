@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::decide::{Verdict, agent_brake, verdict};
 use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
-use crate::health;
+use crate::health::{self, Probe};
 use crate::hosts::{AgentMemory, Hosts, describe_hosts};
 use crate::inventory::{TaskRecords, inventory};
 use crate::orphans;
@@ -280,24 +280,34 @@ async fn agent_silent_to_withdraw(
     }
     let timeout = Duration::from_millis(config.health_timeout_ms);
     let addresses = probes.iter().map(|(_, a)| *a).collect();
-    let Some(unreachable) =
-        deadline.within(health::unreachable(addresses, timeout, config.health_concurrency)).await
+    let Some(outcomes) = deadline.within(health::probe(addresses, timeout, config.health_concurrency)).await
     else {
         report.errors.push("out of time probing agent-silent tasks: none withdrawn this run".into());
         return Vec::new();
     };
-    let mut answering = BTreeSet::new();
-    for ((index, _), unreachable) in probes.iter().zip(unreachable) {
-        if !unreachable {
-            answering.insert(*index);
-        }
+    // Per candidate, the strongest answer any of its endpoints gave: one that answers keeps the task,
+    // and only refusals from every one of them are evidence that it is gone.
+    let mut answered = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for ((index, _), outcome) in probes.iter().zip(outcomes) {
+        match outcome {
+            Probe::Answered => answered.insert(*index),
+            Probe::Silent => silent.insert(*index),
+            Probe::Refused => false,
+        };
     }
     let mut evidenced = Vec::new();
     for (index, (task, away)) in candidates.into_iter().enumerate() {
-        if answering.contains(&index) {
+        let away_s = away.as_secs();
+        if answered.contains(&index) {
             let why = format!(
-                "its ECS agent has been disconnected for {}s, but its endpoints still answer: kept",
-                away.as_secs()
+                "its ECS agent has been disconnected for {away_s}s, but its endpoints still answer: kept"
+            );
+            report.unknown.push(Finding::new(task.arn(), why));
+        } else if silent.contains(&index) {
+            let why = format!(
+                "its ECS agent has been disconnected for {away_s}s, and its endpoints do not answer, but none \
+                 refused a connection (a timeout or an unreachable network is not evidence): kept"
             );
             report.unknown.push(Finding::new(task.arn(), why));
         } else {

@@ -25,6 +25,9 @@ pub enum Behaviour {
     Hang,
     /// Nothing listens: connections are refused.
     Refuse,
+    /// Connections get no answer at all, neither accepted nor refused, as from a host that is down or
+    /// a network that drops them: a listener whose one-place accept queue is full and never accepted.
+    Silent,
 }
 
 /// One endpoint on a loopback address; stops serving when dropped.
@@ -47,16 +50,36 @@ impl TestEndpoint {
     /// An endpoint on `ip`, which must be a loopback address: tests never listen elsewhere.
     pub async fn start_on(ip: Ipv4Addr, behaviour: Behaviour) -> anyhow::Result<Self> {
         anyhow::ensure!(ip.is_loopback(), "{ip} is not a loopback address");
+        if behaviour == Behaviour::Silent {
+            return Self::silent_on(ip).await;
+        }
         let listener = TcpListener::bind((ip, 0)).await?;
         let port = listener.local_addr()?.port();
         let hits = Arc::new(AtomicUsize::new(0));
         let server = match behaviour {
-            // The port was just free and is closed again: nothing listens there now.
-            Behaviour::Refuse => None,
+            // The port was just free and is closed again: nothing listens there now. (A silent
+            // endpoint was made above.)
+            Behaviour::Refuse | Behaviour::Silent => None,
             Behaviour::Hang => Some(tokio::spawn(hang(listener, hits.clone()))),
             Behaviour::Status(status) => Some(tokio::spawn(serve(listener, status, hits.clone()))),
         };
         Ok(Self { ip, port, hits, server })
+    }
+
+    /// Linux drops a SYN (no reset) while a listener's accept queue is full: a backlog of 0 holds one
+    /// connection, which this endpoint makes itself and never accepts.
+    async fn silent_on(ip: Ipv4Addr) -> anyhow::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((ip, 0)))?;
+        let listener = socket.listen(0)?;
+        let addr = listener.local_addr()?;
+        let filler = tokio::net::TcpStream::connect(addr).await?;
+        let server = tokio::spawn(async move {
+            let _held = (listener, filler);
+            std::future::pending::<()>().await;
+        });
+        let hits = Arc::new(AtomicUsize::new(0));
+        Ok(Self { ip, port: addr.port(), hits, server: Some(server) })
     }
 
     pub fn addr(&self) -> SocketAddr {

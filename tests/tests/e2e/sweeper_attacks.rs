@@ -427,6 +427,33 @@ async fn the_agent_rule_needs_failing_verified_endpoints() {
     assert!(names_task(report, "stale_tasks", &refusing.task), "{report:#}");
 }
 
+/// Issue 27, "silence counts as a refusal": a task whose ECS agent has been disconnected past the
+/// grace, and whose verified endpoint merely does not answer (no connection accepted, none refused, as
+/// from a function outside the VPC or a network that drops), keeps its records: only a refusal is
+/// evidence that it is gone.
+#[tokio::test]
+async fn an_agent_silent_task_whose_endpoint_does_not_answer_keeps_its_records() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let connected = setup.fleet.loopback_host("c").await.unwrap();
+    let silent_host = setup.fleet.loopback_host("c").await.unwrap();
+    setup.registered(&connected, 19).await.unwrap();
+    let unanswering = setup.serving(&silent_host, "_web._tcp", Behaviour::Silent, 1).await.unwrap().remove(0);
+    setup.moto.set_agent_connected("c", &silent_host.container_instance_arn, false).await.unwrap();
+    let first = sweep(&setup, &[]).await;
+    assert_eq!(first.report["stale_tasks"], serde_json::json!([]), "within the grace period");
+    setup.age_agent_marker(&silent_host, 600).await.unwrap();
+
+    let run = sweep(&setup, &[]).await;
+    let report = &run.report;
+    assert!(
+        setup.holds(&unanswering.records).await.unwrap(),
+        "the records of a task whose endpoint only did not answer were deleted: {report:#}"
+    );
+    assert!(!names_task(report, "stale_tasks", &unanswering.task), "{report:#}");
+    assert!(names_task(report, "unknown", &unanswering.task), "reported as unknown: {report:#}");
+}
+
 /// Issue 11, "reading the code adds", the brake: a control-plane or NAT outage longer than the agent
 /// grace blacked out whole services. Of 10 RUNNING tasks, 2 are on a host whose agent has been
 /// disconnected past the grace, with refusing endpoints: 20% is above ECSSD_AGENT_MAX_DELETE_FRACTION
