@@ -317,6 +317,7 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
         );
     }
     assert_eq!(default_of(&template["Parameters"]["Route53AccountRequestsPerSecond"]), "10");
+    let rates = Stack::rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]);
     assert_eq!(default_of(&template["Parameters"]["Route53RequestsPerSecond"]), "auto");
     for (overrides, expected) in [
         (vec![], "4"),
@@ -325,7 +326,7 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
         (vec!["Route53AccountRequestsPerSecond=5", "Route53RequestsPerSecond=1"], "1"),
     ] {
         let overrides = [&["ZoneVpcId=vpc-0123456789abcdef0"][..], &overrides].concat();
-        let stack = Stack::rendered(&overrides);
+        let stack = rates.with_parameters(&overrides);
         let sweeper = stack.resolve(&stack.resource("Sweeper")["Properties"]).unwrap();
         let pace = &sweeper["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
         assert_eq!(pace, expected, "{overrides:?}");
@@ -607,7 +608,16 @@ struct Stack {
 impl Stack {
     /// Renders the template with `overrides` and evaluates it with the same parameters.
     fn rendered(overrides: &[&str]) -> Self {
-        let template = rendered(overrides);
+        Self::evaluated(rendered(overrides), overrides)
+    }
+
+    /// The same rendered template evaluated with other parameters (rendering takes seconds; the
+    /// parameters given here must not change what SAM renders).
+    fn with_parameters(&self, overrides: &[&str]) -> Self {
+        Self::evaluated(self.template.clone(), overrides)
+    }
+
+    fn evaluated(template: Value, overrides: &[&str]) -> Self {
         let mut parameters = serde_json::Map::new();
         for (name, spec) in template["Parameters"].as_object().unwrap() {
             let given = overrides.iter().find_map(|o| o.strip_prefix(&format!("{name}=")));
@@ -1047,7 +1057,7 @@ fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
     for (overrides, expected) in cases {
         let overrides: Vec<&str> =
             in_vpc.iter().copied().chain(overrides.iter().map(String::as_str)).collect();
-        let stack = Stack::rendered(&overrides);
+        let stack = stack.with_parameters(&overrides);
         let withdrawer = stack.resolve(&stack.resource("Withdrawer")["Properties"]).unwrap();
         let pace = &withdrawer["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
         assert_eq!(
@@ -1148,4 +1158,44 @@ fn the_sweeper_reports_negative_caching_and_changes_the_soa_only_when_allowed() 
     }
     let limit = &Stack::rendered(ALL_CLUSTERS).template["Parameters"]["NegativeTtlLimit"];
     assert_eq!(default_of(limit), "60");
+}
+
+/// Whether CloudFormation's `AllowedPattern` takes each value (a Java regex matched against the whole
+/// value: Python's `re.fullmatch` agrees for the classes used here).
+fn pattern_allows(pattern: &str, values: &[&str]) -> Vec<bool> {
+    let mut python = tool(".tools/sam/bin/python");
+    python.args([
+        "-c",
+        "import json, re, sys; print(json.dumps([re.fullmatch(sys.argv[1], v) is not None for v in sys.argv[2:]]))",
+        pattern,
+    ]);
+    python.args(values);
+    let (ok, output) = run(python);
+    assert!(ok, "python: {output}");
+    serde_json::from_str(output.trim()).unwrap()
+}
+
+/// Issue 27: a parameter the stack takes but the binaries refuse deploys, then every function fails at
+/// start and the custom resource never answers (ROLLBACK_FAILED). `OwnerId`: exactly the binaries'
+/// rule; `HealthCheckPath`: only paths the sweeper accepts.
+#[test]
+fn template_parameters_take_only_what_the_binaries_accept() {
+    let template = rendered(&["ZoneVpcId=vpc-0123456789abcdef0"]);
+    let owner_pattern = template["Parameters"]["OwnerId"]["AllowedPattern"].as_str().unwrap();
+    let longest = "a".repeat(48);
+    let too_long = "a".repeat(49);
+    let owners = ["default", "a", "0", "team-a", "a-", &longest, &too_long, "", "-a", "A", "a_b", "a.b", "é"];
+    let binaries: Vec<bool> = owners.iter().map(|o| o.parse::<ecssd_records::OwnerId>().is_ok()).collect();
+    assert_eq!(pattern_allows(owner_pattern, &owners), binaries, "{owners:?}");
+
+    let path_pattern = template["Parameters"]["HealthCheckPath"]["AllowedPattern"].as_str().unwrap();
+    let taken = ["/health", "/", "/a/b-c_d.e~f", "/healthz?verbose=1&x=%20", "/v1/status:check"];
+    let refused = ["health", "", "/a b", "/a\tb", "/<x>", "/ä", "/a#b", "/a\\b"];
+    assert_eq!(pattern_allows(path_pattern, &taken), vec![true; taken.len()], "{taken:?}");
+    assert_eq!(pattern_allows(path_pattern, &refused), vec![false; refused.len()], "{refused:?}");
+    // What the sweeper checks (lambda/src/config.rs): a leading /, no whitespace or control character,
+    // and a valid HTTP path and query.
+    for path in taken {
+        assert!(hyper::http::uri::PathAndQuery::try_from(path).is_ok(), "{path}");
+    }
 }
