@@ -100,7 +100,7 @@ pub struct Config {
     /// Seconds a record Route53 refused waits before it is tried again, jittered up to half as long
     /// again: mostly a task past Route53's 100 targets per name, waiting for room. Each waiting task
     /// costs one request per wait out of the account's few per second.
-    #[arg(long, env = "ECSSD_REFUSED_RETRY_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "ECSSD_REFUSED_RETRY_SECONDS", default_value_t = crate::registrar::REFUSED_RETRY.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub refused_retry_seconds: u64,
 
     /// Log format.
