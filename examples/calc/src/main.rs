@@ -1,7 +1,8 @@
 //! `calc`: `GET /calc/{formula}` evaluates `+ - * / ^`, parentheses, unary minus and plus, decimals,
 //! constants such as `pi` and functions such as `sqrt(x)` (see [`formula`]), e.g. `(2+2)*3` or
-//! `sqrt(16)+2^3` gives 12, as JSON with the container and instance that answered. Bad input (including
-//! `sqrt(-1)` or `1/0`) gets a 400 with a JSON error. Basic auth is required; `/health` is open.
+//! `sqrt(16)+2^3` gives 12, as JSON with the container and instance that answered, under the original
+//! example's field names (`containerid`, `instanceid`). Bad input (including `sqrt(-1)` or `1/0`) gets a
+//! 400 with a JSON error. Basic auth is required; `/health` is open.
 
 use ecssd_example_calc::formula;
 use ecssd_example_web::{Body, Identity, json};
@@ -19,8 +20,8 @@ fn answer(text: &str, identity: &Identity) -> Response<Body> {
             &serde_json::json!({
                 "formula": text,
                 "value": value,
-                "container": identity.container,
-                "instance": identity.instance,
+                "containerid": identity.container,
+                "instanceid": identity.instance,
             }),
         ),
         Err(e) => json(
@@ -51,9 +52,9 @@ mod tests {
         let (status, answer) = call("sqrt(16)+2^3").await;
         assert_eq!(status, StatusCode::OK);
         let expected = serde_json::json!({
-            "formula": "sqrt(16)+2^3", "value": 12.0, "container": "calc-1", "instance": "i-1",
+            "formula": "sqrt(16)+2^3", "value": 12.0, "containerid": "calc-1", "instanceid": "i-1",
         });
-        assert_eq!(answer, expected, "a number value, and container/instance");
+        assert_eq!(answer, expected, "a number value, and the original's containerid/instanceid");
         for (formula, message) in [
             ("sqrt(-1)", "sqrt(-1) has no finite real value; sqrt needs x >= 0"),
             ("log(2)", "unknown function 'log'"),

@@ -1,6 +1,7 @@
 //! `portal`: a web page with two boxes (a time layout, a formula) whose answers come from the time and
 //! calc services, found by DNS SRV lookups of `_time._tcp.<domain>` and `_calc._tcp.<domain>`. When an
-//! instance fails, the next one is tried; the page shows which instance answered.
+//! instance fails, the next one is tried; the page shows which instance answered. `GET /time/{layout}`
+//! and `GET /calc/{formula}` (also under `/api/`) are the original example portal's API.
 //!
 //! Settings (environment): `ECSSD_DOMAIN` (default `servicediscovery.internal`), `DNS_SERVER`
 //! (`ip:port`; default: the system resolver), `AUTH_USER`/`AUTH_PASSWORD` (sent to time and calc),
@@ -52,13 +53,16 @@ async fn answer<B>(request: Request<B>, upstream: &Upstream) -> Response<Body> {
         );
         return page;
     }
-    if let Some(layout) = path_argument(path, "/api/time/") {
+    // The original portal's paths (`/time/{format}`, `/calc/{formula}`, which its page and clients
+    // use) and this one's `/api/` paths answer alike.
+    let path = path.strip_prefix("/api").unwrap_or(path);
+    if let Some(layout) = path_argument(path, "/time/") {
         return upstream.call("_time._tcp", &format!("/time/{}", encode(&layout))).await;
     }
-    if let Some(formula) = path_argument(path, "/api/calc/") {
+    if let Some(formula) = path_argument(path, "/calc/") {
         return upstream.call("_calc._tcp", &format!("/calc/{}", encode(&formula))).await;
     }
-    error(StatusCode::NOT_FOUND, "not found: try / or /api/time/{layout} or /api/calc/{formula}")
+    error(StatusCode::NOT_FOUND, "not found: try / or /time/{layout} or /calc/{formula}")
 }
 
 /// Percent-encodes a path argument (a formula may hold `/`, a layout spaces).

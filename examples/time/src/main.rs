@@ -1,6 +1,6 @@
 //! `time`: `GET /time/{layout}` answers the current time formatted by a Go-style layout (e.g.
-//! `15:04 Jan 2`), as JSON with the container and instance that answered. Basic auth is required;
-//! `/health` is open.
+//! `15:04 Jan 2`), as JSON with the container and instance that answered, under the original example's
+//! field names (`containerid`, `instanceid`). Basic auth is required; `/health` is open.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,8 +27,8 @@ fn answer(layout: &str, identity: &Identity) -> Response<Body> {
         &serde_json::json!({
             "layout": layout,
             "value": format(layout, &moment),
-            "container": identity.container,
-            "instance": identity.instance,
+            "containerid": identity.container,
+            "instanceid": identity.instance,
         }),
     )
 }

@@ -79,17 +79,26 @@ impl Examples {
 async fn the_portal_finds_services_by_srv_and_fails_over() {
     let examples = Examples::start().await;
 
-    let (status, answer) = examples.api("/api/calc/(2%2B2)*3").await;
-    assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["value"], 12.0);
-    assert!(["calc-1", "calc-2"].contains(&answer["instance"].as_str().unwrap()), "{answer}");
-    let (status, answer) = examples.api("/api/calc/8%2F0").await;
+    // The original example portal's paths and field names (its page reads `value`, `containerid` and
+    // `instanceid`), and the same answers under `/api/`.
+    for path in ["/calc/(2%2B2)*3", "/api/calc/(2%2B2)*3"] {
+        let (status, answer) = examples.api(path).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        assert_eq!(answer["value"], 12.0);
+        assert!(["calc-1", "calc-2"].contains(&answer["instanceid"].as_str().unwrap()), "{answer}");
+        assert!(!answer["containerid"].as_str().unwrap().is_empty(), "{answer}");
+    }
+    let (status, answer) = examples.api("/calc/8%2F0").await;
     assert_eq!(status, 400, "a bad formula is calc's answer, not a failure: {answer}");
     assert_eq!(answer["error"], "division by zero");
-    let (status, answer) = examples.api("/api/time/2006-01-02%2015:04").await;
-    assert_eq!(status, 200, "{answer}");
-    let value = answer["value"].as_str().unwrap();
-    assert!(value.len() == 16 && value.starts_with("20") && value.as_bytes()[10] == b' ', "{value}");
+    for path in ["/time/2006-01-02%2015:04", "/api/time/2006-01-02%2015:04"] {
+        let (status, answer) = examples.api(path).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        let value = answer["value"].as_str().unwrap();
+        assert!(value.len() == 16 && value.starts_with("20") && value.as_bytes()[10] == b' ', "{value}");
+        assert!(["time-1", "time-2"].contains(&answer["instanceid"].as_str().unwrap()), "{answer}");
+        assert!(!answer["containerid"].as_str().unwrap().is_empty(), "{answer}");
+    }
 
     // calc-1 dies while DNS still lists it (as resolvers cache for the TTL): the portal fails over,
     // every answer comes from calc-2, and sooner or later calc-1 is tried first and reported failed.
@@ -98,7 +107,7 @@ async fn the_portal_finds_services_by_srv_and_fails_over() {
         let (status, answer) = examples.api("/api/calc/7*6").await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["value"], 42.0);
-        assert_eq!(answer["instance"], "calc-2", "{answer}");
+        assert_eq!(answer["instanceid"], "calc-2", "{answer}");
         Ok((!answer["failed"].as_array().unwrap().is_empty()).then_some(answer))
     })
     .await
