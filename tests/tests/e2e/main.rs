@@ -5,6 +5,7 @@
 mod deployment;
 mod emulator_fidelity;
 mod examples;
+mod getting_started;
 mod harness;
 mod host_address;
 mod metadata_mode;
