@@ -6,6 +6,7 @@ use crate::ErrorClass;
 use crate::retry::Operation;
 use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_sdk_ecs::operation::describe_container_instances::DescribeContainerInstancesError;
+use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionError;
 use aws_sdk_ecs::operation::describe_tasks::DescribeTasksError;
 use aws_sdk_ecs::operation::stop_task::StopTaskError;
 
@@ -14,6 +15,9 @@ pub const DESCRIBE_TASKS: Operation<DescribeTasksError> =
 
 pub const DESCRIBE_CONTAINER_INSTANCES: Operation<DescribeContainerInstancesError> =
     Operation { name: "DescribeContainerInstances", modeled: describe_container_instances };
+
+pub const DESCRIBE_TASK_DEFINITION: Operation<DescribeTaskDefinitionError> =
+    Operation { name: "DescribeTaskDefinition", modeled: describe_task_definition };
 
 pub const STOP_TASK: Operation<StopTaskError> = Operation { name: "StopTask", modeled: stop_task };
 
@@ -41,6 +45,17 @@ fn describe_tasks(err: &DescribeTasksError) -> Option<ErrorClass> {
 
 fn describe_container_instances(err: &DescribeContainerInstancesError) -> Option<ErrorClass> {
     ecs_classes!(err, DescribeContainerInstancesError, ClusterNotFoundException)
+}
+
+// DescribeTaskDefinition names no cluster: ServerException, ClientException and
+// InvalidParameterException only (ECS API reference, DescribeTaskDefinition, "Errors").
+fn describe_task_definition(err: &DescribeTaskDefinitionError) -> Option<ErrorClass> {
+    use DescribeTaskDefinitionError as E;
+    Some(match err {
+        E::ServerException(_) => ErrorClass::Transient,
+        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
+        _ => return None,
+    })
 }
 
 fn stop_task(err: &StopTaskError) -> Option<ErrorClass> {
@@ -88,6 +103,19 @@ mod tests {
             ClusterNotFoundException
         );
         assert_ecs_classes!(STOP_TASK, StopTaskError, ClusterNotFoundException);
+        use DescribeTaskDefinitionError as E;
+        let op = &DESCRIBE_TASK_DEFINITION;
+        assert_eq!(
+            class_of(op, E::ServerException(ServerException::builder().build()), 500),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            class_of(op, E::ClientException(ClientException::builder().build()), 400),
+            ErrorClass::Permanent
+        );
+        let invalid = E::InvalidParameterException(InvalidParameterException::builder().build());
+        assert_eq!(class_of(op, invalid, 400), ErrorClass::Permanent);
+        assert_generic_classes(op, |meta: ErrorMetadata| E::generic(meta));
     }
 
     #[test]

@@ -214,6 +214,8 @@ mod tests {
             container_instance: instance.map(String::from),
             containers: vec![],
             eni_ipv4: None,
+            task_definition_arn: None,
+            environment_overrides: Default::default(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Records for unit tests: what a sidecar registers for a task with one `web` container serving
 //! `_web._tcp`, written through the shared record model.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use ecssd_records::{Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
@@ -41,3 +42,15 @@ pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
     };
     desired(&model(owner), &registration).records
 }
+
+/// The task definition of the fixture tasks: container `web` publishes port 80 as `_web._tcp`.
+pub(crate) fn web_definition() -> crate::fleet::DefinitionFacts {
+    let web = crate::fleet::DefinedContainer {
+        environment: BTreeMap::from([("SERVICE_80_NAME".into(), "_web._tcp".into())]),
+        labels: BTreeMap::new(),
+    };
+    crate::fleet::DefinitionFacts { containers: BTreeMap::from([("web".into(), web)]) }
+}
+
+/// The ARN of the fixture tasks' task definition.
+pub(crate) const DEFINITION_ARN: &str = "arn:aws:ecs:us-east-1:1:task-definition/web:1";

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
@@ -14,7 +15,9 @@ use ecssd_edge::CallCounter;
 use ecssd_edge::retry::call_with_retry;
 use ecssd_records::{CallError, RetryPolicy};
 
-use ecssd_edge::ecs_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS, STOP_TASK};
+use ecssd_edge::ecs_errors::{
+    DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASK_DEFINITION, DESCRIBE_TASKS, STOP_TASK,
+};
 
 /// DescribeTasks and DescribeContainerInstances take at most this many ARNs.
 pub const ECS_DESCRIBE_LIMIT: usize = 100;
@@ -51,6 +54,28 @@ pub struct TaskFacts {
     pub containers: Vec<ContainerFacts>,
     /// The private IPv4 address of the task's ENI attachment (awsvpc network mode, Fargate included).
     pub eni_ipv4: Option<Ipv4Addr>,
+    /// The task definition revision it runs (`taskDefinitionArn`).
+    pub task_definition_arn: Option<String>,
+    /// The environment variables the task's launch overrode or added, per container
+    /// (`overrides.containerOverrides[].environment`).
+    pub environment_overrides: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The settings one container definition gives its container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefinedContainer {
+    /// `environment`, by name.
+    pub environment: BTreeMap<String, String>,
+    /// `dockerLabels`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What one task definition revision says of its containers, by container name. A revision never
+/// changes (ECS Developer Guide, "Updating a task definition": a change is a new revision), so it is
+/// described once per cold start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DefinitionFacts {
+    pub containers: BTreeMap<String, DefinedContainer>,
 }
 
 /// ECS's explicit answer about one task of one cluster.
@@ -107,6 +132,11 @@ pub trait Fleet: Send + Sync {
         task_arn: &str,
         reason: &str,
     ) -> impl Future<Output = Result<(), CallError>> + Send;
+    /// What a task definition revision (by ARN) says of its containers.
+    fn task_definition(
+        &self,
+        arn: &str,
+    ) -> impl Future<Output = Result<Arc<DefinitionFacts>, CallError>> + Send;
 }
 
 /// ECS and EC2 through the AWS SDK.
@@ -117,11 +147,20 @@ pub struct AwsFleet {
     pub retry: RetryPolicy,
     pub ecs_calls: CallCounter,
     pub ec2_calls: CallCounter,
+    /// Task definition revisions described so far (immutable, so kept for the process's life).
+    definitions: Mutex<BTreeMap<String, Arc<DefinitionFacts>>>,
 }
 
 impl AwsFleet {
     pub fn new(ecs: aws_sdk_ecs::Client, ec2: aws_sdk_ec2::Client, retry: RetryPolicy) -> Self {
-        Self { ecs, ec2, retry, ecs_calls: CallCounter::default(), ec2_calls: CallCounter::default() }
+        Self {
+            ecs,
+            ec2,
+            retry,
+            ecs_calls: CallCounter::default(),
+            ec2_calls: CallCounter::default(),
+            definitions: Mutex::default(),
+        }
     }
 }
 
@@ -207,6 +246,36 @@ impl Fleet for AwsFleet {
         .await
         .map(drop)
     }
+
+    async fn task_definition(&self, arn: &str) -> Result<Arc<DefinitionFacts>, CallError> {
+        if let Some(known) = self.definitions.lock().unwrap_or_else(|e| e.into_inner()).get(arn) {
+            return Ok(known.clone());
+        }
+        let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_TASK_DEFINITION, || {
+            self.ecs.describe_task_definition().task_definition(arn).send()
+        })
+        .await?;
+        let containers = response
+            .task_definition()
+            .map(|definition| definition.container_definitions())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|container| {
+                let environment = container
+                    .environment()
+                    .iter()
+                    .filter_map(|pair| {
+                        Some((pair.name()?.to_owned(), pair.value().unwrap_or_default().to_owned()))
+                    })
+                    .collect();
+                let labels = container.docker_labels().cloned().unwrap_or_default().into_iter().collect();
+                Some((container.name()?.to_owned(), DefinedContainer { environment, labels }))
+            })
+            .collect();
+        let facts = Arc::new(DefinitionFacts { containers });
+        self.definitions.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_owned(), facts.clone());
+        Ok(facts)
+    }
 }
 
 /// The facts the sweeper uses from one DescribeTasks entry.
@@ -242,6 +311,22 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
         .flat_map(|a| a.details())
         .find(|detail| detail.name() == Some("privateIPv4Address"))
         .and_then(|detail| detail.value()?.parse().ok());
+    let environment_overrides = task
+        .overrides()
+        .map(|o| o.container_overrides())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|container| {
+            let environment = container
+                .environment()
+                .iter()
+                .filter_map(|pair| {
+                    Some((pair.name()?.to_owned(), pair.value().unwrap_or_default().to_owned()))
+                })
+                .collect();
+            Some((container.name()?.to_owned(), environment))
+        })
+        .collect();
     TaskFacts {
         cluster_arn: cluster_arn.to_owned(),
         last_status: task.last_status().unwrap_or("UNKNOWN").to_owned(),
@@ -249,6 +334,8 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
         container_instance: task.container_instance_arn().map(String::from),
         containers,
         eni_ipv4,
+        task_definition_arn: task.task_definition_arn().map(String::from),
+        environment_overrides,
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ecssd_records::{Change, RecordKey, RecordStore, withdraw};
@@ -16,7 +17,7 @@ use crate::apply::{Fallback, apply};
 use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::decide::{Verdict, agent_brake, verdict};
-use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
+use crate::fleet::{DefinitionFacts, ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
 use crate::health::{self, Probe};
 use crate::hosts::{AgentMemory, Hosts, describe_hosts};
 use crate::inventory::{TaskRecords, inventory};
@@ -24,6 +25,12 @@ use crate::orphans;
 use crate::report::{Finding, Report};
 use crate::stops::{Verified, check_and_stop};
 use crate::verify::{Target, cluster_to_ask, verify};
+
+/// What ECS said in this sweep: about the tasks, and about their task definitions.
+struct EcsWord {
+    answers: Answers,
+    definitions: Definitions,
+}
 
 /// A task in scope and the cluster it is asked about.
 struct Claimed {
@@ -34,6 +41,20 @@ struct Claimed {
 /// ECS's answers, keyed by (cluster asked, task ARN).
 type Answers = BTreeMap<(String, String), TaskAnswer>;
 
+/// The task definition revisions of the tasks ECS described, by ARN; one that could not be read is
+/// absent.
+type Definitions = BTreeMap<String, Arc<DefinitionFacts>>;
+
+/// Whether a described task's records agree with ECS.
+enum Check {
+    /// Every record agrees: its targets.
+    Confirmed(Vec<Target>),
+    /// A record says what ECS does not: why.
+    Disagrees(String),
+    /// ECS's word is missing (its task definition could not be read): why.
+    Unknown(String),
+}
+
 impl Claimed {
     fn arn(&self) -> String {
         self.records.ownership.task.to_string()
@@ -43,17 +64,20 @@ impl Claimed {
         answers.get(&(self.cluster.clone(), self.arn()))
     }
 
-    /// Its targets if every record of it agrees with what ECS (and EC2, for the host) say; otherwise
-    /// the disagreement. `None` when ECS did not describe it.
-    fn verify(
-        &self,
-        config: &Config,
-        answers: &Answers,
-        hosts: &Hosts,
-    ) -> Option<Result<Vec<Target>, String>> {
-        let Some(TaskAnswer::Found(facts)) = self.answer(answers) else { return None };
+    /// Whether every record of it agrees with what ECS (its task and task definition) and EC2 (its
+    /// host) say. `None` when ECS did not describe it.
+    fn check(&self, config: &Config, ecs: &EcsWord, hosts: &Hosts) -> Option<Check> {
+        let Some(TaskAnswer::Found(facts)) = self.answer(&ecs.answers) else { return None };
+        let Some(definition) = facts.task_definition_arn.as_ref().and_then(|arn| ecs.definitions.get(arn))
+        else {
+            let arn = facts.task_definition_arn.as_deref().unwrap_or("(none given)");
+            return Some(Check::Unknown(format!("its task definition {arn} could not be read: not checked")));
+        };
         let host_ip = facts.container_instance.as_ref().and_then(|ci| hosts.private_ips.get(ci)).copied();
-        Some(verify(&config.domain, &config.owner_id, &self.records, facts, host_ip))
+        Some(match verify(&config.domain, &config.owner_id, &self.records, facts, definition, host_ip) {
+            Ok(targets) => Check::Confirmed(targets),
+            Err(why) => Check::Disagrees(why),
+        })
     }
 }
 
@@ -123,10 +147,11 @@ pub async fn sweep<S: RecordStore, F: Fleet>(
             Verdict::Alive => alive.push(task),
         }
     }
-    let verified = verify_alive(config, alive, &answers, &hosts, &mut report);
-    dead.extend(
-        agent_silent_to_withdraw(config, silent, &answers, &hosts, running, deadline, &mut report).await,
-    );
+    let to_check = alive.iter().chain(silent.iter().map(|(task, _)| task));
+    let definitions = describe_definitions(fleet, to_check, &answers, deadline, &mut report.errors).await;
+    let ecs = EcsWord { answers, definitions };
+    let verified = verify_alive(config, alive, &ecs, &hosts, &mut report);
+    dead.extend(agent_silent_to_withdraw(config, silent, &ecs, &hosts, running, deadline, &mut report).await);
 
     let mut stale_keys = BTreeSet::new();
     let mut units = Vec::new();
@@ -218,29 +243,57 @@ async fn describe_tasks<F: Fleet>(
     answers
 }
 
-/// The living tasks whose records ECS confirms; the others are reported as disagreements.
+/// The task definition revision of each task to check, each described once (and kept by the fleet
+/// across sweeps: a revision never changes). One that cannot be read leaves its tasks unchecked.
+async fn describe_definitions<'a, F: Fleet>(
+    fleet: &F,
+    tasks: impl Iterator<Item = &'a Claimed>,
+    answers: &Answers,
+    deadline: Deadline,
+    errors: &mut Vec<String>,
+) -> Definitions {
+    let wanted: BTreeSet<&String> = tasks
+        .filter_map(|task| match task.answer(answers) {
+            Some(TaskAnswer::Found(facts)) => facts.task_definition_arn.as_ref(),
+            _ => None,
+        })
+        .collect();
+    let mut definitions = BTreeMap::new();
+    for arn in wanted {
+        match deadline.run(fleet.task_definition(arn)).await {
+            Ok(facts) => {
+                definitions.insert(arn.clone(), facts);
+            }
+            Err(e) => errors.push(format!("describing task definition {arn}: {e}")),
+        }
+    }
+    definitions
+}
+
+/// The living tasks whose records ECS confirms; the others are reported as disagreements or unknown.
 fn verify_alive(
     config: &Config,
     alive: Vec<Claimed>,
-    answers: &Answers,
+    ecs: &EcsWord,
     hosts: &Hosts,
     report: &mut Report,
 ) -> Vec<Verified> {
     let mut verified = Vec::new();
     for task in alive {
         let (Some(TaskAnswer::Found(facts)), Some(checked)) =
-            (task.answer(answers), task.verify(config, answers, hosts))
+            (task.answer(&ecs.answers), task.check(config, ecs, hosts))
         else {
             continue;
         };
         match checked {
-            Ok(targets) => verified.push(Verified {
+            Check::Confirmed(targets) => verified.push(Verified {
                 facts: facts.clone(),
                 records: task.records,
                 cluster: task.cluster,
                 targets,
             }),
-            Err(why) => report.disagreements.push(Finding::disagreement(task.arn(), &why)),
+            Check::Disagrees(why) => report.disagreements.push(Finding::disagreement(task.arn(), &why)),
+            Check::Unknown(why) => report.unknown.push(Finding::new(task.arn(), why)),
         }
     }
     verified
@@ -251,7 +304,7 @@ fn verify_alive(
 async fn agent_silent_to_withdraw(
     config: &Config,
     silent: Vec<(Claimed, Duration)>,
-    answers: &Answers,
+    ecs: &EcsWord,
     hosts: &Hosts,
     running: usize,
     deadline: Deadline,
@@ -260,11 +313,15 @@ async fn agent_silent_to_withdraw(
     let mut candidates = Vec::new();
     let mut probes: Vec<(usize, SocketAddr)> = Vec::new();
     for (task, away) in silent {
-        let targets = match task.verify(config, answers, hosts) {
+        let targets = match task.check(config, ecs, hosts) {
             None => continue,
-            Some(Ok(targets)) => targets,
-            Some(Err(why)) => {
+            Some(Check::Confirmed(targets)) => targets,
+            Some(Check::Disagrees(why)) => {
                 report.disagreements.push(Finding::disagreement(task.arn(), &why));
+                continue;
+            }
+            Some(Check::Unknown(why)) => {
+                report.unknown.push(Finding::new(task.arn(), why));
                 continue;
             }
         };

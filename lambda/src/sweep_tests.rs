@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,8 +11,12 @@ use ecssd_records::{CallError, Record, RecordStore};
 
 use crate::Config;
 use crate::deadline::Deadline;
-use crate::fixtures::{CLUSTER_ARN as CLUSTER, TASK_IDS, task_arn as arn, web_task_records};
-use crate::fleet::{Binding, ContainerFacts, Ec2Facts, Fleet, InstanceAnswer, TaskAnswer, TaskFacts};
+use crate::fixtures::{
+    CLUSTER_ARN as CLUSTER, DEFINITION_ARN, TASK_IDS, task_arn as arn, web_definition, web_task_records,
+};
+use crate::fleet::{
+    Binding, ContainerFacts, DefinitionFacts, Ec2Facts, Fleet, InstanceAnswer, TaskAnswer, TaskFacts,
+};
 use crate::sweep::sweep;
 
 /// ECS as a table: task ARN -> answer (absent: no answer); describing fails when `ecs_down`, and
@@ -71,6 +75,11 @@ impl Fleet for TableFleet {
         self.stopped.lock().unwrap().push(task_arn.to_owned());
         Ok(())
     }
+
+    async fn task_definition(&self, arn: &str) -> Result<Arc<DefinitionFacts>, CallError> {
+        assert_eq!(arn, DEFINITION_ARN, "the fixture tasks run one task definition");
+        Ok(Arc::new(web_definition()))
+    }
 }
 
 fn records_of(id: &str) -> Vec<Record> {
@@ -96,6 +105,8 @@ fn task(last_status: &str, container_instance: Option<&str>) -> TaskAnswer {
             bindings: vec![Binding { container_port: 80, host_port: 32768, protocol: "tcp".into() }],
         }],
         eni_ipv4: None,
+        task_definition_arn: Some(DEFINITION_ARN.into()),
+        environment_overrides: BTreeMap::new(),
     })
 }
 

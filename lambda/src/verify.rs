@@ -1,15 +1,17 @@
 //! Whether a task's records say what ECS says about the task, without I/O. The zone is writable by
 //! every task holding the sidecar's policy, so before the sweeper checks an endpoint, counts it healthy
 //! or stops its task, each SRV target must be one ECS confirms: the container and port the set
-//! identifier names exist on the task, the SRV's port is where ECS maps that port, and the A record's
-//! address is the task's ENI (awsvpc) or its EC2 instance's private address (bridge and host modes).
+//! identifier names exist on the task, the SRV's port is where ECS maps that port, the task's
+//! definition publishes that container port under that service (its `SERVICE_<port>_NAME`, read as the
+//! sidecar reads it), and the A record's address is the task's ENI (awsvpc) or its EC2 instance's
+//! private address (bridge and host modes).
 
 use std::net::Ipv4Addr;
 
 use ecssd_records::ownership::address_name;
-use ecssd_records::{Domain, OwnerId, parse_srv_value, set_identifier};
+use ecssd_records::{ContainerSettings, Domain, OwnerId, parse_srv_value, set_identifier};
 
-use crate::fleet::TaskFacts;
+use crate::fleet::{DefinitionFacts, TaskFacts};
 use crate::inventory::TaskRecords;
 
 /// One endpoint ECS confirms.
@@ -50,6 +52,7 @@ pub fn verify(
     owner: &OwnerId,
     task: &TaskRecords,
     facts: &TaskFacts,
+    definition: &DefinitionFacts,
     host_ip: Option<Ipv4Addr>,
 ) -> Result<Vec<Target>, String> {
     let arn = &task.ownership.task;
@@ -80,22 +83,34 @@ pub fn verify(
         }
         let protocol = if name.contains("._udp.") { "udp" } else { "tcp" };
         let id = srv.key.set_identifier.as_deref().unwrap_or_default();
-        // The (container, container port) pairs ECS reports that reach `port`: a networkBindings entry
+        // The (container, container port) pair ECS reports that reaches `port`: a networkBindings entry
         // whose host port it is (bridge, host); in awsvpc the container port is the port itself.
-        let confirmed = facts.containers.iter().any(|container| {
-            let names = |container_port| set_identifier(owner, arn, &container.name, container_port) == id;
+        let named =
+            |container: &str, container_port| set_identifier(owner, arn, container, container_port) == id;
+        let confirmed = facts.containers.iter().find_map(|container| {
             if facts.eni_ipv4.is_some() {
-                return names(port);
+                return named(&container.name, port).then_some((container, port));
             }
             container
                 .bindings
                 .iter()
-                .any(|b| b.host_port == port && b.protocol == protocol && names(b.container_port))
+                .find(|b| {
+                    b.host_port == port && b.protocol == protocol && named(&container.name, b.container_port)
+                })
+                .map(|b| (container, b.container_port))
         });
-        if !confirmed {
+        let Some((container, container_port)) = confirmed else {
             return Err(format!(
                 "SRV {name} ({id}) publishes port {port}/{protocol}, which ECS reports for no container port \
                  of the task"
+            ));
+        };
+        let service = name.strip_suffix(domain.fqdn()).and_then(|s| s.strip_suffix('.')).unwrap_or(name);
+        if !published(definition, facts, &container.name, container_port).iter().any(|s| s == service) {
+            return Err(format!(
+                "SRV {name} ({id}): the task definition sets no SERVICE_{container_port}_NAME={service} for \
+                 container {} (environment, dockerLabels or the task's overrides)",
+                container.name
             ));
         }
         targets.push(Target { service: name.clone(), address, port, tcp: protocol == "tcp" });
@@ -103,11 +118,39 @@ pub fn verify(
     Ok(targets)
 }
 
+/// The services (`_name._proto`) a container publishes at `container_port`: its definition's
+/// environment with the task's overrides, and its Docker labels, read exactly as the sidecar reads
+/// its container's settings.
+fn published(
+    definition: &DefinitionFacts,
+    facts: &TaskFacts,
+    container: &str,
+    container_port: u16,
+) -> Vec<String> {
+    let Some(defined) = definition.containers.get(container) else { return Vec::new() };
+    let mut environment = defined.environment.clone();
+    environment.extend(facts.environment_overrides.get(container).cloned().unwrap_or_default());
+    let entries: Vec<String> = environment.iter().map(|(name, value)| format!("{name}={value}")).collect();
+    let labels = defined.labels.iter().map(|(name, value)| (name.as_str(), value.as_str()));
+    let settings = ContainerSettings::new(entries.iter().map(String::as_str), labels);
+    settings
+        .services()
+        .bindings
+        .into_iter()
+        .filter(|binding| binding.container_port == container_port)
+        .map(|binding| binding.service.to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
-    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, model, task_arn, web_task_records};
-    use crate::fleet::{Binding, ContainerFacts};
+    use crate::fixtures::{
+        CLUSTER_ARN, DEFINITION_ARN, TASK_IDS, model, task_arn, web_definition, web_task_records,
+    };
+    use crate::fleet::{Binding, ContainerFacts, DefinedContainer};
     use crate::inventory::inventory;
 
     const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -127,12 +170,26 @@ mod tests {
             container_instance: Some("ci".into()),
             containers: vec![ContainerFacts { name: "web".into(), bindings: vec![binding] }],
             eni_ipv4: None,
+            task_definition_arn: Some(DEFINITION_ARN.into()),
+            environment_overrides: BTreeMap::new(),
         }
     }
 
+    fn definition() -> DefinitionFacts {
+        web_definition()
+    }
+
     fn check(facts: &TaskFacts, host_ip: Option<Ipv4Addr>) -> Result<Vec<Target>, String> {
+        check_against(facts, &definition(), host_ip)
+    }
+
+    fn check_against(
+        facts: &TaskFacts,
+        definition: &DefinitionFacts,
+        host_ip: Option<Ipv4Addr>,
+    ) -> Result<Vec<Target>, String> {
         let zone = model("default");
-        verify(&zone.domain, &zone.owner, &task(), facts, host_ip)
+        verify(&zone.domain, &zone.owner, &task(), facts, definition, host_ip)
     }
 
     #[test]
@@ -186,8 +243,73 @@ mod tests {
         };
         let records = ecssd_records::desired(&zone, &registration).records.into_iter().collect();
         let task = inventory(&zone.domain, &zone.owner, records).tasks.remove(0);
-        let targets = verify(&zone.domain, &zone.owner, &task, &awsvpc, None).unwrap();
+        let targets = verify(&zone.domain, &zone.owner, &task, &awsvpc, &definition(), None).unwrap();
         assert_eq!(targets[0].port, 80);
+    }
+
+    /// Issue 27: a forged SRV naming a container port ECS maps (or, in awsvpc, any port of a container
+    /// that exists) but that the task definition does not publish under that service.
+    #[test]
+    fn a_port_the_task_definition_does_not_publish_is_a_disagreement() {
+        let silent =
+            DefinitionFacts { containers: BTreeMap::from([("web".into(), DefinedContainer::default())]) };
+        let why = check_against(&facts(32768), &silent, Some(HOST)).unwrap_err();
+        assert!(
+            why.contains("the task definition sets no SERVICE_80_NAME=_web._tcp for container web"),
+            "{why}"
+        );
+        let mut other_service = definition();
+        other_service
+            .containers
+            .get_mut("web")
+            .unwrap()
+            .environment
+            .insert("SERVICE_80_NAME".into(), "_api._tcp".into());
+        assert!(check_against(&facts(32768), &other_service, Some(HOST)).is_err(), "published as _api._tcp");
+        assert!(
+            check_against(&facts(32768), &DefinitionFacts::default(), Some(HOST)).is_err(),
+            "no such container"
+        );
+        let ignored = DefinitionFacts {
+            containers: BTreeMap::from([(
+                "web".into(),
+                DefinedContainer {
+                    environment: BTreeMap::from([
+                        ("SERVICE_80_NAME".into(), "_web._tcp".into()),
+                        ("SERVICE_80_IGNORE".into(), "true".into()),
+                    ]),
+                    labels: BTreeMap::new(),
+                },
+            )]),
+        };
+        assert!(check_against(&facts(32768), &ignored, Some(HOST)).is_err(), "SERVICE_80_IGNORE");
+    }
+
+    #[test]
+    fn a_label_or_the_tasks_override_publishes_as_the_environment_does() {
+        let labelled = DefinitionFacts {
+            containers: BTreeMap::from([(
+                "web".into(),
+                DefinedContainer {
+                    environment: BTreeMap::new(),
+                    labels: BTreeMap::from([("SERVICE_80_NAME".into(), "_web._tcp".into())]),
+                },
+            )]),
+        };
+        assert!(check_against(&facts(32768), &labelled, Some(HOST)).is_ok());
+        let mut overridden = facts(32768);
+        overridden.environment_overrides = BTreeMap::from([(
+            "web".into(),
+            BTreeMap::from([("SERVICE_80_NAME".into(), "_web._tcp".into())]),
+        )]);
+        let bare =
+            DefinitionFacts { containers: BTreeMap::from([("web".into(), DefinedContainer::default())]) };
+        assert!(check_against(&overridden, &bare, Some(HOST)).is_ok());
+        overridden.environment_overrides = BTreeMap::from([(
+            "web".into(),
+            BTreeMap::from([("SERVICE_80_NAME".into(), "_api._tcp".into())]),
+        )]);
+        assert!(check_against(&overridden, &definition(), Some(HOST)).is_err(), "the override wins");
     }
 
     #[test]

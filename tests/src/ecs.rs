@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
-use aws_sdk_ecs::types::{ContainerDefinition, PortMapping};
+use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, PortMapping};
 use ecssd_records::{
     BatchLimits, Change, Endpoint, RecordSet, RecordStore, TaskRegistration, ZoneModel, batches, desired,
 };
@@ -27,6 +27,18 @@ use crate::world::DOMAIN;
 /// The container every task definition of the bed publishes, and its port inside the container.
 pub const WEB_CONTAINER: &str = "web";
 pub const WEB_CONTAINER_PORT: u16 = 80;
+/// The service the bed's default task definition publishes `web`'s port 80 as (`SERVICE_80_NAME`).
+pub const WEB_SERVICE: &str = "_web._tcp";
+
+/// One port mapping of the `web` container in a task definition the bed registers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebPort {
+    pub container_port: u16,
+    /// 0 asks ECS for a dynamic host port.
+    pub host_port: u16,
+    /// The service its `SERVICE_<port>_NAME` publishes it as; `None`: mapped, but not published.
+    pub service: Option<&'static str>,
+}
 
 /// The loopback network of [`Fleet::loopback_host`]'s hosts: the VPC and its one subnet.
 const LOOPBACK_CIDR: &str = "127.0.0.0/16";
@@ -90,7 +102,8 @@ impl Fleet {
         let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config());
         let images = ec2.describe_images().send().await?;
         let image = images.images().first().and_then(|i| i.image_id()).context("moto has no AMI")?.to_owned();
-        let definition = register_web(&ecs, 0).await?;
+        let port = WebPort { container_port: WEB_CONTAINER_PORT, host_port: 0, service: Some(WEB_SERVICE) };
+        let definition = register_web(&ecs, &[port]).await?;
         Ok(Self {
             ecs,
             ec2,
@@ -195,12 +208,24 @@ impl Fleet {
         Ok(placed)
     }
 
-    /// Starts one task on `host` whose `web` container (port 80) is bound to the static `host_port`,
-    /// from a task definition registered for it, as an operator could: ECS's `networkBindings` then
-    /// report that port.
-    pub async fn start_task_on_port(&self, host: &Host, host_port: u16) -> anyhow::Result<PlacedTask> {
+    /// Starts one task on `host` whose `web` container (port 80, published as `service`) is bound to
+    /// the static `host_port`, from a task definition registered for it, as an operator could: ECS's
+    /// `networkBindings` then report that port.
+    pub async fn start_task_on_port(
+        &self,
+        host: &Host,
+        host_port: u16,
+        service: &'static str,
+    ) -> anyhow::Result<PlacedTask> {
         anyhow::ensure!(host_port != 0, "0 asks ECS for a dynamic port: use start_tasks");
-        let definition = register_web(&self.ecs, host_port).await?;
+        let port = WebPort { container_port: WEB_CONTAINER_PORT, host_port, service: Some(service) };
+        self.start_task_mapping(host, &[port]).await
+    }
+
+    /// Starts one task on `host` from a task definition registered for it whose `web` container maps
+    /// `ports`.
+    pub async fn start_task_mapping(&self, host: &Host, ports: &[WebPort]) -> anyhow::Result<PlacedTask> {
+        let definition = register_web(&self.ecs, ports).await?;
         self.start(host, &definition).await?.pop().context("ECS placed no task")
     }
 
@@ -231,13 +256,13 @@ impl Fleet {
     pub async fn serving_task(
         &self,
         host: &Host,
-        service: &str,
+        service: &'static str,
         behaviour: Behaviour,
     ) -> anyhow::Result<ServingTask> {
         let ip = host.private_ip.context("the host has no private IP")?;
         anyhow::ensure!(ip.is_loopback(), "{ip} is not a loopback address: use Fleet::loopback_host");
         let endpoint = TestEndpoint::start_on(ip, behaviour).await?;
-        let task = self.start_task_on_port(host, endpoint.port).await?;
+        let task = self.start_task_on_port(host, endpoint.port, service).await?;
         let (host_port, address) = self.web_binding(&task).await?;
         anyhow::ensure!(host_port == endpoint.port, "ECS reports port {host_port}, not {}", endpoint.port);
         let records = task_records(&task, address, &[(service, host_port)])?;
@@ -311,20 +336,23 @@ impl Fleet {
     }
 }
 
-/// Registers the `web` task definition (`web` on port 80 bound to `host_port`, 0 for a dynamic port,
-/// and the `ecssd` sidecar); returns its ARN.
-async fn register_web(ecs: &aws_sdk_ecs::Client, host_port: u16) -> anyhow::Result<String> {
-    let web = ContainerDefinition::builder()
-        .name(WEB_CONTAINER)
-        .image("busybox")
-        .memory(4)
-        .port_mappings(
+/// Registers a `web` task definition (`web` mapping `ports`, each with its `SERVICE_<port>_NAME`, and
+/// the `ecssd` sidecar); returns its ARN.
+async fn register_web(ecs: &aws_sdk_ecs::Client, ports: &[WebPort]) -> anyhow::Result<String> {
+    let mut web = ContainerDefinition::builder().name(WEB_CONTAINER).image("busybox").memory(4);
+    for port in ports {
+        web = web.port_mappings(
             PortMapping::builder()
-                .container_port(i32::from(WEB_CONTAINER_PORT))
-                .host_port(i32::from(host_port))
+                .container_port(i32::from(port.container_port))
+                .host_port(i32::from(port.host_port))
                 .build(),
-        )
-        .build();
+        );
+        if let Some(service) = port.service {
+            let name = format!("SERVICE_{}_NAME", port.container_port);
+            web = web.environment(KeyValuePair::builder().name(name).value(service).build());
+        }
+    }
+    let web = web.build();
     let sidecar = ContainerDefinition::builder().name("ecssd").image("ecssd-sidecar").memory(4).build();
     let registered = ecs
         .register_task_definition()

@@ -78,7 +78,7 @@ impl SweepBed {
     pub async fn serving(
         &self,
         host: &Host,
-        service: &str,
+        service: &'static str,
         behaviour: Behaviour,
         count: usize,
     ) -> anyhow::Result<Vec<ServingTask>> {

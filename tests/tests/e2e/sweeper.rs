@@ -226,7 +226,7 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
 async fn serving(
     setup: &Setup,
     host: &ecssd_tests::ecs::Host,
-    service: &str,
+    service: &'static str,
     behaviours: &[Behaviour],
 ) -> Vec<(PlacedTask, TestEndpoint)> {
     let mut served = Vec::new();

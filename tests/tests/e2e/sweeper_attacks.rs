@@ -16,7 +16,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use ecssd_records::{Endpoint, Record, RecordKey, RecordSet, RecordType};
-use ecssd_tests::ecs::{PlacedTask, registration_records, seed, task_records, task_records_of};
+use ecssd_tests::ecs::{
+    PlacedTask, WEB_SERVICE, WebPort, registration_records, seed, task_records, task_records_of,
+};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::sweeper::{ShellSweep, SweepBed, key, sweep_once};
 use ecssd_tests::world::DOMAIN;
@@ -141,6 +143,46 @@ async fn a_forged_claim_at_a_tasks_own_name_does_not_get_it_stopped() {
     assert_eq!(status(&setup, &victim).await, "RUNNING", "the victim was stopped: {report:#}");
     assert!(!names_task(report, "stopped", &victim), "{report:#}");
     assert!(disagreement_about(report, &victim).is_some(), "no disagreement about the victim: {report:#}");
+    for served in &honest {
+        assert_eq!(status(&setup, &served.task).await, "RUNNING");
+        assert!(served.endpoint.hits() > 0, "honest endpoint {} never checked", served.endpoint.addr());
+    }
+}
+
+/// Issue 27, first finding: a task's own ownership record rewritten to list one more SRV of its own
+/// `web` container, at a container port ECS maps (81, bound to a host port where a failing endpoint
+/// listens) that the task definition does not publish. ECS's `networkBindings` confirm the port; only
+/// the task definition says it is not `_web._tcp`. The sweeper used to check the forged target and stop
+/// the task, healthy on its real port; it must not stop it, and must report the disagreement.
+#[tokio::test]
+async fn a_forged_target_at_a_port_the_task_definition_does_not_publish_does_not_get_it_stopped() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.loopback_host("c").await.unwrap();
+    let honest = setup.serving(&host, WEB_SERVICE, Behaviour::Status(200), 3).await.unwrap();
+    let ip = host.private_ip.unwrap();
+    let healthy = TestEndpoint::start_on(ip, Behaviour::Status(200)).await.unwrap();
+    let failing = TestEndpoint::start_on(ip, Behaviour::Status(500)).await.unwrap();
+    let ports = [
+        WebPort { container_port: 80, host_port: healthy.port, service: Some(WEB_SERVICE) },
+        WebPort { container_port: 81, host_port: failing.port, service: None },
+    ];
+    let victim = setup.fleet.start_task_mapping(&host, &ports).await.unwrap();
+    let rewritten = registration_records(
+        "default",
+        &victim,
+        ip,
+        vec![endpoint("web", 80, WEB_SERVICE, healthy.port), endpoint("web", 81, WEB_SERVICE, failing.port)],
+    )
+    .unwrap();
+    seed(&setup.zone, vec![rewritten]).await.unwrap();
+
+    let run = sweep(&setup, &HEALTH).await;
+    let report = &run.report;
+    assert_eq!(status(&setup, &victim).await, "RUNNING", "the victim was stopped: {report:#}");
+    assert_eq!(failing.hits(), 0, "the forged target was checked: {report:#}");
+    let why = disagreement_about(report, &victim).unwrap_or_else(|| panic!("no disagreement: {report:#}"));
+    assert!(why.contains("no SERVICE_81_NAME=_web._tcp"), "{why}");
     for served in &honest {
         assert_eq!(status(&setup, &served.task).await, "RUNNING");
         assert!(served.endpoint.hits() > 0, "honest endpoint {} never checked", served.endpoint.addr());
