@@ -210,6 +210,7 @@ mod tests {
         TaskAnswer::Found(TaskFacts {
             cluster_arn: "c".into(),
             last_status: last_status.into(),
+            desired_status: "RUNNING".into(),
             running_for: None,
             container_instance: instance.map(String::from),
             containers: vec![],

@@ -1,10 +1,17 @@
-//! Records for unit tests: what a sidecar registers for a task with one `web` container serving
-//! `_web._tcp`, written through the shared record model.
+//! Fixtures for unit tests: what a sidecar registers for a task with one `web` container serving
+//! `_web._tcp` (written through the shared record model), its task definition, and ECS as a table.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use ecssd_records::{Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
+use ecssd_records::{CallError, Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
+
+use crate::fleet::{
+    Binding, ContainerFacts, DefinedContainer, DefinitionFacts, Ec2Facts, Fleet, InstanceAnswer, TaskAnswer,
+    TaskFacts,
+};
 
 /// The test zone `sd.internal` as `owner` writes it.
 pub(crate) fn model(owner: &str) -> ZoneModel {
@@ -44,13 +51,94 @@ pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
 }
 
 /// The task definition of the fixture tasks: container `web` publishes port 80 as `_web._tcp`.
-pub(crate) fn web_definition() -> crate::fleet::DefinitionFacts {
-    let web = crate::fleet::DefinedContainer {
+pub(crate) fn web_definition() -> DefinitionFacts {
+    let web = DefinedContainer {
         environment: BTreeMap::from([("SERVICE_80_NAME".into(), "_web._tcp".into())]),
         labels: BTreeMap::new(),
     };
-    crate::fleet::DefinitionFacts { containers: BTreeMap::from([("web".into(), web)]) }
+    DefinitionFacts { containers: BTreeMap::from([("web".into(), web)]) }
 }
 
 /// The ARN of the fixture tasks' task definition.
 pub(crate) const DEFINITION_ARN: &str = "arn:aws:ecs:us-east-1:1:task-definition/web:1";
+
+/// ECS as a table: task ARN -> answer (absent: no answer); describing fails when `ecs_down`, and
+/// hangs when `ecs_hangs`.
+#[derive(Default)]
+pub(crate) struct TableFleet {
+    pub(crate) tasks: BTreeMap<String, TaskAnswer>,
+    pub(crate) instances: BTreeMap<String, InstanceAnswer>,
+    pub(crate) ec2: BTreeMap<String, Ec2Facts>,
+    pub(crate) ecs_down: bool,
+    pub(crate) ecs_hangs: bool,
+    pub(crate) stopped: Mutex<Vec<String>>,
+}
+
+impl Fleet for TableFleet {
+    async fn describe_tasks(
+        &self,
+        cluster: &str,
+        arns: &[String],
+    ) -> Result<BTreeMap<String, TaskAnswer>, CallError> {
+        if self.ecs_hangs {
+            std::future::pending::<()>().await;
+        }
+        if self.ecs_down {
+            let elapsed = Duration::from_secs(60);
+            let detail = "HTTP 503".into();
+            return Err(CallError::Exhausted {
+                operation: "DescribeTasks",
+                attempts: 9,
+                elapsed,
+                detail,
+                refused: true,
+                throttled: false,
+            });
+        }
+        Ok(arns
+            .iter()
+            .filter_map(|a| self.tasks.get(a).map(|answer| (a.clone(), answer.clone())))
+            .filter(|(_, answer)| !matches!(answer, TaskAnswer::Found(f) if f.cluster_arn != cluster))
+            .collect())
+    }
+
+    async fn describe_container_instances(
+        &self,
+        _cluster: &str,
+        arns: &[String],
+    ) -> Result<BTreeMap<String, InstanceAnswer>, CallError> {
+        Ok(arns.iter().filter_map(|a| self.instances.get(a).map(|i| (a.clone(), i.clone()))).collect())
+    }
+
+    async fn instances(&self, ids: &[String]) -> Result<BTreeMap<String, Ec2Facts>, CallError> {
+        Ok(ids.iter().filter_map(|id| self.ec2.get(id).map(|f| (id.clone(), f.clone()))).collect())
+    }
+
+    async fn stop_task(&self, _cluster: &str, task_arn: &str, _reason: &str) -> Result<(), CallError> {
+        self.stopped.lock().unwrap().push(task_arn.to_owned());
+        Ok(())
+    }
+
+    async fn task_definition(&self, arn: &str) -> Result<Arc<DefinitionFacts>, CallError> {
+        assert_eq!(arn, DEFINITION_ARN, "the fixture tasks run one task definition");
+        Ok(Arc::new(web_definition()))
+    }
+}
+
+/// ECS's answer about a fixture task of cluster `c` (container `web`, port 80 on host port 32768).
+pub(crate) fn task(last_status: &str, container_instance: Option<&str>) -> TaskAnswer {
+    TaskAnswer::Found(TaskFacts {
+        cluster_arn: CLUSTER_ARN.into(),
+        last_status: last_status.into(),
+        desired_status: if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" }.into(),
+        running_for: Some(Duration::from_secs(3600)),
+        container_instance: container_instance.map(String::from),
+        containers: vec![ContainerFacts {
+            name: "web".into(),
+            bindings: vec![Binding { container_port: 80, host_port: 32768, protocol: "tcp".into() }],
+        }],
+        eni_ipv4: None,
+        task_definition_arn: Some(DEFINITION_ARN.into()),
+        environment_overrides: BTreeMap::new(),
+    })
+}

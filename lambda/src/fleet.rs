@@ -47,6 +47,8 @@ pub struct TaskFacts {
     /// The cluster ECS says the task runs in.
     pub cluster_arn: String,
     pub last_status: String,
+    /// `RUNNING`, or `STOPPED` once ECS has decided to stop the task.
+    pub desired_status: String,
     /// How long ago it started, if it has (for the health-check grace period).
     pub running_for: Option<Duration>,
     /// The container instance it runs on (EC2 launch type); `None` on Fargate.
@@ -59,6 +61,14 @@ pub struct TaskFacts {
     /// The environment variables the task's launch overrode or added, per container
     /// (`overrides.containerOverrides[].environment`).
     pub environment_overrides: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl TaskFacts {
+    /// Whether ECS says the task stops: its desired or its last status is STOPPED (the rule a task
+    /// state change event is read by, `TaskStateChange::is_stopping`).
+    pub fn stops(&self) -> bool {
+        self.desired_status == "STOPPED" || self.last_status == "STOPPED"
+    }
 }
 
 /// The settings one container definition gives its container.
@@ -330,6 +340,7 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
     TaskFacts {
         cluster_arn: cluster_arn.to_owned(),
         last_status: task.last_status().unwrap_or("UNKNOWN").to_owned(),
+        desired_status: task.desired_status().unwrap_or("UNKNOWN").to_owned(),
         running_for,
         container_instance: task.container_instance_arn().map(String::from),
         containers,

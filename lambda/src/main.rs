@@ -151,7 +151,7 @@ async fn withdraw_stopped(
     deadline: Deadline,
 ) -> anyhow::Result<stop_events::BatchResponse> {
     let before = calls(deps);
-    let mut report = stop_events::handle(&deps.zone, &deps.config, batch, deadline).await;
+    let mut report = stop_events::handle(&deps.zone, &deps.fleet, &deps.config, batch, deadline).await;
     report.api_calls = calls_since(deps, &before);
     tracing::info!(report = %serde_json::to_string(&report)?, "task stop events handled");
     print_json(&report.emf(now_ms()));

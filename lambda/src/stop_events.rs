@@ -6,6 +6,11 @@
 //!
 //! A message that is not a task state change is delivered again until the queue's redrive policy moves
 //! it to the dead-letter queue, where an operator sees it; nothing is changed for it.
+//!
+//! An event is a claim: anyone allowed to invoke the function can make one up. Before anything is
+//! deleted, ECS is asked (one DescribeTasks per cluster and 100 tasks) and confirms that each task stops
+//! (desired or last status STOPPED, or MISSING). A task ECS reports running, or that ECS did not answer
+//! for, keeps its records, and its messages are delivered again.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +20,7 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::deadline::Deadline;
+use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
 use crate::report::{Finding, emf_line};
 use crate::task_event::{self, TaskStateChange};
 use crate::withdraw::{Outcome, withdraw};
@@ -63,6 +69,9 @@ pub struct StopsReport {
     pub ignored: usize,
     /// Messages that are not task state change events (by message id).
     pub malformed: Vec<Finding>,
+    /// Stopping tasks ECS does not confirm stop (it reports them running, or gave no answer): their
+    /// records are kept and their messages delivered again.
+    pub not_confirmed: Vec<Finding>,
     /// Tasks whose withdrawal failed; their messages are delivered again.
     pub failed: Vec<Finding>,
     /// The messages to deliver again.
@@ -89,6 +98,7 @@ impl StopsReport {
                 ("TaskStopRecordsDeleted", self.records_deleted as u64, "Count"),
                 ("TaskStopsLeftAlone", self.left_alone.len() as u64, "Count"),
                 ("TaskStopMessagesMalformed", self.malformed.len() as u64, "Count"),
+                ("TaskStopsNotConfirmed", self.not_confirmed.len() as u64, "Count"),
                 ("TaskStopsFailed", self.failed.len() as u64, "Count"),
                 ("TaskStopApiCalls", calls, "Count"),
                 ("TaskStopDurationMs", self.duration_ms, "Milliseconds"),
@@ -97,9 +107,10 @@ impl StopsReport {
     }
 }
 
-/// Handles one batch against `store`.
-pub async fn handle<S: RecordStore>(
+/// Handles one batch against `store`, confirming each stop with `fleet`.
+pub async fn handle<S: RecordStore, F: Fleet>(
     store: &S,
+    fleet: &F,
     config: &Config,
     batch: QueueBatch,
     deadline: Deadline,
@@ -134,6 +145,8 @@ pub async fn handle<S: RecordStore>(
             }
         }
     }
+    let confirmed = unconfirmed_kept(fleet, tasks, messages_of, deadline, &mut report).await;
+    let (tasks, messages_of): (Vec<_>, Vec<_>) = confirmed.into_iter().unzip();
     let outcomes = withdraw(store, &config.domain, &config.owner_id, &tasks, config.dry_run, deadline).await;
     for ((task, messages), outcome) in tasks.iter().zip(messages_of).zip(outcomes) {
         let task = task.task.to_string();
@@ -154,6 +167,55 @@ pub async fn handle<S: RecordStore>(
     report
 }
 
+/// The tasks (with their messages) ECS confirms stop; the others are reported, and their messages
+/// delivered again.
+async fn unconfirmed_kept<F: Fleet>(
+    fleet: &F,
+    tasks: Vec<TaskStateChange>,
+    messages_of: Vec<Vec<String>>,
+    deadline: Deadline,
+    report: &mut StopsReport,
+) -> Vec<(TaskStateChange, Vec<String>)> {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for task in &tasks {
+        by_cluster.entry(task.cluster_arn.as_str()).or_default().push(task.task.to_string());
+    }
+    let mut answers: BTreeMap<String, TaskAnswer> = BTreeMap::new();
+    let mut unanswered: BTreeMap<String, String> = BTreeMap::new();
+    for (cluster, arns) in by_cluster {
+        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
+            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
+                Ok(found) => answers.extend(found),
+                Err(e) => {
+                    unanswered.extend(chunk.iter().map(|arn| (arn.clone(), format!("asking ECS: {e}"))))
+                }
+            }
+        }
+    }
+    let mut confirmed = Vec::new();
+    for (task, messages) in tasks.into_iter().zip(messages_of) {
+        let arn = task.task.to_string();
+        let why = match answers.get(&arn) {
+            Some(TaskAnswer::Missing) => None,
+            Some(TaskAnswer::Found(facts)) if facts.stops() => None,
+            Some(TaskAnswer::Found(facts)) => Some(format!(
+                "ECS reports it {} (desired {}): the event is not confirmed, records kept",
+                facts.last_status, facts.desired_status
+            )),
+            None => Some(unanswered.remove(&arn).unwrap_or_else(|| "ECS gave no answer about it".into())),
+        };
+        match why {
+            None => confirmed.push((task, messages)),
+            Some(why) => {
+                tracing::warn!(task = %arn, %why, "a task stop event ECS does not confirm");
+                report.not_confirmed.push(Finding::new(arn, why));
+                report.retry.extend(messages);
+            }
+        }
+    }
+    confirmed
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -161,7 +223,14 @@ mod tests {
     use ecssd_records::memory::MemoryZone;
 
     use super::*;
-    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, task_arn, web_task_records};
+    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, TableFleet, task, task_arn, web_task_records};
+
+    /// ECS as the tests see it: each of `stopped` is STOPPED, each of `running` RUNNING.
+    fn ecs(stopped: &[&str], running: &[&str]) -> TableFleet {
+        let stopped = stopped.iter().map(|id| (task_arn(id), task("STOPPED", None)));
+        let running = running.iter().map(|id| (task_arn(id), task("RUNNING", None)));
+        TableFleet { tasks: stopped.chain(running).collect(), ..TableFleet::default() }
+    }
 
     fn config(clusters: &str) -> Config {
         Config::try_parse_from(["bootstrap", "--domain", "sd.internal", "--clusters", clusters]).unwrap()
@@ -204,7 +273,7 @@ mod tests {
             "{not json".to_owned(),
         ];
         let deadline = Deadline::after(std::time::Duration::from_secs(30));
-        let report = handle(&zone, &config("c"), batch(bodies), deadline).await;
+        let report = handle(&zone, &ecs(&[a, b], &[c]), &config("c"), batch(bodies), deadline).await;
         assert_eq!(zone.records(), running, "only the stopped tasks' records went");
         assert_eq!(zone.calls().iter().filter(|c| **c == "change").count(), 1, "one request");
         assert_eq!((report.withdrawn.len(), report.records_deleted), (2, first.len() + second.len()));
@@ -246,7 +315,7 @@ mod tests {
             event(a, CLUSTER_ARN, "STOPPED", 4), // the same task again
         ];
         let deadline = Deadline::after(std::time::Duration::from_secs(30));
-        let report = handle(&zone, &config("c"), batch(bodies), deadline).await;
+        let report = handle(&zone, &ecs(&[a, b], &[]), &config("c"), batch(bodies), deadline).await;
         assert_eq!(report.failed.len(), 1, "{report:?}");
         assert!(report.failed[0].reason.contains("refused"), "{report:?}");
         assert_eq!(report.not_registered, 1);
@@ -264,11 +333,39 @@ mod tests {
         let records = web_task_records("default", a);
         let zone = MemoryZone::new(records.iter().cloned());
         let deadline = Deadline::after(std::time::Duration::from_secs(30));
-        let report =
-            handle(&zone, &config("other"), batch(vec![event(a, CLUSTER_ARN, "STOPPED", 3)]), deadline).await;
+        let batch = batch(vec![event(a, CLUSTER_ARN, "STOPPED", 3)]);
+        let report = handle(&zone, &ecs(&[a], &[]), &config("other"), batch, deadline).await;
         assert_eq!(report.ignored, 1);
         assert_eq!(zone.records(), records);
         assert!(zone.calls().is_empty(), "not even a read: {:?}", zone.calls());
         assert_eq!(report.response(), BatchResponse { batch_item_failures: vec![] });
+    }
+
+    /// Issue 27: anyone allowed to invoke the function can send a made-up batch. A task ECS reports
+    /// running keeps its records, and so does one ECS gives no answer about; both messages come back.
+    #[tokio::test]
+    async fn a_stop_ecs_does_not_confirm_deletes_nothing_and_comes_back() {
+        let [a, b, ..] = TASK_IDS;
+        let records: ecssd_records::RecordSet =
+            web_task_records("default", a).into_iter().chain(web_task_records("default", b)).collect();
+        let zone = MemoryZone::new(records.iter().cloned());
+        let bodies = vec![event(a, CLUSTER_ARN, "STOPPED", 3), event(b, CLUSTER_ARN, "STOPPED", 3)];
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report = handle(&zone, &ecs(&[], &[a]), &config("c"), batch(bodies), deadline).await;
+        assert_eq!(zone.records(), records, "{report:?}");
+        assert!(report.withdrawn.is_empty(), "{report:?}");
+        let reasons: Vec<&str> = report.not_confirmed.iter().map(|f| f.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{report:?}");
+        assert!(reasons[0].starts_with("ECS reports it RUNNING (desired RUNNING)"), "{reasons:?}");
+        assert_eq!(reasons[1], "ECS gave no answer about it");
+        assert_eq!(report.retry, ["m0", "m1"]);
+
+        let down = TableFleet { ecs_down: true, ..TableFleet::default() };
+        let bodies = vec![event(a, CLUSTER_ARN, "STOPPED", 3)];
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report = handle(&zone, &down, &config("c"), batch(bodies), deadline).await;
+        assert_eq!(zone.records().len(), records.len(), "unknown is not gone");
+        assert!(report.not_confirmed[0].reason.starts_with("asking ECS: "), "{report:?}");
+        assert_eq!(report.retry, ["m0"]);
     }
 }

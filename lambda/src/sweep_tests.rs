@@ -2,85 +2,17 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
 use ecssd_records::memory::MemoryZone;
-use ecssd_records::{CallError, Record, RecordStore};
+use ecssd_records::{Record, RecordStore};
 
 use crate::Config;
 use crate::deadline::Deadline;
-use crate::fixtures::{
-    CLUSTER_ARN as CLUSTER, DEFINITION_ARN, TASK_IDS, task_arn as arn, web_definition, web_task_records,
-};
-use crate::fleet::{
-    Binding, ContainerFacts, DefinitionFacts, Ec2Facts, Fleet, InstanceAnswer, TaskAnswer, TaskFacts,
-};
+use crate::fixtures::{TASK_IDS, TableFleet, task, task_arn as arn, web_task_records};
+use crate::fleet::{Ec2Facts, InstanceAnswer, TaskAnswer};
 use crate::sweep::sweep;
-
-/// ECS as a table: task ARN -> answer (absent: no answer); describing fails when `ecs_down`, and
-/// hangs when `ecs_hangs`.
-#[derive(Default)]
-struct TableFleet {
-    tasks: BTreeMap<String, TaskAnswer>,
-    instances: BTreeMap<String, InstanceAnswer>,
-    ec2: BTreeMap<String, Ec2Facts>,
-    ecs_down: bool,
-    ecs_hangs: bool,
-    stopped: Mutex<Vec<String>>,
-}
-
-impl Fleet for TableFleet {
-    async fn describe_tasks(
-        &self,
-        cluster: &str,
-        arns: &[String],
-    ) -> Result<BTreeMap<String, TaskAnswer>, CallError> {
-        if self.ecs_hangs {
-            std::future::pending::<()>().await;
-        }
-        if self.ecs_down {
-            let elapsed = Duration::from_secs(60);
-            let detail = "HTTP 503".into();
-            return Err(CallError::Exhausted {
-                operation: "DescribeTasks",
-                attempts: 9,
-                elapsed,
-                detail,
-                refused: true,
-                throttled: false,
-            });
-        }
-        Ok(arns
-            .iter()
-            .filter_map(|a| self.tasks.get(a).map(|answer| (a.clone(), answer.clone())))
-            .filter(|(_, answer)| !matches!(answer, TaskAnswer::Found(f) if f.cluster_arn != cluster))
-            .collect())
-    }
-
-    async fn describe_container_instances(
-        &self,
-        _cluster: &str,
-        arns: &[String],
-    ) -> Result<BTreeMap<String, InstanceAnswer>, CallError> {
-        Ok(arns.iter().filter_map(|a| self.instances.get(a).map(|i| (a.clone(), i.clone()))).collect())
-    }
-
-    async fn instances(&self, ids: &[String]) -> Result<BTreeMap<String, Ec2Facts>, CallError> {
-        Ok(ids.iter().filter_map(|id| self.ec2.get(id).map(|f| (id.clone(), f.clone()))).collect())
-    }
-
-    async fn stop_task(&self, _cluster: &str, task_arn: &str, _reason: &str) -> Result<(), CallError> {
-        self.stopped.lock().unwrap().push(task_arn.to_owned());
-        Ok(())
-    }
-
-    async fn task_definition(&self, arn: &str) -> Result<Arc<DefinitionFacts>, CallError> {
-        assert_eq!(arn, DEFINITION_ARN, "the fixture tasks run one task definition");
-        Ok(Arc::new(web_definition()))
-    }
-}
 
 fn records_of(id: &str) -> Vec<Record> {
     web_task_records("default", id).into_iter().collect()
@@ -92,22 +24,6 @@ fn config() -> Config {
 
 fn minute() -> Deadline {
     Deadline::after(Duration::from_secs(60))
-}
-
-fn task(last_status: &str, container_instance: Option<&str>) -> TaskAnswer {
-    TaskAnswer::Found(TaskFacts {
-        cluster_arn: CLUSTER.into(),
-        last_status: last_status.into(),
-        running_for: Some(Duration::from_secs(3600)),
-        container_instance: container_instance.map(String::from),
-        containers: vec![ContainerFacts {
-            name: "web".into(),
-            bindings: vec![Binding { container_port: 80, host_port: 32768, protocol: "tcp".into() }],
-        }],
-        eni_ipv4: None,
-        task_definition_arn: Some(DEFINITION_ARN.into()),
-        environment_overrides: BTreeMap::new(),
-    })
 }
 
 /// A container instance `ci` on a running EC2 instance at the fixtures' address, agent `connected`.

@@ -166,6 +166,7 @@ mod tests {
         TaskFacts {
             cluster_arn: CLUSTER_ARN.into(),
             last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
             running_for: None,
             container_instance: Some("ci".into()),
             containers: vec![ContainerFacts { name: "web".into(), bindings: vec![binding] }],

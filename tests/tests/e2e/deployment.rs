@@ -134,7 +134,12 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 // Only actions IAM cannot scope to a resource may use "*".
                 for action in &actions {
                     assert!(
-                        ["ec2:DescribeInstances", "route53:ListHostedZonesByName"].contains(&action.as_str()),
+                        [
+                            "ec2:DescribeInstances",
+                            "ecs:DescribeTaskDefinition",
+                            "route53:ListHostedZonesByName"
+                        ]
+                        .contains(&action.as_str()),
                         "{resource}: {action} on *"
                     );
                 }
@@ -151,7 +156,8 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                     );
                 }
             }
-            if actions.iter().any(|a| a.starts_with("ecs:")) {
+            // Task definitions are not in a cluster (and IAM scopes DescribeTaskDefinition to nothing).
+            if actions.iter().any(|a| a.starts_with("ecs:") && a != "ecs:DescribeTaskDefinition") {
                 assert!(
                     statement["Condition"]["ArnLike"]["ecs:cluster"].is_object(),
                     "{resource}: {statement}"
@@ -359,7 +365,7 @@ fn named_clusters_become_the_only_clusters_tasks_can_be_stopped_in() {
     ] {
         let stack = Stack::rendered(overrides);
         for (_, statement) in statements(&stack).iter().filter(|(r, _)| r == "SweeperRole") {
-            if actions(statement).iter().any(|a| a.starts_with("ecs:")) {
+            if actions(statement).iter().any(|a| a.starts_with("ecs:") && a != "ecs:DescribeTaskDefinition") {
                 let condition = stack.resolve(&statement["Condition"]).unwrap();
                 assert_eq!(condition["ArnLike"]["ecs:cluster"], expected, "{statement}");
                 assert!(statement["Resource"].to_string().contains("${AWS::AccountId}"), "{statement}");
@@ -789,7 +795,7 @@ fn reference(resource: &str) -> Value {
 }
 
 #[test]
-fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
+fn the_withdrawer_may_only_change_the_zone_confirm_stops_and_poll_its_own_queue() {
     for overrides in [ALL_CLUSTERS, NAMED_CLUSTERS] {
         let stack = Stack::rendered(overrides);
         let role = stack.resource("Withdrawer")["Properties"]["Role"].clone();
@@ -800,11 +806,13 @@ fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
         for statement in &mine {
             assert_eq!(statement["Effect"], "Allow", "{statement}");
             for action in actions(statement) {
-                assert!(
-                    !action.starts_with("ecs:") && !action.starts_with("ec2:"),
-                    "the withdrawer reads nothing from ECS or EC2: {statement}"
-                );
-                if action.starts_with("route53:") {
+                assert!(!action.starts_with("ec2:"), "the withdrawer reads nothing from EC2: {statement}");
+                if action.starts_with("ecs:") {
+                    // Confirming stops: tasks of this account and region, in the watched clusters.
+                    assert_eq!(action, "ecs:DescribeTasks", "{statement}");
+                    assert!(statement["Condition"]["ArnLike"]["ecs:cluster"].is_object(), "{statement}");
+                    assert!(statement["Resource"].to_string().contains(":task/*"), "{statement}");
+                } else if action.starts_with("route53:") {
                     let zone = statement["Resource"]["Fn::Sub"][0].as_str().unwrap();
                     assert_eq!(zone, "arn:${AWS::Partition}:route53:::hostedzone/${ZoneId}", "{statement}");
                 } else {
@@ -826,6 +834,7 @@ fn the_withdrawer_may_only_change_the_zone_and_poll_its_own_queue() {
         assert_eq!(
             granted,
             [
+                "ecs:DescribeTasks",
                 "route53:ChangeResourceRecordSets",
                 "route53:ListResourceRecordSets",
                 "sqs:DeleteMessage",
