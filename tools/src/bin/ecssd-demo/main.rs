@@ -252,7 +252,7 @@ async fn cleanup() -> anyhow::Result<()> {
     killed.sort();
     let processes = if killed.is_empty() { String::new() } else { format!(" ({})", killed.join(", ")) };
     say!(
-        "removed {containers} containers and {} processes{processes} left by demos that did not finish",
+        "removed {containers} containers and {} processes{processes} left by demos (or test runs) that did not finish",
         killed.len()
     );
     Ok(())
