@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used)]
 //! The documentation cannot drift from the code: each settings table lists exactly the variables,
 //! flags and defaults its binary's `--help` shows; the deploy guide lists exactly the template's
-//! parameters and their defaults; every relative link, anchor, repository path and test named in the
-//! README, `docs/` and `examples/README.md` exists. (That the template's parameter constraints take
+//! parameters and their defaults; the operations guide names exactly the metrics the functions write;
+//! every relative link, anchor, repository path and test named in the README, `docs/` and
+//! `examples/README.md` exists. (That the template's parameter constraints take
 //! only what the binaries accept is `deployment::template_parameters_take_only_what_the_binaries_accept`.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,6 +223,51 @@ fn the_deploy_guide_lists_every_template_parameter_with_its_default() {
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The CloudWatch metrics the Lambda functions write: each is a `("Name", value, "Unit")` entry of an
+/// Embedded Metric Format line.
+fn metrics_written() -> BTreeSet<String> {
+    let units = ["\"Count\")", "\"Milliseconds\")", "\"Seconds\")"];
+    rust_files(&workspace_root().join("lambda/src"))
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines()
+                .filter(|line| units.iter().any(|unit| line.contains(unit)))
+                .filter_map(|line| line.split("(\"").nth(1)?.split('"').next().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_metric_the_functions_write_is_documented_and_no_other() {
+    let written = metrics_written();
+    assert!(written.contains("RecordsSeen") && written.contains("TaskStopsWithdrawn"), "{written:?}");
+    let rows = table_rows("docs/operations.md", "| metric (namespace `ecssd`) | from | alarm when |");
+    let documented: BTreeSet<String> = rows.iter().flat_map(|row| code_spans(&row[0])).collect();
+    let undocumented: Vec<&String> = written.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&written).collect();
+    assert!(
+        undocumented.is_empty(),
+        "docs/operations.md lacks metrics the functions write: {undocumented:?}"
+    );
+    assert!(unknown.is_empty(), "docs/operations.md names metrics no function writes: {unknown:?}");
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
