@@ -1,10 +1,11 @@
 #![allow(clippy::unwrap_used)]
 //! The documentation cannot drift from the code: each settings table lists exactly the variables,
 //! flags and defaults its binary's `--help` shows; the deploy guide lists exactly the template's
-//! parameters and their defaults; the operations guide names exactly the metrics the functions write;
-//! every relative link, anchor, repository path and test named in the README, `docs/` and
-//! `examples/README.md` exists. (That the template's parameter constraints take
-//! only what the binaries accept is `deployment::template_parameters_take_only_what_the_binaries_accept`.)
+//! parameters and their defaults; the operations guide names exactly the metrics the functions write
+//! and the problems the sidecar logs; every relative link, anchor, repository path and test named in
+//! the README, `docs/` and `examples/README.md` exists. (That the template's parameter constraints
+//! take only what the binaries accept is
+//! `deployment::template_parameters_take_only_what_the_binaries_accept`.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -268,6 +269,36 @@ fn every_metric_the_functions_write_is_documented_and_no_other() {
         "docs/operations.md lacks metrics the functions write: {undocumented:?}"
     );
     assert!(unknown.is_empty(), "docs/operations.md names metrics no function writes: {unknown:?}");
+}
+
+/// The `problem` values the sidecar logs: its `Problem` kinds (`Self::X => "name"`) and the literal
+/// `problem = "name"` fields.
+fn problems_logged() -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for file in rust_files(&workspace_root().join("sidecar/src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            let literal = line.split("problem = \"").nth(1);
+            let kind = line.trim_start().strip_prefix("Self::").and_then(|l| l.split("=> \"").nth(1));
+            let name = literal.or(kind.filter(|_| file.ends_with("problems.rs")));
+            if let Some(name) = name.and_then(|rest| rest.split('"').next()) {
+                found.insert(name.to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_problem_the_sidecar_logs_is_in_the_troubleshooting_table() {
+    let logged = problems_logged();
+    assert!(logged.contains("route53_unavailable") && logged.contains("dns_disagrees"), "{logged:?}");
+    let rows = table_rows("docs/operations.md", "| `problem` | means | look at |");
+    let documented: BTreeSet<String> = rows.iter().flat_map(|row| code_spans(&row[0])).collect();
+    let undocumented: Vec<&String> = logged.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&logged).collect();
+    assert!(undocumented.is_empty(), "docs/operations.md lacks problems the sidecar logs: {undocumented:?}");
+    assert!(unknown.is_empty(), "docs/operations.md names problems the sidecar never logs: {unknown:?}");
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
