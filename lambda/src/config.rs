@@ -1,17 +1,24 @@
-//! The sweeper's settings, typed, from the environment (the Lambda) or flags (the shell mode). The
-//! names and defaults keep the seed's `lambda_health_check.py` parameters.
+//! The functions' settings, typed, from the environment (the Lambda) or flags (the shell mode). The
+//! sweeper's names and defaults keep the seed's `lambda_health_check.py` parameters.
 
 use std::time::Duration;
 
 use clap::Parser;
 use ecssd_records::{Domain, OwnerId};
 
-/// One sweep of the ecssd zone: delete records of tasks and hosts that died without deregistering,
-/// and, if enabled, health-check every endpoint and stop unhealthy tasks within safety limits. Inside
-/// Lambda it serves scheduled events; from a shell, `--once` runs one sweep and prints the report.
+/// ecssd's three Lambda functions in one binary, each told its role by ECSSD_ROLE: the sweeper
+/// (scheduled: deletes records of tasks and hosts that died without deregistering and, if enabled,
+/// health-checks endpoints and stops unhealthy tasks within safety limits), the withdrawer (deletes a
+/// stopped task's records, fed ECS task state change events through SQS) and the zone settings (the
+/// stack's custom resource setting the zone's negative caching). From a shell, `--once` runs one sweep
+/// and prints the report.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bootstrap", version)]
 pub struct Config {
+    /// Which function this is; inside Lambda it is required, and only that role's events are taken.
+    #[arg(long, env = "ECSSD_ROLE", value_enum)]
+    pub role: Option<Role>,
+
     /// Domain of the Route53 private hosted zone.
     #[arg(long, env = "ECSSD_DOMAIN", default_value = "servicediscovery.internal")]
     pub domain: Domain,
@@ -103,7 +110,36 @@ pub struct Config {
     pub once: bool,
 }
 
+/// The stack's three functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Scheduled EventBridge events: one sweep each.
+    Sweeper,
+    /// SQS batches of ECS task state change events: withdraws the stopped tasks' records.
+    Withdrawer,
+    /// CloudFormation custom resource requests: sets the zone's negative caching.
+    ZoneSettings,
+}
+
 impl Config {
+    /// The role to serve: the one given; from a shell, a sweep. Inside Lambda a role must be given, and
+    /// `--once` (one sweep) goes with the sweeper only.
+    pub fn role(&self, in_lambda: bool) -> Result<Role, String> {
+        match (self.role, in_lambda && !self.once) {
+            (Some(Role::Sweeper) | None, false) => Ok(Role::Sweeper),
+            (Some(role), false) => Err(format!(
+                "--once (or a shell) runs one sweep; ECSSD_ROLE={} serves Lambda events only",
+                role.name()
+            )),
+            (Some(role), true) => Ok(role),
+            (None, true) => {
+                Err("ECSSD_ROLE must say which function this is: sweeper, withdrawer or zone-settings (the \
+                 stack's template sets it for each)"
+                    .into())
+            }
+        }
+    }
+
     /// Checks what clap cannot: ranges that depend on meaning.
     pub fn validate(&self) -> Result<(), String> {
         for (name, value) in [
@@ -157,6 +193,17 @@ impl Config {
     }
 }
 
+impl Role {
+    /// The role as ECSSD_ROLE spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sweeper => "sweeper",
+            Self::Withdrawer => "withdrawer",
+            Self::ZoneSettings => "zone-settings",
+        }
+    }
+}
+
 /// A cluster's name, from its name or ARN (`arn:aws:ecs:<region>:<account>:cluster/<name>`).
 pub fn cluster_name(cluster: &str) -> &str {
     cluster.rsplit_once(":cluster/").map_or(cluster, |(_, name)| name)
@@ -194,5 +241,17 @@ mod tests {
             assert!(problem.contains(expected), "{args:?}: {problem}");
         }
         assert_eq!(parse(&["--health-check-path", "/health?deep=1"]).validate(), Ok(()));
+    }
+
+    #[test]
+    fn inside_lambda_the_role_is_required_and_a_shell_only_sweeps() {
+        assert_eq!(parse(&[]).role(false), Ok(Role::Sweeper));
+        assert_eq!(parse(&["--role", "withdrawer"]).role(true), Ok(Role::Withdrawer));
+        assert_eq!(parse(&["--role", "zone-settings"]).role(true), Ok(Role::ZoneSettings));
+        assert!(parse(&[]).role(true).unwrap_err().contains("ECSSD_ROLE must say which function"));
+        assert_eq!(parse(&["--once"]).role(true), Ok(Role::Sweeper), "--once inside Lambda's environment");
+        let problem = parse(&["--once", "--role", "withdrawer"]).role(true).unwrap_err();
+        assert!(problem.contains("ECSSD_ROLE=withdrawer serves Lambda events only"), "{problem}");
+        assert!(Config::try_parse_from(["bootstrap", "--role", "sweep"]).is_err(), "only the three names");
     }
 }

@@ -1,55 +1,7 @@
-//! What one sweep did: returned by the handler, logged as JSON, and published as CloudWatch Embedded
-//! Metric Format (a log line CloudWatch turns into metrics, with no API call).
-
-use std::collections::BTreeMap;
+//! What every function reports: findings about tasks, and CloudWatch Embedded Metric Format lines (a
+//! log line CloudWatch turns into metrics, with no API call).
 
 use serde::Serialize;
-
-use crate::negative_caching::NegativeCaching;
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Report {
-    pub dry_run: bool,
-    /// A, SRV and TXT records in the zone.
-    pub records_seen: usize,
-    /// Tasks with ecssd records of this owner.
-    pub tasks_seen: usize,
-    /// Tasks ECS answered about.
-    pub tasks_checked: usize,
-    /// Tasks found dead, with why.
-    pub stale_tasks: Vec<Finding>,
-    /// Records deleted because their task or host died (or that would be, in a dry run).
-    pub stale_records_deleted: usize,
-    /// Orphaned records deleted.
-    pub orphans_deleted: usize,
-    pub endpoints_checked: usize,
-    pub unhealthy: Vec<Finding>,
-    pub stopped: Vec<Finding>,
-    /// Unhealthy tasks a safety limit kept running, with which limit.
-    pub held_back: Vec<Finding>,
-    /// Tasks whose records say something ECS does not ("records disagree with ECS: …"): never
-    /// checked, stopped or counted healthy.
-    pub disagreements: Vec<Finding>,
-    /// Tasks about which ECS or EC2 said nothing explicit: nothing of theirs is deleted.
-    pub unknown: Vec<Finding>,
-    /// Tasks whose records the agent brake kept, with why.
-    pub braked: Vec<Finding>,
-    /// Orphan-looking records that carry no proof of this owner: kept.
-    pub orphans_unproven: Vec<String>,
-    /// Orphans left unconfirmed for the next run (read budget or deadline).
-    pub orphans_deferred: usize,
-    /// The deadline passed before the sweep was done; the next run goes on.
-    pub out_of_time: bool,
-    /// Ownership records with ecssd's marker that could not be read; left alone.
-    pub unreadable_ownership_records: Vec<String>,
-    /// The zone's negative caching (absent when its SOA could not be read: see `errors`).
-    pub negative_caching: Option<NegativeCaching>,
-    /// Problems that did not stop the sweep.
-    pub errors: Vec<String>,
-    /// API calls made, per service and operation.
-    pub api_calls: BTreeMap<String, BTreeMap<String, u64>>,
-    pub duration_ms: u64,
-}
 
 /// A task and what was found about it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,36 +21,6 @@ impl Finding {
     }
 }
 
-impl Report {
-    /// The Embedded Metric Format line for this report.
-    pub fn emf(&self, timestamp_ms: u128) -> serde_json::Value {
-        let calls: u64 = self.api_calls.values().flat_map(|ops| ops.values()).sum();
-        let mut metrics = vec![
-            ("RecordsSeen", self.records_seen as u64, "Count"),
-            ("TasksChecked", self.tasks_checked as u64, "Count"),
-            ("StaleTasks", self.stale_tasks.len() as u64, "Count"),
-            ("StaleRecordsDeleted", self.stale_records_deleted as u64, "Count"),
-            ("OrphansDeleted", self.orphans_deleted as u64, "Count"),
-            ("EndpointsChecked", self.endpoints_checked as u64, "Count"),
-            ("Unhealthy", self.unhealthy.len() as u64, "Count"),
-            ("Stopped", self.stopped.len() as u64, "Count"),
-            ("HeldBack", self.held_back.len() as u64, "Count"),
-            ("Disagreements", self.disagreements.len() as u64, "Count"),
-            ("Unknown", self.unknown.len() as u64, "Count"),
-            ("Braked", self.braked.len() as u64, "Count"),
-            ("OrphansDeferred", self.orphans_deferred as u64, "Count"),
-            ("OutOfTime", u64::from(self.out_of_time), "Count"),
-            ("Errors", self.errors.len() as u64, "Count"),
-            ("ApiCalls", calls, "Count"),
-            ("DurationMs", self.duration_ms, "Milliseconds"),
-        ];
-        if let Some(negative) = &self.negative_caching {
-            metrics.push(("NegativeCacheSeconds", u64::from(negative.seconds), "Seconds"));
-        }
-        emf_line(timestamp_ms, &metrics)
-    }
-}
-
 /// One Embedded Metric Format line: `metrics` as (name, value, unit) in the `ecssd` namespace.
 pub fn emf_line(timestamp_ms: u128, metrics: &[(&str, u64, &str)]) -> serde_json::Value {
     let mut line = serde_json::json!({
@@ -115,4 +37,15 @@ pub fn emf_line(timestamp_ms: u128, metrics: &[(&str, u64, &str)]) -> serde_json
         line[*name] = (*value).into();
     }
     line
+}
+
+/// One JSON line on stdout: a report in the shell mode, and the EMF lines CloudWatch reads from the log.
+#[allow(clippy::print_stdout)]
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}
+
+/// Milliseconds since the Unix epoch: an EMF line's timestamp.
+pub fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
 }

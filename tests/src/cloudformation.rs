@@ -37,6 +37,13 @@ pub struct ResponseBucket {
 }
 
 impl ResponseBucket {
+    /// Where the bucket listens (`http://127.0.0.1:<port>`): the S3 endpoint a function is pointed at
+    /// (`AWS_ENDPOINT_URL_S3`) to take this bucket's URLs as S3's.
+    pub fn origin(&self) -> String {
+        let rest = self.url.strip_prefix("http://").unwrap_or(&self.url);
+        format!("http://{}", rest.split('/').next().unwrap_or_default())
+    }
+
     /// A bucket answering every PUT with `status`.
     pub async fn start(status: u16) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -119,9 +126,13 @@ pub fn zone_negative_caching_request(
             "NegativeCacheTtl": negative_cache_ttl,
         },
     });
-    // Update and Delete name the resource by the id the Create answered.
+    // Update and Delete name the resource by the id the Create answered; an Update also carries the
+    // properties before it (the reference: "OldResourceProperties: Used only for Update requests").
     if request_type != "Create" {
         request["PhysicalResourceId"] = format!("{zone_id}/negative-caching").into();
+    }
+    if request_type == "Update" {
+        request["OldResourceProperties"] = request["ResourceProperties"].clone();
     }
     request
 }

@@ -1043,13 +1043,20 @@ fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
         "ECSSD_CLUSTERS",
         "ECSSD_ROUTE53_REQUESTS_PER_SECOND",
         "ECSSD_DRY_RUN",
+        "ECSSD_ROLE",
     ];
     let mut names: Vec<&str> = variables.keys().map(String::as_str).collect();
     names.sort_unstable();
     let mut expected = shared.to_vec();
     expected.sort_unstable();
     assert_eq!(names, expected);
-    for name in shared.iter().filter(|name| **name != "ECSSD_ROUTE53_REQUESTS_PER_SECOND") {
+    assert_eq!(
+        (variables["ECSSD_ROLE"].as_str(), sweeper["Environment"]["Variables"]["ECSSD_ROLE"].as_str()),
+        (Some("withdrawer"), Some("sweeper"))
+    );
+    for name in
+        shared.iter().filter(|name| !["ECSSD_ROUTE53_REQUESTS_PER_SECOND", "ECSSD_ROLE"].contains(name))
+    {
         assert_eq!(variables[*name], sweeper["Environment"]["Variables"][*name], "{name}");
     }
     // Each of the two withdrawers the mapping may run at once paces itself at half the rate, for

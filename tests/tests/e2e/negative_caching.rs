@@ -18,9 +18,13 @@ use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
 use serde_json::Value;
 
 /// The zone-settings function: the workspace-built `bootstrap`, configured as the stack configures it
-/// (the zone's domain and id, moto).
-async fn zone_settings(bed: &SweepBed) -> LambdaEmulator {
-    LambdaEmulator::start(&bed.env(&[])).await.unwrap()
+/// (its role, the zone's domain and id, moto), with S3 at `bucket` (the stand-in of CloudFormation's
+/// response bucket).
+async fn zone_settings(bed: &SweepBed, bucket: &ResponseBucket) -> LambdaEmulator {
+    let s3 = bucket.origin();
+    LambdaEmulator::start(&bed.env(&[("ECSSD_ROLE", "zone-settings"), ("AWS_ENDPOINT_URL_S3", &s3)]))
+        .await
+        .unwrap()
 }
 
 /// The zone's SOA as (TTL, MINIMUM, the value without its MINIMUM).
@@ -56,8 +60,8 @@ async fn the_stacks_custom_resource_sets_a_new_zones_negative_caching_and_answer
     let zone = bed.zone.zone_id().to_owned();
     let (ttl, minimum, rest) = soa(&bed).await;
     assert_eq!((ttl, minimum), (900, 86_400), "a zone as Route53 creates it");
-    let lambda = zone_settings(&bed).await;
     let bucket = ResponseBucket::start(200).await.unwrap();
+    let lambda = zone_settings(&bed, &bucket).await;
 
     let created = request(&lambda, &bucket, "Create", &zone, "10").await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
@@ -85,8 +89,8 @@ async fn the_stacks_custom_resource_sets_a_new_zones_negative_caching_and_answer
 async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() {
     let bed = SweepBed::start().await.unwrap();
     let zone = bed.zone.zone_id().to_owned();
-    let lambda = zone_settings(&bed).await;
     let bucket = ResponseBucket::start(200).await.unwrap();
+    let lambda = zone_settings(&bed, &bucket).await;
     for (zone_id, ttl, reason) in [
         ("Z0THERZONE", "10", "is not the zone this function serves"),
         (zone.as_str(), "ten", "NegativeCacheTtl must be a whole number of seconds from 0 to 86400"),
@@ -99,9 +103,31 @@ async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() 
     // A response URL that refuses the answer (expired, say) fails the invocation, so Lambda's
     // retries of an asynchronous invocation try again.
     let expired = ResponseBucket::start(403).await.unwrap();
+    let lambda = zone_settings(&bed, &expired).await;
     let answer = invoke(&lambda, &zone_negative_caching_request("Create", &expired.url, &zone, "10")).await;
     let output = format!("{answer:?}");
     assert!(output.contains("HTTP 403"), "{output}\n{}", lambda.function_output());
+}
+
+/// Issue 27: anyone allowed to invoke the function could make it PUT to any URL. A request naming a
+/// URL that is not S3's (here another loopback server than the S3 endpoint the function is given)
+/// fails the invocation with the reason, and nothing is sent there or changed in the zone.
+#[tokio::test]
+async fn an_answer_goes_only_to_an_s3_url() {
+    let bed = SweepBed::start().await.unwrap();
+    let zone = bed.zone.zone_id().to_owned();
+    let s3 = ResponseBucket::start(200).await.unwrap();
+    let elsewhere = ResponseBucket::start(200).await.unwrap();
+    let lambda = zone_settings(&bed, &s3).await;
+    let answer = invoke(&lambda, &zone_negative_caching_request("Create", &elsewhere.url, &zone, "10")).await;
+    assert!(elsewhere.uploads().is_empty(), "an answer went elsewhere: {:?}", elsewhere.uploads());
+    // The emulator's report wraps lines in a frame: compare words only.
+    let output =
+        format!("{answer:?}").replace(['│', '×'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(output.contains("is not an https URL of S3 in the stack's region"), "{output}");
+    assert!(!output.contains(SIGNATURE), "the URL's signature was repeated: {output}");
+    assert!(s3.uploads().is_empty());
+    assert_eq!((soa(&bed).await.0, soa(&bed).await.1), (900, 86_400), "the zone was changed");
 }
 
 #[tokio::test]

@@ -7,12 +7,15 @@
 
 use std::net::Ipv4Addr;
 
+use ecssd_records::SoaStore;
 use ecssd_records::{Record, RecordType};
+use ecssd_tests::cloudformation::{ResponseBucket, zone_negative_caching_request};
 use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::sweeper::{
     LambdaEmulator, SweepBed, foreign_records, invoke, mentions, scheduled_event, sweep_once,
 };
+use ecssd_tests::task_events::{sqs_batch, task_state_change};
 
 type Setup = SweepBed;
 
@@ -208,7 +211,7 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
     seed(&setup.zone, vec![web(&tasks[0], 1, 49153), web(&tasks[1], 1, 49154)]).await.unwrap();
     fleet.stop_task(&tasks[1]).await.unwrap();
 
-    let emulator = LambdaEmulator::start(&setup.env(&[])).await.unwrap();
+    let emulator = LambdaEmulator::start(&setup.env(&[("ECSSD_ROLE", "sweeper")])).await.unwrap();
     // The emulator holds the invocation until the function (started beside it) asks for one.
     let answer = invoke(&emulator, &scheduled_event()).await.unwrap();
     assert_eq!(task_ids(&answer["stale_tasks"]), [tasks[1].id()], "{answer:#}");
@@ -218,7 +221,47 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
 
     let malformed = invoke(&emulator, &serde_json::json!({"hello": "world"})).await;
     let error = format!("{malformed:?}");
-    assert!(malformed.is_err() && error.contains("EventBridge"), "a malformed event fails clearly: {error}");
+    // Refused by the function's event type (an EventBridge event), naming what is missing.
+    assert!(
+        malformed.is_err() && error.contains("missing field `detail-type`"),
+        "a malformed event fails clearly: {error}"
+    );
+}
+
+/// Issue 27: one binary serves the stack's three functions, and each used to take all three's events
+/// (an SQS batch sent to the sweeper withdrew a task; a custom resource request sent to the withdrawer
+/// set the zone's negative caching). Each is told its role and refuses the others' events, changing
+/// nothing: no record, no SOA, no answer sent.
+#[tokio::test]
+async fn each_function_takes_only_its_own_events() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.host("c").await.unwrap();
+    let task = setup.registered(&host, 1).await.unwrap().remove(0);
+    // Stopped, so that a withdrawer would delete its records on this event.
+    setup.fleet.stop_task(&task).await.unwrap();
+    let stop = sqs_batch(&[task_state_change(&setup.fleet, &task, 3).await.unwrap()]);
+    let before = setup.records().await.unwrap();
+    let bucket = ResponseBucket::start(200).await.unwrap();
+    let settings = zone_negative_caching_request("Create", &bucket.url, setup.zone.zone_id(), "10");
+    let s3 = bucket.origin();
+    for (role, others) in [
+        ("sweeper", [stop.clone(), settings.clone()]),
+        ("withdrawer", [scheduled_event(), settings.clone()]),
+        ("zone-settings", [stop.clone(), scheduled_event()]),
+    ] {
+        let lambda = LambdaEmulator::start(&setup.env(&[("ECSSD_ROLE", role), ("AWS_ENDPOINT_URL_S3", &s3)]))
+            .await
+            .unwrap();
+        for event in others {
+            let answer = invoke(&lambda, &event).await;
+            assert!(answer.is_err(), "the {role} took {event}: {answer:?}\n{}", lambda.function_output());
+        }
+        assert_eq!(setup.records().await.unwrap(), before, "the {role} changed records");
+    }
+    assert!(bucket.uploads().is_empty(), "{:?}", bucket.uploads());
+    let soa = setup.zone.read_soa().await.unwrap();
+    assert_eq!((soa.ttl, soa.minimum), (900, 86_400), "the zone's negative caching was set");
 }
 
 /// A service's tasks on `host` (a loopback host) with their endpoints, registered as their sidecars

@@ -30,7 +30,9 @@ type Setup = SweepBed;
 /// The Withdrawer: the workspace-built `bootstrap` serving the emulator, configured like the sweeper
 /// (this zone, moto) plus `extra`.
 async fn withdrawer(setup: &Setup, extra: &[(&str, &str)]) -> LambdaEmulator {
-    LambdaEmulator::start(&setup.env(extra)).await.unwrap()
+    let mut env = setup.env(extra);
+    env.push(("ECSSD_ROLE".into(), "withdrawer".into()));
+    LambdaEmulator::start(&env).await.unwrap()
 }
 
 /// What one invocation with an SQS batch did.

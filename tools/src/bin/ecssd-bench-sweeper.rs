@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ecssd_edge::Route53Zone;
-use ecssd_lambda::health::{Endpoint, HealthSettings, check_all};
+use ecssd_lambda::sweep::health::{Endpoint, HealthSettings, check_all};
 use ecssd_records::{RecordSet, RecordStore, RetryPolicy};
 use ecssd_tests::ecs::{Fleet, Host, PlacedTask, seed, task_records};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};

@@ -40,7 +40,10 @@ async fn main() -> anyhow::Result<()> {
     // One withdrawer instance at its deployed pace for that account rate: Route53RequestsPerSecond=auto
     // gives the withdrawals 40% of 5/s, and each of the two instances the event source mapping may run
     // takes half.
-    let lambda = LambdaEmulator::start(&bed.env(&[("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "1")])).await?;
+    let lambda = LambdaEmulator::start(
+        &bed.env(&[("ECSSD_ROLE", "withdrawer"), ("ECSSD_ROUTE53_REQUESTS_PER_SECOND", "1")]),
+    )
+    .await?;
 
     println!("One after another: {TASKS} tasks, each stopped in ECS, then its event delivered alone");
     let tasks = bed.registered(&host, TASKS).await?;

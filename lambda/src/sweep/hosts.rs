@@ -7,11 +7,11 @@ use std::net::Ipv4Addr;
 
 use ecssd_records::{Change, Record};
 
-use crate::agents;
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::decide::{Ec2View, HostState};
 use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, InstanceAnswer};
+use crate::sweep::agents;
+use crate::sweep::decide::{Ec2View, HostState};
 
 /// What this sweep knows about each container instance.
 #[derive(Debug, Default)]

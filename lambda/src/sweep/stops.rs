@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use ecssd_records::{RecordSet, RecordStore, withdraw};
 
-use crate::apply::{Fallback, apply};
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::decide::{StopLimits, allowed_stops};
 use crate::fleet::{Fleet, TaskFacts};
-use crate::health::{self, HealthSettings};
-use crate::inventory::TaskRecords;
-use crate::report::{Finding, Report};
-use crate::tally::{CheckedTask, tally};
-use crate::verify::Target;
+use crate::sweep::apply::{Fallback, apply};
+use crate::sweep::decide::{StopLimits, allowed_stops};
+use crate::sweep::health::{self, HealthSettings};
+use crate::sweep::inventory::TaskRecords;
+use crate::sweep::report::{Finding, Report};
+use crate::sweep::tally::{CheckedTask, tally};
+use crate::sweep::verify::Target;
 
 /// A living task whose every record ECS confirmed.
 #[derive(Debug, Clone)]

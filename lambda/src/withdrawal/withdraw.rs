@@ -16,7 +16,7 @@ use ecssd_records::{
 use serde::Serialize;
 
 use crate::deadline::Deadline;
-use crate::task_event::TaskStateChange;
+use crate::withdrawal::task_event::TaskStateChange;
 
 /// How many times one task's withdrawal is redone from fresh reads while the zone keeps changing.
 const FRESH_ATTEMPTS: u32 = 3;

@@ -13,7 +13,7 @@ use ecssd_records::SoaStore;
 use serde::{Deserialize, Serialize};
 
 use crate::deadline::Deadline;
-use crate::negative_caching;
+use crate::zone_settings::negative_caching;
 
 /// The request fields this resource reads (others are ignored).
 #[derive(Debug, Clone, Deserialize)]

@@ -4,6 +4,35 @@
 //! narrow `RecordStore` and `Fleet`, so the same code runs against AWS and moto. Every failure is
 //! reported and makes the sweep more cautious, never more destructive; the report always comes out
 //! before the deadline.
+//!
+//! - [`handler`]: the function: a scheduled event in, one sweep's report out (and the shell's sweep).
+//! - [`inventory`]: a zone listing grouped by task through ownership records; orphans, misfits. Pure.
+//! - [`verify`]: whether a task's records say what ECS says (cluster, address, ports, the task
+//!   definition's services). Pure.
+//! - [`decide`]: which tasks are dead, the agent brake, which unhealthy tasks may be stopped. Pure.
+//! - [`tally`]: health check outcomes per task and per service. Pure.
+//! - [`agents`]: since when an ECS agent is disconnected, remembered in ecssd-owned TXT markers. Pure.
+//! - [`hosts`]: describing the container instances and EC2 instances under the tasks found.
+//! - [`health`]: concurrent HTTP health checks and TCP reachability probes.
+//! - [`orphans`]: confirming orphans by name within a read budget.
+//! - [`apply`]: deleting in batches, retrying rejected ones against fresh reads.
+//! - [`stops`]: health-checking confirmed targets and stopping unhealthy tasks within the limits.
+//! - [`report`]: what a sweep did, as JSON and CloudWatch Embedded Metric Format.
+
+pub mod agents;
+pub mod apply;
+pub mod decide;
+pub mod handler;
+pub mod health;
+pub mod hosts;
+pub mod inventory;
+pub mod orphans;
+pub mod report;
+pub mod stops;
+pub mod tally;
+pub mod verify;
+
+pub use report::Report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -12,19 +41,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ecssd_records::{Change, RecordKey, RecordStore, withdraw};
 
-use crate::agents;
-use crate::apply::{Fallback, apply};
+use self::apply::{Fallback, apply};
+use self::decide::{Verdict, agent_brake, verdict};
+use self::health::Probe;
+use self::hosts::{AgentMemory, Hosts, describe_hosts};
+use self::inventory::{TaskRecords, inventory};
+use self::stops::{Verified, check_and_stop};
+use self::verify::{Target, cluster_to_ask, verify};
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::decide::{Verdict, agent_brake, verdict};
 use crate::fleet::{DefinitionFacts, ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
-use crate::health::{self, Probe};
-use crate::hosts::{AgentMemory, Hosts, describe_hosts};
-use crate::inventory::{TaskRecords, inventory};
-use crate::orphans;
-use crate::report::{Finding, Report};
-use crate::stops::{Verified, check_and_stop};
-use crate::verify::{Target, cluster_to_ask, verify};
+use crate::report::Finding;
 
 /// What ECS said in this sweep: about the tasks, and about their task definitions.
 struct EcsWord {
@@ -390,5 +417,4 @@ async fn agent_silent_to_withdraw(
 }
 
 #[cfg(test)]
-#[path = "sweep_tests.rs"]
 mod tests;

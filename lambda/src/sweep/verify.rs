@@ -12,7 +12,7 @@ use ecssd_records::ownership::address_name;
 use ecssd_records::{ContainerSettings, Domain, OwnerId, parse_srv_value, set_identifier};
 
 use crate::fleet::{DefinitionFacts, TaskFacts};
-use crate::inventory::TaskRecords;
+use crate::sweep::inventory::TaskRecords;
 
 /// One endpoint ECS confirms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ mod tests {
         CLUSTER_ARN, DEFINITION_ARN, TASK_IDS, model, task_arn, web_definition, web_task_records,
     };
     use crate::fleet::{Binding, ContainerFacts, DefinedContainer};
-    use crate::inventory::inventory;
+    use crate::sweep::inventory::inventory;
 
     const HOST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 

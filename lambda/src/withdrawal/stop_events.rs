@@ -15,28 +15,25 @@
 use std::collections::BTreeMap;
 
 use ecssd_records::RecordStore;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::Config;
 use crate::deadline::Deadline;
 use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
 use crate::report::{Finding, emf_line};
-use crate::task_event::{self, TaskStateChange};
-use crate::withdraw::{Outcome, withdraw};
+use crate::withdrawal::task_event::{self, TaskStateChange};
+use crate::withdrawal::withdraw::{Outcome, withdraw};
 
-/// The SQS event: the messages of one batch.
-#[derive(Debug, Deserialize)]
+/// The messages of one batch (read from the SQS event by the handler).
+#[derive(Debug)]
 pub struct QueueBatch {
-    #[serde(rename = "Records")]
     pub messages: Vec<QueueMessage>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug)]
 pub struct QueueMessage {
     pub message_id: String,
-    #[serde(default)]
     pub body: String,
 }
 

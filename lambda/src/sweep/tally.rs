@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::decide::{ServiceHealth, Unhealthy};
-use crate::health::Outcome;
+use crate::sweep::decide::{ServiceHealth, Unhealthy};
+use crate::sweep::health::Outcome;
 
 /// A task whose targets were checked (or are in their grace period).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,62 @@
+//! The sweeper function: a scheduled EventBridge event (EventBridge User Guide, "Creating a rule that
+//! runs on a schedule": `source` `aws.events`, `detail-type` `Scheduled Event`) runs one sweep, and the
+//! shell mode runs the same sweep once. Anything else is refused before anything is read.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+
+use crate::clients::Clients;
+use crate::deadline::Deadline;
+use crate::report::{now_ms, print_json};
+use crate::sweep::{Report, sweep};
+use crate::zone_settings::negative_caching::{self, ZoneName};
+
+/// The event a schedule sends.
+const SCHEDULED_SOURCE: &str = "aws.events";
+const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
+
+/// Serves one scheduled event.
+pub async fn handle(
+    clients: &Clients,
+    event: EventBridgeEvent<serde_json::Value>,
+    deadline: Deadline,
+) -> anyhow::Result<Report> {
+    let source = event.source.as_str();
+    anyhow::ensure!(
+        source == SCHEDULED_SOURCE && event.detail_type == SCHEDULED_DETAIL_TYPE,
+        "the sweeper takes scheduled events only (source {SCHEDULED_SOURCE:?}, detail-type \
+         {SCHEDULED_DETAIL_TYPE:?}), not source {source:?}, detail-type {:?}: nothing was done",
+        event.detail_type
+    );
+    let left_ms = deadline.left().as_millis() as u64;
+    tracing::info!(source, detail_type = %event.detail_type, left_ms, "sweep triggered");
+    run(clients, deadline).await
+}
+
+/// One sweep, with the zone's negative caching checked; the report is logged, and its metrics printed
+/// as an EMF line.
+pub async fn run(clients: &Clients, deadline: Deadline) -> anyhow::Result<Report> {
+    let before = clients.calls();
+    let config = &clients.config;
+    let policy = negative_caching::Policy {
+        limit_seconds: config.negative_ttl_limit,
+        keep_seconds: config.keep_negative_ttl,
+        dry_run: config.dry_run,
+    };
+    let zone = &clients.zone;
+    let name = ZoneName { id: zone.zone_id(), domain: zone.domain().fqdn() };
+    let negative_caching = negative_caching::check(zone, name, policy, &deadline).await;
+    let mut report = sweep(zone, &clients.fleet, config, deadline).await;
+    match negative_caching {
+        Ok(found) => {
+            if let Some(warning) = &found.warning {
+                tracing::warn!(%warning, "negative caching is too long");
+            }
+            report.negative_caching = Some(found);
+        }
+        Err(e) => report.errors.push(format!("reading the zone's SOA (negative caching): {e}")),
+    }
+    report.api_calls = clients.calls_since(&before);
+    tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
+    print_json(&report.emf(now_ms()));
+    Ok(report)
+}
