@@ -119,7 +119,15 @@ struct Demo {
 
 impl Drop for Demo {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the demo's output:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+            eprintln!(
+                "its errors:\n{}",
+                std::fs::read_to_string(self.log.with_extension("err")).unwrap_or_default()
+            );
+        }
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(self.log.with_extension("err"));
     }
 }
 
@@ -139,8 +147,10 @@ impl Demo {
             demo.stdout(std::fs::File::create(&log).unwrap());
             demo
         };
+        // Its errors, to show when a test fails.
+        let errors = std::fs::File::create(log.with_extension("err")).unwrap();
         // As a user runs it: its own moto, not the test run's fork server.
-        command.env_remove("ECSSD_MOTO_FORKS").stdin(Stdio::null()).stderr(Stdio::null()).process_group(0);
+        command.env_remove("ECSSD_MOTO_FORKS").stdin(Stdio::null()).stderr(errors).process_group(0);
         let child = command.kill_on_drop(true).spawn().unwrap();
         Self { child, log }
     }
@@ -149,10 +159,17 @@ impl Demo {
         self.child.id().unwrap()
     }
 
-    /// Waits until the demo has printed `text`.
-    async fn wait_for_output(&self, text: &str) {
-        wait_for(&format!("the demo to print {text:?}"), START, || async {
-            Ok(std::fs::read_to_string(&self.log).unwrap_or_default().contains(text).then_some(()))
+    /// Waits until the demo has printed `text`; fails if it exits first.
+    async fn wait_for_output(&mut self, text: &str) {
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_for(&format!("the demo to print {text:?}"), START, || {
+            let printed = std::fs::read_to_string(&log).unwrap_or_default().contains(text);
+            let exited = child.try_wait();
+            async move {
+                anyhow::ensure!(printed || exited?.is_none(), "the demo exited before it printed {text:?}");
+                Ok(printed.then_some(()))
+            }
         })
         .await
         .unwrap();
