@@ -69,6 +69,12 @@ pub struct Config {
     #[arg(long, env = "ECSSD_AGENT_GRACE_SECONDS", default_value_t = 300)]
     pub agent_grace_seconds: u64,
 
+    /// Whether this function reaches the tasks' endpoints (it runs in their VPC). Without, the agent
+    /// rule cannot gather its evidence (a connection refused) and does not run: agent-silent tasks
+    /// keep their records, reported as unknown.
+    #[arg(long, env = "ECSSD_REACHES_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reaches_tasks: bool,
+
     /// Largest fraction of the RUNNING tasks seen whose records one sweep deletes because their ECS
     /// agent is disconnected; above it none are, and the report says why.
     #[arg(long, env = "ECSSD_AGENT_MAX_DELETE_FRACTION", default_value_t = 0.1)]

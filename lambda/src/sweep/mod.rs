@@ -337,6 +337,17 @@ async fn agent_silent_to_withdraw(
     deadline: Deadline,
     report: &mut Report,
 ) -> Vec<(Claimed, String)> {
+    if !config.reaches_tasks {
+        for (task, away) in silent {
+            let why = format!(
+                "its ECS agent has been disconnected for {}s, but this sweeper does not reach the tasks' \
+                 endpoints (outside their VPC: ECSSD_REACHES_TASKS=false), so it cannot gather evidence: kept",
+                away.as_secs()
+            );
+            report.unknown.push(Finding::new(task.arn(), why));
+        }
+        return Vec::new();
+    }
     let mut candidates = Vec::new();
     let mut probes: Vec<(usize, SocketAddr)> = Vec::new();
     for (task, away) in silent {

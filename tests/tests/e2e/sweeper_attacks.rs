@@ -496,6 +496,33 @@ async fn an_agent_silent_task_whose_endpoint_does_not_answer_keeps_its_records()
     assert!(names_task(report, "unknown", &unanswering.task), "reported as unknown: {report:#}");
 }
 
+/// Issue 27: outside the tasks' VPC (the default deployment: no SubnetIds) no probe reaches a task,
+/// so the agent rule has no evidence to act on. A task whose agent has been disconnected past the
+/// grace, with an endpoint that refuses (as an unreachable one may look from outside), keeps its
+/// records, and the report says why.
+#[tokio::test]
+async fn outside_the_tasks_vpc_the_agent_rule_does_not_run() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let connected = setup.fleet.loopback_host("c").await.unwrap();
+    let silent_host = setup.fleet.loopback_host("c").await.unwrap();
+    setup.registered(&connected, 19).await.unwrap();
+    let refusing = setup.serving(&silent_host, "_web._tcp", Behaviour::Refuse, 1).await.unwrap().remove(0);
+    setup.moto.set_agent_connected("c", &silent_host.container_instance_arn, false).await.unwrap();
+    let outside = [("ECSSD_REACHES_TASKS", "false")];
+    sweep(&setup, &outside).await;
+    setup.age_agent_marker(&silent_host, 600).await.unwrap();
+
+    let run = sweep(&setup, &outside).await;
+    let report = &run.report;
+    assert!(setup.holds(&refusing.records).await.unwrap(), "records deleted: {report:#}");
+    let (_, why) = findings(report, "unknown")
+        .into_iter()
+        .find(|(task, _)| task == &refusing.task.task_arn)
+        .unwrap_or_else(|| panic!("not reported as unknown: {report:#}"));
+    assert!(why.contains("ECSSD_REACHES_TASKS=false"), "{why}");
+}
+
 /// Issue 11, "reading the code adds", the brake: a control-plane or NAT outage longer than the agent
 /// grace blacked out whole services. Of 10 RUNNING tasks, 2 are on a host whose agent has been
 /// disconnected past the grace, with refusing endpoints: 20% is above ECSSD_AGENT_MAX_DELETE_FRACTION
