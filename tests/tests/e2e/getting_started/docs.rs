@@ -1,10 +1,10 @@
 #![allow(clippy::unwrap_used)]
 //! The documentation cannot drift from the code: each settings table lists exactly the variables,
 //! flags and defaults its binary's `--help` shows; the deploy guide lists exactly the template's
-//! parameters and their defaults; the operations guide names exactly the metrics the functions write
-//! and the problems the sidecar logs; every relative link, anchor, repository path and test named in
-//! the README, `docs/` and `examples/README.md` exists. (That the template's parameter constraints
-//! take only what the binaries accept is
+//! parameters and their defaults; the operations guide names exactly the metrics the functions write,
+//! the problems the sidecar logs and the fields of the sweep's report; every relative link, anchor,
+//! repository path and test named in the README, `docs/` and `examples/README.md` exists. (That the
+//! template's parameter constraints take only what the binaries accept is
 //! `deployment::template_parameters_take_only_what_the_binaries_accept`.)
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -299,6 +299,33 @@ fn every_problem_the_sidecar_logs_is_in_the_troubleshooting_table() {
     let unknown: Vec<&String> = documented.difference(&logged).collect();
     assert!(undocumented.is_empty(), "docs/operations.md lacks problems the sidecar logs: {undocumented:?}");
     assert!(unknown.is_empty(), "docs/operations.md names problems the sidecar never logs: {unknown:?}");
+}
+
+/// The fields of the sweep's report: the `pub` fields of `struct Report` in `lambda/src`.
+fn sweep_report_fields() -> BTreeSet<String> {
+    for file in rust_files(&workspace_root().join("lambda/src")) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if let Some((_, body)) = text.split_once("pub struct Report {") {
+            let body = body.split("\n}").next().unwrap();
+            return body
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("pub ")?.split(':').next().map(str::to_owned))
+                .collect();
+        }
+    }
+    panic!("no `pub struct Report` in lambda/src");
+}
+
+#[test]
+fn the_sweep_report_table_names_every_field_of_the_report() {
+    let fields = sweep_report_fields();
+    assert!(fields.contains("stale_tasks") && fields.contains("api_calls"), "{fields:?}");
+    let rows = table_rows("docs/operations.md", "| field | what it is |");
+    let documented: BTreeSet<String> = rows.iter().flat_map(|row| code_spans(&row[0])).collect();
+    let undocumented: Vec<&String> = fields.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&fields).collect();
+    assert!(undocumented.is_empty(), "docs/operations.md lacks report fields: {undocumented:?}");
+    assert!(unknown.is_empty(), "docs/operations.md names fields the report does not have: {unknown:?}");
 }
 
 /// GitHub's anchor of a heading: lower case, punctuation other than `-` and `_` dropped, spaces to `-`.
