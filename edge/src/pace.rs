@@ -8,10 +8,33 @@
 //! throttled request halves the rate, down to an eighth of the share (a withdrawal still goes out
 //! within seconds); each answered one gives a tenth of the share back, up to the share. Turns are jittered so clients started together drift apart.
 
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokio::time::Instant;
+
+use crate::retry::throttled;
+
+/// Sends `request` at its turn when a client is paced (`pacer`), and tells the pacer how it went.
+pub async fn paced<T, E: ProvideErrorMetadata>(
+    pacer: Option<&Pacer>,
+    request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, SdkError<E, HttpResponse>> {
+    let Some(pacer) = pacer else { return request.await };
+    pacer.ready().await;
+    let result = request.await;
+    match &result {
+        Err(e) if throttled(e) => pacer.throttled(),
+        Err(SdkError::ServiceError(_)) | Ok(_) => pacer.answered(),
+        // No answer: nothing learned about the account's rate.
+        Err(_) => {}
+    }
+    result
+}
 
 /// The slowest a throttled client goes, as a fraction of its share: at a withdrawer's 1/s, one request
 /// every 8 s.

@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::pace::Pacer;
-use crate::retry::{CallCounter, call_with_retry, throttled};
+use crate::retry::{CallCounter, call_with_retry};
 use crate::route53_errors::{
     CHANGE_RESOURCE_RECORD_SETS, GET_HOSTED_ZONE, LIST_HOSTED_ZONES_BY_NAME, LIST_RESOURCE_RECORD_SETS,
 };
@@ -137,16 +137,7 @@ impl Route53Zone {
         &self,
         request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
     ) -> Result<T, SdkError<E, HttpResponse>> {
-        let Some(pacer) = &self.pacer else { return request.await };
-        pacer.ready().await;
-        let result = request.await;
-        match &result {
-            Err(e) if throttled(e) => pacer.throttled(),
-            Err(SdkError::ServiceError(_)) | Ok(_) => pacer.answered(),
-            // No answer: nothing learned about the account's rate.
-            Err(_) => {}
-        }
-        result
+        crate::pace::paced(self.pacer.as_deref(), request).await
     }
 
     /// Reads whole-zone listings in pages of `page_size` (1 to 300) instead of 300.

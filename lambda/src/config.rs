@@ -69,6 +69,17 @@ pub struct Config {
     #[arg(long, env = "ECSSD_AGENT_GRACE_SECONDS", default_value_t = 300)]
     pub agent_grace_seconds: u64,
 
+    /// ECS and EC2 requests per second, at most: their budgets are the account's too, shared with
+    /// every other tool (ECS API Reference, "Request throttling for the Amazon ECS API").
+    #[arg(long, env = "ECSSD_ECS_REQUESTS_PER_SECOND", default_value_t = 5.0)]
+    pub ecs_requests_per_second: f64,
+
+    /// Clusters one sweep asks ECS about, at most. Records name their clusters, and any task can
+    /// write records: the clusters claimed by most tasks are asked about, the rest are reported and
+    /// left for the named `ECSSD_CLUSTERS` (or a higher limit).
+    #[arg(long, env = "ECSSD_MAX_CLUSTERS", default_value_t = 25)]
+    pub max_clusters: usize,
+
     /// Whether this function reaches the tasks' endpoints (it runs in their VPC). Without, the agent
     /// rule cannot gather its evidence (a connection refused) and does not run: agent-silent tasks
     /// keep their records, reported as unknown.
@@ -174,6 +185,15 @@ impl Config {
                 self.route53_requests_per_second
             ));
         }
+        if !(self.ecs_requests_per_second.is_finite() && self.ecs_requests_per_second > 0.0) {
+            return Err(format!(
+                "ECSSD_ECS_REQUESTS_PER_SECOND={} must be above 0",
+                self.ecs_requests_per_second
+            ));
+        }
+        if self.max_clusters == 0 {
+            return Err("ECSSD_MAX_CLUSTERS must be at least 1".into());
+        }
         if self.time_limit_seconds == 0 {
             return Err("ECSSD_TIME_LIMIT_SECONDS must be above 0".into());
         }
@@ -242,6 +262,8 @@ mod tests {
                 "ECSSD_ROUTE53_REQUESTS_PER_SECOND=0 must be above 0",
             ),
             (&["--time-limit-seconds", "0"][..], "ECSSD_TIME_LIMIT_SECONDS must be above 0"),
+            (&["--ecs-requests-per-second", "0"][..], "ECSSD_ECS_REQUESTS_PER_SECOND=0 must be above 0"),
+            (&["--max-clusters", "0"][..], "ECSSD_MAX_CLUSTERS must be at least 1"),
         ] {
             let problem = parse(args).validate().unwrap_err();
             assert!(problem.contains(expected), "{args:?}: {problem}");

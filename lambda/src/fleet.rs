@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_ec2::types::Filter;
-use ecssd_edge::CallCounter;
+use ecssd_edge::pace::paced;
 use ecssd_edge::retry::call_with_retry;
+use ecssd_edge::{CallCounter, Pacer};
 use ecssd_records::{CallError, RetryPolicy};
 
 use ecssd_edge::ecs_errors::{
@@ -159,6 +160,8 @@ pub struct AwsFleet {
     pub ec2_calls: CallCounter,
     /// Task definition revisions described so far (immutable, so kept for the process's life).
     definitions: Mutex<BTreeMap<String, Arc<DefinitionFacts>>>,
+    /// Paces every ECS and EC2 request (retries included): the account's ECS budget is shared too.
+    pacer: Option<Pacer>,
 }
 
 impl AwsFleet {
@@ -170,7 +173,14 @@ impl AwsFleet {
             ecs_calls: CallCounter::default(),
             ec2_calls: CallCounter::default(),
             definitions: Mutex::default(),
+            pacer: None,
         }
+    }
+
+    /// Paces every request by `pacer`, which slows down while ECS or EC2 throttle.
+    pub fn with_pacer(mut self, pacer: Pacer) -> Self {
+        self.pacer = Some(pacer);
+        self
     }
 }
 
@@ -181,7 +191,10 @@ impl Fleet for AwsFleet {
         task_arns: &[String],
     ) -> Result<BTreeMap<String, TaskAnswer>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_TASKS, || {
-            self.ecs.describe_tasks().cluster(cluster).set_tasks(Some(task_arns.to_vec())).send()
+            paced(
+                self.pacer.as_ref(),
+                self.ecs.describe_tasks().cluster(cluster).set_tasks(Some(task_arns.to_vec())).send(),
+            )
         })
         .await;
         let response = match response {
@@ -217,11 +230,8 @@ impl Fleet for AwsFleet {
         arns: &[String],
     ) -> Result<BTreeMap<String, InstanceAnswer>, CallError> {
         let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_CONTAINER_INSTANCES, || {
-            self.ecs
-                .describe_container_instances()
-                .cluster(cluster)
-                .set_container_instances(Some(arns.to_vec()))
-                .send()
+            let request = self.ecs.describe_container_instances().cluster(cluster);
+            paced(self.pacer.as_ref(), request.set_container_instances(Some(arns.to_vec())).send())
         })
         .await?;
         let mut answers = BTreeMap::new();
@@ -251,7 +261,10 @@ impl Fleet for AwsFleet {
 
     async fn stop_task(&self, cluster: &str, task_arn: &str, reason: &str) -> Result<(), CallError> {
         call_with_retry(&self.retry, &self.ecs_calls, &STOP_TASK, || {
-            self.ecs.stop_task().cluster(cluster).task(task_arn).reason(reason).send()
+            paced(
+                self.pacer.as_ref(),
+                self.ecs.stop_task().cluster(cluster).task(task_arn).reason(reason).send(),
+            )
         })
         .await
         .map(drop)
@@ -262,7 +275,7 @@ impl Fleet for AwsFleet {
             return Ok(known.clone());
         }
         let response = call_with_retry(&self.retry, &self.ecs_calls, &DESCRIBE_TASK_DEFINITION, || {
-            self.ecs.describe_task_definition().task_definition(arn).send()
+            paced(self.pacer.as_ref(), self.ecs.describe_task_definition().task_definition(arn).send())
         })
         .await?;
         let containers = response
@@ -365,7 +378,8 @@ impl AwsFleet {
         loop {
             let filter = Filter::builder().name("instance-id").set_values(Some(ids.to_vec())).build();
             let page = call_with_retry(&self.retry, &self.ec2_calls, &DESCRIBE_INSTANCES, || {
-                self.ec2.describe_instances().filters(filter.clone()).set_next_token(token.clone()).send()
+                let request = self.ec2.describe_instances().filters(filter.clone());
+                paced(self.pacer.as_ref(), request.set_next_token(token.clone()).send())
             })
             .await?;
             for instance in page.reservations().iter().flat_map(|r| r.instances()) {

@@ -97,5 +97,10 @@ async fn connect(config: Config) -> anyhow::Result<Clients> {
     let fleet_sdk = for_our_retries(&sdk, Duration::from_secs(10));
     let ecs = aws_sdk_ecs::Client::new(&fleet_sdk);
     let ec2 = aws_sdk_ec2::Client::new(&fleet_sdk);
-    Ok(Clients { zone, fleet: AwsFleet::new(ecs, ec2, retry), config })
+    let mut fleet = AwsFleet::new(ecs, ec2, retry);
+    // Checked by `Config::validate`: a positive, finite rate.
+    if let Some(pacer) = Pacer::per_second(config.ecs_requests_per_second) {
+        fleet = fleet.with_pacer(pacer);
+    }
+    Ok(Clients { zone, fleet, config })
 }

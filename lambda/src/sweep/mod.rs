@@ -222,7 +222,9 @@ fn finish(mut report: Report, started: Instant, deadline: Deadline) -> Report {
 }
 
 /// The tasks to ask about: each with the cluster its ARN names (a disagreeing claim is reported and left
-/// out), of the watched clusters only when some are named.
+/// out), of the watched clusters only when some are named, and of at most `max_clusters` clusters: the
+/// ones most tasks claim (any task can write claims naming any number of clusters, and each cluster
+/// costs ECS requests); the rest are reported.
 fn in_scope(config: &Config, tasks: Vec<TaskRecords>, report: &mut Report) -> Vec<Claimed> {
     let mut claimed = Vec::new();
     for records in tasks {
@@ -236,7 +238,27 @@ fn in_scope(config: &Config, tasks: Vec<TaskRecords>, report: &mut Report) -> Ve
             }
         }
     }
-    claimed
+    let mut claims: BTreeMap<&str, usize> = BTreeMap::new();
+    for task in &claimed {
+        *claims.entry(task.cluster.as_str()).or_default() += 1;
+    }
+    if claims.len() <= config.max_clusters {
+        return claimed;
+    }
+    let mut by_claims: Vec<(&str, usize)> = claims.into_iter().collect();
+    by_claims.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let (asked, left): (Vec<_>, Vec<_>) =
+        by_claims.into_iter().enumerate().partition(|(rank, _)| *rank < config.max_clusters);
+    let asked: BTreeSet<String> = asked.into_iter().map(|(_, (cluster, _))| cluster.to_owned()).collect();
+    report.clusters_not_asked =
+        left.into_iter().map(|(_, (cluster, tasks))| format!("{cluster} ({tasks} tasks)")).collect();
+    tracing::warn!(
+        limit = config.max_clusters,
+        not_asked = report.clusters_not_asked.len(),
+        "records name more clusters than one sweep asks ECS about (ECSSD_MAX_CLUSTERS); name the watched \
+         clusters (ECSSD_CLUSTERS) to choose"
+    );
+    claimed.into_iter().filter(|task| asked.contains(&task.cluster)).collect()
 }
 
 /// ECS's answers, keyed by (cluster asked, task ARN), 100 tasks a call. An answer only counts for the

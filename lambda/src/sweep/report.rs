@@ -36,6 +36,9 @@ pub struct Report {
     pub unknown: Vec<Finding>,
     /// Tasks whose records the agent brake kept, with why.
     pub braked: Vec<Finding>,
+    /// Clusters the records name beyond ECSSD_MAX_CLUSTERS, with how many tasks claim each: not asked
+    /// about this sweep, nothing of theirs touched.
+    pub clusters_not_asked: Vec<String>,
     /// Orphan-looking records that carry no proof of this owner: kept.
     pub orphans_unproven: Vec<String>,
     /// Orphans left unconfirmed for the next run (read budget or deadline).
@@ -70,6 +73,7 @@ impl Report {
             ("Disagreements", self.disagreements.len() as u64, "Count"),
             ("Unknown", self.unknown.len() as u64, "Count"),
             ("Braked", self.braked.len() as u64, "Count"),
+            ("ClustersNotAsked", self.clusters_not_asked.len() as u64, "Count"),
             ("OrphansDeferred", self.orphans_deferred as u64, "Count"),
             ("OutOfTime", u64::from(self.out_of_time), "Count"),
             ("Errors", self.errors.len() as u64, "Count"),

@@ -20,6 +20,7 @@ use ecssd_tests::ecs::{
     PlacedTask, WEB_SERVICE, WebPort, registration_records, seed, task_records, task_records_of,
 };
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
+use ecssd_tests::moto::Moto;
 use ecssd_tests::sweeper::{ShellSweep, SweepBed, key, sweep_once};
 use ecssd_tests::world::DOMAIN;
 
@@ -335,6 +336,45 @@ async fn a_lone_srv_naming_www_prod_never_deletes_the_foreign_record() {
         "an SRV not provably this owner's was deleted: {report:#}"
     );
     assert_eq!(report["orphans_deleted"], 0, "{report:#}");
+}
+
+/// ECSSD_MAX_CLUSTERS's default.
+const MAX_CLUSTERS: usize = 25;
+
+/// Issue 27, "claims drive unbounded ECS calls": with no clusters named (the default), forged claims
+/// naming 40 clusters cost one DescribeTasks each per sweep. A sweep asks about at most
+/// ECSSD_MAX_CLUSTERS clusters, those most tasks claim first (the real cluster, here), and reports the
+/// rest.
+#[tokio::test]
+async fn claims_naming_many_clusters_cost_a_bounded_number_of_ecs_requests() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.host("c").await.unwrap();
+    let real = setup.registered(&host, 2).await.unwrap();
+    let forged: Vec<RecordSet> = (0..40)
+        .map(|n| {
+            let name = format!("forged{n}");
+            let fake =
+                PlacedTask { cluster_arn: cluster_arn(&name), task_arn: task_arn(&name, &random_task_id()) };
+            task_records(&fake, FORGED_ADDRESS, &[("_web._tcp", 1)]).unwrap()
+        })
+        .collect();
+    seed(&setup.zone, forged).await.unwrap();
+    let before = setup.moto.stats().await.unwrap();
+
+    let run = sweep(&setup, &[]).await;
+    let report = &run.report;
+    let after = setup.moto.stats().await.unwrap();
+    let describes = Moto::requests(&after, "ecs", Some("DescribeTasks"))
+        - Moto::requests(&before, "ecs", Some("DescribeTasks"));
+    assert!(describes <= MAX_CLUSTERS as u64, "{describes} DescribeTasks for one sweep: {report:#}");
+    let not_asked = report["clusters_not_asked"].as_array().unwrap();
+    assert_eq!(not_asked.len(), 41 - MAX_CLUSTERS, "{report:#}");
+    assert!(not_asked.iter().all(|c| c.as_str().unwrap().contains(":cluster/forged")), "{report:#}");
+    for task in &real {
+        assert!(!names_task(report, "unknown", task), "the real cluster was not asked about: {report:#}");
+        assert_eq!(setup.records_of(task).await.unwrap().len(), 3);
+    }
 }
 
 /// Orphan reads per sweep (ECSSD_ORPHAN_READS_PER_SWEEP's default).
