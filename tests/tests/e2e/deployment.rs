@@ -949,13 +949,14 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
         // SQS targets take a resource-based policy, not a role.
         assert!(target.get("RoleArn").is_none(), "{target}");
 
-        // One policy per queue: only the rule may send to either, and nobody else to the queue whatever
-        // their own policies allow (an explicit Deny wins), as a message is ECS's word.
+        // One policy per queue: only the rule may send to either, and nobody else whatever their own
+        // policies allow (an explicit Deny wins): a message is ECS's word (issue 27: the dead-letter
+        // queue had no Deny).
         let from_the_rule =
             |test: &str| serde_json::json!({test: {"aws:SourceArn": get_att("TaskStoppedRule", "Arn")}});
         let policies = stack.resources_of("AWS::SQS::QueuePolicy");
         assert_eq!(policies.len(), 2, "{policies:?}");
-        for (queue, denies_others) in [("TaskStops", true), ("TaskStopsDeadLetters", false)] {
+        for queue in ["TaskStops", "TaskStopsDeadLetters"] {
             let (_, policy) = policies
                 .iter()
                 .find(|(_, p)| p["Properties"]["Queues"] == serde_json::json!([reference(queue)]))
@@ -966,13 +967,11 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
                 "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
                 "Resource": get_att(queue, "Arn"), "Condition": from_the_rule("ArnEquals"),
             });
-            let mut expected = vec![allow];
-            if denies_others {
-                expected.push(serde_json::json!({
-                    "Sid": "NobodyElseSends", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
-                    "Resource": get_att(queue, "Arn"), "Condition": from_the_rule("ArnNotEquals"),
-                }));
-            }
+            let deny = serde_json::json!({
+                "Sid": "NobodyElseSends", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
+                "Resource": get_att(queue, "Arn"), "Condition": from_the_rule("ArnNotEquals"),
+            });
+            let expected = vec![allow, deny];
             assert_eq!(statements, &expected, "{queue}");
         }
     }
