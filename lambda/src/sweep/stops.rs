@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ecssd_records::{RecordSet, RecordStore, withdraw};
+use ecssd_records::{Change, RecordSet, RecordStore, withdraw};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
@@ -93,7 +93,20 @@ pub async fn check_and_stop<S: RecordStore, F: Fleet>(
                 tracing::warn!(task = %task.task_arn, %reason, "stopped an unhealthy task");
                 report.stopped.push(Finding::new(task.task_arn, reason));
             }
-            Err(e) => report.errors.push(format!("stopping {}: {e}", task.task_arn)),
+            Err(e) => {
+                // The task runs on: its records go back, or it would serve without DNS until its
+                // sidecar heals them.
+                let restore = vec![current.iter().cloned().map(Change::create).collect()];
+                let failed =
+                    apply(store, restore, false, Fallback::ExactOnly, deadline, &mut report.errors).await;
+                let records = if failed.is_empty() {
+                    "its records were put back"
+                } else {
+                    "putting its records back failed"
+                };
+                tracing::error!(task = %task.task_arn, error = %e, records, "stopping an unhealthy task failed");
+                report.errors.push(format!("stopping {}: {e}; {records}", task.task_arn));
+            }
         }
     }
 }

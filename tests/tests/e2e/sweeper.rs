@@ -339,6 +339,29 @@ async fn unhealthy_tasks_are_withdrawn_and_stopped_within_the_limits() {
     }
 }
 
+/// Issue 27: the sweeper withdraws an unhealthy task's records, then stops it; when StopTask fails
+/// the task runs on, and used to run without DNS. Its records are put back, and the report says so.
+#[tokio::test]
+async fn a_task_whose_stop_fails_gets_its_records_back() {
+    let setup = SweepBed::start().await.unwrap();
+    setup.fleet.cluster("c").await.unwrap();
+    let host = setup.fleet.loopback_host("c").await.unwrap();
+    let mut tasks = serving(&setup, &host, "_web._tcp", &[Behaviour::Status(200); 3]).await;
+    tasks.extend(serving(&setup, &host, "_web._tcp", &[Behaviour::Status(500)]).await);
+    let before = setup.records().await.unwrap();
+    let fault = serde_json::json!({"ecs": {"errors": [[400, "ClientException", "StopTask"]]}});
+    setup.moto.set_faults(fault).await.unwrap();
+
+    let run = sweep_once(&setup.env(&HEALTH), &[]).await.unwrap();
+    assert!(run.success, "{}", run.stderr);
+    let report = &run.report;
+    let unhealthy = &tasks[3].0;
+    assert_eq!(setup.fleet.status(unhealthy).await.unwrap().0, "RUNNING");
+    assert_eq!(setup.records().await.unwrap(), before, "the records were not put back: {report:#}");
+    let errors = report["errors"].to_string();
+    assert!(errors.contains("its records were put back"), "{report:#}");
+}
+
 #[tokio::test]
 async fn when_most_checks_fail_the_checker_is_suspected_and_nothing_stops() {
     let setup = SweepBed::start().await.unwrap();
