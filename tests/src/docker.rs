@@ -278,10 +278,13 @@ pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
             container.labels.as_ref().and_then(|l| l.get(TEST_LABEL)).and_then(|p| p.parse::<u32>().ok());
         let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
         if !alive && let Some(id) = container.id {
-            docker
-                .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
-                .await?;
-            removed += 1;
+            let options = RemoveContainerOptions { force: true, ..Default::default() };
+            match docker.remove_container(&id, Some(options)).await {
+                Ok(()) => removed += 1,
+                // Another process (a parallel test, a demo's cleanup) removed it first.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
     }
     Ok(removed)

@@ -6,7 +6,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 
 use crate::clients::Clients;
 use crate::deadline::Deadline;
-use crate::report::{now_ms, print_json};
+use crate::report::{capped_for_log, now_ms, print_json};
 use crate::sweep::{Report, sweep};
 use crate::zone_settings::negative_caching::{self, ZoneName};
 
@@ -14,12 +14,12 @@ use crate::zone_settings::negative_caching::{self, ZoneName};
 const SCHEDULED_SOURCE: &str = "aws.events";
 const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 
-/// Serves one scheduled event.
+/// Serves one scheduled event; answers with the report as it is logged (long lists cut to fit).
 pub async fn handle(
     clients: &Clients,
     event: EventBridgeEvent<serde_json::Value>,
     deadline: Deadline,
-) -> anyhow::Result<Report> {
+) -> anyhow::Result<serde_json::Value> {
     let source = event.source.as_str();
     anyhow::ensure!(
         source == SCHEDULED_SOURCE && event.detail_type == SCHEDULED_DETAIL_TYPE,
@@ -29,7 +29,7 @@ pub async fn handle(
     );
     let left_ms = deadline.left().as_millis() as u64;
     tracing::info!(source, detail_type = %event.detail_type, left_ms, "sweep triggered");
-    run(clients, deadline).await
+    Ok(capped_for_log(serde_json::to_value(run(clients, deadline).await?)?))
 }
 
 /// One sweep, with the zone's negative caching checked; the report is logged, and its metrics printed
@@ -56,7 +56,7 @@ pub async fn run(clients: &Clients, deadline: Deadline) -> anyhow::Result<Report
         Err(e) => report.errors.push(format!("reading the zone's SOA (negative caching): {e}")),
     }
     report.api_calls = clients.calls_since(&before);
-    tracing::info!(report = %serde_json::to_string(&report)?, "sweep finished");
+    tracing::info!(report = %capped_for_log(serde_json::to_value(&report)?), "sweep finished");
     print_json(&report.emf(now_ms()));
     Ok(report)
 }

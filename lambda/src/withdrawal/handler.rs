@@ -6,7 +6,7 @@ use aws_lambda_events::sqs::SqsEvent;
 
 use crate::clients::Clients;
 use crate::deadline::Deadline;
-use crate::report::{now_ms, print_json};
+use crate::report::{capped_for_log, now_ms, print_json};
 use crate::withdrawal::stop_events::{self, BatchResponse, QueueBatch, QueueMessage};
 
 /// Serves one batch.
@@ -24,7 +24,7 @@ pub async fn handle(clients: &Clients, event: SqsEvent, deadline: Deadline) -> a
     let mut report =
         stop_events::handle(&clients.zone, &clients.fleet, &clients.config, batch, deadline).await;
     report.api_calls = clients.calls_since(&before);
-    tracing::info!(report = %serde_json::to_string(&report)?, "task stop events handled");
+    tracing::info!(report = %capped_for_log(serde_json::to_value(&report)?), "task stop events handled");
     print_json(&report.emf(now_ms()));
     Ok(report.response())
 }
