@@ -1220,9 +1220,72 @@ fn template_parameters_take_only_what_the_binaries_accept() {
     let refused = ["health", "", "/a b", "/a\tb", "/<x>", "/ä", "/a#b", "/a\\b"];
     assert_eq!(pattern_allows(path_pattern, &taken), vec![true; taken.len()], "{taken:?}");
     assert_eq!(pattern_allows(path_pattern, &refused), vec![false; refused.len()], "{refused:?}");
-    // What the sweeper checks (lambda/src/config.rs): a leading /, no whitespace or control character,
-    // and a valid HTTP path and query.
+    // The sweeper's own check (lambda/src/config.rs), run on what the pattern takes.
     for path in taken {
-        assert!(hyper::http::uri::PathAndQuery::try_from(path).is_ok(), "{path}");
+        assert!(sweeper_takes(&["--health-check-path", path]), "{path}");
     }
+
+    // Every other parameter a function reads: whatever the template takes, the binary takes.
+    let (owner_48, owner_49) = ("a".repeat(48), "a".repeat(49));
+    let checks: [(&str, &[&str], &TakesValue); 4] = [
+        (
+            "DomainName",
+            &[
+                "servicediscovery.internal",
+                "sd.internal",
+                "a.example-corp.com",
+                "internal",
+                "-a.b",
+                "A.b",
+                "a..b",
+                "a.b.",
+                "_x.b",
+            ],
+            &|v| v.parse::<ecssd_records::Domain>().is_ok() && sweeper_takes(&["--domain", v]),
+        ),
+        (
+            "MaxStopFraction",
+            &["0", "0.5", "1", "1.0", "0.25", "1.5", "2", ".5", "-0.1", "abc", "1e-1"],
+            &|v| sweeper_takes(&["--max-stop-fraction", v]),
+        ),
+        (
+            "Clusters",
+            &["web", "batch_2", "a-b", "", "web,batch", "arn:aws:ecs:us-east-1:1:cluster/web", "a b"],
+            &|v| sweeper_takes(&["--clusters", v]),
+        ),
+        ("OwnerId", &["default", "team-a", &owner_48, &owner_49, "A"], &|v| {
+            sweeper_takes(&["--owner-id", v])
+        }),
+    ];
+    for (parameter, values, binary_takes) in checks {
+        let pattern = template["Parameters"][parameter]["AllowedPattern"].as_str().unwrap();
+        for (value, allowed) in values.iter().zip(pattern_allows(pattern, values)) {
+            assert!(
+                !allowed || binary_takes(value),
+                "{parameter}={value:?}: the template takes it, a binary refuses it"
+            );
+        }
+    }
+    // Numbers: the template's bounds are inside what the sweeper takes.
+    for (parameter, flag) in [
+        ("AgentMaxDeleteFraction", "--agent-max-delete-fraction"),
+        ("OrphanReadsPerSweep", "--orphan-reads-per-sweep"),
+        ("NegativeTtlLimit", "--negative-ttl-limit"),
+    ] {
+        let declared = &template["Parameters"][parameter];
+        for bound in ["MinValue", "MaxValue", "Default"] {
+            let value = declared[bound].to_string();
+            assert!(sweeper_takes(&[flag, &value]), "{parameter} {bound} {value}: the sweeper refuses it");
+        }
+    }
+}
+
+/// Whether a binary takes a parameter's value.
+type TakesValue = dyn Fn(&str) -> bool;
+
+/// Whether the sweeper's configuration takes these flags (parsed and validated as at start).
+fn sweeper_takes(args: &[&str]) -> bool {
+    use clap::Parser;
+    let all = std::iter::once("bootstrap").chain(args.iter().copied());
+    ecssd_lambda::Config::try_parse_from(all).is_ok_and(|config| config.validate().is_ok())
 }
