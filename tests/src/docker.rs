@@ -281,8 +281,9 @@ pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
             let options = RemoveContainerOptions { force: true, ..Default::default() };
             match docker.remove_container(&id, Some(options)).await {
                 Ok(()) => removed += 1,
-                // Another process (a parallel test, a demo's cleanup) removed it first.
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                // Another process (a parallel test, a demo's cleanup) removed it first (404) or is
+                // removing it (409, "removal of container … is already in progress").
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
