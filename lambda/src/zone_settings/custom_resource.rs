@@ -9,11 +9,11 @@
 //! `PhysicalResourceId` that stays the same for the same resource, within 4,096 bytes. This module
 //! reads the request and decides the answer; the caller sends it.
 
-use ecssd_records::{Domain, OwnerId, RecordStore, SoaStore};
+use ecssd_records::SoaStore;
 use serde::{Deserialize, Serialize};
 
 use crate::deadline::Deadline;
-use crate::zone_settings::{emptying, negative_caching};
+use crate::zone_settings::negative_caching;
 
 /// The request fields this resource reads (others are ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -98,26 +98,11 @@ fn properties(request: &Request) -> Result<Properties<'_>, String> {
     Ok(Properties { zone_id, negative_cache_ttl })
 }
 
-/// The zone this function was deployed for, and whose records in it are ecssd's.
-#[derive(Debug, Clone, Copy)]
-pub struct ServedZone<'a> {
-    pub id: &'a str,
-    pub domain: &'a Domain,
-    pub owner: &'a OwnerId,
-}
-
-/// Handles one request against `zone` (the zone this function was deployed for): Create and Update set
-/// the negative-caching time; Delete (the stack deletes the zone it created, which Route53 allows only
-/// once it holds nothing but its SOA and NS) empties it of this owner's records, and fails naming the
-/// records it leaves. Never fails itself: a problem is a FAILED answer that names it, so the stack
-/// operation stops with the reason instead of waiting.
-pub async fn handle(
-    zone: &(impl SoaStore + RecordStore),
-    served: ServedZone<'_>,
-    request: &Request,
-    deadline: &Deadline,
-) -> Response {
-    let zone_id = served.id;
+/// Handles one request against `zone` (the zone this function was deployed for, `zone_id`): Create and
+/// Update set the negative-caching time, Delete leaves the SOA as it is (the zone goes with the stack,
+/// and a short negative TTL harms nothing if only this resource goes). Never fails: a problem is a
+/// FAILED answer that names it, so the stack operation stops with the reason instead of waiting.
+pub async fn handle(zone: &impl SoaStore, zone_id: &str, request: &Request, deadline: &Deadline) -> Response {
     let physical_resource_id = format!("{zone_id}/negative-caching");
     let answer = |status, reason: Option<String>, physical_resource_id: String| Response {
         status,
@@ -130,20 +115,7 @@ pub async fn handle(
     if request.request_type == RequestType::Delete {
         // The id must be the one answered before, whatever it was.
         let id = request.physical_resource_id.clone().unwrap_or(physical_resource_id);
-        let ours = properties(request).is_ok_and(|p| p.zone_id == zone_id);
-        if !ours {
-            return answer(Status::Success, None, id);
-        }
-        return match emptying::empty_of_ours(zone, served.domain, served.owner, *deadline).await {
-            Ok(deleted) => {
-                tracing::info!(deleted, "the zone was emptied of ecssd's records for the stack's delete");
-                answer(Status::Success, None, id)
-            }
-            Err(problem) => {
-                tracing::error!(%problem, "the zone cannot be emptied for the stack's delete");
-                answer(Status::Failed, Some(problem), id)
-            }
-        };
+        return answer(Status::Success, None, id);
     }
     let outcome = match properties(request) {
         Err(problem) => Err(problem),
@@ -216,9 +188,7 @@ mod tests {
     }
 
     async fn run(zone: &MemoryZone, request: &Request) -> Response {
-        let (domain, owner) = ("sd.internal".parse().unwrap(), "default".parse().unwrap());
-        let served = ServedZone { id: "Z1", domain: &domain, owner: &owner };
-        handle(zone, served, request, &Deadline::after(Duration::from_secs(10))).await
+        handle(zone, "Z1", request, &Deadline::after(Duration::from_secs(10))).await
     }
 
     #[tokio::test]
@@ -237,7 +207,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_to_the_same_value_writes_nothing_and_delete_of_an_empty_zone_only_reads() {
+    async fn update_to_the_same_value_writes_nothing_and_delete_touches_nothing() {
         let zone = MemoryZone::new([]);
         let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": 30});
         assert_eq!(run(&zone, &request("Update", props.clone())).await.status, Status::Success);
@@ -249,30 +219,7 @@ mod tests {
             (deleted.status, deleted.physical_resource_id.as_str()),
             (Status::Success, "Z1/negative-caching")
         );
-        assert!(zone.calls().iter().all(|call| *call != "change"), "{:?}", zone.calls());
-    }
-
-    /// Issue 27: the stack could not be deleted while its zone held records (Route53 deletes only an
-    /// empty zone). Delete empties it of this owner's records, and only those; what else is left is
-    /// named, and the stack's delete fails with it.
-    #[tokio::test]
-    async fn delete_empties_the_zone_of_this_owners_records_and_names_what_else_blocks_it() {
-        use crate::fixtures::{TASK_IDS, web_task_records};
-        let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "10"});
-        let ours = web_task_records("default", TASK_IDS[0]);
-        let zone = MemoryZone::new(ours.iter().cloned());
-        let deleted = run(&zone, &request("Delete", props.clone())).await;
-        assert_eq!((deleted.status, deleted.reason), (Status::Success, None));
-        assert!(zone.records().is_empty(), "{:?}", zone.records());
-
-        let theirs = web_task_records("other", TASK_IDS[1]);
-        let zone = MemoryZone::new(ours.iter().chain(theirs.iter()).cloned());
-        let refused = run(&zone, &request("Delete", props)).await;
-        assert_eq!(refused.status, Status::Failed);
-        let reason = refused.reason.unwrap();
-        assert!(reason.contains("the zone still holds 3 A, SRV or TXT records"), "{reason}");
-        assert!(reason.contains(&format!("{}.sd.internal. A", TASK_IDS[1])), "{reason}");
-        assert_eq!(zone.records(), theirs, "only this owner's records went");
+        assert!(zone.calls().is_empty(), "{:?}", zone.calls());
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest as Cf
 
 use crate::clients::Clients;
 use crate::deadline::Deadline;
-use crate::zone_settings::custom_resource::{self, Request, RequestType, Response, ServedZone};
+use crate::zone_settings::custom_resource::{self, Request, RequestType, Response};
 use crate::zone_settings::response_url;
 
 /// Time kept from the deadline to send the answer.
@@ -29,9 +29,7 @@ pub async fn handle(
             let destination = answer_to(&request.response_url, &request.stack_id)?;
             let within = deadline.earlier_by(ANSWER_RESERVE);
             let zone = &clients.zone;
-            let config = &clients.config;
-            let served = ServedZone { id: zone.zone_id(), domain: &config.domain, owner: &config.owner_id };
-            (destination, custom_resource::handle(zone, served, &request, &within).await)
+            (destination, custom_resource::handle(zone, zone.zone_id(), &request, &within).await)
         }
         Err(e) => {
             tracing::error!(error = %e, "a custom resource request that cannot be read");

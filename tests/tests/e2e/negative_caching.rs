@@ -7,14 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use ecssd_records::RecordStore;
 use ecssd_records::{RecordType, SoaStore};
 use ecssd_tests::cloudformation::{ResponseBucket, SIGNATURE, zone_negative_caching_request};
 use ecssd_tests::dns::{Answer, FOLLOW_INTERVAL, LiveDns};
 use ecssd_tests::docker::ContainerSpec;
-use ecssd_tests::ecs::seed;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, foreign_records, invoke, sweep_once};
+use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, sweep_once};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
 use serde_json::Value;
@@ -109,41 +107,6 @@ async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() 
     let answer = invoke(&lambda, &zone_negative_caching_request("Create", &expired.url, &zone, "10")).await;
     let output = format!("{answer:?}");
     assert!(output.contains("HTTP 403"), "{output}\n{}", lambda.function_output());
-}
-
-/// Issue 27: a stack whose zone held records could not be deleted (Route53 deletes only an empty
-/// zone, and the custom resource's Delete did nothing). Its Delete empties the zone of this owner's
-/// records and answers SUCCESS; with a record ecssd does not own left, it answers FAILED naming it,
-/// and that record stays.
-#[tokio::test]
-async fn the_stacks_delete_empties_the_zone_of_ecssds_records_and_names_what_else_is_left() {
-    let bed = SweepBed::start().await.unwrap();
-    let zone = bed.zone.zone_id().to_owned();
-    bed.fleet.cluster("c").await.unwrap();
-    let host = bed.fleet.host("c").await.unwrap();
-    bed.registered(&host, 2).await.unwrap();
-    let foreign = foreign_records();
-    seed(&bed.zone, vec![foreign.iter().cloned().collect()]).await.unwrap();
-    let bucket = ResponseBucket::start(200).await.unwrap();
-    let lambda = zone_settings(&bed, &bucket).await;
-
-    let refused = request(&lambda, &bucket, "Delete", &zone, "10").await;
-    assert_eq!(refused["Status"], "FAILED", "{refused}");
-    let reason = refused["Reason"].as_str().unwrap();
-    assert!(
-        reason.contains(&format!("the zone still holds {} A, SRV or TXT records", foreign.len())),
-        "{reason}"
-    );
-    assert!(reason.contains(foreign[0].key.name.as_str()), "{reason}");
-    let mut expected = foreign.clone();
-    expected.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(bed.records().await.unwrap(), expected, "only ecssd's records went");
-
-    for record in foreign {
-        bed.zone.apply(&[ecssd_records::Change::delete(record)]).await.unwrap();
-    }
-    let deleted = request(&lambda, &bucket, "Delete", &zone, "10").await;
-    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 }
 
 /// Issue 27: anyone allowed to invoke the function could make it PUT to any URL. A request naming a
