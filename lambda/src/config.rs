@@ -80,10 +80,11 @@ pub struct Config {
     #[arg(long, env = "ECSSD_MAX_CLUSTERS", default_value_t = 25)]
     pub max_clusters: usize,
 
-    /// Whether this function reaches the tasks' endpoints (it runs in their VPC). Without, the agent
-    /// rule cannot gather its evidence (a connection refused) and does not run: agent-silent tasks
-    /// keep their records, reported as unknown.
-    #[arg(long, env = "ECSSD_REACHES_TASKS", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Whether this function reaches the tasks' endpoints (it runs in their VPC: the template sets it
+    /// from SubnetIds). Without, the agent rule cannot gather its evidence (a connection refused; from
+    /// elsewhere a firewall's reject looks the same) and does not run: agent-silent tasks keep their
+    /// records, reported as unknown.
+    #[arg(long, env = "ECSSD_REACHES_TASKS", default_value_t = false, action = clap::ArgAction::Set)]
     pub reaches_tasks: bool,
 
     /// Largest fraction of the RUNNING tasks seen whose records one sweep deletes because their ECS
@@ -148,6 +149,11 @@ impl Config {
                 "--once (or a shell) runs one sweep; ECSSD_ROLE={} serves Lambda events only",
                 role.name()
             )),
+            (Some(Role::ZoneSettings), true) if self.keep_negative_ttl.is_none() => Err(
+                "the zone-settings function sets only its stack's NegativeCacheTtl: ECSSD_KEEP_NEGATIVE_TTL \
+                 must give it (the template sets it)"
+                    .into(),
+            ),
             (Some(role), true) => Ok(role),
             (None, true) => {
                 Err("ECSSD_ROLE must say which function this is: sweeper, withdrawer or zone-settings (the \
@@ -275,7 +281,13 @@ mod tests {
     fn inside_lambda_the_role_is_required_and_a_shell_only_sweeps() {
         assert_eq!(parse(&[]).role(false), Ok(Role::Sweeper));
         assert_eq!(parse(&["--role", "withdrawer"]).role(true), Ok(Role::Withdrawer));
-        assert_eq!(parse(&["--role", "zone-settings"]).role(true), Ok(Role::ZoneSettings));
+        assert_eq!(
+            parse(&["--role", "zone-settings", "--keep-negative-ttl", "10"]).role(true),
+            Ok(Role::ZoneSettings)
+        );
+        assert!(
+            parse(&["--role", "zone-settings"]).role(true).unwrap_err().contains("ECSSD_KEEP_NEGATIVE_TTL")
+        );
         assert!(parse(&[]).role(true).unwrap_err().contains("ECSSD_ROLE must say which function"));
         assert_eq!(parse(&["--once"]).role(true), Ok(Role::Sweeper), "--once inside Lambda's environment");
         let problem = parse(&["--once", "--role", "withdrawer"]).role(true).unwrap_err();

@@ -50,7 +50,10 @@ const LOG_LINE_MARGIN: usize = 4 * 1024;
 /// cut to its first entries, with `<field>_total` giving how many there were. Limits shrink (100, 10,
 /// 1, then none) until the line fits; counts are never cut.
 pub fn capped_for_log(report: serde_json::Value) -> serde_json::Value {
-    let fits = |value: &serde_json::Value| value.to_string().len() + LOG_LINE_MARGIN <= MAX_LOG_LINE_BYTES;
+    // Logged as a string field of a JSON line: measured as that string, its quotes escaped.
+    let fits = |value: &serde_json::Value| {
+        serde_json::Value::String(value.to_string()).to_string().len() + LOG_LINE_MARGIN <= MAX_LOG_LINE_BYTES
+    };
     if fits(&report) {
         return report;
     }
@@ -107,7 +110,8 @@ mod tests {
             serde_json::json!({"records_seen": 60_000, "disagreements": findings, "errors": ["one"]});
         assert!(report.to_string().len() > MAX_LOG_LINE_BYTES);
         let capped = capped_for_log(report);
-        assert!(capped.to_string().len() <= MAX_LOG_LINE_BYTES - LOG_LINE_MARGIN);
+        let logged = serde_json::Value::String(capped.to_string()).to_string();
+        assert!(logged.len() <= MAX_LOG_LINE_BYTES - LOG_LINE_MARGIN);
         assert_eq!(capped["disagreements"].as_array().unwrap().len(), 100);
         assert_eq!(capped["disagreements_total"], 20_000);
         assert_eq!(capped["records_seen"], 60_000);

@@ -146,6 +146,8 @@ pub fn base_env(moto: &Moto) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     env.push(("ECSSD_DOMAIN".into(), DOMAIN.into()));
     env.push(("ECSSD_LOG_LEVEL".into(), "info".into()));
+    // The bed's sweeper runs beside the tasks, as one in their VPC does: their endpoints are on loopback.
+    env.push(("ECSSD_REACHES_TASKS".into(), "true".into()));
     env
 }
 

@@ -142,7 +142,7 @@ pub async fn handle<S: RecordStore, F: Fleet>(
             }
         }
     }
-    let confirmed = unconfirmed_kept(fleet, tasks, messages_of, deadline, &mut report).await;
+    let confirmed = confirmed_by_ecs(fleet, tasks, messages_of, deadline, &mut report).await;
     let (tasks, messages_of): (Vec<_>, Vec<_>) = confirmed.into_iter().unzip();
     let outcomes = withdraw(store, &config.domain, &config.owner_id, &tasks, config.dry_run, deadline).await;
     for ((task, messages), outcome) in tasks.iter().zip(messages_of).zip(outcomes) {
@@ -166,7 +166,7 @@ pub async fn handle<S: RecordStore, F: Fleet>(
 
 /// The tasks (with their messages) ECS confirms stop; the others are reported, and their messages
 /// delivered again.
-async fn unconfirmed_kept<F: Fleet>(
+async fn confirmed_by_ecs<F: Fleet>(
     fleet: &F,
     tasks: Vec<TaskStateChange>,
     messages_of: Vec<Vec<String>>,

@@ -99,10 +99,18 @@ fn properties(request: &Request) -> Result<Properties<'_>, String> {
 }
 
 /// Handles one request against `zone` (the zone this function was deployed for, `zone_id`): Create and
-/// Update set the negative-caching time, Delete leaves the SOA as it is (the zone goes with the stack,
-/// and a short negative TTL harms nothing if only this resource goes). Never fails: a problem is a
-/// FAILED answer that names it, so the stack operation stops with the reason instead of waiting.
-pub async fn handle(zone: &impl SoaStore, zone_id: &str, request: &Request, deadline: &Deadline) -> Response {
+/// Update set the negative-caching time, to `configured` only (the stack's `NegativeCacheTtl`, given to
+/// the function too: anyone allowed to invoke it can send a request, and must not set another value);
+/// Delete leaves the SOA as it is (the zone goes with the stack, and a short negative TTL harms nothing
+/// if only this resource goes). Never fails: a problem is a FAILED answer that names it, so the stack
+/// operation stops with the reason instead of waiting.
+pub async fn handle(
+    zone: &impl SoaStore,
+    zone_id: &str,
+    configured: u32,
+    request: &Request,
+    deadline: &Deadline,
+) -> Response {
     let physical_resource_id = format!("{zone_id}/negative-caching");
     let answer = |status, reason: Option<String>, physical_resource_id: String| Response {
         status,
@@ -122,6 +130,11 @@ pub async fn handle(zone: &impl SoaStore, zone_id: &str, request: &Request, dead
         Ok(properties) if properties.zone_id != zone_id => Err(format!(
             "property ZoneId {:?} is not the zone this function serves ({zone_id:?}, its ECSSD_ZONE_ID)",
             properties.zone_id
+        )),
+        Ok(properties) if properties.negative_cache_ttl != configured => Err(format!(
+            "property NegativeCacheTtl {} is not the value this function's stack configured \
+             (ECSSD_KEEP_NEGATIVE_TTL={configured}): nothing changed",
+            properties.negative_cache_ttl
         )),
         Ok(properties) => negative_caching::set(zone, properties.negative_cache_ttl, deadline)
             .await
@@ -187,8 +200,24 @@ mod tests {
         .expect("a CloudFormation request")
     }
 
+    /// Handles `request` as the function of a stack configured with the value it asks for (10 when it
+    /// asks for none that can be read).
     async fn run(zone: &MemoryZone, request: &Request) -> Response {
-        handle(zone, "Z1", request, &Deadline::after(Duration::from_secs(10))).await
+        let configured = properties(request).map_or(10, |p| p.negative_cache_ttl);
+        handle(zone, "Z1", configured, request, &Deadline::after(Duration::from_secs(10))).await
+    }
+
+    /// Issue 27: anyone allowed to invoke the function could set the zone's negative caching to a day.
+    #[tokio::test]
+    async fn only_the_stacks_configured_value_is_set() {
+        let zone = MemoryZone::new([]);
+        let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "86400"});
+        let deadline = Deadline::after(Duration::from_secs(10));
+        let response = handle(&zone, "Z1", 10, &request("Create", props), &deadline).await;
+        assert_eq!(response.status, Status::Failed);
+        let reason = response.reason.unwrap();
+        assert!(reason.contains("NegativeCacheTtl 86400 is not the value this function's stack configured (ECSSD_KEEP_NEGATIVE_TTL=10)"), "{reason}");
+        assert!(zone.take_calls().is_empty(), "nothing read or changed");
     }
 
     #[tokio::test]

@@ -26,10 +26,12 @@ pub async fn handle(
         Ok(typed) => {
             let request = read(typed)?;
             // Checked before anything is done: a request whose answer cannot go back changes nothing.
-            let destination = answer_to(&request.response_url, &request.stack_id)?;
+            let destination = answer_to(&request.response_url)?;
             let within = deadline.earlier_by(ANSWER_RESERVE);
             let zone = &clients.zone;
-            (destination, custom_resource::handle(zone, zone.zone_id(), &request, &within).await)
+            // Checked at start (`Config::role`): the zone settings function is told its stack's value.
+            let configured = clients.config.keep_negative_ttl.unwrap_or_default();
+            (destination, custom_resource::handle(zone, zone.zone_id(), configured, &request, &within).await)
         }
         Err(e) => {
             tracing::error!(error = %e, "a custom resource request that cannot be read");
@@ -39,7 +41,7 @@ pub async fn handle(
                      RequestId, LogicalResourceId): {e}"
                 )
             })?;
-            (answer_to(&url, &response.stack_id)?, response)
+            (answer_to(&url)?, response)
         }
     };
     response_url::put(&destination, serde_json::to_vec(&response)?, &deadline)
@@ -48,11 +50,14 @@ pub async fn handle(
     Ok(response)
 }
 
-/// Where the answer to a request of stack `stack_id` goes, if `url` is one CloudFormation could give.
-fn answer_to(url: &str, stack_id: &str) -> anyhow::Result<hyper::Uri> {
+/// Where the answer goes, if `url` is one CloudFormation could give: S3 of this function's region (a
+/// custom resource's function is in its stack's region: "ServiceToken … from the same Region as the
+/// stack"), as Lambda sets `AWS_REGION`.
+fn answer_to(url: &str) -> anyhow::Result<hyper::Uri> {
+    let region = std::env::var("AWS_REGION").map_err(|_| anyhow::anyhow!("AWS_REGION is not set"))?;
     let s3_endpoint =
         std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")).ok();
-    response_url::destination(url, stack_id, s3_endpoint.as_deref()).map_err(anyhow::Error::msg)
+    response_url::destination(url, &region, s3_endpoint.as_deref()).map_err(anyhow::Error::msg)
 }
 
 /// The request's fields this resource reads.

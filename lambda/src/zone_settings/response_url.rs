@@ -3,9 +3,10 @@
 //! roots).
 //!
 //! Anyone allowed to invoke the function can name any URL, so the answer goes only where
-//! CloudFormation's can: an S3 endpoint of the stack's region (CloudFormation User Guide, "Custom
-//! resources": "a presigned Amazon S3 URL"; the documents name no bucket, so any bucket is taken, on
-//! S3's endpoints only), or the endpoint this process is told to use instead of AWS
+//! CloudFormation's can: an https endpoint of S3 in the function's region (CloudFormation User Guide,
+//! "Custom resources": "a presigned Amazon S3 URL"; the documents name no bucket, so any bucket is
+//! taken: the check keeps answers on S3, it cannot tell CloudFormation's bucket from another), or the
+//! endpoint this process is told to use instead of AWS
 //! (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`: the SDKs' documented override, which the tests'
 //! stand-in uses), with its scheme.
 //!
@@ -22,10 +23,10 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::deadline::Deadline;
 
-/// Where an answer to a request of stack `stack_id` may go: `url` if it is an https URL of S3 in the
-/// stack's region, or of `endpoint_override` (scheme, host and port alike); otherwise why not (the
-/// URL's query, which carries a signature, is never repeated).
-pub fn destination(url: &str, stack_id: &str, endpoint_override: Option<&str>) -> Result<hyper::Uri, String> {
+/// Where an answer may go: `url` if it is an https URL of S3 in `region`, or of `endpoint_override`
+/// (scheme, host and port alike); otherwise why not (the URL's query, which carries a signature, is
+/// never repeated).
+pub fn destination(url: &str, region: &str, endpoint_override: Option<&str>) -> Result<hyper::Uri, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("ResponseURL is not a URL: {e}"))?;
     let (scheme, host) = (uri.scheme_str().unwrap_or_default(), uri.host().unwrap_or_default());
     let overridden = endpoint_override.and_then(|e| e.parse::<hyper::Uri>().ok()).is_some_and(|endpoint| {
@@ -36,11 +37,6 @@ pub fn destination(url: &str, stack_id: &str, endpoint_override: Option<&str>) -
     if overridden {
         return Ok(uri);
     }
-    let region = stack_id
-        .split(':')
-        .nth(3)
-        .filter(|r| stack_id.starts_with("arn:") && !r.is_empty())
-        .ok_or_else(|| format!("StackId {stack_id:?} is not a stack ARN naming its region"))?;
     let dns = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
     let mut s3 = vec![
         format!("s3.{region}.{dns}"),
@@ -55,7 +51,7 @@ pub fn destination(url: &str, stack_id: &str, endpoint_override: Option<&str>) -
         return Ok(uri);
     }
     Err(format!(
-        "ResponseURL {scheme}://{host}{} is not an https URL of S3 in the stack's region {region} \
+        "ResponseURL {scheme}://{host}{} is not an https URL of S3 in the function's region {region} \
          (e.g. https://<bucket>.s3.{region}.{dns}/...): no answer sent there",
         uri.port().map(|p| format!(":{p}")).unwrap_or_default()
     ))
@@ -100,18 +96,18 @@ pub async fn put(uri: &hyper::Uri, body: Vec<u8>, deadline: &Deadline) -> Result
 mod tests {
     use super::*;
 
-    const STACK: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/ecssd/1";
+    const REGION: &str = "eu-west-1";
 
     /// Issue 27: the function used to PUT its answer to any https URL an invoker named.
     #[test]
-    fn answers_go_only_to_s3_of_the_stacks_region_or_the_overriding_endpoint() {
+    fn answers_go_only_to_s3_of_the_functions_region_or_the_overriding_endpoint() {
         for url in [
             "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/a?X-Amz-Signature=f",
             "https://cloudformation-custom-resource-response-euwest1.s3.eu-west-1.amazonaws.com/a",
             "https://bucket.s3-eu-west-1.amazonaws.com/a",
             "https://s3.eu-west-1.amazonaws.com/bucket/a",
         ] {
-            assert!(destination(url, STACK, None).is_ok(), "{url}");
+            assert!(destination(url, REGION, None).is_ok(), "{url}");
         }
         for url in [
             "http://bucket.s3.amazonaws.com/answer?X-Amz-Signature=f00d",
@@ -121,24 +117,21 @@ mod tests {
             "https://bucket.s3.eu-west-1.amazonaws.com:8443/answer",
             "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next",
         ] {
-            let error = destination(url, STACK, None).expect_err(url);
-            assert!(error.contains("is not an https URL of S3 in the stack's region eu-west-1"), "{error}");
+            let error = destination(url, REGION, None).expect_err(url);
+            assert!(
+                error.contains("is not an https URL of S3 in the function's region eu-west-1"),
+                "{error}"
+            );
             assert!(!error.contains("f00d") && !error.contains("X-Amz"), "{error}");
         }
         let stand_in = "http://127.0.0.1:4566";
-        assert!(destination("http://127.0.0.1:4566/answer", STACK, Some(stand_in)).is_ok());
-        assert!(destination("http://127.0.0.1:9001/answer", STACK, Some(stand_in)).is_err(), "another port");
+        assert!(destination("http://127.0.0.1:4566/answer", REGION, Some(stand_in)).is_ok());
+        assert!(destination("http://127.0.0.1:9001/answer", REGION, Some(stand_in)).is_err(), "another port");
         assert!(
-            destination("https://127.0.0.1:4566/answer", STACK, Some(stand_in)).is_err(),
+            destination("https://127.0.0.1:4566/answer", REGION, Some(stand_in)).is_err(),
             "another scheme"
         );
-        let china = "arn:aws-cn:cloudformation:cn-north-1:1:stack/ecssd/1";
-        assert!(destination("https://bucket.s3.cn-north-1.amazonaws.com.cn/a", china, None).is_ok());
-        assert!(destination("https://bucket.s3.amazonaws.com/a", china, None).is_err());
-        assert!(
-            destination("https://bucket.s3.amazonaws.com/a", "not-an-arn", None)
-                .unwrap_err()
-                .contains("StackId")
-        );
+        assert!(destination("https://bucket.s3.cn-north-1.amazonaws.com.cn/a", "cn-north-1", None).is_ok());
+        assert!(destination("https://bucket.s3.amazonaws.com/a", "cn-north-1", None).is_err());
     }
 }

@@ -18,13 +18,16 @@ use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
 use serde_json::Value;
 
 /// The zone-settings function: the workspace-built `bootstrap`, configured as the stack configures it
-/// (its role, the zone's domain and id, moto), with S3 at `bucket` (the stand-in of CloudFormation's
-/// response bucket).
-async fn zone_settings(bed: &SweepBed, bucket: &ResponseBucket) -> LambdaEmulator {
+/// (its role, its stack's `NegativeCacheTtl`, the zone's domain and id, moto), with S3 at `bucket`
+/// (the stand-in of CloudFormation's response bucket).
+async fn zone_settings(bed: &SweepBed, bucket: &ResponseBucket, negative_cache_ttl: &str) -> LambdaEmulator {
     let s3 = bucket.origin();
-    LambdaEmulator::start(&bed.env(&[("ECSSD_ROLE", "zone-settings"), ("AWS_ENDPOINT_URL_S3", &s3)]))
-        .await
-        .unwrap()
+    let env = bed.env(&[
+        ("ECSSD_ROLE", "zone-settings"),
+        ("ECSSD_KEEP_NEGATIVE_TTL", negative_cache_ttl),
+        ("AWS_ENDPOINT_URL_S3", &s3),
+    ]);
+    LambdaEmulator::start(&env).await.unwrap()
 }
 
 /// The zone's SOA as (TTL, MINIMUM, the value without its MINIMUM).
@@ -61,7 +64,7 @@ async fn the_stacks_custom_resource_sets_a_new_zones_negative_caching_and_answer
     let (ttl, minimum, rest) = soa(&bed).await;
     assert_eq!((ttl, minimum), (900, 86_400), "a zone as Route53 creates it");
     let bucket = ResponseBucket::start(200).await.unwrap();
-    let lambda = zone_settings(&bed, &bucket).await;
+    let lambda = zone_settings(&bed, &bucket, "10").await;
 
     let created = request(&lambda, &bucket, "Create", &zone, "10").await;
     assert_eq!(created["Status"], "SUCCESS", "{created}");
@@ -71,6 +74,9 @@ async fn the_stacks_custom_resource_sets_a_new_zones_negative_caching_and_answer
     assert!(created["StackId"].as_str().unwrap().starts_with("arn:aws:cloudformation:"));
     assert_eq!(soa(&bed).await, (10, 10, rest.clone()), "TTL and MINIMUM set, the rest kept");
 
+    // A stack update changes the function's configuration before CloudFormation sends the request.
+    drop(lambda);
+    let lambda = zone_settings(&bed, &bucket, "30").await;
     let updated = request(&lambda, &bucket, "Update", &zone, "30").await;
     assert_eq!(
         (updated["Status"].as_str(), updated["PhysicalResourceId"].as_str()),
@@ -90,10 +96,16 @@ async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() 
     let bed = SweepBed::start().await.unwrap();
     let zone = bed.zone.zone_id().to_owned();
     let bucket = ResponseBucket::start(200).await.unwrap();
-    let lambda = zone_settings(&bed, &bucket).await;
+    let lambda = zone_settings(&bed, &bucket, "10").await;
     for (zone_id, ttl, reason) in [
         ("Z0THERZONE", "10", "is not the zone this function serves"),
         (zone.as_str(), "ten", "NegativeCacheTtl must be a whole number of seconds from 0 to 86400"),
+        // Issue 27: anyone allowed to invoke the function could set the zone's negative caching to a day.
+        (
+            zone.as_str(),
+            "86400",
+            "is not the value this function's stack configured (ECSSD_KEEP_NEGATIVE_TTL=10)",
+        ),
     ] {
         let answer = request(&lambda, &bucket, "Create", zone_id, ttl).await;
         assert_eq!(answer["Status"], "FAILED", "{answer}");
@@ -103,7 +115,7 @@ async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() 
     // A response URL that refuses the answer (expired, say) fails the invocation, so Lambda's
     // retries of an asynchronous invocation try again.
     let expired = ResponseBucket::start(403).await.unwrap();
-    let lambda = zone_settings(&bed, &expired).await;
+    let lambda = zone_settings(&bed, &expired, "10").await;
     let answer = invoke(&lambda, &zone_negative_caching_request("Create", &expired.url, &zone, "10")).await;
     let output = format!("{answer:?}");
     assert!(output.contains("HTTP 403"), "{output}\n{}", lambda.function_output());
@@ -118,13 +130,13 @@ async fn an_answer_goes_only_to_an_s3_url() {
     let zone = bed.zone.zone_id().to_owned();
     let s3 = ResponseBucket::start(200).await.unwrap();
     let elsewhere = ResponseBucket::start(200).await.unwrap();
-    let lambda = zone_settings(&bed, &s3).await;
+    let lambda = zone_settings(&bed, &s3, "10").await;
     let answer = invoke(&lambda, &zone_negative_caching_request("Create", &elsewhere.url, &zone, "10")).await;
     assert!(elsewhere.uploads().is_empty(), "an answer went elsewhere: {:?}", elsewhere.uploads());
     // The emulator's report wraps lines in a frame: compare words only.
     let output =
         format!("{answer:?}").replace(['│', '×'], " ").split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(output.contains("is not an https URL of S3 in the stack's region"), "{output}");
+    assert!(output.contains("is not an https URL of S3 in the function's region"), "{output}");
     assert!(!output.contains(SIGNATURE), "the URL's signature was repeated: {output}");
     assert!(s3.uploads().is_empty());
     assert_eq!((soa(&bed).await.0, soa(&bed).await.1), (900, 86_400), "the zone was changed");
