@@ -315,10 +315,12 @@ fn the_sweep_limits_are_parameters_of_the_stack() {
     ] {
         assert_eq!(variables[variable], serde_json::json!({"Ref": name}), "{variable}: {variables}");
         let parameter = &template["Parameters"][name];
-        assert_eq!(parameter["Type"], "Number", "{name}: {parameter}");
         assert_eq!(default_of(parameter).parse::<f64>().unwrap(), default, "{name}: {parameter}");
+        // Bounds, listed values, or (whole numbers) a pattern: template_parameters_take_only_what_the_binaries_accept.
         let bounded = parameter["MinValue"].is_number() && parameter["MaxValue"].is_number();
-        assert!(bounded || parameter["AllowedValues"].is_array(), "{name} is constrained: {parameter}");
+        let constrained =
+            bounded || parameter["AllowedValues"].is_array() || parameter["AllowedPattern"].is_string();
+        assert!(constrained, "{name} is constrained: {parameter}");
         assert!(
             sweeper_group["Parameters"].as_array().unwrap().iter().any(|p| p == name),
             "{name} is in the Sweeper group: {sweeper_group}"
@@ -1103,8 +1105,11 @@ fn the_withdrawer_is_built_with_the_sweeper_but_is_not_the_sweeper() {
 fn a_zone_the_stack_creates_gets_a_short_negative_caching_time_and_a_given_zone_is_left_alone() {
     let stack = Stack::rendered(ALL_CLUSTERS);
     let parameter = &stack.template["Parameters"]["NegativeCacheTtl"];
-    assert_eq!(parameter["Type"], "Number");
-    assert_eq!((parameter["MinValue"].as_u64(), parameter["MaxValue"].as_u64()), (Some(0), Some(86_400)));
+    // Whole seconds from 0 to 86400 (the pattern is checked against the binaries elsewhere).
+    assert_eq!(
+        pattern_allows(parameter["AllowedPattern"].as_str().unwrap(), &["0", "86400", "86401", "1.5"]),
+        [true, true, false, false]
+    );
     // The harness's world is the deployed stack: its zone gets the same default.
     assert_eq!(default_of(parameter), ecssd_tests::world::STACK_NEGATIVE_TTL.to_string());
     let resource = stack.resource("ZoneNegativeCaching");
@@ -1266,12 +1271,30 @@ fn template_parameters_take_only_what_the_binaries_accept() {
             );
         }
     }
-    // Numbers: the template's bounds are inside what the sweeper takes.
+    // Whole numbers: a CloudFormation Number takes fractions (2.5), so these are patterns, and every
+    // value a pattern takes the binary takes.
+    let whole =
+        ["0", "1", "60", "100", "999", "1000", "1001", "86400", "86401", "2.5", "1e3", " 5", "-1", ""];
     for (parameter, flag) in [
-        ("AgentMaxDeleteFraction", "--agent-max-delete-fraction"),
         ("OrphanReadsPerSweep", "--orphan-reads-per-sweep"),
         ("NegativeTtlLimit", "--negative-ttl-limit"),
+        ("NegativeCacheTtl", "--keep-negative-ttl"),
     ] {
+        let pattern = template["Parameters"][parameter]["AllowedPattern"].as_str().unwrap();
+        let allowed = pattern_allows(pattern, &whole);
+        for (value, allowed) in whole.iter().zip(allowed) {
+            assert!(
+                !allowed || sweeper_takes(&[flag, value]),
+                "{parameter}={value:?}: the sweeper refuses it"
+            );
+        }
+        assert!(
+            !pattern_allows(pattern, &["2.5", "1e3", " 5", "-1", "", "86401"]).contains(&true),
+            "{parameter}"
+        );
+    }
+    // Numbers: the template's bounds are inside what the sweeper takes.
+    for (parameter, flag) in [("AgentMaxDeleteFraction", "--agent-max-delete-fraction")] {
         let declared = &template["Parameters"][parameter];
         for bound in ["MinValue", "MaxValue", "Default"] {
             let value = declared[bound].to_string();
