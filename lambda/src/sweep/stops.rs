@@ -16,6 +16,9 @@ use crate::sweep::report::{Finding, Report};
 use crate::sweep::tally::{CheckedTask, tally};
 use crate::sweep::verify::Target;
 
+/// Time kept from the deadline, when stopping a task, to put its records back if the stop fails.
+const RESTORE_RESERVE: Duration = Duration::from_secs(10);
+
 /// A living task whose every record ECS confirmed.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -88,7 +91,9 @@ pub async fn check_and_stop<S: RecordStore, F: Fleet>(
         }
         let reason: String =
             format!("ecssd health check failed: {}", task.reason).chars().take(255).collect();
-        match deadline.run(fleet.stop_task(&verified.cluster, &task.task_arn, &reason)).await {
+        // Time is kept to put the records back if the stop fails.
+        let stop_by = deadline.earlier_by(RESTORE_RESERVE);
+        match stop_by.run(fleet.stop_task(&verified.cluster, &task.task_arn, &reason)).await {
             Ok(()) => {
                 tracing::warn!(task = %task.task_arn, %reason, "stopped an unhealthy task");
                 report.stopped.push(Finding::new(task.task_arn, reason));

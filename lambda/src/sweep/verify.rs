@@ -2,8 +2,8 @@
 //! every task holding the sidecar's policy, so before the sweeper checks an endpoint, counts it healthy
 //! or stops its task, each SRV target must be one ECS confirms: the container and port the set
 //! identifier names exist on the task, the SRV's port is where ECS maps that port, the task's
-//! definition publishes that container port under that service (its `SERVICE_<port>_NAME`, read as the
-//! sidecar reads it), and the A record's address is the task's ENI (awsvpc) or its EC2 instance's
+//! definition publishes that container port under that service (its `SERVICE_<port>_NAME`, in what ECS
+//! states of it, parsed as the sidecar parses it), and the A record's address is the task's ENI (awsvpc) or its EC2 instance's
 //! private address (bridge and host modes).
 
 use std::net::Ipv4Addr;
@@ -118,9 +118,10 @@ pub fn verify(
     Ok(targets)
 }
 
-/// The services (`_name._proto`) a container publishes at `container_port`: its definition's
-/// environment with the task's overrides, and its Docker labels, read exactly as the sidecar reads
-/// its container's settings.
+/// The services (`_name._proto`) a container publishes at `container_port`, by what ECS states: its
+/// definition's environment with the task's environment overrides, and its Docker labels, parsed by
+/// the sidecar's own parser. What ECS does not show (the image's `ENV` and `LABEL`s, `environmentFiles`,
+/// secrets) is not seen: a target published only there is a disagreement, never checked.
 fn published(
     definition: &DefinitionFacts,
     facts: &TaskFacts,

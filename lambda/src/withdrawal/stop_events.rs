@@ -13,6 +13,7 @@
 //! for, keeps its records, and its messages are delivered again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use ecssd_records::RecordStore;
 use serde::Serialize;
@@ -164,8 +165,13 @@ pub async fn handle<S: RecordStore, F: Fleet>(
     report
 }
 
+/// How long to wait before asking ECS again about a task it reports running: ECS's API is eventually
+/// consistent (API Reference, "Request eventual consistency"), so DescribeTasks right after the event
+/// of a stop may still show the task as it was.
+const RECHECK_AFTER: Duration = Duration::from_secs(2);
+
 /// The tasks (with their messages) ECS confirms stop; the others are reported, and their messages
-/// delivered again.
+/// delivered again. A task ECS reports running is asked about once more, after [`RECHECK_AFTER`].
 async fn confirmed_by_ecs<F: Fleet>(
     fleet: &F,
     tasks: Vec<TaskStateChange>,
@@ -173,21 +179,11 @@ async fn confirmed_by_ecs<F: Fleet>(
     deadline: Deadline,
     report: &mut StopsReport,
 ) -> Vec<(TaskStateChange, Vec<String>)> {
-    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for task in &tasks {
-        by_cluster.entry(task.cluster_arn.as_str()).or_default().push(task.task.to_string());
-    }
-    let mut answers: BTreeMap<String, TaskAnswer> = BTreeMap::new();
-    let mut unanswered: BTreeMap<String, String> = BTreeMap::new();
-    for (cluster, arns) in by_cluster {
-        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
-            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
-                Ok(found) => answers.extend(found),
-                Err(e) => {
-                    unanswered.extend(chunk.iter().map(|arn| (arn.clone(), format!("asking ECS: {e}"))))
-                }
-            }
-        }
+    let (mut answers, mut unanswered) = describe(fleet, tasks.iter(), deadline).await;
+    let running = |task: &&TaskStateChange, answers: &BTreeMap<String, TaskAnswer>| matches!(answers.get(&task.task.to_string()), Some(TaskAnswer::Found(facts)) if !facts.stops());
+    let recheck: Vec<&TaskStateChange> = tasks.iter().filter(|task| running(task, &answers)).collect();
+    if !recheck.is_empty() && deadline.within(tokio::time::sleep(RECHECK_AFTER)).await.is_some() {
+        answers.extend(describe(fleet, recheck.into_iter(), deadline).await.0);
     }
     let mut confirmed = Vec::new();
     for (task, messages) in tasks.into_iter().zip(messages_of) {
@@ -211,6 +207,32 @@ async fn confirmed_by_ecs<F: Fleet>(
         }
     }
     confirmed
+}
+
+/// ECS's answers about `tasks`, one DescribeTasks per cluster and 100 tasks, and why it gave none
+/// about the others (by task ARN).
+async fn describe<'a, F: Fleet>(
+    fleet: &F,
+    tasks: impl Iterator<Item = &'a TaskStateChange>,
+    deadline: Deadline,
+) -> (BTreeMap<String, TaskAnswer>, BTreeMap<String, String>) {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for task in tasks {
+        by_cluster.entry(task.cluster_arn.as_str()).or_default().push(task.task.to_string());
+    }
+    let mut answers = BTreeMap::new();
+    let mut unanswered = BTreeMap::new();
+    for (cluster, arns) in by_cluster {
+        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
+            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
+                Ok(found) => answers.extend(found),
+                Err(e) => {
+                    unanswered.extend(chunk.iter().map(|arn| (arn.clone(), format!("asking ECS: {e}"))))
+                }
+            }
+        }
+    }
+    (answers, unanswered)
 }
 
 #[cfg(test)]
@@ -364,5 +386,63 @@ mod tests {
         assert_eq!(zone.records().len(), records.len(), "unknown is not gone");
         assert!(report.not_confirmed[0].reason.starts_with("asking ECS: "), "{report:?}");
         assert_eq!(report.retry, ["m0"]);
+    }
+
+    /// ECS answering as eventual consistency allows: RUNNING at first, STOPPED when asked again.
+    struct CatchingUp {
+        asked: std::sync::Mutex<usize>,
+    }
+
+    impl Fleet for CatchingUp {
+        async fn describe_tasks(
+            &self,
+            _cluster: &str,
+            arns: &[String],
+        ) -> Result<BTreeMap<String, TaskAnswer>, CallError> {
+            let mut asked = self.asked.lock().unwrap();
+            *asked += 1;
+            let status = if *asked == 1 { "RUNNING" } else { "STOPPED" };
+            Ok(arns.iter().map(|arn| (arn.clone(), task(status, None))).collect())
+        }
+
+        async fn describe_container_instances(
+            &self,
+            _: &str,
+            _: &[String],
+        ) -> Result<BTreeMap<String, crate::fleet::InstanceAnswer>, CallError> {
+            unreachable!("the withdrawer asks about tasks only")
+        }
+
+        async fn instances(
+            &self,
+            _: &[String],
+        ) -> Result<BTreeMap<String, crate::fleet::Ec2Facts>, CallError> {
+            unreachable!("the withdrawer asks about tasks only")
+        }
+
+        async fn stop_task(&self, _: &str, _: &str, _: &str) -> Result<(), CallError> {
+            unreachable!("the withdrawer stops nothing")
+        }
+
+        async fn task_definition(
+            &self,
+            _: &str,
+        ) -> Result<std::sync::Arc<crate::fleet::DefinitionFacts>, CallError> {
+            unreachable!("the withdrawer asks about tasks only")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stop_ecs_has_not_caught_up_with_yet_is_confirmed_when_asked_again() {
+        let [a, ..] = TASK_IDS;
+        let zone = MemoryZone::new(web_task_records("default", a).into_iter());
+        let fleet = CatchingUp { asked: std::sync::Mutex::new(0) };
+        let deadline = Deadline::after(std::time::Duration::from_secs(30));
+        let report =
+            handle(&zone, &fleet, &config("c"), batch(vec![event(a, CLUSTER_ARN, "STOPPED", 3)]), deadline)
+                .await;
+        assert_eq!(*fleet.asked.lock().unwrap(), 2, "asked again");
+        assert_eq!(report.withdrawn.len(), 1, "{report:?}");
+        assert!(zone.records().is_empty());
     }
 }
