@@ -26,13 +26,14 @@ pub const DESCRIBE_INSTANCES: Operation<DescribeInstancesError> =
 
 // ECS documents ServerException as "a server issue" (HTTP 500): transient. ClientException ("a
 // client action", e.g. missing permissions or an invalid identifier) and InvalidParameterException
-// cannot succeed on retry. ClusterNotFoundException is modeled for every call that names a cluster.
+// cannot succeed on retry. ClusterNotFoundException is modeled for every call that names a cluster
+// (DescribeTaskDefinition names none).
 macro_rules! ecs_classes {
-    ($err:expr, $enum:ident, $cluster_not_found:ident) => {{
+    ($err:expr, $enum:ident $(, $cluster_not_found:ident)?) => {{
         use $enum as E;
         Some(match $err {
             E::ServerException(_) => ErrorClass::Transient,
-            E::$cluster_not_found(_) => ErrorClass::NotFound,
+            $(E::$cluster_not_found(_) => ErrorClass::NotFound,)?
             E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
             _ => return None,
         })
@@ -47,15 +48,8 @@ fn describe_container_instances(err: &DescribeContainerInstancesError) -> Option
     ecs_classes!(err, DescribeContainerInstancesError, ClusterNotFoundException)
 }
 
-// DescribeTaskDefinition names no cluster: ServerException, ClientException and
-// InvalidParameterException only (ECS API reference, DescribeTaskDefinition, "Errors").
 fn describe_task_definition(err: &DescribeTaskDefinitionError) -> Option<ErrorClass> {
-    use DescribeTaskDefinitionError as E;
-    Some(match err {
-        E::ServerException(_) => ErrorClass::Transient,
-        E::ClientException(_) | E::InvalidParameterException(_) => ErrorClass::Permanent,
-        _ => return None,
-    })
+    ecs_classes!(err, DescribeTaskDefinitionError)
 }
 
 fn stop_task(err: &StopTaskError) -> Option<ErrorClass> {
@@ -72,10 +66,10 @@ mod tests {
 
     use super::*;
 
-    /// The errors ECS models for these calls (ClusterNotFoundException included: every one names a
+    /// The errors ECS models for these calls (ClusterNotFoundException for those that name a
     /// cluster), with their HTTP status and class.
     macro_rules! assert_ecs_classes {
-        ($op:expr, $enum:ident, $missing:ident) => {{
+        ($op:expr, $enum:ident $(, $missing:ident)?) => {{
             use $enum as E;
             let op = &$op;
             assert_eq!(
@@ -88,8 +82,10 @@ mod tests {
             );
             let invalid = E::InvalidParameterException(InvalidParameterException::builder().build());
             assert_eq!(class_of(op, invalid, 400), ErrorClass::Permanent);
-            let missing = E::$missing(ClusterNotFoundException::builder().build());
-            assert_eq!(class_of(op, missing, 400), ErrorClass::NotFound);
+            $(
+                let missing = E::$missing(ClusterNotFoundException::builder().build());
+                assert_eq!(class_of(op, missing, 400), ErrorClass::NotFound);
+            )?
             assert_generic_classes(op, |meta: ErrorMetadata| E::generic(meta));
         }};
     }
@@ -103,19 +99,7 @@ mod tests {
             ClusterNotFoundException
         );
         assert_ecs_classes!(STOP_TASK, StopTaskError, ClusterNotFoundException);
-        use DescribeTaskDefinitionError as E;
-        let op = &DESCRIBE_TASK_DEFINITION;
-        assert_eq!(
-            class_of(op, E::ServerException(ServerException::builder().build()), 500),
-            ErrorClass::Transient
-        );
-        assert_eq!(
-            class_of(op, E::ClientException(ClientException::builder().build()), 400),
-            ErrorClass::Permanent
-        );
-        let invalid = E::InvalidParameterException(InvalidParameterException::builder().build());
-        assert_eq!(class_of(op, invalid, 400), ErrorClass::Permanent);
-        assert_generic_classes(op, |meta: ErrorMetadata| E::generic(meta));
+        assert_ecs_classes!(DESCRIBE_TASK_DEFINITION, DescribeTaskDefinitionError);
     }
 
     #[test]

@@ -16,6 +16,8 @@ use ecssd_edge::retry::call_with_retry;
 use ecssd_edge::{CallCounter, Pacer};
 use ecssd_records::{CallError, RetryPolicy};
 
+use crate::deadline::Deadline;
+
 use ecssd_edge::ecs_errors::{
     DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASK_DEFINITION, DESCRIBE_TASKS, STOP_TASK,
 };
@@ -65,10 +67,9 @@ pub struct TaskFacts {
 }
 
 impl TaskFacts {
-    /// Whether ECS says the task stops: its desired or its last status is STOPPED (the rule a task
-    /// state change event is read by, `TaskStateChange::is_stopping`).
+    /// Whether ECS says the task stops, by the rule a task state change event is read by.
     pub fn stops(&self) -> bool {
-        self.desired_status == "STOPPED" || self.last_status == "STOPPED"
+        crate::withdrawal::task_event::stops(&self.desired_status, &self.last_status)
     }
 }
 
@@ -284,13 +285,7 @@ impl Fleet for AwsFleet {
             .unwrap_or_default()
             .iter()
             .filter_map(|container| {
-                let environment = container
-                    .environment()
-                    .iter()
-                    .filter_map(|pair| {
-                        Some((pair.name()?.to_owned(), pair.value().unwrap_or_default().to_owned()))
-                    })
-                    .collect();
+                let environment = environment_of(container.environment());
                 let labels = container.docker_labels().cloned().unwrap_or_default().into_iter().collect();
                 Some((container.name()?.to_owned(), DefinedContainer { environment, labels }))
             })
@@ -299,6 +294,59 @@ impl Fleet for AwsFleet {
         self.definitions.lock().unwrap_or_else(|e| e.into_inner()).insert(arn.to_owned(), facts.clone());
         Ok(facts)
     }
+}
+
+/// ECS's answers about tasks given as (cluster, task ARN), keyed by (cluster asked, task ARN): one
+/// DescribeTasks per cluster and 100 tasks. An answer counts only for the cluster it was asked about
+/// (one naming another cluster is dropped); a call that fails leaves its tasks unanswered, and is
+/// returned with its cluster and tasks.
+pub async fn describe_by_cluster<'a, F: Fleet>(
+    fleet: &F,
+    tasks: impl IntoIterator<Item = (&'a str, String)>,
+    deadline: Deadline,
+) -> (BTreeMap<(String, String), TaskAnswer>, Vec<UnansweredTasks>) {
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (cluster, arn) in tasks {
+        by_cluster.entry(cluster).or_default().push(arn);
+    }
+    let mut answers = BTreeMap::new();
+    let mut unanswered = Vec::new();
+    for (cluster, arns) in by_cluster {
+        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
+            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
+                Ok(found) => {
+                    for (arn, answer) in found {
+                        let elsewhere = matches!(&answer, TaskAnswer::Found(f) if f.cluster_arn != cluster);
+                        if !elsewhere {
+                            answers.insert((cluster.to_owned(), arn), answer);
+                        }
+                    }
+                }
+                Err(error) => unanswered.push(UnansweredTasks {
+                    cluster: cluster.to_owned(),
+                    arns: chunk.to_vec(),
+                    error,
+                }),
+            }
+        }
+    }
+    (answers, unanswered)
+}
+
+/// A DescribeTasks call that failed: its cluster, the tasks it asked about, and why.
+#[derive(Debug)]
+pub struct UnansweredTasks {
+    pub cluster: String,
+    pub arns: Vec<String>,
+    pub error: CallError,
+}
+
+/// Environment variables as ECS lists them (a definition's, or a task's overrides), by name.
+fn environment_of(pairs: &[aws_sdk_ecs::types::KeyValuePair]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .filter_map(|pair| Some((pair.name()?.to_owned(), pair.value().unwrap_or_default().to_owned())))
+        .collect()
 }
 
 /// The facts the sweeper uses from one DescribeTasks entry.
@@ -339,16 +387,7 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
         .map(|o| o.container_overrides())
         .unwrap_or_default()
         .iter()
-        .filter_map(|container| {
-            let environment = container
-                .environment()
-                .iter()
-                .filter_map(|pair| {
-                    Some((pair.name()?.to_owned(), pair.value().unwrap_or_default().to_owned()))
-                })
-                .collect();
-            Some((container.name()?.to_owned(), environment))
-        })
+        .filter_map(|container| Some((container.name()?.to_owned(), environment_of(container.environment()))))
         .collect();
     TaskFacts {
         cluster_arn: cluster_arn.to_owned(),

@@ -30,15 +30,15 @@ fn main() -> ExitCode {
         }
     };
     let failed = format!("ecssd bootstrap ({}) failed", role.name());
-    ecssd_edge::cli::block_on(&failed, start(config, role))
+    ecssd_edge::cli::block_on(&failed, start(config, role, in_lambda))
 }
 
-async fn start(config: Config, role: Role) -> anyhow::Result<()> {
+async fn start(config: Config, role: Role, in_lambda: bool) -> anyhow::Result<()> {
     let clients = &connect(config).await?;
     let limit = Duration::from_secs(clients.config.time_limit_seconds);
     let deadline = move |context: &lambda_runtime::Context| Deadline::of_invocation(context.deadline, limit);
     let served = match role {
-        Role::Sweeper if clients.config.once || std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() => {
+        Role::Sweeper if clients.config.once || !in_lambda => {
             let report = sweep::handler::run(clients, Deadline::within_limit(limit)).await?;
             print_json(&serde_json::to_value(&report)?);
             return Ok(());

@@ -50,7 +50,7 @@ use self::stops::{Verified, check_and_stop};
 use self::verify::{Target, cluster_to_ask, verify};
 use crate::config::Config;
 use crate::deadline::Deadline;
-use crate::fleet::{DefinitionFacts, ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
+use crate::fleet::{DefinitionFacts, Fleet, TaskAnswer, describe_by_cluster};
 use crate::report::Finding;
 
 /// What ECS said in this sweep: about the tasks, and about their task definitions.
@@ -269,26 +269,9 @@ async fn describe_tasks<F: Fleet>(
     deadline: Deadline,
     errors: &mut Vec<String>,
 ) -> Answers {
-    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for task in tasks {
-        by_cluster.entry(task.cluster.as_str()).or_default().push(task.arn());
-    }
-    let mut answers = BTreeMap::new();
-    for (cluster, arns) in by_cluster {
-        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
-            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
-                Ok(found) => {
-                    for (arn, answer) in found {
-                        let elsewhere = matches!(&answer, TaskAnswer::Found(f) if f.cluster_arn != cluster);
-                        if !elsewhere {
-                            answers.insert((cluster.to_owned(), arn), answer);
-                        }
-                    }
-                }
-                Err(e) => errors.push(format!("describing tasks of {cluster}: {e}")),
-            }
-        }
-    }
+    let asked = tasks.iter().map(|task| (task.cluster.as_str(), task.arn()));
+    let (answers, unanswered) = describe_by_cluster(fleet, asked, deadline).await;
+    errors.extend(unanswered.into_iter().map(|u| format!("describing tasks of {}: {}", u.cluster, u.error)));
     answers
 }
 

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::Config;
 use crate::deadline::Deadline;
-use crate::fleet::{ECS_DESCRIBE_LIMIT, Fleet, TaskAnswer};
+use crate::fleet::{Fleet, TaskAnswer, describe_by_cluster};
 use crate::report::{Finding, emf_line};
 use crate::withdrawal::task_event::{self, TaskStateChange};
 use crate::withdrawal::withdraw::{Outcome, withdraw};
@@ -209,29 +209,23 @@ async fn confirmed_by_ecs<F: Fleet>(
     confirmed
 }
 
-/// ECS's answers about `tasks`, one DescribeTasks per cluster and 100 tasks, and why it gave none
-/// about the others (by task ARN).
+/// ECS's answers about `tasks` by task ARN (each asked about in its event's cluster), and why it gave
+/// none about the others.
 async fn describe<'a, F: Fleet>(
     fleet: &F,
     tasks: impl Iterator<Item = &'a TaskStateChange>,
     deadline: Deadline,
 ) -> (BTreeMap<String, TaskAnswer>, BTreeMap<String, String>) {
-    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for task in tasks {
-        by_cluster.entry(task.cluster_arn.as_str()).or_default().push(task.task.to_string());
-    }
-    let mut answers = BTreeMap::new();
-    let mut unanswered = BTreeMap::new();
-    for (cluster, arns) in by_cluster {
-        for chunk in arns.chunks(ECS_DESCRIBE_LIMIT) {
-            match deadline.run(fleet.describe_tasks(cluster, chunk)).await {
-                Ok(found) => answers.extend(found),
-                Err(e) => {
-                    unanswered.extend(chunk.iter().map(|arn| (arn.clone(), format!("asking ECS: {e}"))))
-                }
-            }
-        }
-    }
+    let asked = tasks.map(|task| (task.cluster_arn.as_str(), task.task.to_string()));
+    let (answers, failed) = describe_by_cluster(fleet, asked, deadline).await;
+    let answers = answers.into_iter().map(|((_, arn), answer)| (arn, answer)).collect();
+    let unanswered = failed
+        .into_iter()
+        .flat_map(|u| {
+            let why = format!("asking ECS: {}", u.error);
+            u.arns.into_iter().map(move |arn| (arn, why.clone()))
+        })
+        .collect();
     (answers, unanswered)
 }
 

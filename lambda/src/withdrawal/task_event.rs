@@ -28,10 +28,16 @@ pub struct TaskStateChange {
 }
 
 impl TaskStateChange {
-    /// Whether ECS says the task stops: its desired status or its last status is STOPPED.
+    /// Whether ECS says the task stops, by [`stops`].
     pub fn is_stopping(&self) -> bool {
-        self.desired_status == "STOPPED" || self.last_status == "STOPPED"
+        stops(&self.desired_status, &self.last_status)
     }
+}
+
+/// Whether ECS says a task stops: its desired status or its last status is STOPPED (the rule for an
+/// event and for a DescribeTasks answer alike).
+pub fn stops(desired_status: &str, last_status: &str) -> bool {
+    desired_status == "STOPPED" || last_status == "STOPPED"
 }
 
 /// Why a queue message is not a task state change event ecssd can act on.
