@@ -6,11 +6,12 @@ use std::time::Duration;
 use clap::Parser;
 use ecssd_records::{Domain, OwnerId};
 
-/// ecssd's three Lambda functions in one binary, each told its role by ECSSD_ROLE: the sweeper
+/// ecssd's four Lambda functions in one binary, each told its role by ECSSD_ROLE: the sweeper
 /// (scheduled: deletes records of tasks and hosts that died without deregistering and, if enabled,
 /// health-checks endpoints and stops unhealthy tasks within safety limits), the withdrawer (deletes a
-/// stopped task's records, fed ECS task state change events through SQS) and the zone settings (the
-/// stack's custom resource setting the zone's negative caching). From a shell, `--once` runs one sweep
+/// stopped task's records, fed ECS task state change events through SQS), the zone settings (the
+/// stack's custom resource setting the zone's negative caching) and the batcher (writes registrations
+/// sidecars handed over while Route53 throttled them, many tasks to a request). From a shell, `--once` runs one sweep
 /// and prints the report.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bootstrap", version)]
@@ -128,7 +129,7 @@ pub struct Config {
     pub once: bool,
 }
 
-/// The stack's three functions.
+/// The stack's four functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
     /// Scheduled EventBridge events: one sweep each.
@@ -137,6 +138,9 @@ pub enum Role {
     Withdrawer,
     /// CloudFormation custom resource requests: sets the zone's negative caching.
     ZoneSettings,
+    /// SQS batches of the registration queue: writes the registrations sidecars handed over while
+    /// Route53 throttled them, many tasks to a request.
+    Batcher,
 }
 
 impl Config {
@@ -156,8 +160,8 @@ impl Config {
             ),
             (Some(role), true) => Ok(role),
             (None, true) => {
-                Err("ECSSD_ROLE must say which function this is: sweeper, withdrawer or zone-settings (the \
-                 stack's template sets it for each)"
+                Err("ECSSD_ROLE must say which function this is: sweeper, withdrawer, zone-settings or \
+                 batcher (the stack's template sets it for each)"
                     .into())
             }
         }
@@ -232,6 +236,7 @@ impl Role {
             Self::Sweeper => "sweeper",
             Self::Withdrawer => "withdrawer",
             Self::ZoneSettings => "zone-settings",
+            Self::Batcher => "batcher",
         }
     }
 }
@@ -292,6 +297,6 @@ mod tests {
         assert_eq!(parse(&["--once"]).role(true), Ok(Role::Sweeper), "--once inside Lambda's environment");
         let problem = parse(&["--once", "--role", "withdrawer"]).role(true).unwrap_err();
         assert!(problem.contains("ECSSD_ROLE=withdrawer serves Lambda events only"), "{problem}");
-        assert!(Config::try_parse_from(["bootstrap", "--role", "sweep"]).is_err(), "only the three names");
+        assert!(Config::try_parse_from(["bootstrap", "--role", "sweep"]).is_err(), "only the four names");
     }
 }

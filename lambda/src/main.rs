@@ -14,7 +14,7 @@ use ecssd_lambda::clients::Clients;
 use ecssd_lambda::deadline::Deadline;
 use ecssd_lambda::fleet::AwsFleet;
 use ecssd_lambda::report::print_json;
-use ecssd_lambda::{Config, Role, sweep, withdrawal, zone_settings};
+use ecssd_lambda::{Config, Role, batching, sweep, withdrawal, zone_settings};
 use ecssd_records::RetryPolicy;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -56,6 +56,14 @@ async fn start(config: Config, role: Role, in_lambda: bool) -> anyhow::Result<()
         Role::Withdrawer => {
             lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
                 withdrawal::handler::handle(clients, event.payload, deadline(&event.context))
+                    .await
+                    .map_err(failed)
+            }))
+            .await
+        }
+        Role::Batcher => {
+            lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
+                batching::handler::handle(clients, event.payload, deadline(&event.context))
                     .await
                     .map_err(failed)
             }))

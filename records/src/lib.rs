@@ -10,6 +10,8 @@
 //!   one answer to "which records may a task own" ([`TaskKeys`], [`Ownership::handed_over`]).
 //! - [`mod@desired`]: `desired(task)`, the records a task should own.
 //! - [`mod@plan`]: `plan(desired, current)`, the changes between two record sets.
+//! - [`handoff`]: a registration a sidecar hands to the batcher when the account's rate is spent, and
+//!   what the batcher checks before writing it.
 //! - [`batch`]: packing changes into Route53 requests within its limits.
 //! - [`provider`]: the narrow `RecordStore` trait reconcile code is generic over, and its error;
 //!   `SoaStore`, the zone's SOA.
@@ -21,6 +23,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod desired;
+pub mod handoff;
 pub mod memory;
 pub mod names;
 pub mod ownership;
@@ -36,6 +39,7 @@ pub use desired::{
     Desired, Endpoint, Rejected, SetIdentifierClaim, TaskRegistration, ZoneModel, desired,
     parse_set_identifier, parse_srv_value, set_identifier, srv_value,
 };
+pub use handoff::{Handoff, HandoffError};
 pub use names::{Domain, NameError, OwnerId, TaskArn, is_ecs_task_id};
 pub use ownership::{Ownership, OwnershipError, TaskKeys};
 pub use plan::{Action, Change, plan, withdraw};

@@ -62,7 +62,7 @@ impl TaskKeys {
 
 /// Whether `key` is an SRV record ecssd writes for task `task_id` of `owner`: inside the domain, its
 /// set identifier naming this task and this owner (or written before set identifiers carried the owner).
-fn is_srv_of(domain: &Domain, owner: &OwnerId, task_id: &str, key: &RecordKey) -> bool {
+pub(crate) fn is_srv_of(domain: &Domain, owner: &OwnerId, task_id: &str, key: &RecordKey) -> bool {
     let claim = key.set_identifier.as_deref().and_then(parse_set_identifier);
     key.record_type == RecordType::Srv
         && domain.contains(&key.name)

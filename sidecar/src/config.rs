@@ -103,6 +103,13 @@ pub struct Config {
     #[arg(long, env = "ECSSD_REFUSED_RETRY_SECONDS", default_value_t = crate::registrar::REFUSED_RETRY.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub refused_retry_seconds: u64,
 
+    /// URL of the registration queue (the stack's `RegistrationQueueUrl` output). When Route53 throttles
+    /// a registration, it is handed to the queue, and the batcher writes many tasks' registrations in one
+    /// request: a deploy of hundreds of tasks then costs about one request per task. Unset: the sidecar
+    /// retries Route53 itself.
+    #[arg(long, env = "ECSSD_REGISTRATION_QUEUE_URL", value_parser = parse_queue_url)]
+    pub registration_queue_url: Option<String>,
+
     /// Log format.
     #[arg(long, env = "ECSSD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -118,6 +125,19 @@ pub struct Config {
     /// Withdraw every record this task owns and exit (an operator's clean-up).
     #[arg(long)]
     pub deregister: bool,
+}
+
+/// An SQS queue URL: `https://` (or `http://`, for a local endpoint) and a path naming the queue.
+fn parse_queue_url(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    match rest.and_then(|r| r.split_once('/')) {
+        Some((host, path)) if !host.is_empty() && !path.is_empty() && !url.contains(char::is_whitespace) => {
+            Ok(url.to_owned())
+        }
+        _ => Err(format!(
+            "{url:?} is not an SQS queue URL (expected https://sqs.<region>.amazonaws.com/<account>/<queue>)"
+        )),
+    }
 }
 
 impl Config {

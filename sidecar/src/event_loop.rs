@@ -257,7 +257,12 @@ impl Sidecar {
             drain_seconds = drain.as_secs(),
             "withdrawn; draining so cached answers expire before the task stops"
         );
-        tokio::time::sleep(drain).await;
+        let late = async {
+            if let Some(worker) = self.worker.as_mut() {
+                worker.registrar.withdraw_late_handoffs().await;
+            }
+        };
+        tokio::join!(tokio::time::sleep(drain), late);
         tracing::info!("drained; exiting");
         Ok(())
     }
@@ -330,6 +335,9 @@ impl Sidecar {
                     // A read-back follows a request whose outcome was unclear: it may have written too.
                     if done.requests + done.reads > 0 {
                         healer.wrote();
+                    }
+                    if done.handed_over > 0 {
+                        healer.writes_by(now + registrar::HANDOFF_LANDS_WITHIN);
                     }
                     healer.repaired(done.changes);
                     // The first check runs right after the first convergence, or once Route53 can
@@ -525,6 +533,9 @@ impl Sidecar {
                 let (keys, reason, confirming) =
                     match healer.decide_on(&check.written, &check.absent, &answers) {
                         Next::Nothing => {
+                            if let Some(worker) = self.worker.as_mut() {
+                                worker.registrar.handoff_confirmed();
+                            }
                             tracing::debug!("DNS check: nothing to repair");
                             return Flow::Continue;
                         }

@@ -189,6 +189,14 @@ impl Worker {
                 "Route53 updated"
             );
         }
+        if done.handed_over > 0 {
+            tracing::info!(
+                endpoints = count,
+                changes = done.handed_over,
+                first_event_ns,
+                "Route53 is throttled: the registration was handed to the batcher"
+            );
+        }
         Ok(Resynced::Converged(done))
     }
 }

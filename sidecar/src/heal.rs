@@ -243,6 +243,12 @@ impl Healer {
         self.last_write = Some(Instant::now());
     }
 
+    /// A write that lands by `at` at the latest (a registration handed to the batcher): no check
+    /// until it could show.
+    pub fn writes_by(&mut self, at: Instant) {
+        self.last_write = Some(at);
+    }
+
     /// Until when no check may run: Route53 may not show the last write before then (asking about a
     /// name it does not show yet would make the resolver remember the name as absent), and a resolver
     /// may still answer with what the write replaced.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind};
 
+use ecssd_edge::RegistrationQueue;
 use ecssd_edge::logging::{self, Timestamps};
 use ecssd_sidecar::host_address::{HostLookup, METADATA_FILE_VARIABLE};
 use ecssd_sidecar::source::{self, Source, SourceClient};
@@ -17,6 +18,10 @@ fn main() -> ExitCode {
     logging::init(&config.log_level, config.log_format, Timestamps::Written);
     ecssd_edge::cli::block_on("ecssd sidecar stopped", start(config))
 }
+
+/// One attempt at handing a registration to the queue: SQS answers within milliseconds, and a sidecar
+/// that cannot hand over retries Route53 itself.
+const QUEUE_ATTEMPT: Duration = Duration::from_secs(2);
 
 async fn start(config: Config) -> anyhow::Result<()> {
     // First: from here on a stop signal is the sidecar's to handle, and one that could not hear it
@@ -37,7 +42,9 @@ async fn start(config: Config) -> anyhow::Result<()> {
         aws_sdk_ecs::Client::new(&api_sdk),
         aws_sdk_ec2::Client::new(&api_sdk),
     );
-    let deps = Deps { source, source_reason: why, route53: ecssd_edge::route53::client(&sdk), host };
+    let queue =
+        config.registration_queue_url.clone().map(|url| RegistrationQueue::new(&sdk, url, QUEUE_ATTEMPT));
+    let deps = Deps { source, source_reason: why, route53: ecssd_edge::route53::client(&sdk), host, queue };
     ecssd_sidecar::run(config, deps, shutdown).await?;
     Ok(())
 }

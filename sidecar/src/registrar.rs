@@ -6,18 +6,23 @@
 //! Route53 rejects that as stale, records survive from an earlier run, so it reads them back by name
 //! (never a zone scan) and plans again.
 //!
+//! When the account's Route53 rate is spent (the request was throttled) and a registration queue is
+//! configured, a change that only registers is handed to the batcher instead of retried
+//! ([`ecssd_records::handoff`]): one refused request per task, then a share of a batched one.
+//!
 //! When Route53 refuses a request for good (e.g. a name already holds its 100 multivalue records), the
 //! new SRV records are tried one by one, the way external-dns retries failed groups alone: the ones
 //! refused are held back, with a backoff of their own, and everything else is published.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ecssd_edge::RegistrationQueue;
 use ecssd_records::{
-    Backoff, BatchLimits, CallError, Desired, Endpoint, Ownership, OwnershipError, RecordKey, RecordSet,
-    RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys, TaskRegistration,
-    ZoneModel, batches, desired, plan,
+    Backoff, BatchLimits, CallError, Desired, Endpoint, Handoff, Ownership, OwnershipError, RecordKey,
+    RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys,
+    TaskRegistration, ZoneModel, batches, desired, plan,
 };
 use tokio::time::Instant;
 
@@ -52,6 +57,13 @@ pub async fn as_written<S: RecordStore>(
     Ok(true)
 }
 
+/// How long a handoff may wait for the batcher: it is not sent after this. Short, because a sidecar
+/// that stops meanwhile waits it out before checking that nothing it handed over landed late.
+pub const HANDOFF_LIFETIME: Duration = Duration::from_secs(15);
+
+/// A handoff lands within this, or never: its lifetime, and room for clocks that disagree.
+pub const HANDOFF_LANDS_WITHIN: Duration = HANDOFF_LIFETIME.saturating_add(Duration::from_secs(5));
+
 /// Registers one task's endpoints.
 #[derive(Debug)]
 pub struct Registrar<S> {
@@ -68,6 +80,11 @@ pub struct Registrar<S> {
     refused: BTreeMap<RecordKey, Refusal>,
     /// How long a refused record waits before it is tried again (jittered up to half as long again).
     refused_retry: Duration,
+    /// Where registrations go when the account's rate is spent, if anywhere.
+    queue: Option<RegistrationQueue>,
+    /// Until when a registration handed over may still land, once one was: a withdrawal made before
+    /// then is checked again after it ([`Registrar::withdraw_late_handoffs`]).
+    handed_until: Option<Instant>,
 }
 
 /// One SRV record Route53 refused, and when to try it again.
@@ -78,6 +95,9 @@ struct Refusal {
     /// Logged at error level once a minute while it lasts.
     gate: ReportGate,
 }
+
+/// Tries at withdrawing again after a handoff ([`Registrar::withdraw_late_handoffs`]).
+const LATE_WITHDRAWAL_ATTEMPTS: u32 = 5;
 
 /// How long a refused record waits before it is tried again. Mostly a name at Route53's limit of 100
 /// targets: a task waiting for room costs one request per wait, so 300 waiting tasks take half a
@@ -93,6 +113,9 @@ pub struct Converged {
     pub requests: usize,
     /// Times the task's records were read back from Route53.
     pub reads: usize,
+    /// Changes handed to the batcher (Route53 throttled the request): what the registrar now assumes
+    /// the zone holds, until a DNS check says otherwise.
+    pub handed_over: usize,
 }
 
 impl<S: RecordStore> Registrar<S> {
@@ -108,7 +131,15 @@ impl<S: RecordStore> Registrar<S> {
             rejected: Vec::new(),
             refused: BTreeMap::new(),
             refused_retry: REFUSED_RETRY,
+            queue: None,
+            handed_until: None,
         }
+    }
+
+    /// Hands registrations to `queue` when Route53 throttles them.
+    pub fn with_queue(mut self, queue: Option<RegistrationQueue>) -> Self {
+        self.queue = queue;
+        self
     }
 
     /// Tries refused records again after `wait` (jittered up to half as long again) instead of
@@ -197,6 +228,12 @@ impl<S: RecordStore> Registrar<S> {
                 self.accepted(&wanted);
                 Ok(done)
             }
+            Err(SidecarError::Route53(throttled @ CallError::Exhausted { throttled: true, .. })) => {
+                match self.hand_over(&wanted).await {
+                    Some(done) => Ok(done),
+                    None => Err(throttled.into()),
+                }
+            }
             Err(SidecarError::Route53(CallError::Permanent { operation, detail })) => {
                 // The zone is as before the refused request (see `converge_to`): the new SRV records
                 // are those it does not hold as wanted. Published ones are never held back.
@@ -220,6 +257,70 @@ impl<S: RecordStore> Registrar<S> {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// After Route53 throttled a change to `wanted`: hands it to the registration queue, if there is
+    /// one and the change only registers (a withdrawal is never handed over: it goes out first, from
+    /// here). `None` when it was not handed over; the caller's retry then goes to Route53.
+    async fn hand_over(&mut self, wanted: &RecordSet) -> Option<Converged> {
+        let queue = self.queue.as_ref()?;
+        let View::Known(current) = &self.view else { return None };
+        let changes = plan(wanted, current);
+        if changes.is_empty() || !Handoff::only_registers(&changes) {
+            return None;
+        }
+        let not_after = SystemTime::now() + HANDOFF_LIFETIME;
+        let not_after_ms = not_after.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let count = changes.len();
+        let handoff =
+            Handoff { owner: self.model.owner.clone(), task: self.task.clone(), not_after_ms, changes };
+        if let Err(problem) = queue.send(&handoff).await {
+            tracing::debug!(%problem, "could not hand the registration over; retrying Route53 itself");
+            return None;
+        }
+        tracing::debug!(changes = count, "Route53 is throttled: handed the registration to the batcher");
+        // Assumed written: a DNS check looks once it can show, and a handoff that did not land is read
+        // back and repaired from there. A later change planned from it that the zone does not match is
+        // refused whole, and read back.
+        self.view = View::Known(wanted.clone());
+        self.accepted(wanted);
+        self.handed_until = Some(Instant::now() + HANDOFF_LANDS_WITHIN);
+        Some(Converged { handed_over: count, ..Converged::default() })
+    }
+
+    /// On the way out, after the task's records were withdrawn: if a registration was handed over, it
+    /// may land after the withdrawal (the batcher may be slower than the sidecar). Waits until it can
+    /// no longer land, then reads the task's records back and withdraws what is there. Tries a few
+    /// times; the withdrawer and the sweeper remove what a sidecar killed meanwhile leaves.
+    pub async fn withdraw_late_handoffs(&mut self) {
+        let Some(until) = self.handed_until.take() else { return };
+        tracing::info!(
+            wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
+            "a registration handed to the batcher may still land: withdrawing again once it cannot"
+        );
+        tokio::time::sleep_until(until).await;
+        let mut pause = Backoff::new(RetryPolicy::default());
+        for _ in 0..LATE_WITHDRAWAL_ATTEMPTS {
+            self.invalidate();
+            match self.withdraw().await {
+                Ok(done) => {
+                    if done.changes > 0 {
+                        tracing::warn!(
+                            changes = done.changes,
+                            "withdrew records a handed-over registration wrote late"
+                        );
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "withdrawing after a handoff failed; trying again");
+                    tokio::time::sleep(pause.next_delay()).await;
+                }
+            }
+        }
+        tracing::warn!(
+            "could not check for a late handed-over registration; the withdrawer or the sweeper removes it"
+        );
     }
 
     /// After a permanent refusal: publishes everything but the new SRV records, then adds those one
@@ -297,9 +398,21 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Withdraws every record of the task.
+    /// Withdraws every record of the task. After a handoff that can no longer land, from a fresh read:
+    /// it may have landed unseen.
     pub async fn withdraw(&mut self) -> Result<Converged, SidecarError> {
+        if self.handed_until.is_some_and(|until| until <= Instant::now()) {
+            self.handed_until = None;
+            self.invalidate();
+        }
         self.converge_to(&RecordSet::new()).await
+    }
+
+    /// A DNS check found the zone as written: a handoff that can no longer land has landed.
+    pub fn handoff_confirmed(&mut self) {
+        if self.handed_until.is_some_and(|until| until <= Instant::now()) {
+            self.handed_until = None;
+        }
     }
 
     async fn converge_to(&mut self, wanted: &RecordSet) -> Result<Converged, SidecarError> {
@@ -438,7 +551,7 @@ mod tests {
     async fn a_task_lifetime_costs_one_call_to_register_and_one_to_withdraw() {
         let mut registrar = registrar(MemoryZone::default());
         let done = registrar.converge(vec![web(32768)]).await.unwrap();
-        assert_eq!(done, Converged { changes: 3, requests: 1, reads: 0 });
+        assert_eq!(done, Converged { changes: 3, requests: 1, ..Converged::default() });
         assert_eq!(registrar.converge(vec![web(32768)]).await.unwrap().requests, 0, "no change, no call");
         registrar.withdraw().await.unwrap();
         assert_eq!(calls(&registrar), ["change", "change"]);

@@ -30,6 +30,8 @@ pub struct Deps {
     pub route53: aws_sdk_route53::Client,
     /// Finding the host's address in bridge and host mode.
     pub host: crate::host_address::HostLookup,
+    /// Where registrations go when Route53 throttles them, if configured.
+    pub queue: Option<ecssd_edge::RegistrationQueue>,
 }
 
 /// How often the task's containers are listed again even without Docker events.
@@ -100,13 +102,22 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     tracing::info!(task = %identity.task, cluster = %identity.cluster, network_mode = ?identity.network_mode,
         %address, address_source = address_source.as_str(), zone_id = zone.zone_id(), domain = %config.domain,
         source = deps.source.source().as_str(), source_reason = deps.source_reason,
-        resolver = healer.as_ref().map(|h| h.resolver().address.to_string()), "ecssd sidecar starting");
+        resolver = healer.as_ref().map(|h| h.resolver().address.to_string()),
+        registration_queue = config.registration_queue_url.as_deref(), "ecssd sidecar starting");
+    if config.registration_queue_url.is_some() && healer.is_none() {
+        tracing::warn!(
+            "ECSSD_REGISTRATION_QUEUE_URL is set, but self-healing is off: registrations are not handed \
+            over (a DNS check confirms each handoff), and Route53 throttling is retried by the sidecar itself"
+        );
+    }
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     // Deregistering retries each call itself; the loop's calls are single attempts it retries.
     let store = if config.deregister { zone } else { zone.with_retry(ONE_ATTEMPT) };
     let mut registrar =
         Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address)
-            .with_refused_retry(config.refused_retry());
+            .with_refused_retry(config.refused_retry())
+            // A handoff is confirmed by the DNS checks: without them, none is made.
+            .with_queue(deps.queue.clone().filter(|_| healer.is_some() && !config.deregister));
     if healer.is_none() || config.deregister {
         // No DNS check will find what an earlier run of this task left: read it now (once).
         registrar.invalidate();

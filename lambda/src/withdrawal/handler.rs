@@ -7,20 +7,13 @@ use aws_lambda_events::sqs::SqsEvent;
 use crate::clients::Clients;
 use crate::deadline::Deadline;
 use crate::report::{capped_for_log, now_ms, print_json};
-use crate::withdrawal::stop_events::{self, BatchResponse, QueueBatch, QueueMessage};
+use crate::sqs_batch::{BatchResponse, QueueBatch};
+use crate::withdrawal::stop_events;
 
 /// Serves one batch.
 pub async fn handle(clients: &Clients, event: SqsEvent, deadline: Deadline) -> anyhow::Result<BatchResponse> {
-    let mut messages = Vec::with_capacity(event.records.len());
-    for record in event.records {
-        // A partial batch response names messages by id: a batch without one cannot be answered.
-        let message_id = record.message_id.filter(|id| !id.is_empty()).ok_or_else(|| {
-            anyhow::anyhow!("an SQS message without a messageId: not a batch Lambda's SQS poller sends")
-        })?;
-        messages.push(QueueMessage { message_id, body: record.body.unwrap_or_default() });
-    }
+    let batch = QueueBatch::of(event)?;
     let before = clients.calls();
-    let batch = QueueBatch { messages };
     let mut report =
         stop_events::handle(&clients.zone, &clients.fleet, &clients.config, batch, deadline).await;
     report.api_calls = clients.calls_since(&before);

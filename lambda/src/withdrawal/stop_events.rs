@@ -1,8 +1,6 @@
-//! One batch of the task-stop queue, as Lambda's SQS event source delivers it: each message's event is
-//! read, the stopping tasks of watched clusters are withdrawn together, and the messages to deliver
-//! again are named in a partial batch response. Lambda Developer Guide, "Using Lambda with Amazon SQS"
-//! (the event: `Records[].messageId`, `body`) and "Handling errors for an SQS event source in Lambda"
-//! (`batchItemFailures[].itemIdentifier`; the mapping needs `ReportBatchItemFailures`).
+//! One batch of the task-stop queue ([`crate::sqs_batch`]): each message's event is read, the stopping
+//! tasks of watched clusters are withdrawn together, and the messages to deliver again are named in a
+//! partial batch response.
 //!
 //! A message that is not a task state change is delivered again until the queue's redrive policy moves
 //! it to the dead-letter queue, where an operator sees it; nothing is changed for it.
@@ -23,33 +21,9 @@ use crate::Config;
 use crate::deadline::Deadline;
 use crate::fleet::{Fleet, TaskAnswer, describe_by_cluster};
 use crate::report::{Finding, emf_line};
+use crate::sqs_batch::{BatchResponse, QueueBatch};
 use crate::withdrawal::task_event::{self, TaskStateChange};
 use crate::withdrawal::withdraw::{Outcome, withdraw};
-
-/// The messages of one batch (read from the SQS event by the handler).
-#[derive(Debug)]
-pub struct QueueBatch {
-    pub messages: Vec<QueueMessage>,
-}
-
-#[derive(Debug)]
-pub struct QueueMessage {
-    pub message_id: String,
-    pub body: String,
-}
-
-/// The partial batch response: the messages to deliver again.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchResponse {
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemFailure {
-    pub item_identifier: String,
-}
 
 /// What one batch did: logged as JSON and as CloudWatch Embedded Metric Format.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -81,8 +55,7 @@ pub struct StopsReport {
 
 impl StopsReport {
     pub fn response(&self) -> BatchResponse {
-        let failures = self.retry.iter().map(|id| ItemFailure { item_identifier: id.clone() });
-        BatchResponse { batch_item_failures: failures.collect() }
+        BatchResponse::retry(&self.retry)
     }
 
     /// The Embedded Metric Format line for this batch.
@@ -237,6 +210,7 @@ mod tests {
 
     use super::*;
     use crate::fixtures::{CLUSTER_ARN, TASK_IDS, TableFleet, task, task_arn, web_task_records};
+    use crate::sqs_batch::QueueMessage;
 
     /// ECS as the tests see it: each of `stopped` is STOPPED, each of `running` RUNNING.
     fn ecs(stopped: &[&str], running: &[&str]) -> TableFleet {

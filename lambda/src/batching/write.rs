@@ -1,0 +1,208 @@
+//! Writing checked handoffs: as few `ChangeResourceRecordSets` requests as Route53's limits allow
+//! (1,000 records, 32,000 value characters), each task's changes whole in one request.
+//!
+//! Route53 applies a request whole or not at all, and each handoff is CREATE and DELETE with exact
+//! values: when one task's part no longer matches the zone (its sidecar changed its records itself
+//! meanwhile) or is refused (a name at its 100 targets), the whole request is refused. The request is
+//! then split in halves and each is sent again, until the refused task is alone: it is dropped, and
+//! its sidecar's DNS check reads its records back and repairs them. (external-dns retries a failed
+//! batch's groups alone the same way; halving costs a few requests per refused task, not one per task.)
+//!
+//! A handoff is never sent after its `not_after_ms` (less [`SEND_MARGIN`]): by then its sidecar may
+//! have withdrawn, and waits only that long before checking that nothing landed late. Throttling is
+//! retried (paced) until then.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ecssd_records::{BatchLimits, CallError, Change, Handoff, RecordKey, RecordStore, batches};
+use tokio::time::Instant;
+
+use crate::deadline::Deadline;
+
+/// No request carries a handoff this close to its end: a request sent later could land after its
+/// sidecar stopped waiting for it.
+pub const SEND_MARGIN: Duration = Duration::from_secs(2);
+
+/// What became of one handoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its changes are in the zone.
+    Written { changes: usize },
+    /// Not written in its time (Route53 throttled, or the batch came late).
+    Expired,
+    /// Not written, and it will not be: why.
+    Dropped { why: String },
+    /// The invocation's deadline passed before it was tried: to be delivered again.
+    OutOfTime,
+}
+
+/// Writes `handoffs` (each already checked) and says what became of each, in order.
+pub async fn write<S: RecordStore>(store: &S, handoffs: Vec<Handoff>, deadline: Deadline) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; handoffs.len()];
+    let mut groups: VecDeque<Vec<usize>> = pack(&handoffs, (0..handoffs.len()).collect()).into();
+    while let Some(group) = groups.pop_front() {
+        let now = now_ms();
+        let (live, expired): (Vec<usize>, Vec<usize>) =
+            group.into_iter().partition(|&i| handoffs[i].not_after_ms > now + SEND_MARGIN.as_millis() as u64);
+        for index in expired {
+            outcomes[index] = Some(Outcome::Expired);
+        }
+        if live.is_empty() {
+            continue;
+        }
+        if deadline.passed() {
+            for index in live {
+                outcomes[index] = Some(Outcome::OutOfTime);
+            }
+            continue;
+        }
+        let changes: Vec<Change> = live.iter().flat_map(|&i| handoffs[i].changes.iter().cloned()).collect();
+        let ends_ms = live.iter().map(|&i| handoffs[i].not_after_ms).min().unwrap_or(now);
+        let ends = Instant::now() + Duration::from_millis(ends_ms.saturating_sub(now)) - SEND_MARGIN;
+        let sent =
+            tokio::time::timeout_at(ends.min(Instant::now() + deadline.left()), store.apply(&changes)).await;
+        match sent {
+            Ok(Ok(())) => {
+                for index in live {
+                    outcomes[index] = Some(Outcome::Written { changes: handoffs[index].changes.len() });
+                }
+            }
+            Ok(Err(CallError::Conflict { .. } | CallError::Permanent { .. })) if live.len() > 1 => {
+                let half = live.len() / 2;
+                let (first, second) = live.split_at(half);
+                groups.push_front(second.to_vec());
+                groups.push_front(first.to_vec());
+            }
+            Ok(Err(refused @ (CallError::Conflict { .. } | CallError::Permanent { .. }))) => {
+                let why = match refused {
+                    CallError::Conflict { .. } => {
+                        "the zone no longer holds what the sidecar planned from (it changed the task's records \
+                         itself meanwhile); its DNS check reads them back"
+                            .to_owned()
+                    }
+                    other => format!("Route53 refused it: {other}"),
+                };
+                outcomes[live[0]] = Some(Outcome::Dropped { why });
+            }
+            Ok(Err(other)) => {
+                let why = format!(
+                    "the request's outcome is unknown; the sidecar's DNS check sees whether it landed: {other}"
+                );
+                for index in live {
+                    outcomes[index] = Some(Outcome::Dropped { why: why.clone() });
+                }
+            }
+            // Cut short at the first handoff's end or the deadline: try the group again, which sorts
+            // the expired from those to deliver again.
+            Err(_elapsed) => groups.push_front(live),
+        }
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or(Outcome::OutOfTime)).collect()
+}
+
+/// The handoffs at `indices` grouped into requests within Route53's limits, each task whole.
+fn pack(handoffs: &[Handoff], indices: Vec<usize>) -> Vec<Vec<usize>> {
+    // Every key names its task, so a key maps a packed change back to its handoff.
+    let owner_of: BTreeMap<&RecordKey, usize> =
+        indices.iter().flat_map(|&i| handoffs[i].changes.iter().map(move |c| (&c.record.key, i))).collect();
+    let units = indices.iter().map(|&i| handoffs[i].changes.clone());
+    batches(units, BatchLimits::default())
+        .into_iter()
+        .map(|request| {
+            let mut group: Vec<usize> =
+                request.iter().filter_map(|c| owner_of.get(&c.record.key).copied()).collect();
+            group.dedup();
+            group
+        })
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use ecssd_records::memory::MemoryZone;
+    use ecssd_records::{Endpoint, OwnerId, RecordSet, TaskRegistration, ZoneModel, desired, plan};
+
+    use super::*;
+    use crate::fixtures::task_arn;
+
+    fn model() -> ZoneModel {
+        ZoneModel { domain: "sd.internal".parse().unwrap(), owner: OwnerId::default(), ttl: 10 }
+    }
+
+    fn registration(n: usize) -> RecordSet {
+        let id = format!("{n:032x}");
+        let endpoints = vec![Endpoint {
+            container: "app".into(),
+            container_port: 80,
+            // One service per task: Route53 takes 100 targets per name.
+            service: format!("_s{n}._tcp").parse().unwrap(),
+            reachable_port: 80,
+        }];
+        let registration = TaskRegistration {
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            task: task_arn(&id).parse().unwrap(),
+            address: std::net::Ipv4Addr::new(127, 0, 0, 1),
+            endpoints,
+        };
+        desired(&model(), &registration).records
+    }
+
+    fn handoff(n: usize, not_after_ms: u64) -> Handoff {
+        let task = task_arn(&format!("{n:032x}")).parse().unwrap();
+        let changes = plan(&registration(n), &RecordSet::new());
+        Handoff { owner: OwnerId::default(), task, not_after_ms, changes }
+    }
+
+    fn later() -> u64 {
+        now_ms() + 60_000
+    }
+
+    #[tokio::test]
+    async fn many_tasks_go_in_one_request_and_a_refused_one_is_split_out() {
+        let zone = MemoryZone::new([]);
+        // Task 7 already registered itself: its handoff's CREATEs no longer match the zone.
+        for change in plan(&registration(7), &RecordSet::new()) {
+            zone.apply(std::slice::from_ref(&change)).await.unwrap();
+        }
+        zone.take_calls();
+        let handoffs: Vec<Handoff> = (0..300).map(|n| handoff(n, later())).collect();
+        let outcomes = write(&zone, handoffs, Deadline::after(Duration::from_secs(30))).await;
+        assert!(
+            matches!(&outcomes[7], Outcome::Dropped { why } if why.contains("no longer holds")),
+            "{:?}",
+            outcomes[7]
+        );
+        let written = outcomes.iter().filter(|o| matches!(o, Outcome::Written { changes: 3 })).count();
+        assert_eq!(written, 299);
+        let requests = zone.calls().len();
+        // 900 records fit one request; finding the refused task halves it about log2(300) times.
+        assert!(requests <= 1 + 2 * 9, "{requests} requests");
+    }
+
+    #[tokio::test]
+    async fn an_expired_handoff_is_never_sent() {
+        let zone = MemoryZone::new([]);
+        let outcomes = write(
+            &zone,
+            vec![handoff(1, now_ms() + 500), handoff(2, later())],
+            Deadline::after(Duration::from_secs(30)),
+        )
+        .await;
+        assert_eq!(outcomes[0], Outcome::Expired);
+        assert_eq!(outcomes[1], Outcome::Written { changes: 3 });
+        let first = format!("{:032x}", 1);
+        assert!(zone.records().iter().all(|r| !r.key.name.contains(&first)));
+    }
+
+    #[tokio::test]
+    async fn past_the_deadline_the_messages_come_back() {
+        let zone = MemoryZone::new([]);
+        let outcomes = write(&zone, vec![handoff(1, later())], Deadline::after(Duration::ZERO)).await;
+        assert_eq!(outcomes, vec![Outcome::OutOfTime]);
+    }
+}

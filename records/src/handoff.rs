@@ -1,0 +1,222 @@
+//! A registration handed over: when the account's Route53 rate is spent, a sidecar sends the changes it
+//! planned to the registration queue, and the batcher writes the registrations of many tasks in one
+//! request (Route53 takes up to 1,000 records per request, and counts a request, not a record,
+//! against the account's rate).
+//!
+//! The sidecar keeps authority over its task's records: it plans, the batcher only carries the plan
+//! out. The plan's changes are CREATE and DELETE with exact values, so a plan the zone no longer
+//! matches (the sidecar changed or withdrew its records directly meanwhile) is refused whole by
+//! Route53, never applied over what is there. A handoff only registers (it creates the task's records
+//! and replaces its ownership record, never takes a record away), and it expires: the batcher does
+//! not send it after `not_after_ms`, and a sidecar that stops meanwhile checks again after then.
+
+use std::net::Ipv4Addr;
+
+use crate::desired::parse_srv_value;
+use crate::names::{Domain, OwnerId, TaskArn};
+use crate::ownership::{Ownership, TaskKeys, is_srv_of};
+use crate::plan::{Action, Change};
+use crate::record::RecordType;
+
+/// The most changes one handoff may carry: a task's ownership record, its address and its SRV records
+/// (a task has at most 10 containers of a few ports each), with room to spare.
+pub const MAX_CHANGES: usize = 200;
+
+/// One task's registration, handed to the batcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    /// The ecssd deployment the records are for.
+    pub owner: OwnerId,
+    pub task: TaskArn,
+    /// Wall-clock time (milliseconds since the Unix epoch) after which no request may carry it.
+    pub not_after_ms: u64,
+    /// Exactly as the sidecar planned them, in order.
+    pub changes: Vec<Change>,
+}
+
+/// Why a handoff is refused without being applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandoffError {
+    #[error("it is for owner {found}, and this batcher writes for owner {expected}")]
+    OtherOwner { found: String, expected: String },
+    #[error("it carries {0} changes (a registration has at least 1 and at most {MAX_CHANGES})")]
+    ChangeCount(usize),
+    #[error("{0} is not one of task {1}'s records (its ownership record, its address, its SRV records)")]
+    NotTheTasks(String, String),
+    #[error("it deletes {0}: a handoff only registers (it may replace the ownership record, nothing else)")]
+    TakesAway(String),
+    #[error("the ownership record it writes {0}")]
+    BadOwnership(String),
+    #[error("{0} has a value that is not {1}")]
+    BadValue(String, &'static str),
+}
+
+impl Handoff {
+    /// Whether `changes` only register, as a handoff must: creates, and the replacement (DELETE then
+    /// CREATE) of the ownership record.
+    pub fn only_registers(changes: &[Change]) -> bool {
+        taken_away(changes).is_none()
+    }
+
+    /// Checks a handoff the batcher did not plan: for this owner, only this task's records, only
+    /// registering, with values a sidecar writes. The sidecar's own IAM policy lets it write the zone
+    /// directly, but the batcher lends its rights to whoever can send to the queue: it writes nothing
+    /// a sidecar's registration would not.
+    pub fn check(&self, domain: &Domain, owner: &OwnerId) -> Result<(), HandoffError> {
+        if &self.owner != owner {
+            return Err(HandoffError::OtherOwner {
+                found: self.owner.to_string(),
+                expected: owner.to_string(),
+            });
+        }
+        if self.changes.is_empty() || self.changes.len() > MAX_CHANGES {
+            return Err(HandoffError::ChangeCount(self.changes.len()));
+        }
+        let task_id = self.task.id();
+        let keys = TaskKeys::of(domain, task_id);
+        for change in &self.changes {
+            let key = &change.record.key;
+            let owned =
+                *key == keys.ownership || *key == keys.address || is_srv_of(domain, owner, task_id, key);
+            if !owned {
+                return Err(HandoffError::NotTheTasks(key.to_string(), self.task.to_string()));
+            }
+        }
+        if let Some(taken) = taken_away(&self.changes) {
+            return Err(HandoffError::TakesAway(taken.record.key.to_string()));
+        }
+        for change in self.changes.iter().filter(|c| c.action == Action::Create) {
+            let record = &change.record;
+            let key = record.key.to_string();
+            match record.key.record_type {
+                RecordType::Txt => match Ownership::decode(record.values()) {
+                    Ok(o) if o.owner == *owner && o.task == self.task => {}
+                    Ok(o) => {
+                        return Err(HandoffError::BadOwnership(format!(
+                            "claims owner {} and task {}",
+                            o.owner, o.task
+                        )));
+                    }
+                    Err(e) => return Err(HandoffError::BadOwnership(e.to_string())),
+                },
+                RecordType::A if record.values().iter().all(|v| v.parse::<Ipv4Addr>().is_ok()) => {}
+                RecordType::A => return Err(HandoffError::BadValue(key, "an IPv4 address")),
+                RecordType::Srv => {
+                    let target = &keys.address.name;
+                    let to_task = |v: &String| parse_srv_value(v).is_some_and(|(_, t)| t == *target);
+                    if !record.values().iter().all(to_task) {
+                        return Err(HandoffError::BadValue(
+                            key,
+                            "an SRV value whose target is the task's address",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first change that takes a record away: a DELETE that is not the ownership record's, or not
+/// followed by its CREATE.
+fn taken_away(changes: &[Change]) -> Option<&Change> {
+    changes.iter().enumerate().find_map(|(index, change)| {
+        let replaced = change.record.key.record_type == RecordType::Txt
+            && changes[index + 1..]
+                .iter()
+                .any(|c| c.action == Action::Create && c.record.key == change.record.key);
+        (change.action == Action::Delete && !replaced).then_some(change)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{Endpoint, TaskRegistration, ZoneModel, desired};
+    use crate::plan::plan;
+    use crate::record::{Record, RecordSet};
+
+    const TASK: &str = "arn:aws:ecs:us-east-1:1:task/c/0123456789abcdef0123456789abcdef";
+    const OTHER: &str = "arn:aws:ecs:us-east-1:1:task/c/fedcba9876543210fedcba9876543210";
+
+    fn model() -> ZoneModel {
+        ZoneModel { domain: "sd.internal".parse().unwrap(), owner: OwnerId::default(), ttl: 10 }
+    }
+
+    fn registration(task: &str, ports: &[u16]) -> RecordSet {
+        let endpoints = ports
+            .iter()
+            .map(|&port| Endpoint {
+                container: "app".into(),
+                container_port: port,
+                service: "_calc._tcp".parse().unwrap(),
+                reachable_port: port,
+            })
+            .collect();
+        let registration = TaskRegistration {
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            task: task.parse().unwrap(),
+            address: Ipv4Addr::new(127, 0, 0, 9),
+            endpoints,
+        };
+        desired(&model(), &registration).records
+    }
+
+    fn handoff(changes: Vec<Change>) -> Handoff {
+        Handoff { owner: OwnerId::default(), task: TASK.parse().unwrap(), not_after_ms: 1, changes }
+    }
+
+    fn check(changes: Vec<Change>) -> Result<(), HandoffError> {
+        handoff(changes).check(&model().domain, &OwnerId::default())
+    }
+
+    #[test]
+    fn a_sidecars_registration_and_its_growth_are_accepted() {
+        let fresh = plan(&registration(TASK, &[80]), &RecordSet::new());
+        assert!(Handoff::only_registers(&fresh));
+        assert_eq!(check(fresh), Ok(()));
+        let grown = plan(&registration(TASK, &[80, 81]), &registration(TASK, &[80]));
+        assert!(grown.iter().any(|c| c.action == Action::Delete), "the ownership record is replaced");
+        assert!(Handoff::only_registers(&grown));
+        assert_eq!(check(grown), Ok(()));
+    }
+
+    #[test]
+    fn anything_a_registration_would_not_do_is_refused() {
+        let shrunk = plan(&registration(TASK, &[80]), &registration(TASK, &[80, 81]));
+        assert!(!Handoff::only_registers(&shrunk));
+        assert!(matches!(check(shrunk), Err(HandoffError::TakesAway(_))));
+
+        let others = plan(&registration(OTHER, &[80]), &RecordSet::new());
+        assert!(matches!(check(others), Err(HandoffError::NotTheTasks(..))));
+
+        let mut foreign = plan(&registration(TASK, &[80]), &RecordSet::new());
+        let key = crate::record::RecordKey {
+            name: "www.sd.internal.".into(),
+            record_type: RecordType::A,
+            set_identifier: None,
+        };
+        foreign.push(Change::create(Record::new(key, 10, vec!["127.0.0.1".into()])));
+        assert!(matches!(check(foreign), Err(HandoffError::NotTheTasks(..))));
+
+        let mut claims_other = plan(&registration(TASK, &[80]), &RecordSet::new());
+        let theirs = plan(&registration(OTHER, &[80]), &RecordSet::new());
+        let forged_txt = theirs.iter().find(|c| c.record.key.record_type == RecordType::Txt).unwrap();
+        claims_other[0].record =
+            Record::new(claims_other[0].record.key.clone(), 10, forged_txt.record.values().to_vec());
+        assert!(matches!(check(claims_other), Err(HandoffError::BadOwnership(_))));
+
+        let mut elsewhere = plan(&registration(TASK, &[80]), &RecordSet::new());
+        let srv = elsewhere.iter_mut().find(|c| c.record.key.record_type == RecordType::Srv).unwrap();
+        srv.record = Record::new(srv.record.key.clone(), 10, vec!["1 1 80 www.example.com".into()]);
+        assert!(matches!(check(elsewhere), Err(HandoffError::BadValue(..))));
+
+        assert!(matches!(check(Vec::new()), Err(HandoffError::ChangeCount(0))));
+        let mut other_owner = handoff(plan(&registration(TASK, &[80]), &RecordSet::new()));
+        other_owner.owner = "blue".parse().unwrap();
+        assert!(matches!(
+            other_owner.check(&model().domain, &OwnerId::default()),
+            Err(HandoffError::OtherOwner { .. })
+        ));
+    }
+}
