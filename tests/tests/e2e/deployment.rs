@@ -127,9 +127,9 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
         for (resource, statement) in &all {
             let actions = actions(statement);
             if statement["Effect"] == "Deny" {
-                // One Deny, and only of the sweeper's agent clock to the sidecars (issue 27: a task
-                // could rewrite it).
-                assert_eq!(resource, "SidecarPolicy", "{statement}");
+                // Denies only of the sweeper's agent clock, to the sidecars (issue 27: a task could
+                // rewrite it) and to the batcher that writes what they hand over (issue 26).
+                assert!(["SidecarPolicy", "BatcherRole"].contains(&resource.as_str()), "{statement}");
                 assert_eq!(actions, ["route53:ChangeResourceRecordSets"]);
                 let names = &statement["Condition"]["ForAnyValue:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"];
                 assert_eq!(names, &serde_json::json!(["_ecssd-agent.*"]), "{statement}");
@@ -188,7 +188,8 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 "route53:ListHostedZonesByName",
                 "ecs:DescribeTasks",
                 "ecs:DescribeContainerInstances",
-                "ec2:DescribeInstances"
+                "ec2:DescribeInstances",
+                "sqs:SendMessage"
             ]
         );
         // Its ECS reads: tasks and container instances of this account and region, in the watched
@@ -221,9 +222,9 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
             .collect();
         let names: Vec<&String> = roles.iter().map(|(name, _)| *name).collect();
         let expected: &[&str] = if stack.condition("CreateZone") {
-            &["SweeperRole", "WithdrawerRole", "ZoneSettingsRole"]
+            &["BatcherRole", "SweeperRole", "WithdrawerRole", "ZoneSettingsRole"]
         } else {
-            &["SweeperRole", "WithdrawerRole"]
+            &["BatcherRole", "SweeperRole", "WithdrawerRole"]
         };
         assert_eq!(names, expected, "the roles of the functions");
         for (_, role) in roles {
@@ -982,11 +983,12 @@ fn ecs_task_stops_reach_the_queue_through_one_rule() {
 #[test]
 fn the_withdrawer_takes_task_stops_in_batches_and_fails_them_one_by_one() {
     let stack = Stack::rendered(ALL_CLUSTERS);
-    let mappings = stack.resources_of("AWS::Lambda::EventSourceMapping");
-    assert_eq!(mappings.len(), 1, "{mappings:?}");
-    let mapping = &mappings[0].1["Properties"];
+    let mapping = &stack.resource("WithdrawerTaskStops")["Properties"];
     assert_eq!(mapping["FunctionName"], reference("Withdrawer"));
     assert_eq!(mapping["EventSourceArn"], get_att("TaskStops", "Arn"));
+    let mappings = stack.resources_of("AWS::Lambda::EventSourceMapping");
+    let names: Vec<&str> = mappings.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["BatcherRegistrations", "WithdrawerTaskStops"], "one queue per function");
     // As many stops as are queued, up to 10, with no batching window (one would add to every
     // withdrawal, and Lambda requires one of at least a second for a batch larger than 10).
     assert_eq!(mapping["BatchSize"], 10);
@@ -1311,4 +1313,75 @@ fn sweeper_takes(args: &[&str]) -> bool {
     use clap::Parser;
     let all = std::iter::once("bootstrap").chain(args.iter().copied());
     ecssd_lambda::Config::try_parse_from(all).is_ok_and(|config| config.validate().is_ok())
+}
+
+#[test]
+fn the_batcher_takes_registrations_by_the_thousand_and_may_only_register() {
+    let stack = Stack::rendered(ALL_CLUSTERS);
+    // Up to 1,000 handoffs gathered for a second (a batch over 10 needs a window of at least 1 s),
+    // the refused ones named; two batches at a time at most.
+    let mapping = &stack.resource("BatcherRegistrations")["Properties"];
+    assert_eq!(mapping["FunctionName"], reference("Batcher"));
+    assert_eq!(mapping["EventSourceArn"], get_att("Registrations", "Arn"));
+    assert_eq!(
+        (mapping["BatchSize"].as_u64(), mapping["MaximumBatchingWindowInSeconds"].as_u64()),
+        (Some(1000), Some(1))
+    );
+    assert_eq!(mapping["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
+    assert_eq!(mapping["ScalingConfig"], serde_json::json!({"MaximumConcurrency": 2}));
+    let batcher = stack.resolve(&stack.resource("Batcher")["Properties"]).unwrap();
+    let queue = &stack.resource("Registrations")["Properties"];
+    let timeout = batcher["Timeout"].as_u64().unwrap();
+    assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout, "{queue}");
+    assert_eq!(queue["MessageRetentionPeriod"], 60, "a handoff is useless after 15 s: the least SQS keeps");
+    assert_eq!(queue["SqsManagedSseEnabled"], true);
+    let variables = &batcher["Environment"]["Variables"];
+    assert_eq!(variables["ECSSD_ROLE"], "batcher");
+    let withdrawer = stack.resolve(&stack.resource("Withdrawer")["Properties"]).unwrap();
+    for name in ["ECSSD_DOMAIN", "ECSSD_ZONE_ID", "ECSSD_OWNER_ID", "ECSSD_ROUTE53_REQUESTS_PER_SECOND"] {
+        assert_eq!(variables[name], withdrawer["Environment"]["Variables"][name], "{name}");
+    }
+    assert_eq!(
+        stack.resource("Batcher")["Metadata"],
+        stack.resource("Sweeper")["Metadata"],
+        "built once with it"
+    );
+
+    let all = statements(&stack);
+    let mut granted = Vec::new();
+    for (_, statement) in all.iter().filter(|(r, _)| r == "BatcherRole") {
+        for action in actions(statement) {
+            if action == "route53:ChangeResourceRecordSets" && statement["Effect"] == "Allow" {
+                // What a sidecar's registration does: creates, and the replacement of its ownership
+                // record; the batcher never reads the zone.
+                let actions = &statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"];
+                assert_eq!(actions, &serde_json::json!(["CREATE", "DELETE"]), "{statement}");
+            } else if action.starts_with("sqs:") {
+                assert_eq!(statement["Resource"], get_att("Registrations", "Arn"), "{statement}");
+            }
+            granted.push(format!("{} {action}", statement["Effect"].as_str().unwrap()));
+        }
+    }
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "Allow route53:ChangeResourceRecordSets",
+            "Allow sqs:DeleteMessage",
+            "Allow sqs:GetQueueAttributes",
+            "Allow sqs:ReceiveMessage",
+            "Deny route53:ChangeResourceRecordSets"
+        ]
+    );
+    // The sidecars may send to this queue, and to no other.
+    let sends: Vec<&Value> = all
+        .iter()
+        .filter(|(_, s)| actions(s).iter().any(|a| a == "sqs:SendMessage") && s["Effect"] == "Allow")
+        .filter(|(r, _)| r == "SidecarPolicy")
+        .map(|(_, s)| &s["Resource"])
+        .collect();
+    assert_eq!(sends, [&get_att("Registrations", "Arn")]);
+    let outputs = &stack.template["Outputs"];
+    assert_eq!(outputs["RegistrationQueueUrl"]["Value"], reference("Registrations"));
+    assert_eq!(outputs["BatcherFunction"]["Value"], reference("Batcher"));
 }
