@@ -15,6 +15,8 @@
 //!   API emulator (`cargo lambda watch --only-lambda-apis`).
 //! - [`cloudformation`]: a custom resource's request, and the loopback "presigned URL" its answer goes to.
 //! - [`task_events`]: ECS task state change events of moto's tasks, in SQS batches for the Withdrawer.
+//! - [`registration_queue`]: the registration queue in moto, the batcher as a Lambda function, and
+//!   Lambda's SQS event source mapping between them, emulated.
 //! - [`dns`]: the zone's authoritative server (as Route53's name servers answer, from a snapshot
 //!   of the zone) and a caching resolver in front of it (dnsmasq, as the VPC's Route53 Resolver).
 //! - [`examples`]: the example services (time, calc, portal) as tasks with their sidecars.
@@ -37,6 +39,7 @@ pub mod http;
 pub mod measure;
 pub mod metadata;
 pub mod moto;
+pub mod registration_queue;
 pub mod sidecar;
 pub mod sweeper;
 pub mod task_events;

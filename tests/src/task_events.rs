@@ -98,27 +98,53 @@ pub fn with_version(mut event: Value, version: i64) -> Value {
 }
 
 /// The SQS event Lambda gives the function for one batch of messages with these bodies, in order:
-/// each message with its own id (see [`message_ids`]).
+/// each message with its own id (see [`message_ids`]), from the harness's pretend queue ([`QUEUE_ARN`]).
 pub fn sqs_event(bodies: &[String]) -> Value {
     let sent = now_millis();
-    let records: Vec<Value> = bodies
+    let messages: Vec<SqsMessage> = bodies
         .iter()
-        .map(|body| {
+        .map(|body| SqsMessage {
+            message_id: uuid(),
+            receipt_handle: receipt_handle(),
+            body: body.clone(),
+            attributes: json!({
+                "ApproximateReceiveCount": "1",
+                "SentTimestamp": sent.to_string(),
+                "SenderId": SENDER_ID,
+                "ApproximateFirstReceiveTimestamp": (sent + 3).to_string(),
+            }),
+        })
+        .collect();
+    sqs_event_of(&messages, QUEUE_ARN)
+}
+
+/// One message as SQS's ReceiveMessage gives it, for [`sqs_event_of`].
+#[derive(Debug, Clone)]
+pub struct SqsMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// The message's system attributes (`ApproximateReceiveCount`, `SentTimestamp`, `SenderId`,
+    /// `ApproximateFirstReceiveTimestamp`), as strings.
+    pub attributes: Value,
+}
+
+/// The SQS event Lambda gives the function for `messages` received from the queue `queue_arn`, in
+/// order: each record the message as received, `md5OfBody` its body's MD5, no message attributes.
+pub fn sqs_event_of(messages: &[SqsMessage], queue_arn: &str) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|message| {
             json!({
-                "messageId": uuid(),
-                "receiptHandle": receipt_handle(),
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": sent.to_string(),
-                    "SenderId": SENDER_ID,
-                    "ApproximateFirstReceiveTimestamp": (sent + 3).to_string(),
-                },
+                "messageId": message.message_id,
+                "receiptHandle": message.receipt_handle,
+                "body": message.body,
+                "attributes": message.attributes,
                 "messageAttributes": {},
-                "md5OfBody": md5_hex(body.as_bytes()),
+                "md5OfBody": md5_hex(message.body.as_bytes()),
                 "eventSource": "aws:sqs",
-                "eventSourceARN": QUEUE_ARN,
-                "awsRegion": "us-east-1",
+                "eventSourceARN": queue_arn,
+                "awsRegion": queue_arn.split(':').nth(3).unwrap_or("us-east-1"),
             })
         })
         .collect();
