@@ -10,6 +10,7 @@ mod harness;
 mod host_address;
 mod metadata_mode;
 mod negative_caching;
+mod registration_handoff;
 mod route53_roundtrip;
 mod sidecar;
 mod sidecar_image;
