@@ -27,9 +27,12 @@
 //!   message comes back after the visibility timeout).
 //!
 //! Where the bed chooses, it says so:
-//! - One poller and one invocation at a time: the emulator runs one function process, as a batcher whose
-//!   reserved concurrency is 1. (Lambda starts more pollers for a busy queue; a single writer is what
-//!   keeps the account's Route53 rate for the fleet.)
+//! - The queue and the mapping are the stack's (template.yaml, `Registrations` and
+//!   `BatcherRegistrations`): visibility timeout 180 s, retention 60 s, and the batcher paced at 1
+//!   Route53 request/s (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`, the stack's share at 5 requests/s).
+//! - One poller and one invocation at a time, where the stack allows two (`ScalingConfig`
+//!   `MaximumConcurrency: 2`): the emulator runs one function process. A burst's batches come one
+//!   after another, each paced alone; the stack's two share the account's rate.
 //! - The batching window starts with the first message a poll returns. (For SQS the guide says the next
 //!   window begins when the previous invocation completes; on a queue that was idle for longer than a
 //!   window that gives the first message of a burst a batch of its own, one Route53 request more.)
@@ -63,8 +66,12 @@ const RECEIVE_MAX: usize = 10;
 /// The payload limit of a synchronous invocation, which ends a batch.
 const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 /// The queue's visibility timeout: how long a message named in `batchItemFailures` (or of a failed
-/// batch) stays out of sight (SQS's default, 30 s).
-pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30);
+/// batch) stays out of sight (the stack's: 6 x the batcher's 30 s timeout, as Lambda asks).
+pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(180);
+/// How long the queue keeps a message (the stack's, SQS's least: a handoff lives 15 s).
+const RETENTION: Duration = Duration::from_secs(60);
+/// The batcher's pace (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`): the stack's at 5 requests/s for the account.
+pub const BATCHER_REQUESTS_PER_SECOND: &str = "1";
 /// The long poll while no batch is being gathered.
 const IDLE_WAIT_SECONDS: i32 = 1;
 /// How often a batching window polls again after an empty answer.
@@ -109,13 +116,15 @@ struct Control {
 
 impl Batcher {
     /// Creates the queue `ecssd-registrations` in `moto` and starts the batcher for the zone `zone_id`
-    /// (the bed's domain, owner `default`) with `extra` settings, and the poller, enabled.
+    /// (the bed's domain, owner `default`) with `extra` settings (they win over the bed's), and the
+    /// poller, enabled.
     pub async fn start(moto: &Moto, zone_id: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
         let created = sqs
             .create_queue()
             .queue_name("ecssd-registrations")
             .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT.as_secs().to_string())
+            .attributes(QueueAttributeName::MessageRetentionPeriod, RETENTION.as_secs().to_string())
             .send()
             .await
             .context("creating the registration queue in moto")?;
@@ -135,6 +144,7 @@ impl Batcher {
         let mut env = base_env(moto);
         env.push(("ECSSD_ROLE".into(), "batcher".into()));
         env.push(("ECSSD_ZONE_ID".into(), zone_id.into()));
+        env.push(("ECSSD_ROUTE53_REQUESTS_PER_SECOND".into(), BATCHER_REQUESTS_PER_SECOND.into()));
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let lambda = LambdaEmulator::start(&env).await?;
 
