@@ -8,6 +8,7 @@
 //! - [`docker_proxy`]: a Docker socket proxy a test can cut, to break event streams on purpose.
 //! - [`metadata`]: the only stand-ins: ECS task metadata v4 and EC2 IMDSv2, built from Docker.
 //! - [`sidecar`]: runs the real sidecar binary wired like ECS wires it.
+//! - [`fleet_metadata`]: for the benchmarks only, task metadata for a fleet of tasks without containers.
 //! - [`ecs`]: clusters, EC2-backed container instances and tasks in moto, and their records seeded
 //!   through the shared record model, for the sweeper.
 //! - [`endpoints`]: real loopback HTTP endpoints that are healthy, failing, hanging or refusing.
@@ -35,6 +36,7 @@ pub mod docker_proxy;
 pub mod ecs;
 pub mod endpoints;
 pub mod examples;
+pub mod fleet_metadata;
 pub mod http;
 pub mod measure;
 pub mod metadata;

@@ -59,13 +59,25 @@ impl Sidecar {
         metadata: &MetadataServer,
         options: SidecarOptions,
     ) -> anyhow::Result<Self> {
+        Self::spawn_at(moto, &metadata.task_metadata_uri("ecssd"), &metadata.imds_endpoint(), options).await
+    }
+
+    /// Starts a sidecar whose task metadata is at `task_metadata_uri` (`ECS_CONTAINER_METADATA_URI_V4`)
+    /// and instance metadata at `imds_endpoint`: for a stand-in other than [`MetadataServer`] (the
+    /// benchmarks' fleet of tasks without containers).
+    pub async fn spawn_at(
+        moto: &Moto,
+        task_metadata_uri: &str,
+        imds_endpoint: &str,
+        options: SidecarOptions,
+    ) -> anyhow::Result<Self> {
         let mut command = Command::new(binary("ecssd-sidecar")?);
         command
             .args(&options.args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ECS_CONTAINER_METADATA_URI_V4", metadata.task_metadata_uri("ecssd"))
-            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", metadata.imds_endpoint())
+            .env("ECS_CONTAINER_METADATA_URI_V4", task_metadata_uri)
+            .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds_endpoint)
             .env("ECSSD_LOG_LEVEL", "info,ecssd_sidecar=debug")
             // Never the machine's resolver (tests touch only loopback): a closed loopback port, where
             // DNS checks find nothing to judge, unless a test serves the zone (`World::serve_dns`).

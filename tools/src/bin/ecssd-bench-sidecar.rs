@@ -8,15 +8,26 @@
 //! ```
 //!
 //! `FLEET` is the number of sidecars started at once (200); `--only=latency|lifetime|throttled-withdrawal|fleet`
-//! runs one part.
+//! runs one part. The fleet's options:
+//! - `--queue`: with the registration queue (issue 26): an SQS queue in moto, the batcher
+//!   (`bootstrap`, `ECSSD_ROLE=batcher`, the stack's pace) behind the bed's emulation of Lambda's SQS
+//!   event source mapping (`ecssd_tests::registration_queue`); build `-p ecssd-lambda` too. The
+//!   batcher's Route53 requests count as the account's, as they do in AWS.
+//! - `--metadata`: the sidecars in metadata mode (no Docker socket, as on Fargate), each task's
+//!   metadata served by one stand-in for the whole fleet, with no container per task (the fleet stand-in
+//!   here: Fargate-shaped documents of a `web` container announcing its service by label, and the
+//!   sidecar's own). Fits 1,000 sidecars on a 2-core machine; Docker mode, a container a task, 500.
+//! - `--account-rate=10`: 10 requests/s with a burst of 50 instead of 5 with a burst of 5.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::fleet_metadata::FleetMetadata;
 use ecssd_tests::measure::{percentile, rss_kib};
 use ecssd_tests::moto::AccountRate;
+use ecssd_tests::registration_queue::Batcher;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::World;
@@ -45,7 +56,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs("fleet") {
         let rate = args.iter().find_map(|a| a.strip_prefix("--account-rate=")).unwrap_or("5").parse()?;
-        fleet_start(fleet, rate).await?;
+        let queue = args.iter().any(|a| a == "--queue");
+        let metadata = args.iter().any(|a| a == "--metadata");
+        fleet_start(fleet, rate, queue, metadata).await?;
     }
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
@@ -195,34 +208,78 @@ async fn withdrawal_under_throttling() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fleet_start(count: usize, rate: AccountRate) -> anyhow::Result<()> {
+async fn fleet_start(count: usize, rate: AccountRate, queue: bool, metadata: bool) -> anyhow::Result<()> {
     let world = World::new().await?;
-    let mut tasks = Vec::with_capacity(count);
+    let batcher = match queue {
+        true => Some(Batcher::start(&world.moto, &world.zone.zone_id(), &[]).await?),
+        false => None,
+    };
     let preparing = Instant::now();
     // Route53 holds at most 100 multivalue records of one name and type: 100 tasks per service.
     const TARGETS_PER_SERVICE: usize = 100;
     let services: Vec<String> =
         (0..count.div_ceil(TARGETS_PER_SERVICE)).map(|s| format!("_fleet{s}._tcp")).collect();
-    for index in 0..count {
-        let variable = format!("SERVICE_80_NAME={}", services[index / TARGETS_PER_SERVICE]);
-        tasks.push(world.task("fleet", &[ContainerSpec::httpd("web", &[variable.as_str()])]).await?);
-    }
+    let service_of = |index: usize| services[index / TARGETS_PER_SERVICE].clone();
+    // Docker mode: a task (container + its metadata stand-ins) each. Metadata mode: one stand-in.
+    let mut tasks = Vec::new();
+    let fleet_metadata = match metadata {
+        true => Some(FleetMetadata::start((0..count).map(service_of).collect()).await?),
+        false => {
+            for index in 0..count {
+                let variable = format!("SERVICE_80_NAME={}", service_of(index));
+                tasks.push(world.task("fleet", &[ContainerSpec::httpd("web", &[variable.as_str()])]).await?);
+            }
+            None
+        }
+    };
     let per_second = f64::from(rate.per_second());
+    let mode = if metadata { "metadata mode, one task metadata stand-in" } else { "Docker mode" };
+    let handoff =
+        if queue { "with the registration queue and the batcher" } else { "without the registration queue" };
     println!(
-        "\n## {count} sidecars starting at once, Route53 limited to the account's {per_second}/s (burst {})",
+        "\n## {count} sidecars starting at once ({mode}, {handoff}), Route53 limited to the account's \
+         {per_second}/s (burst {})",
         rate.burst()
     );
+    println!("command: `{}`", std::env::args().collect::<Vec<_>>().join(" "));
+    println!("load average before: {}", load_average());
     println!(
-        "({count} tasks started in {:.0} s; not part of the measurement)",
+        "({count} tasks prepared in {:.0} s; not part of the measurement)",
         preparing.elapsed().as_secs_f64()
     );
     world.moto.set_account_rate(Some(rate)).await?;
+    let before = world.moto.stats().await?;
+    let extra = vec!["--log-level=warn".to_owned()];
+    let mut env = Vec::new();
+    if let Some(batcher) = &batcher {
+        env.push(batcher.sidecar_env());
+    }
+    if metadata {
+        env.push(("DOCKER_HOST".to_owned(), "unix:///nonexistent/docker.sock".to_owned()));
+        env.push(("ECSSD_SOURCE".to_owned(), "metadata".to_owned()));
+    }
+    let options = {
+        let mut options = zone_options(&world, &[]);
+        options.args.extend(extra);
+        options.env = env;
+        options
+    };
     let launch = Instant::now();
     let mut sidecars = Vec::with_capacity(count);
-    for task in &tasks {
-        sidecars.push(
-            Sidecar::spawn(&world.moto, &task.metadata, zone_options(&world, &["--log-level=warn"])).await?,
-        );
+    match &fleet_metadata {
+        Some(stand_in) => {
+            for index in 0..count {
+                let uri = stand_in.task_metadata_uri(index);
+                sidecars.push(
+                    Sidecar::spawn_at(&world.moto, &uri, &stand_in.imds_endpoint(), options.clone()).await?,
+                );
+            }
+        }
+        None => {
+            for task in &tasks {
+                sidecars.push(Sidecar::spawn(&world.moto, &task.metadata, options.clone()).await?);
+            }
+        }
     }
     // One zone listing per poll for every service: the poll must not load moto more than it must.
     let service_names: Vec<&str> = services.iter().map(String::as_str).collect();
@@ -230,7 +287,8 @@ async fn fleet_start(count: usize, rate: AccountRate) -> anyhow::Result<()> {
     let spawned = launch.elapsed().as_secs_f64();
     // (seconds since launch, targets registered), one sample per poll: where the time goes.
     let progress = std::sync::Mutex::new(Vec::new());
-    wait_for("every sidecar to register", Duration::from_secs(600), || async {
+    let timeout = Duration::from_secs(120 + 10 * count as u64 / rate.per_second() as u64);
+    wait_for("every sidecar to register", timeout, || async {
         // Poll gently: moto shares these two cores with the sidecars being measured.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let registered = targets().await?.len();
@@ -241,41 +299,102 @@ async fn fleet_start(count: usize, rate: AccountRate) -> anyhow::Result<()> {
         Ok((registered >= count).then_some(()))
     })
     .await?;
+    let elapsed = launch.elapsed().as_secs_f64();
+    let after = world.moto.stats().await?;
     let progress = progress.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     let reached = |share: f64| {
         progress.iter().find(|(_, n)| *n as f64 >= share * count as f64).map_or(f64::NAN, |(t, _)| *t)
     };
     println!(
-        "(all {count} spawned after {spawned:.1} s; 25% registered at {:.1} s, 50% at {:.1} s, 90% at {:.1} s, 100% at {:.1} s)",
+        "(all {count} spawned after {spawned:.1} s; 25% registered at {:.1} s, 50% at {:.1} s, 90% at {:.1} s, \
+         100% at {:.1} s; the zone read every 0.5 s)",
         reached(0.25),
         reached(0.5),
         reached(0.9),
         reached(1.0)
     );
-    let elapsed = launch.elapsed().as_secs_f64();
     let values = targets().await?;
     let mut unique = values.clone();
     unique.dedup();
-    let stats = world.moto.stats().await?;
-    let changes = &stats["route53"]["ChangeResourceRecordSets"];
     let ideal = count as f64 / per_second;
     let limits = world.moto.limits().await?;
     println!("(bed: {limits}; {} services of at most {TARGETS_PER_SERVICE} targets)", services.len());
+    let route53 = |stats: &serde_json::Value, operation: Option<&str>, field: &str| -> u64 {
+        stats["route53"]
+            .as_object()
+            .map(|ops| {
+                ops.iter()
+                    .filter(|(name, _)| operation.is_none_or(|o| o == name.as_str()))
+                    .map(|(_, counts)| counts[field].as_u64().unwrap_or_default())
+                    .sum()
+            })
+            .unwrap_or_default()
+    };
+    let delta = |operation: Option<&str>, field: &str| {
+        route53(&after, operation, field) - route53(&before, operation, field)
+    };
+    let (all, throttled) = (delta(None, "requests"), delta(None, "throttled"));
+    let changes = delta(Some("ChangeResourceRecordSets"), "requests");
+    let reads = all - changes;
     println!(
-        "| registered | lost | duplicated | time | ideal (tasks / rate) | ratio | change requests sent | throttled | refused as PriorRequestNotComplete |"
+        "| registered | lost | duplicated | time | floor (tasks / rate) | ratio | 25 / 50 / 90 % | Route53 requests \
+         (changes + reads) | per registration | throttled |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| {} | {} | {} | {elapsed:.1} s | {ideal:.0} s | {:.2}x | {} | {} | {refused_busy} |",
+        "| {} | {} | {} | {elapsed:.1} s | {ideal:.0} s | {:.2}x | {:.1} / {:.1} / {:.1} s | {all} ({changes} + {reads}) | \
+         **{:.2}** | {throttled} ({:.0}%) |",
         unique.len(),
         count - unique.len(),
         values.len() - unique.len(),
         elapsed / ideal,
-        changes["requests"],
-        changes["throttled"]
+        reached(0.25),
+        reached(0.5),
+        reached(0.9),
+        all as f64 / count as f64,
+        100.0 * throttled as f64 / all.max(1) as f64,
     );
+    let by_operation: Vec<String> = after["route53"]
+        .as_object()
+        .map(|ops| {
+            ops.keys()
+                .map(|op| {
+                    let field = |f: &str| route53(&after, Some(op), f) - route53(&before, Some(op), f);
+                    format!("{op} {} ({} throttled)", field("requests"), field("throttled"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    println!("Route53 by operation over the start: {}", by_operation.join(", "));
+    if let Some(batcher) = &batcher {
+        let invocations = batcher.invocations();
+        let delivered: usize = invocations.iter().map(|i| i.messages).sum();
+        let sizes: Vec<usize> = invocations.iter().map(|i| i.messages).collect();
+        let reports = batcher.reports();
+        let sum = |field: &str| reports.iter().map(|r| r[field].as_u64().unwrap_or_default()).sum::<u64>();
+        println!(
+            "batcher: {} invocations, {delivered} handoffs delivered (batches {sizes:?}); written {}, expired {}, \
+             dropped {}, refused {}; poller problems: {:?}",
+            invocations.len(),
+            sum("written"),
+            sum("expired"),
+            reports.iter().map(|r| r["dropped"].as_array().map_or(0, Vec::len)).sum::<usize>(),
+            reports.iter().map(|r| r["refused"].as_array().map_or(0, Vec::len)).sum::<usize>(),
+            batcher.problems()
+        );
+    }
+    let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
+    let exited = sidecars.iter().filter(|s| s.pid().is_none()).count();
+    println!("({refused_busy} sidecar log lines about PriorRequestNotComplete; {exited} sidecars exited)");
+    println!("load average after: {}", load_average());
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
 }
 
 /// One change the bench's Docker actions called for, and how long the sidecar took to send it.
