@@ -18,6 +18,8 @@ pub struct Clients {
     pub zone: Route53Zone,
     /// ECS and EC2.
     pub fleet: AwsFleet,
+    /// CloudFormation, asked only by the zone settings function, about its own stack.
+    pub stacks: aws_sdk_cloudformation::Client,
     pub config: Config,
 }
 

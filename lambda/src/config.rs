@@ -112,6 +112,11 @@ pub struct Config {
     #[arg(long, env = "ECSSD_KEEP_NEGATIVE_TTL", value_parser = clap::value_parser!(u32).range(0..=86_400))]
     pub keep_negative_ttl: Option<u32>,
 
+    /// The zone settings function's stack (the template sets it): only its delete, as CloudFormation
+    /// reports it, empties the zone of ecssd's records.
+    #[arg(long, env = "ECSSD_STACK_ID")]
+    pub stack_id: Option<String>,
+
     /// Outside Lambda, the time one sweep may take (inside Lambda the invocation's deadline counts).
     #[arg(long, env = "ECSSD_TIME_LIMIT_SECONDS", default_value_t = 240)]
     pub time_limit_seconds: u64,
@@ -156,6 +161,11 @@ impl Config {
             (Some(Role::ZoneSettings), true) if self.keep_negative_ttl.is_none() => Err(
                 "the zone-settings function sets only its stack's NegativeCacheTtl: ECSSD_KEEP_NEGATIVE_TTL \
                  must give it (the template sets it)"
+                    .into(),
+            ),
+            (Some(Role::ZoneSettings), true) if self.stack_id.as_deref().is_none_or(str::is_empty) => Err(
+                "the zone-settings function empties the zone only for its own stack's delete: ECSSD_STACK_ID \
+                 must name the stack (the template sets it)"
                     .into(),
             ),
             (Some(role), true) => Ok(role),
@@ -287,7 +297,8 @@ mod tests {
         assert_eq!(parse(&[]).role(false), Ok(Role::Sweeper));
         assert_eq!(parse(&["--role", "withdrawer"]).role(true), Ok(Role::Withdrawer));
         assert_eq!(
-            parse(&["--role", "zone-settings", "--keep-negative-ttl", "10"]).role(true),
+            parse(&["--role", "zone-settings", "--keep-negative-ttl", "10", "--stack-id", "arn:s"])
+                .role(true),
             Ok(Role::ZoneSettings)
         );
         assert!(

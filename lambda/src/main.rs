@@ -110,5 +110,6 @@ async fn connect(config: Config) -> anyhow::Result<Clients> {
     if let Some(pacer) = Pacer::per_second(config.ecs_requests_per_second) {
         fleet = fleet.with_pacer(pacer);
     }
-    Ok(Clients { zone, fleet, config })
+    let stacks = aws_sdk_cloudformation::Client::new(&fleet_sdk);
+    Ok(Clients { zone, fleet, stacks, config })
 }

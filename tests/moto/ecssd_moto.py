@@ -104,6 +104,12 @@ applies their corrections to moto before the server starts. The index below name
   - requests signed with the access key ECSSDOBSERVER bypass faults and stats (a test's observer);
   - POST /_ecssd/agent {"cluster": ..., "containerInstance": ..., "connected": false}: an ECS agent
     disconnecting, which has no AWS API.
+  - POST /_ecssd/stack-deleting {"stackId": ...}: a stack held in DELETE_IN_PROGRESS, as CloudFormation
+    reports it while it deletes the stack's resources and sends its custom resources their Delete
+    requests (User Guide, "Stack status codes": DELETE_IN_PROGRESS, "Ongoing removal of one or more
+    stacks"; "Custom resources": "When you delete the stack, CloudFormation sends a delete request").
+    moto deletes a stack at once (DELETE_COMPLETE), so a custom resource could never see its stack
+    being deleted; this holds it there. Its describe is then DescribeStacks' as AWS answers it.
 """
 
 import argparse
@@ -123,6 +129,7 @@ _HERE = os.path.dirname(os.path.realpath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from moto.cloudformation import models as cloudformation_models  # noqa: E402
 from moto.ecs import models as ecs_models  # noqa: E402
 from moto.moto_api._internal import mock_random  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
@@ -151,6 +158,12 @@ def _set_agent(payload):
     cluster = backend._get_cluster(payload["cluster"])
     instance_id = payload["containerInstance"].split("/")[-1]
     backend.container_instances[cluster.name][instance_id].agent_connected = bool(payload["connected"])
+
+
+def _hold_stack_deleting(payload):
+    backend = cloudformation_models.cloudformation_backends[payload.get("account", "123456789012")][
+        payload.get("region", "us-east-1")]
+    backend.get_stack(payload["stackId"]).status = "DELETE_IN_PROGRESS"
 
 
 def with_harness_controls(app):
@@ -182,6 +195,8 @@ def with_harness_controls(app):
                 return _json_response(start_response, {"ok": True, "limits": LIMITS.snapshot()})
             elif path == "/_ecssd/agent":
                 _set_agent(payload)
+            elif path == "/_ecssd/stack-deleting":
+                _hold_stack_deleting(payload)
             else:
                 start_response("404 Not Found", [("Content-Length", "0")])
                 return [b""]

@@ -103,6 +103,10 @@ async fn serve(stream: TcpStream, status: u16, kept: &Mutex<Vec<Upload>>) -> any
     Ok(())
 }
 
+/// The stack the requests of [`zone_negative_caching_request`] come from.
+pub const STACK_ID: &str =
+    "arn:aws:cloudformation:us-east-1:123456789012:stack/ecssd/5b6a2ea0-0000-0000-0000-000000000000";
+
 /// The request CloudFormation sends the stack's `ZoneNegativeCaching` resource.
 pub fn zone_negative_caching_request(
     request_type: &str,
@@ -114,7 +118,7 @@ pub fn zone_negative_caching_request(
         "RequestType": request_type,
         "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:ecssd-ZoneSettings",
         "ResponseURL": response_url,
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/ecssd/5b6a2ea0-0000-0000-0000-000000000000",
+        "StackId": STACK_ID,
         "RequestId": format!("{request_type}-request"),
         "ResourceType": "Custom::ZoneNegativeCaching",
         "LogicalResourceId": "ZoneNegativeCaching",

@@ -250,6 +250,22 @@ impl Moto {
         http::post_json(&format!("{}/_ecssd/agent", self.endpoint), &body).await.map(drop)
     }
 
+    /// A CloudFormation stack named `name` (of one SQS queue), created through moto's CloudFormation;
+    /// returns its StackId.
+    pub async fn create_stack(&self, name: &str) -> anyhow::Result<String> {
+        let client = aws_sdk_cloudformation::Client::new(&self.observer_sdk_config());
+        let template = r#"{"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}"#;
+        let created = client.create_stack().stack_name(name).template_body(template).send().await?;
+        created.stack_id().map(str::to_owned).context("CreateStack answered no StackId")
+    }
+
+    /// Holds the stack in DELETE_IN_PROGRESS, as CloudFormation reports it while it deletes the stack's
+    /// resources (moto deletes a stack at once; see ecssd_moto.py, /_ecssd/stack-deleting).
+    pub async fn hold_stack_deleting(&self, stack_id: &str) -> anyhow::Result<()> {
+        let body = serde_json::json!({"stackId": stack_id});
+        http::post_json(&format!("{}/_ecssd/stack-deleting", self.endpoint), &body).await.map(drop)
+    }
+
     /// Creates a private hosted zone for `domain` and returns its id.
     pub async fn create_private_zone(&self, domain: &str) -> anyhow::Result<String> {
         use aws_sdk_route53::types::{HostedZoneConfig, Vpc, VpcRegion};

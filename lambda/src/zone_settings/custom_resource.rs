@@ -9,11 +9,12 @@
 //! `PhysicalResourceId` that stays the same for the same resource, within 4,096 bytes. This module
 //! reads the request and decides the answer; the caller sends it.
 
-use ecssd_records::SoaStore;
+use ecssd_records::{Domain, OwnerId, RecordStore, SoaStore};
 use serde::{Deserialize, Serialize};
 
 use crate::deadline::Deadline;
-use crate::zone_settings::negative_caching;
+use crate::zone_settings::stacks::{DELETING, Stacks};
+use crate::zone_settings::{emptying, negative_caching};
 
 /// The request fields this resource reads (others are ignored).
 #[derive(Debug, Clone, Deserialize)]
@@ -98,19 +99,35 @@ fn properties(request: &Request) -> Result<Properties<'_>, String> {
     Ok(Properties { zone_id, negative_cache_ttl })
 }
 
-/// Handles one request against `zone` (the zone this function was deployed for, `zone_id`): Create and
-/// Update set the negative-caching time, to `configured` only (the stack's `NegativeCacheTtl`, given to
-/// the function too: anyone allowed to invoke it can send a request, and must not set another value);
-/// Delete leaves the SOA as it is (the zone goes with the stack, and a short negative TTL harms nothing
-/// if only this resource goes). Never fails: a problem is a FAILED answer that names it, so the stack
-/// operation stops with the reason instead of waiting.
+/// The zone this function was deployed for, and whose records in it are ecssd's: what its stack
+/// configured, since anyone allowed to invoke the function can send it a request.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedZone<'a> {
+    pub id: &'a str,
+    pub domain: &'a Domain,
+    pub owner: &'a OwnerId,
+    /// The stack's `NegativeCacheTtl`: the only value Create and Update set.
+    pub negative_cache_ttl: u32,
+    /// The stack this function belongs to: the only one whose delete empties the zone.
+    pub stack_id: &'a str,
+}
+
+/// Handles one request against `zone` (the zone this function was deployed for): Create and Update set
+/// the negative-caching time, to the stack's value only. Delete comes when the stack is deleted, but
+/// also when the resource is removed in an update or a rollback, and anyone allowed to invoke the
+/// function can send one: only when CloudFormation itself says its stack is being deleted
+/// (`DescribeStacks`: `DELETE_IN_PROGRESS`) does it empty the zone of this owner's records (Route53
+/// deletes only a zone that holds nothing but its SOA and NS), and fail naming the records it leaves;
+/// otherwise it touches nothing. Never fails itself: a problem is a FAILED answer that names it, so the
+/// stack operation stops with the reason instead of waiting.
 pub async fn handle(
-    zone: &impl SoaStore,
-    zone_id: &str,
-    configured: u32,
+    zone: &(impl SoaStore + RecordStore),
+    stacks: &impl Stacks,
+    served: ServedZone<'_>,
     request: &Request,
     deadline: &Deadline,
 ) -> Response {
+    let (zone_id, configured) = (served.id, served.negative_cache_ttl);
     let physical_resource_id = format!("{zone_id}/negative-caching");
     let answer = |status, reason: Option<String>, physical_resource_id: String| Response {
         status,
@@ -123,7 +140,49 @@ pub async fn handle(
     if request.request_type == RequestType::Delete {
         // The id must be the one answered before, whatever it was.
         let id = request.physical_resource_id.clone().unwrap_or(physical_resource_id);
-        return answer(Status::Success, None, id);
+        let ours =
+            properties(request).is_ok_and(|p| p.zone_id == zone_id) && request.stack_id == served.stack_id;
+        if !ours {
+            tracing::info!(
+                stack_id = request.stack_id,
+                "a Delete of another stack's or zone's resource: nothing to do"
+            );
+            return answer(Status::Success, None, id);
+        }
+        match deadline.within(stacks.status(served.stack_id)).await {
+            Some(Ok(Some(status))) if status == DELETING => {}
+            Some(Ok(status)) => {
+                let status = status.as_deref().unwrap_or("no such stack");
+                tracing::info!(
+                    status,
+                    "the resource's Delete, but the stack is not being deleted: the zone and its records stay"
+                );
+                return answer(Status::Success, None, id);
+            }
+            Some(Err(problem)) => {
+                let problem = format!(
+                    "CloudFormation did not say whether the stack is being deleted ({problem}): nothing was \
+                     deleted; delete the stack again"
+                );
+                tracing::error!(%problem, "the zone cannot be emptied for the stack's delete");
+                return answer(Status::Failed, Some(problem), id);
+            }
+            None => {
+                let problem = "out of time asking CloudFormation whether the stack is being deleted: nothing \
+                               was deleted; delete the stack again";
+                return answer(Status::Failed, Some(problem.to_owned()), id);
+            }
+        }
+        return match emptying::empty_of_ours(zone, served.domain, served.owner, *deadline).await {
+            Ok(deleted) => {
+                tracing::info!(deleted, "the zone was emptied of ecssd's records for the stack's delete");
+                answer(Status::Success, None, id)
+            }
+            Err(problem) => {
+                tracing::error!(%problem, "the zone cannot be emptied for the stack's delete");
+                answer(Status::Failed, Some(problem), id)
+            }
+        };
     }
     let outcome = match properties(request) {
         Err(problem) => Err(problem),
@@ -185,12 +244,14 @@ mod tests {
 
     use super::*;
 
+    const STACK_ID: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/ecssd/1";
+
     fn request(request_type: &str, properties: serde_json::Value) -> Request {
         serde_json::from_value(serde_json::json!({
             "RequestType": request_type,
             "ServiceToken": "arn:aws:lambda:eu-west-1:123456789012:function:zone-settings",
             "ResponseURL": "https://cloudformation-custom-resource-response-euwest1.s3.amazonaws.com/x",
-            "StackId": "arn:aws:cloudformation:eu-west-1:123456789012:stack/ecssd/1",
+            "StackId": STACK_ID,
             "RequestId": "r-1",
             "ResourceType": "Custom::ZoneNegativeCaching",
             "LogicalResourceId": "ZoneNegativeCaching",
@@ -204,7 +265,31 @@ mod tests {
     /// asks for none that can be read).
     async fn run(zone: &MemoryZone, request: &Request) -> Response {
         let configured = properties(request).map_or(10, |p| p.negative_cache_ttl);
-        handle(zone, "Z1", configured, request, &Deadline::after(Duration::from_secs(10))).await
+        run_as(zone, configured, &DELETING_STACK, request).await
+    }
+
+    /// CloudFormation's answer about the stack, in the tests.
+    struct StackIn(&'static str);
+
+    impl Stacks for StackIn {
+        async fn status(&self, _stack_id: &str) -> Result<Option<String>, String> {
+            Ok(Some(self.0.to_owned()))
+        }
+    }
+
+    /// The stack is being deleted.
+    const DELETING_STACK: StackIn = StackIn(DELETING);
+
+    async fn run_as(zone: &MemoryZone, configured: u32, stacks: &impl Stacks, request: &Request) -> Response {
+        let (domain, owner) = ("sd.internal".parse().unwrap(), "default".parse().unwrap());
+        let served = ServedZone {
+            id: "Z1",
+            domain: &domain,
+            owner: &owner,
+            negative_cache_ttl: configured,
+            stack_id: STACK_ID,
+        };
+        handle(zone, stacks, served, request, &Deadline::after(Duration::from_secs(10))).await
     }
 
     /// Issue 27: anyone allowed to invoke the function could set the zone's negative caching to a day.
@@ -212,8 +297,7 @@ mod tests {
     async fn only_the_stacks_configured_value_is_set() {
         let zone = MemoryZone::new([]);
         let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "86400"});
-        let deadline = Deadline::after(Duration::from_secs(10));
-        let response = handle(&zone, "Z1", 10, &request("Create", props), &deadline).await;
+        let response = run_as(&zone, 10, &DELETING_STACK, &request("Create", props)).await;
         assert_eq!(response.status, Status::Failed);
         let reason = response.reason.unwrap();
         assert!(reason.contains("NegativeCacheTtl 86400 is not the value this function's stack configured (ECSSD_KEEP_NEGATIVE_TTL=10)"), "{reason}");
@@ -236,7 +320,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn update_to_the_same_value_writes_nothing_and_delete_touches_nothing() {
+    async fn update_to_the_same_value_writes_nothing_and_delete_of_an_empty_zone_only_reads() {
         let zone = MemoryZone::new([]);
         let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": 30});
         assert_eq!(run(&zone, &request("Update", props.clone())).await.status, Status::Success);
@@ -248,7 +332,64 @@ mod tests {
             (deleted.status, deleted.physical_resource_id.as_str()),
             (Status::Success, "Z1/negative-caching")
         );
-        assert!(zone.calls().is_empty(), "{:?}", zone.calls());
+        assert!(zone.calls().iter().all(|call| *call != "change"), "{:?}", zone.calls());
+    }
+
+    /// Issue 27: the stack could not be deleted while its zone held records (Route53 deletes only an
+    /// empty zone). Delete empties it of this owner's records, and only those; what else is left is
+    /// named, and the stack's delete fails with it.
+    #[tokio::test]
+    async fn delete_empties_the_zone_of_this_owners_records_and_names_what_else_blocks_it() {
+        use crate::fixtures::{TASK_IDS, web_task_records};
+        let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "10"});
+        let ours = web_task_records("default", TASK_IDS[0]);
+        let zone = MemoryZone::new(ours.iter().cloned());
+        let deleted = run(&zone, &request("Delete", props.clone())).await;
+        assert_eq!((deleted.status, deleted.reason), (Status::Success, None));
+        assert!(zone.records().is_empty(), "{:?}", zone.records());
+
+        let theirs = web_task_records("other", TASK_IDS[1]);
+        let zone = MemoryZone::new(ours.iter().chain(theirs.iter()).cloned());
+        let refused = run(&zone, &request("Delete", props)).await;
+        assert_eq!(refused.status, Status::Failed);
+        let reason = refused.reason.unwrap();
+        assert!(reason.contains("the zone still holds 3 A, SRV or TXT records"), "{reason}");
+        assert!(reason.contains(&format!("{}.sd.internal. A", TASK_IDS[1])), "{reason}");
+        assert_eq!(zone.records(), theirs, "only this owner's records went");
+    }
+
+    /// Issue 27 (review): a Delete also comes when the resource leaves the stack in an update or a
+    /// rollback, and anyone allowed to invoke the function can send one; only CloudFormation's word
+    /// that this stack is being deleted empties the zone.
+    #[tokio::test]
+    async fn a_delete_empties_nothing_unless_cloudformation_says_this_stack_is_being_deleted() {
+        use crate::fixtures::{TASK_IDS, web_task_records};
+        let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "10"});
+        let ours = web_task_records("default", TASK_IDS[0]);
+        for status in
+            ["UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "CREATE_COMPLETE"]
+        {
+            let zone = MemoryZone::new(ours.iter().cloned());
+            let answered = run_as(&zone, 10, &StackIn(status), &request("Delete", props.clone())).await;
+            assert_eq!(answered.status, Status::Success, "{status}");
+            assert_eq!(zone.records(), ours, "{status}: the zone stays, and so do its records");
+        }
+        let zone = MemoryZone::new(ours.iter().cloned());
+        let mut another = request("Delete", props.clone());
+        another.stack_id = "arn:aws:cloudformation:eu-west-1:123456789012:stack/other/2".into();
+        assert_eq!(run_as(&zone, 10, &DELETING_STACK, &another).await.status, Status::Success);
+        assert_eq!(zone.records(), ours, "another stack's Delete");
+
+        struct Silent;
+        impl Stacks for Silent {
+            async fn status(&self, _stack_id: &str) -> Result<Option<String>, String> {
+                Err("DescribeStacks timed out".into())
+            }
+        }
+        let refused = run_as(&zone, 10, &Silent, &request("Delete", props)).await;
+        assert_eq!(refused.status, Status::Failed);
+        assert!(refused.reason.unwrap().contains("did not say whether the stack is being deleted"));
+        assert_eq!(zone.records(), ours, "unknown is not a delete");
     }
 
     #[tokio::test]

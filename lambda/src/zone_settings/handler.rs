@@ -8,7 +8,7 @@ use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest as Cf
 
 use crate::clients::Clients;
 use crate::deadline::Deadline;
-use crate::zone_settings::custom_resource::{self, Request, RequestType, Response};
+use crate::zone_settings::custom_resource::{self, Request, RequestType, Response, ServedZone};
 use crate::zone_settings::response_url;
 
 /// Time kept from the deadline to send the answer.
@@ -29,9 +29,17 @@ pub async fn handle(
             let destination = answer_to(&request.response_url)?;
             let within = deadline.earlier_by(ANSWER_RESERVE);
             let zone = &clients.zone;
-            // Checked at start (`Config::role`): the zone settings function is told its stack's value.
-            let configured = clients.config.keep_negative_ttl.unwrap_or_default();
-            (destination, custom_resource::handle(zone, zone.zone_id(), configured, &request, &within).await)
+            let config = &clients.config;
+            // Both checked at start (`Config::role`): the zone settings function is told its stack's
+            // id and value.
+            let served = ServedZone {
+                id: zone.zone_id(),
+                domain: &config.domain,
+                owner: &config.owner_id,
+                negative_cache_ttl: config.keep_negative_ttl.unwrap_or_default(),
+                stack_id: config.stack_id.as_deref().unwrap_or_default(),
+            };
+            (destination, custom_resource::handle(zone, &clients.stacks, served, &request, &within).await)
         }
         Err(e) => {
             tracing::error!(error = %e, "a custom resource request that cannot be read");

@@ -1138,14 +1138,38 @@ fn a_zone_the_stack_creates_gets_a_short_negative_caching_time_and_a_given_zone_
     for property in ["Code", "Handler", "Runtime", "Architectures"] {
         assert_eq!(stack.resource("ZoneSettings")["Properties"][property], sweeper["Properties"][property]);
     }
-    // Its role reads the zone and upserts its SOA, nothing else.
+    // Its role reads the zone, upserts its SOA, deletes ecssd's record types (emptying the zone for the
+    // stack's delete) and asks CloudFormation about its own stack (whether it is being deleted),
+    // nothing else.
     let mine: Vec<Value> =
         statements(&stack).into_iter().filter(|(r, _)| r == "ZoneSettingsRole").map(|(_, s)| s).collect();
     let mut granted: Vec<String> = mine.iter().flat_map(actions).collect();
     granted.sort();
-    assert_eq!(granted, ["route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets"]);
-    let change = mine.iter().find(|s| actions(s) == ["route53:ChangeResourceRecordSets"]).unwrap();
-    assert!(changes_only_the_soa(change), "{change}");
+    assert_eq!(
+        granted,
+        [
+            "cloudformation:DescribeStacks",
+            "route53:ChangeResourceRecordSets",
+            "route53:ChangeResourceRecordSets",
+            "route53:ListResourceRecordSets"
+        ]
+    );
+    let describe = mine.iter().find(|s| actions(s) == ["cloudformation:DescribeStacks"]).unwrap();
+    assert_eq!(describe["Resource"], reference("AWS::StackId"), "its own stack only");
+    let changes: Vec<&Value> =
+        mine.iter().filter(|s| actions(s) == ["route53:ChangeResourceRecordSets"]).collect();
+    assert!(changes_only_the_soa(changes[0]), "{}", changes[0]);
+    let only = &changes[1]["Condition"]["ForAllValues:StringEquals"];
+    assert_eq!(only["route53:ChangeResourceRecordSetsRecordTypes"], serde_json::json!(["SRV", "A", "TXT"]));
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsActions"],
+        serde_json::json!(["DELETE"]),
+        "{}",
+        changes[1]
+    );
+    let variables = &stack.resource("ZoneSettings")["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables["ECSSD_OWNER_ID"], reference("OwnerId"), "only this owner's records go");
+    assert_eq!(variables["ECSSD_STACK_ID"], reference("AWS::StackId"), "only this stack's delete empties it");
 
     // A zone given by id: neither the resource nor its function exist, and nothing may change an SOA.
     let given = Stack::rendered(NAMED_CLUSTERS);

@@ -7,12 +7,14 @@
 
 use std::time::{Duration, Instant};
 
+use ecssd_records::RecordStore;
 use ecssd_records::{RecordType, SoaStore};
-use ecssd_tests::cloudformation::{ResponseBucket, SIGNATURE, zone_negative_caching_request};
+use ecssd_tests::cloudformation::{ResponseBucket, SIGNATURE, STACK_ID, zone_negative_caching_request};
 use ecssd_tests::dns::{Answer, FOLLOW_INTERVAL, LiveDns};
 use ecssd_tests::docker::ContainerSpec;
+use ecssd_tests::ecs::seed;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, invoke, sweep_once};
+use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, foreign_records, invoke, sweep_once};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
 use serde_json::Value;
@@ -21,10 +23,21 @@ use serde_json::Value;
 /// (its role, its stack's `NegativeCacheTtl`, the zone's domain and id, moto), with S3 at `bucket`
 /// (the stand-in of CloudFormation's response bucket).
 async fn zone_settings(bed: &SweepBed, bucket: &ResponseBucket, negative_cache_ttl: &str) -> LambdaEmulator {
+    zone_settings_of(bed, bucket, negative_cache_ttl, STACK_ID).await
+}
+
+/// [`zone_settings`] of the stack `stack_id`.
+async fn zone_settings_of(
+    bed: &SweepBed,
+    bucket: &ResponseBucket,
+    negative_cache_ttl: &str,
+    stack_id: &str,
+) -> LambdaEmulator {
     let s3 = bucket.origin();
     let env = bed.env(&[
         ("ECSSD_ROLE", "zone-settings"),
         ("ECSSD_KEEP_NEGATIVE_TTL", negative_cache_ttl),
+        ("ECSSD_STACK_ID", stack_id),
         ("AWS_ENDPOINT_URL_S3", &s3),
     ]);
     LambdaEmulator::start(&env).await.unwrap()
@@ -46,8 +59,13 @@ async fn request(
     zone: &str,
     ttl: &str,
 ) -> Value {
+    answer_of(lambda, bucket, zone_negative_caching_request(kind, &bucket.url, zone, ttl)).await
+}
+
+/// Sends `request` and returns what the function PUT to the response URL.
+async fn answer_of(lambda: &LambdaEmulator, bucket: &ResponseBucket, request: Value) -> Value {
     let before = bucket.uploads().len();
-    invoke(lambda, &zone_negative_caching_request(kind, &bucket.url, zone, ttl)).await.unwrap();
+    invoke(lambda, &request).await.unwrap();
     let uploads = bucket.uploads();
     assert_eq!(uploads.len(), before + 1, "one answer per request: {uploads:?}");
     let upload = uploads.last().unwrap();
@@ -119,6 +137,55 @@ async fn a_request_it_cannot_honour_fails_with_the_reason_and_changes_nothing() 
     let answer = invoke(&lambda, &zone_negative_caching_request("Create", &expired.url, &zone, "10")).await;
     let output = format!("{answer:?}");
     assert!(output.contains("HTTP 403"), "{output}\n{}", lambda.function_output());
+}
+
+/// Issue 27: a stack whose zone held records could not be deleted (Route53 deletes only an empty
+/// zone, and the custom resource's Delete did nothing). Only once CloudFormation says the function's
+/// own stack is being deleted does its Delete empty the zone, of this owner's records only: with a
+/// record ecssd does not own left, it answers FAILED naming it, and that record stays. A Delete while
+/// the stack is not being deleted (the resource removed in an update, or one anyone made up) deletes
+/// nothing.
+#[tokio::test]
+async fn the_stacks_delete_empties_the_zone_of_ecssds_records_and_names_what_else_is_left() {
+    let bed = SweepBed::start().await.unwrap();
+    let zone = bed.zone.zone_id().to_owned();
+    bed.fleet.cluster("c").await.unwrap();
+    let host = bed.fleet.host("c").await.unwrap();
+    bed.registered(&host, 2).await.unwrap();
+    let foreign = foreign_records();
+    seed(&bed.zone, vec![foreign.iter().cloned().collect()]).await.unwrap();
+    let registered = bed.records().await.unwrap();
+    let stack_id = bed.moto.create_stack("ecssd").await.unwrap();
+    let bucket = ResponseBucket::start(200).await.unwrap();
+    let lambda = zone_settings_of(&bed, &bucket, "10", &stack_id).await;
+    let delete = || {
+        let mut request = zone_negative_caching_request("Delete", &bucket.url, &zone, "10");
+        request["StackId"] = stack_id.clone().into();
+        request
+    };
+
+    let not_deleting = answer_of(&lambda, &bucket, delete()).await;
+    assert_eq!(not_deleting["Status"], "SUCCESS", "{not_deleting}");
+    assert_eq!(bed.records().await.unwrap(), registered, "the stack is not being deleted: nothing goes");
+
+    bed.moto.hold_stack_deleting(&stack_id).await.unwrap();
+    let refused = answer_of(&lambda, &bucket, delete()).await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("the zone still holds {} A, SRV or TXT records", foreign.len())),
+        "{reason}"
+    );
+    assert!(reason.contains(foreign[0].key.name.as_str()), "{reason}");
+    let mut expected = foreign.clone();
+    expected.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(bed.records().await.unwrap(), expected, "only ecssd's records went");
+
+    for record in foreign {
+        bed.zone.apply(&[ecssd_records::Change::delete(record)]).await.unwrap();
+    }
+    let deleted = answer_of(&lambda, &bucket, delete()).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
 }
 
 /// Issue 27: anyone allowed to invoke the function could make it PUT to any URL. A request naming a
