@@ -20,6 +20,9 @@ pub struct Clients {
     pub fleet: AwsFleet,
     /// CloudFormation, asked only by the zone settings function, about its own stack.
     pub stacks: aws_sdk_cloudformation::Client,
+    /// When this instance last started a sweep (the sweeper's reserved concurrency of 1 keeps one
+    /// instance warm while it is invoked often).
+    pub last_sweep: std::sync::Mutex<Option<tokio::time::Instant>>,
     pub config: Config,
 }
 

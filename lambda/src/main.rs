@@ -111,5 +111,5 @@ async fn connect(config: Config) -> anyhow::Result<Clients> {
         fleet = fleet.with_pacer(pacer);
     }
     let stacks = aws_sdk_cloudformation::Client::new(&fleet_sdk);
-    Ok(Clients { zone, fleet, stacks, config })
+    Ok(Clients { zone, fleet, stacks, config, last_sweep: Default::default() })
 }

@@ -29,7 +29,35 @@ pub async fn handle(
     );
     let left_ms = deadline.left().as_millis() as u64;
     tracing::info!(source, detail_type = %event.detail_type, left_ms, "sweep triggered");
+    if let Some(since) = too_soon(clients) {
+        let since_s = since.as_secs();
+        let min_interval_s = clients.config.min_sweep_interval_seconds;
+        tracing::warn!(
+            problem = "sweep_too_soon",
+            since_s,
+            min_interval_s,
+            "a sweep started {since_s} s ago; this invocation sweeps nothing (ECSSD_MIN_SWEEP_INTERVAL_SECONDS)"
+        );
+        return Ok(serde_json::json!({
+            "skipped": format!("a sweep started {since_s} s ago, less than ECSSD_MIN_SWEEP_INTERVAL_SECONDS ({min_interval_s} s): nothing was done"),
+        }));
+    }
     Ok(capped_for_log(serde_json::to_value(run(clients, deadline).await?)?))
+}
+
+/// How long ago the last sweep started, if that is within the minimum interval; otherwise this
+/// invocation's sweep is recorded as the last.
+fn too_soon(clients: &Clients) -> Option<std::time::Duration> {
+    let minimum = std::time::Duration::from_secs(clients.config.min_sweep_interval_seconds);
+    let mut last = clients.last_sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = tokio::time::Instant::now();
+    match *last {
+        Some(started) if now.duration_since(started) < minimum => Some(now.duration_since(started)),
+        _ => {
+            *last = Some(now);
+            None
+        }
+    }
 }
 
 /// One sweep, with the zone's negative caching checked; the report is logged, and its metrics printed

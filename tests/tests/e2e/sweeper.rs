@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use ecssd_records::SoaStore;
 use ecssd_records::{Record, RecordType};
-use ecssd_tests::cloudformation::{ResponseBucket, zone_negative_caching_request};
+use ecssd_tests::cloudformation::{ResponseBucket, STACK_ID, zone_negative_caching_request};
 use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::sweeper::{
@@ -228,6 +228,43 @@ async fn the_sweeper_serves_scheduled_events_inside_a_lambda_emulator() {
     );
 }
 
+/// Issue 27: anyone allowed to invoke the sweeper could invoke it in a loop, holding its one
+/// concurrent run (and spending the account's Route53 and ECS budgets). An invocation within
+/// ECSSD_MIN_SWEEP_INTERVAL_SECONDS of the last sweep's start sweeps nothing: no API call, no change,
+/// an answer that says why; once the interval has passed, the next one sweeps.
+#[tokio::test]
+async fn a_sweep_invoked_again_too_soon_sweeps_nothing() {
+    let setup = SweepBed::start().await.unwrap();
+    let fleet = &setup.fleet;
+    fleet.cluster("c").await.unwrap();
+    let host = fleet.host("c").await.unwrap();
+    let task = fleet.start_tasks(&host, 1).await.unwrap().remove(0);
+    seed(&setup.zone, vec![web(&task, 1, 49153)]).await.unwrap();
+    let env = setup.env(&[("ECSSD_ROLE", "sweeper"), ("ECSSD_MIN_SWEEP_INTERVAL_SECONDS", "3")]);
+    let emulator = LambdaEmulator::start(&env).await.unwrap();
+    let first = invoke(&emulator, &scheduled_event()).await.unwrap();
+    assert_eq!(first["stale_tasks"], serde_json::json!([]), "{first:#}");
+    let started = std::time::Instant::now();
+
+    // Stopped now: a sweep would delete its records.
+    fleet.stop_task(&task).await.unwrap();
+    let before = setup.moto.stats().await.unwrap();
+    let again = invoke(&emulator, &scheduled_event()).await.unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the second invocation came too late to test"
+    );
+    let skipped = again["skipped"].as_str().unwrap_or_default();
+    assert!(skipped.contains("ECSSD_MIN_SWEEP_INTERVAL_SECONDS (3 s): nothing was done"), "{again:#}");
+    assert_eq!(setup.moto.stats().await.unwrap(), before, "no API call");
+    assert_eq!(setup.records_of(&task).await.unwrap().len(), 3, "nothing deleted");
+
+    // The condition is the interval itself.
+    tokio::time::sleep(std::time::Duration::from_secs(3).saturating_sub(started.elapsed())).await;
+    let later = invoke(&emulator, &scheduled_event()).await.unwrap();
+    assert_eq!(task_ids(&later["stale_tasks"]), [task.id()], "{later:#}");
+}
+
 /// Issue 27: one binary serves the stack's three functions, and each used to take all three's events
 /// (an SQS batch sent to the sweeper withdrew a task; a custom resource request sent to the withdrawer
 /// set the zone's negative caching). Each is told its role and refuses the others' events, changing
@@ -250,7 +287,12 @@ async fn each_function_takes_only_its_own_events() {
         ("withdrawer", [scheduled_event(), settings.clone()]),
         ("zone-settings", [stop.clone(), scheduled_event()]),
     ] {
-        let env = [("ECSSD_ROLE", role), ("ECSSD_KEEP_NEGATIVE_TTL", "10"), ("AWS_ENDPOINT_URL_S3", &s3)];
+        let env = [
+            ("ECSSD_ROLE", role),
+            ("ECSSD_KEEP_NEGATIVE_TTL", "10"),
+            ("ECSSD_STACK_ID", STACK_ID),
+            ("AWS_ENDPOINT_URL_S3", &s3),
+        ];
         let lambda = LambdaEmulator::start(&setup.env(&env)).await.unwrap();
         for event in others {
             // Refused for its type: the runtime cannot read it as this role's event, or (the zone
