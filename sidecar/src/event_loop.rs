@@ -132,6 +132,10 @@ struct Check {
     /// Once reading: why, and whether it confirms a disagreement (rather than verifying unseen
     /// targets).
     reading: Option<(String, bool)>,
+    /// The ownership record of a handed-over registration not yet seen: the one thing this check
+    /// asks about (no client resolves its name, so asking early hides nothing from anyone); read
+    /// through the API unless DNS shows it as written.
+    handoff: Option<ecssd_records::Record>,
 }
 
 /// What the loop does after an event.
@@ -258,11 +262,17 @@ impl Sidecar {
             "withdrawn; draining so cached answers expire before the task stops"
         );
         let late = async {
-            if let Some(worker) = self.worker.as_mut() {
-                worker.registrar.withdraw_late_handoffs().await;
+            match self.worker.as_mut() {
+                Some(worker) => worker.registrar.withdraw_late_handoffs().await,
+                None => false,
             }
         };
-        tokio::join!(tokio::time::sleep(drain), late);
+        let ((), withdrew_late) = tokio::join!(tokio::time::sleep(drain), late);
+        if withdrew_late {
+            // Resolvers may have cached what landed late: drain again.
+            tracing::info!(drain_seconds = drain.as_secs(), "withdrew a late handoff; draining again");
+            tokio::time::sleep(drain).await;
+        }
         tracing::info!("drained; exiting");
         Ok(())
     }
@@ -339,7 +349,7 @@ impl Sidecar {
                     if done.handed_over > 0 {
                         healer.writes_by(now + registrar::HANDOFF_LANDS_WITHIN);
                     }
-                    healer.repaired(done.changes);
+                    healer.repaired(done.changes + done.handed_over);
                     // The first check runs right after the first convergence, or once Route53 can
                     // show what it wrote.
                     if !self.schedule.check_scheduled() {
@@ -485,7 +495,11 @@ impl Sidecar {
         let absent = if written.is_empty() { vec![worker.registrar.ownership_name()] } else { Vec::new() };
         let reader = worker.registrar.store().clone().with_retry(ROUTE53_RETRY);
         let (resolver, endpoint) = (healer.resolver(), self.endpoint.clone());
-        let questions = heal::questions(&written, &absent);
+        let handoff = worker.registrar.unseen_handoff().cloned();
+        let questions = match &handoff {
+            Some(ownership) => heal::questions(&[ownership.clone()].into_iter().collect(), &[]),
+            None => heal::questions(&written, &absent),
+        };
         let step = tokio::spawn(async move {
             // Each check also asks task metadata (no API call) whether ECS is stopping the task.
             let state = TaskState::of(&endpoint).await;
@@ -496,7 +510,7 @@ impl Sidecar {
             };
             CheckStep::Asked { state, answers }
         });
-        self.check = Some(Check { step, written, absent, reader, reading: None });
+        self.check = Some(Check { step, written, absent, reader, reading: None, handoff });
     }
 
     fn on_check_step(&mut self, step: Result<CheckStep, tokio::task::JoinError>) -> Flow {
@@ -530,22 +544,37 @@ impl Sidecar {
                     }
                     None => self.problems.clear(Problem::DnsCheck),
                 }
-                let (keys, reason, confirming) =
-                    match healer.decide_on(&check.written, &check.absent, &answers) {
-                        Next::Nothing => {
-                            if let Some(worker) = self.worker.as_mut() {
-                                worker.registrar.handoff_confirmed();
-                            }
-                            tracing::debug!("DNS check: nothing to repair");
-                            return Flow::Continue;
+                let next = match &check.handoff {
+                    Some(ownership) => {
+                        let question = (ownership.key.name.to_ascii_lowercase(), RecordType::Txt);
+                        if heal::shows(ownership, answers.get(&question)) {
+                            Next::Nothing
+                        } else {
+                            // Not a disagreement DNS must answer for: it may only be slow.
+                            Next::Verify(vec![ownership.key.clone()])
                         }
-                        Next::Confirm { key, reason } => (vec![key], reason, true),
-                        Next::Verify(keys) => {
-                            let reason =
-                                format!("{} SRV record(s) DNS could not show are not as written", keys.len());
-                            (keys, reason, false)
+                    }
+                    None => healer.decide_on(&check.written, &check.absent, &answers),
+                };
+                let (keys, reason, confirming) = match next {
+                    Next::Nothing => {
+                        if let Some(worker) = self.worker.as_mut() {
+                            worker.registrar.handoff_seen();
                         }
-                    };
+                        tracing::debug!("DNS check: nothing to repair");
+                        return Flow::Continue;
+                    }
+                    Next::Confirm { key, reason } => (vec![key], reason, true),
+                    Next::Verify(keys) if check.handoff.is_some() => {
+                        let reason = "the registration handed to the batcher did not land".to_owned();
+                        (keys, reason, false)
+                    }
+                    Next::Verify(keys) => {
+                        let reason =
+                            format!("{} SRV record(s) DNS could not show are not as written", keys.len());
+                        (keys, reason, false)
+                    }
+                };
                 let (reader, written, endpoint) =
                     (check.reader.clone(), check.written.clone(), self.endpoint.clone());
                 check.step = tokio::spawn(async move {
@@ -563,6 +592,11 @@ impl Sidecar {
                     Ok(true) => {
                         if confirming {
                             healer.confirmed(true);
+                        }
+                        if check.handoff.is_some()
+                            && let Some(worker) = self.worker.as_mut()
+                        {
+                            worker.registrar.handoff_seen();
                         }
                         None
                     }

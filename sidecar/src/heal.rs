@@ -161,6 +161,11 @@ pub fn judge(
     judgement
 }
 
+/// Whether `answer` shows `record` exactly as written.
+pub fn shows(record: &Record, answer: Option<&Result<Answer, String>>) -> bool {
+    matches!(answer, Some(Ok(Answer::Values(values))) if same_values(record.key.record_type, record.values().iter(), values))
+}
+
 /// Whether DNS shows exactly the written values; TXT values compare by their strings.
 fn same_values<'a>(
     record_type: RecordType,

@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecssd_edge::RegistrationQueue;
 use ecssd_records::{
-    Backoff, BatchLimits, CallError, Desired, Endpoint, Handoff, Ownership, OwnershipError, RecordKey,
-    RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys,
+    Backoff, BatchLimits, CallError, Desired, Endpoint, Handoff, Ownership, OwnershipError, Record,
+    RecordKey, RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys,
     TaskRegistration, ZoneModel, batches, desired, plan,
 };
 use tokio::time::Instant;
@@ -82,9 +82,21 @@ pub struct Registrar<S> {
     refused_retry: Duration,
     /// Where registrations go when the account's rate is spent, if anywhere.
     queue: Option<RegistrationQueue>,
-    /// Until when a registration handed over may still land, once one was: a withdrawal made before
-    /// then is checked again after it ([`Registrar::withdraw_late_handoffs`]).
-    handed_until: Option<Instant>,
+    /// The last registration handed over, until it is known to have landed and can no longer land.
+    handoff: Option<HandedOver>,
+}
+
+/// A registration handed to the batcher: assumed written, not yet seen.
+#[derive(Debug, Clone)]
+struct HandedOver {
+    /// Until when it may still land: a change that took something away before then is checked again
+    /// after it (it may have landed over that change).
+    lands_by: Instant,
+    /// The ownership record it writes (every handoff writes one, in the same atomic request): what a
+    /// DNS check asks about to see whether it landed. `None` once seen.
+    unseen: Option<Record>,
+    /// A change took something away while it could still land: read the zone back once it cannot.
+    recheck: bool,
 }
 
 /// One SRV record Route53 refused, and when to try it again.
@@ -97,7 +109,7 @@ struct Refusal {
 }
 
 /// Tries at withdrawing again after a handoff ([`Registrar::withdraw_late_handoffs`]).
-const LATE_WITHDRAWAL_ATTEMPTS: u32 = 5;
+const LATE_WITHDRAWAL_ATTEMPTS: u32 = 10;
 
 /// How long a refused record waits before it is tried again. Mostly a name at Route53's limit of 100
 /// targets: a task waiting for room costs one request per wait, so 300 waiting tasks take half a
@@ -132,7 +144,7 @@ impl<S: RecordStore> Registrar<S> {
             refused: BTreeMap::new(),
             refused_retry: REFUSED_RETRY,
             queue: None,
-            handed_until: None,
+            handoff: None,
         }
     }
 
@@ -174,9 +186,25 @@ impl<S: RecordStore> Registrar<S> {
         (ownership.name, ownership.record_type)
     }
 
-    /// When a refused record is next due for a try.
+    /// When a refused record is next due for a try, or the zone is to be read back after a handoff
+    /// that could have landed over a withdrawal.
     pub fn next_retry(&self) -> Option<Instant> {
-        self.refused.values().map(|r| r.retry_at).min()
+        let recheck = self.handoff.as_ref().filter(|h| h.recheck).map(|h| h.lands_by);
+        self.refused.values().map(|r| r.retry_at).chain(recheck).min()
+    }
+
+    /// The ownership record of a registration handed over and not yet seen: a DNS check asks about it
+    /// alone (no client resolves its name), and reads it through the API unless DNS shows it.
+    pub fn unseen_handoff(&self) -> Option<&Record> {
+        self.handoff.as_ref().and_then(|h| h.unseen.as_ref())
+    }
+
+    /// DNS, or a read, showed the handed-over registration: it landed.
+    pub fn handoff_seen(&mut self) {
+        if let Some(handoff) = self.handoff.as_mut() {
+            handoff.unseen = None;
+        }
+        self.forget_landed_handoff();
     }
 
     /// Whether converging to `endpoints` would take away something the zone holds for the task (a
@@ -190,9 +218,35 @@ impl<S: RecordStore> Registrar<S> {
             .any(|have| have.key.record_type != RecordType::Txt && wanted.get(&have.key) != Some(have))
     }
 
-    /// Forgets what it believed, so the next convergence reads the zone first.
+    /// Forgets what it believed, so the next convergence reads the zone first (which also shows whether
+    /// a handoff landed).
     pub fn invalidate(&mut self) {
         self.view = View::Unknown;
+        if let Some(handoff) = self.handoff.as_mut() {
+            handoff.unseen = None;
+        }
+    }
+
+    /// Forgets a handoff that can no longer land and needs nothing more.
+    fn forget_landed_handoff(&mut self) {
+        let now = Instant::now();
+        if self.handoff.as_ref().is_some_and(|h| h.lands_by <= now && h.unseen.is_none() && !h.recheck) {
+            self.handoff = None;
+        }
+    }
+
+    /// Before a convergence: once a handoff can no longer land, a change that took something away
+    /// meanwhile is checked by reading the zone back (the handoff may have landed over it).
+    fn recheck_after_handoff(&mut self) {
+        let now = Instant::now();
+        if let Some(handoff) = self.handoff.as_mut()
+            && handoff.recheck
+            && handoff.lands_by <= now
+        {
+            handoff.recheck = false;
+            self.invalidate();
+        }
+        self.forget_landed_handoff();
     }
 
     /// The records this task should own with these endpoints; endpoints that break a limit are left
@@ -217,6 +271,7 @@ impl<S: RecordStore> Registrar<S> {
     /// Makes the zone hold exactly the records for `endpoints`, less SRV records Route53 refused
     /// whose next try is not due.
     pub async fn converge(&mut self, endpoints: Vec<Endpoint>) -> Result<Converged, SidecarError> {
+        self.recheck_after_handoff();
         let desired = self.desired(endpoints);
         self.refused.retain(|key, _| desired.records.get(key).is_some());
         let now = Instant::now();
@@ -279,21 +334,26 @@ impl<S: RecordStore> Registrar<S> {
             return None;
         }
         tracing::debug!(changes = count, "Route53 is throttled: handed the registration to the batcher");
-        // Assumed written: a DNS check looks once it can show, and a handoff that did not land is read
-        // back and repaired from there. A later change planned from it that the zone does not match is
-        // refused whole, and read back.
-        self.view = View::Known(wanted.clone());
-        self.accepted(wanted);
-        self.handed_until = Some(Instant::now() + HANDOFF_LANDS_WITHIN);
+        self.handed_over(wanted);
         Some(Converged { handed_over: count, ..Converged::default() })
+    }
+
+    /// After `wanted` was handed over: assumed written. A DNS check looks once it can show, and a
+    /// handoff that did not land is read back and repaired from there; a later change planned from it
+    /// that the zone does not match is refused whole, and read back.
+    fn handed_over(&mut self, wanted: &RecordSet) {
+        let unseen = wanted.iter().find(|r| r.key.record_type == RecordType::Txt).cloned();
+        self.view = View::Known(wanted.clone());
+        let lands_by = Instant::now() + HANDOFF_LANDS_WITHIN;
+        self.handoff = Some(HandedOver { lands_by, unseen, recheck: false });
     }
 
     /// On the way out, after the task's records were withdrawn: if a registration was handed over, it
     /// may land after the withdrawal (the batcher may be slower than the sidecar). Waits until it can
     /// no longer land, then reads the task's records back and withdraws what is there. Tries a few
     /// times; the withdrawer and the sweeper remove what a sidecar killed meanwhile leaves.
-    pub async fn withdraw_late_handoffs(&mut self) {
-        let Some(until) = self.handed_until.take() else { return };
+    pub async fn withdraw_late_handoffs(&mut self) -> bool {
+        let Some(until) = self.handoff.take().map(|h| h.lands_by) else { return false };
         tracing::info!(
             wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
             "a registration handed to the batcher may still land: withdrawing again once it cannot"
@@ -310,7 +370,7 @@ impl<S: RecordStore> Registrar<S> {
                             "withdrew records a handed-over registration wrote late"
                         );
                     }
-                    return;
+                    return done.changes > 0;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "withdrawing after a handoff failed; trying again");
@@ -321,6 +381,7 @@ impl<S: RecordStore> Registrar<S> {
         tracing::warn!(
             "could not check for a late handed-over registration; the withdrawer or the sweeper removes it"
         );
+        false
     }
 
     /// After a permanent refusal: publishes everything but the new SRV records, then adds those one
@@ -401,18 +462,11 @@ impl<S: RecordStore> Registrar<S> {
     /// Withdraws every record of the task. After a handoff that can no longer land, from a fresh read:
     /// it may have landed unseen.
     pub async fn withdraw(&mut self) -> Result<Converged, SidecarError> {
-        if self.handed_until.is_some_and(|until| until <= Instant::now()) {
-            self.handed_until = None;
+        if self.handoff.as_ref().is_some_and(|h| h.lands_by <= Instant::now()) {
+            self.handoff = None;
             self.invalidate();
         }
         self.converge_to(&RecordSet::new()).await
-    }
-
-    /// A DNS check found the zone as written: a handoff that can no longer land has landed.
-    pub fn handoff_confirmed(&mut self) {
-        if self.handed_until.is_some_and(|until| until <= Instant::now()) {
-            self.handed_until = None;
-        }
     }
 
     async fn converge_to(&mut self, wanted: &RecordSet) -> Result<Converged, SidecarError> {
@@ -432,6 +486,13 @@ impl<S: RecordStore> Registrar<S> {
             let changes = plan(wanted, &current);
             if changes.is_empty() {
                 return Ok(done);
+            }
+            // Taking something away while a handoff may still land: it could land over this change.
+            if let Some(handoff) = self.handoff.as_mut()
+                && handoff.lands_by > Instant::now()
+                && !Handoff::only_registers(&changes)
+            {
+                handoff.recheck = true;
             }
             let mut failure = None;
             for (index, request) in batches([changes], BatchLimits::default()).into_iter().enumerate() {
@@ -541,6 +602,30 @@ mod tests {
             service: "_web._tcp".parse().unwrap(),
             reachable_port: port,
         }
+    }
+
+    /// Review of issue 26: a container stopped while its registration was handed over; the handoff
+    /// lands after the withdrawal. Once it can no longer land, the next convergence reads the zone back
+    /// and withdraws what landed (without that, the stopped container stayed published until a DNS
+    /// check, a minute or more).
+    #[tokio::test]
+    async fn a_handoff_landing_over_a_withdrawal_is_read_back_and_withdrawn_once_it_cannot_land() {
+        let mut registrar = registrar(MemoryZone::new([]));
+        let wanted = registrar.desired(vec![web(8080)]).records;
+        registrar.handed_over(&wanted);
+        assert_eq!(registrar.next_retry(), None, "nothing to check while nothing was taken away");
+
+        registrar.converge(Vec::new()).await.unwrap();
+        assert!(registrar.store().records().is_empty());
+        let lands_by = registrar.next_retry().expect("a check once the handoff can no longer land");
+        assert!(lands_by > Instant::now() + HANDOFF_LANDS_WITHIN - Duration::from_secs(1));
+
+        // The batcher writes the handoff now, and then it can no longer land.
+        registrar.store().apply(&plan(&wanted, &RecordSet::new())).await.unwrap();
+        registrar.handoff.as_mut().unwrap().lands_by = Instant::now();
+        registrar.converge(Vec::new()).await.unwrap();
+        assert!(registrar.store().records().is_empty(), "{:?}", registrar.store().records());
+        assert_eq!(registrar.next_retry(), None);
     }
 
     fn calls(registrar: &Registrar<MemoryZone>) -> Vec<&'static str> {

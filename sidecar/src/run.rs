@@ -116,8 +116,11 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     let mut registrar =
         Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address)
             .with_refused_retry(config.refused_retry())
-            // A handoff is confirmed by the DNS checks: without them, none is made.
-            .with_queue(deps.queue.clone().filter(|_| healer.is_some() && !config.deregister));
+            // A handoff is confirmed by the DNS checks: without them (or with `--once`, which exits
+            // before any), none is made.
+            .with_queue(
+                deps.queue.clone().filter(|_| healer.is_some() && !config.deregister && !config.once),
+            );
     if healer.is_none() || config.deregister {
         // No DNS check will find what an earlier run of this task left: read it now (once).
         registrar.invalidate();
