@@ -22,7 +22,7 @@ pub struct Clients {
     pub stacks: aws_sdk_cloudformation::Client,
     /// When this instance last started a sweep (the sweeper's reserved concurrency of 1 keeps one
     /// instance warm while it is invoked often).
-    pub last_sweep: std::sync::Mutex<Option<tokio::time::Instant>>,
+    pub last_sweep: std::sync::Mutex<Option<std::time::SystemTime>>,
     pub config: Config,
 }
 

@@ -119,8 +119,9 @@ pub struct Config {
 
     /// Seconds after a sweep started within which the sweeper function answers another invocation
     /// without sweeping (anyone allowed to invoke it could otherwise keep its one concurrent run busy,
-    /// and the account's Route53 and ECS budgets with it). Below the schedule's rate.
-    #[arg(long, env = "ECSSD_MIN_SWEEP_INTERVAL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    /// and the account's Route53 and ECS budgets with it). Below the schedule's rate (EventBridge's
+    /// shortest is a minute).
+    #[arg(long, env = "ECSSD_MIN_SWEEP_INTERVAL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub min_sweep_interval_seconds: u64,
 
     /// Outside Lambda, the time one sweep may take (inside Lambda the invocation's deadline counts).

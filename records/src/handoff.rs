@@ -12,6 +12,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::batch::BatchLimits;
 use crate::desired::parse_srv_value;
 use crate::names::{Domain, OwnerId, TaskArn};
 use crate::ownership::{Ownership, TaskKeys, is_srv_of};
@@ -45,10 +46,12 @@ pub enum HandoffError {
     NotTheTasks(String, String),
     #[error("it deletes {0}: a handoff only registers (it may replace the ownership record, nothing else)")]
     TakesAway(String),
-    #[error("the ownership record it writes {0}")]
+    #[error("the ownership record {0}")]
     BadOwnership(String),
     #[error("{0} has a value that is not {1}")]
     BadValue(String, &'static str),
+    #[error("it holds {records} records and {chars} value characters, more than one Route53 request takes")]
+    TooLarge { records: usize, chars: usize },
 }
 
 impl Handoff {
@@ -85,19 +88,40 @@ impl Handoff {
         if let Some(taken) = taken_away(&self.changes) {
             return Err(HandoffError::TakesAway(taken.record.key.to_string()));
         }
-        for change in self.changes.iter().filter(|c| c.action == Action::Create) {
+        let (records, chars) = self.changes.iter().fold((0, 0), |(n, c), change| {
+            (n + change.record.values().len(), c + change.record.value_chars())
+        });
+        let limits = BatchLimits::default();
+        if records > limits.max_records || chars > limits.max_value_chars {
+            return Err(HandoffError::TooLarge { records, chars });
+        }
+        for change in &self.changes {
             let record = &change.record;
             let key = record.key.to_string();
+            if change.action == Action::Delete {
+                // Only the ownership record is ever deleted (checked above): it must be this owner's
+                // claim on this task, as the sidecar's own read-back requires, not another owner's.
+                match Ownership::decode(record.values()) {
+                    Ok(o) if o.owner == *owner && o.task == self.task => continue,
+                    Ok(o) => {
+                        return Err(HandoffError::BadOwnership(format!(
+                            "it deletes claims owner {} and task {}",
+                            o.owner, o.task
+                        )));
+                    }
+                    Err(e) => return Err(HandoffError::BadOwnership(format!("it deletes: {e}"))),
+                }
+            }
             match record.key.record_type {
                 RecordType::Txt => match Ownership::decode(record.values()) {
                     Ok(o) if o.owner == *owner && o.task == self.task => {}
                     Ok(o) => {
                         return Err(HandoffError::BadOwnership(format!(
-                            "claims owner {} and task {}",
+                            "it writes claims owner {} and task {}",
                             o.owner, o.task
                         )));
                     }
-                    Err(e) => return Err(HandoffError::BadOwnership(e.to_string())),
+                    Err(e) => return Err(HandoffError::BadOwnership(format!("it writes: {e}"))),
                 },
                 RecordType::A if record.values().iter().all(|v| v.parse::<Ipv4Addr>().is_ok()) => {}
                 RecordType::A => return Err(HandoffError::BadValue(key, "an IPv4 address")),
@@ -210,6 +234,21 @@ mod tests {
         let srv = elsewhere.iter_mut().find(|c| c.record.key.record_type == RecordType::Srv).unwrap();
         srv.record = Record::new(srv.record.key.clone(), 10, vec!["1 1 80 www.example.com".into()]);
         assert!(matches!(check(elsewhere), Err(HandoffError::BadValue(..))));
+
+        // Review: the replaced ownership record must be this owner's (another owner's task of the same
+        // id would otherwise lose its claim).
+        let mut takes_theirs = plan(&registration(TASK, &[80, 81]), &registration(TASK, &[80]));
+        let theirs = Ownership {
+            owner: "blue".parse().unwrap(),
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            task: TASK.parse().unwrap(),
+            srv: Vec::new(),
+        };
+        let ours_txt = takes_theirs.iter().find(|c| c.action == Action::Delete).unwrap().record.clone();
+        let blue_txt = Record::new(ours_txt.key, 10, theirs.encode());
+        let delete = takes_theirs.iter_mut().find(|c| c.action == Action::Delete).unwrap();
+        delete.record = blue_txt;
+        assert!(matches!(check(takes_theirs), Err(HandoffError::BadOwnership(_))));
 
         assert!(matches!(check(Vec::new()), Err(HandoffError::ChangeCount(0))));
         let mut other_owner = handoff(plan(&registration(TASK, &[80]), &RecordSet::new()));

@@ -1,5 +1,5 @@
 //! Writing checked handoffs: as few `ChangeResourceRecordSets` requests as Route53's limits allow
-//! (1,000 records, 32,000 value characters), each task's changes whole in one request.
+//! (1,000 records, 32,000 value characters), each handoff whole in one request.
 //!
 //! Route53 applies a request whole or not at all, and each handoff is CREATE and DELETE with exact
 //! values: when one task's part no longer matches the zone (its sidecar changed its records itself
@@ -12,10 +12,10 @@
 //! have withdrawn, and waits only that long before checking that nothing landed late. Throttling is
 //! retried (paced) until then.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{BatchLimits, CallError, Change, Handoff, RecordKey, RecordStore, batches};
+use ecssd_records::{BatchLimits, CallError, Change, Handoff, RecordStore};
 use tokio::time::Instant;
 
 use crate::deadline::Deadline;
@@ -101,21 +101,33 @@ pub async fn write<S: RecordStore>(store: &S, handoffs: Vec<Handoff>, deadline: 
     outcomes.into_iter().map(|o| o.unwrap_or(Outcome::OutOfTime)).collect()
 }
 
-/// The handoffs at `indices` grouped into requests within Route53's limits, each task whole.
+/// The handoffs at `indices` grouped, in order, into requests within Route53's limits: each handoff
+/// whole (a checked handoff fits one request), and never two of one task in a request (a task's
+/// second handoff is planned from its first: they go in order, in separate requests).
 fn pack(handoffs: &[Handoff], indices: Vec<usize>) -> Vec<Vec<usize>> {
-    // Every key names its task, so a key maps a packed change back to its handoff.
-    let owner_of: BTreeMap<&RecordKey, usize> =
-        indices.iter().flat_map(|&i| handoffs[i].changes.iter().map(move |c| (&c.record.key, i))).collect();
-    let units = indices.iter().map(|&i| handoffs[i].changes.clone());
-    batches(units, BatchLimits::default())
-        .into_iter()
-        .map(|request| {
-            let mut group: Vec<usize> =
-                request.iter().filter_map(|c| owner_of.get(&c.record.key).copied()).collect();
-            group.dedup();
-            group
-        })
-        .collect()
+    let limits = BatchLimits::default();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut used = (0, 0);
+    for index in indices {
+        let handoff = &handoffs[index];
+        let cost = handoff.changes.iter().fold((0, 0), |(n, c), change| {
+            (n + change.record.values().len(), c + change.record.value_chars())
+        });
+        let fits = |group: &Vec<usize>, used: (usize, usize)| {
+            used.0 + cost.0 <= limits.max_records
+                && used.1 + cost.1 <= limits.max_value_chars
+                && group.iter().all(|&other| handoffs[other].task != handoff.task)
+        };
+        match groups.last_mut() {
+            Some(group) if fits(group, used) => group.push(index),
+            _ => {
+                groups.push(vec![index]);
+                used = (0, 0);
+            }
+        }
+        used = (used.0 + cost.0, used.1 + cost.1);
+    }
+    groups
 }
 
 fn now_ms() -> u64 {
@@ -135,14 +147,21 @@ mod tests {
     }
 
     fn registration(n: usize) -> RecordSet {
+        registration_with_ports(n, &[80])
+    }
+
+    fn registration_with_ports(n: usize, ports: &[u16]) -> RecordSet {
         let id = format!("{n:032x}");
-        let endpoints = vec![Endpoint {
-            container: "app".into(),
-            container_port: 80,
-            // One service per task: Route53 takes 100 targets per name.
-            service: format!("_s{n}._tcp").parse().unwrap(),
-            reachable_port: 80,
-        }];
+        let endpoints = ports
+            .iter()
+            .map(|&port| Endpoint {
+                container: "app".into(),
+                container_port: port,
+                // One service per task: Route53 takes 100 targets per name.
+                service: format!("_s{n}._tcp").parse().unwrap(),
+                reachable_port: port,
+            })
+            .collect();
         let registration = TaskRegistration {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
             task: task_arn(&id).parse().unwrap(),
@@ -182,6 +201,21 @@ mod tests {
         let requests = zone.calls().len();
         // 900 records fit one request; finding the refused task halves it about log2(300) times.
         assert!(requests <= 1 + 2 * 9, "{requests} requests");
+    }
+
+    /// Review: a task whose registration grew while throttled hands over twice, the second planned
+    /// from the first; the two go in order, in separate requests, and both land.
+    #[tokio::test]
+    async fn two_handoffs_of_one_task_go_in_order_in_separate_requests() {
+        let zone = MemoryZone::new([]);
+        let first = handoff(1, later());
+        let grown = registration_with_ports(1, &[80, 81]);
+        let second = Handoff { changes: plan(&grown, &registration(1)), ..handoff(1, later()) };
+        let handoffs = vec![first, second, handoff(2, later())];
+        let outcomes = write(&zone, handoffs, Deadline::after(Duration::from_secs(30))).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Written { .. })), "{outcomes:?}");
+        assert_eq!(zone.calls().len(), 2, "{:?}", zone.calls());
+        assert_eq!(zone.records().len(), grown.len() + registration(2).len());
     }
 
     #[tokio::test]

@@ -46,13 +46,15 @@ pub async fn handle(
 }
 
 /// How long ago the last sweep started, if that is within the minimum interval; otherwise this
-/// invocation's sweep is recorded as the last.
+/// invocation's sweep is recorded as the last. Wall-clock time: Lambda freezes an instance between
+/// invocations, and AWS does not say that a monotonic clock advances meanwhile.
 fn too_soon(clients: &Clients) -> Option<std::time::Duration> {
     let minimum = std::time::Duration::from_secs(clients.config.min_sweep_interval_seconds);
     let mut last = clients.last_sweep.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = tokio::time::Instant::now();
-    match *last {
-        Some(started) if now.duration_since(started) < minimum => Some(now.duration_since(started)),
+    let now = std::time::SystemTime::now();
+    let since = last.and_then(|started| now.duration_since(started).ok());
+    match since {
+        Some(since) if since < minimum => Some(since),
         _ => {
             *last = Some(now);
             None

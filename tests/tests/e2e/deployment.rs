@@ -1362,8 +1362,22 @@ fn the_batcher_takes_registrations_by_the_thousand_and_may_only_register() {
     let variables = &batcher["Environment"]["Variables"];
     assert_eq!(variables["ECSSD_ROLE"], "batcher");
     let withdrawer = stack.resolve(&stack.resource("Withdrawer")["Properties"]).unwrap();
-    for name in ["ECSSD_DOMAIN", "ECSSD_ZONE_ID", "ECSSD_OWNER_ID", "ECSSD_ROUTE53_REQUESTS_PER_SECOND"] {
+    for name in ["ECSSD_DOMAIN", "ECSSD_ZONE_ID", "ECSSD_OWNER_ID"] {
         assert_eq!(variables[name], withdrawer["Environment"]["Variables"][name], "{name}");
+    }
+    // Each of the two batchers the mapping may run at once paces itself at a quarter of the rate, so
+    // the sweep (the rate), the withdrawals (the rate) and the batchers (half) stay within the
+    // account's rate with `auto` (40% + 40% + 20%), for every value the parameters allow.
+    let mut cases: Vec<(String, f64)> =
+        (1..=8).map(|rate| (format!("Route53RequestsPerSecond={rate}"), f64::from(rate) / 4.0)).collect();
+    for account in [5, 10] {
+        cases.push((format!("Route53AccountRequestsPerSecond={account}"), f64::from(account) * 0.4 / 4.0));
+    }
+    for (overrides, expected) in cases {
+        let stack = stack.with_parameters(&[ALL_CLUSTERS, &[overrides.as_str()]].concat());
+        let batcher = stack.resolve(&stack.resource("Batcher")["Properties"]).unwrap();
+        let pace = &batcher["Environment"]["Variables"]["ECSSD_ROUTE53_REQUESTS_PER_SECOND"];
+        assert_eq!(pace.as_str().and_then(|p| p.parse::<f64>().ok()), Some(expected), "{overrides}: {pace}");
     }
     assert_eq!(
         stack.resource("Batcher")["Metadata"],
