@@ -11,7 +11,7 @@ use ecssd_records::{Domain, OwnerId};
 /// health-checks endpoints and stops unhealthy tasks within safety limits), the withdrawer (deletes a
 /// stopped task's records, fed ECS task state change events through SQS), the zone settings (the
 /// stack's custom resource setting the zone's negative caching) and the batcher (writes registrations
-/// sidecars handed over while Route53 throttled them, many tasks to a request). From a shell, `--once` runs one sweep
+/// sidecars hand over, many tasks to a request). From a shell, `--once` runs one sweep
 /// and prints the report.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "bootstrap", version)]
@@ -150,8 +150,8 @@ pub enum Role {
     Withdrawer,
     /// CloudFormation custom resource requests: sets the zone's negative caching.
     ZoneSettings,
-    /// SQS batches of the registration queue: writes the registrations sidecars handed over while
-    /// Route53 throttled them, many tasks to a request.
+    /// SQS batches of the registration queue: writes the registrations sidecars hand over, many tasks
+    /// to a request.
     Batcher,
 }
 

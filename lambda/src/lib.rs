@@ -7,7 +7,7 @@
 //! - [`withdrawal`]: the withdrawer, fed ECS's task state change events through an SQS queue: deletes
 //!   a stopped task's records within seconds, once ECS confirms the stop.
 //! - [`batching`]: the batcher, fed the registration queue: writes the registrations sidecars handed
-//!   over while Route53 throttled them, many tasks to a request.
+//!   over, many tasks to a request.
 //! - [`zone_settings`]: the custom resource that sets the negative caching of a zone the stack creates.
 //!
 //! What they share:

@@ -103,10 +103,10 @@ pub struct Config {
     #[arg(long, env = "ECSSD_REFUSED_RETRY_SECONDS", default_value_t = crate::registrar::REFUSED_RETRY.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub refused_retry_seconds: u64,
 
-    /// URL of the registration queue (the stack's `RegistrationQueueUrl` output). When Route53 throttles
-    /// a registration, it is handed to the queue, and the batcher writes many tasks' registrations in one
-    /// request: a deploy of hundreds of tasks then costs about one request per task. Unset: the sidecar
-    /// retries Route53 itself.
+    /// URL of the registration queue (the stack's `RegistrationQueueUrl` output). Registrations are
+    /// handed to the queue, and the batcher writes many tasks' registrations in one request: a deploy of
+    /// hundreds of tasks then costs Route53 a few requests, not one or more per task. Withdrawals go to
+    /// Route53 directly. Unset: every change goes to Route53 directly.
     #[arg(long, env = "ECSSD_REGISTRATION_QUEUE_URL", value_parser = parse_queue_url)]
     pub registration_queue_url: Option<String>,
 

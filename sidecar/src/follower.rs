@@ -194,7 +194,7 @@ impl Worker {
                 endpoints = count,
                 changes = done.handed_over,
                 first_event_ns,
-                "Route53 is throttled: the registration was handed to the batcher"
+                "the registration was handed to the batcher"
             );
         }
         Ok(Resynced::Converged(done))

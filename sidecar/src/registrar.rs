@@ -6,9 +6,9 @@
 //! Route53 rejects that as stale, records survive from an earlier run, so it reads them back by name
 //! (never a zone scan) and plans again.
 //!
-//! When the account's Route53 rate is spent (the request was throttled) and a registration queue is
-//! configured, a change that only registers is handed to the batcher instead of retried
-//! ([`ecssd_records::handoff`]): one refused request per task, then a share of a batched one.
+//! With a registration queue configured, a change that only registers is handed to the batcher
+//! ([`ecssd_records::handoff`]), which writes many tasks' registrations in one request; one Route53
+//! throttled after a read-back is handed over too.
 //!
 //! When Route53 refuses a request for good (e.g. a name already holds its 100 multivalue records), the
 //! new SRV records are tried one by one, the way external-dns retries failed groups alone: the ones
@@ -125,8 +125,8 @@ pub struct Converged {
     pub requests: usize,
     /// Times the task's records were read back from Route53.
     pub reads: usize,
-    /// Changes handed to the batcher (Route53 throttled the request): what the registrar now assumes
-    /// the zone holds, until a DNS check says otherwise.
+    /// Changes handed to the batcher: what the registrar now assumes the zone holds, until a DNS check
+    /// says otherwise.
     pub handed_over: usize,
 }
 
@@ -278,6 +278,14 @@ impl<S: RecordStore> Registrar<S> {
         let held: BTreeSet<RecordKey> =
             self.refused.iter().filter(|(_, r)| r.retry_at > now).map(|(k, _)| k.clone()).collect();
         let wanted = desired.holding_back(&held);
+        // With a registration queue, a change that only registers goes to the batcher first: the
+        // fleet's registrations then share requests instead of each spending one of the account's
+        // few per second (a withdrawal, a read-back, or the retry of a record Route53 refused for good
+        // goes to Route53 directly).
+        let retries_refused = wanted.iter().any(|r| self.refused.contains_key(&r.key));
+        if !retries_refused && let Some(done) = self.hand_over(&wanted).await {
+            return Ok(done);
+        }
         match self.converge_to(&wanted).await {
             Ok(done) => {
                 self.accepted(&wanted);
@@ -314,9 +322,9 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// After Route53 throttled a change to `wanted`: hands it to the registration queue, if there is
-    /// one and the change only registers (a withdrawal is never handed over: it goes out first, from
-    /// here). `None` when it was not handed over; the caller's retry then goes to Route53.
+    /// Hands the change to `wanted` to the registration queue, if there is one, the view is known and
+    /// the change only registers (a withdrawal is never handed over: it goes out first, from here).
+    /// `None` when it was not handed over; the change then goes to Route53.
     async fn hand_over(&mut self, wanted: &RecordSet) -> Option<Converged> {
         let queue = self.queue.as_ref()?;
         let View::Known(current) = &self.view else { return None };
@@ -333,7 +341,7 @@ impl<S: RecordStore> Registrar<S> {
             tracing::debug!(%problem, "could not hand the registration over; retrying Route53 itself");
             return None;
         }
-        tracing::debug!(changes = count, "Route53 is throttled: handed the registration to the batcher");
+        tracing::debug!(changes = count, "handed the registration to the batcher");
         self.handed_over(wanted);
         Some(Converged { handed_over: count, ..Converged::default() })
     }

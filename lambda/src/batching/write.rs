@@ -40,7 +40,12 @@ pub enum Outcome {
 /// Writes `handoffs` (each already checked) and says what became of each, in order.
 pub async fn write<S: RecordStore>(store: &S, handoffs: Vec<Handoff>, deadline: Deadline) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; handoffs.len()];
-    let mut groups: VecDeque<Vec<usize>> = pack(&handoffs, (0..handoffs.len()).collect()).into();
+    // SQS delivers a message at least once: a handoff that came twice is written once, and both
+    // messages get its outcome.
+    let first_of: Vec<usize> =
+        (0..handoffs.len()).map(|i| (0..i).find(|&j| handoffs[j] == handoffs[i]).unwrap_or(i)).collect();
+    let unique = (0..handoffs.len()).filter(|&i| first_of[i] == i).collect();
+    let mut groups: VecDeque<Vec<usize>> = pack(&handoffs, unique).into();
     while let Some(group) = groups.pop_front() {
         let now = now_ms();
         let (live, expired): (Vec<usize>, Vec<usize>) =
@@ -97,6 +102,9 @@ pub async fn write<S: RecordStore>(store: &S, handoffs: Vec<Handoff>, deadline: 
             // the expired from those to deliver again.
             Err(_elapsed) => groups.push_front(live),
         }
+    }
+    for (index, &first) in first_of.iter().enumerate().filter(|(i, first)| *i != **first) {
+        outcomes[index] = outcomes[first].clone();
     }
     outcomes.into_iter().map(|o| o.unwrap_or(Outcome::OutOfTime)).collect()
 }
@@ -216,6 +224,18 @@ mod tests {
         assert!(outcomes.iter().all(|o| matches!(o, Outcome::Written { .. })), "{outcomes:?}");
         assert_eq!(zone.calls().len(), 2, "{:?}", zone.calls());
         assert_eq!(zone.records().len(), grown.len() + registration(2).len());
+    }
+
+    /// Review: SQS delivers a message at least once; a handoff that came twice was sent twice, and the
+    /// second was reported dropped for a change its sidecar never made.
+    #[tokio::test]
+    async fn a_handoff_delivered_twice_is_written_once() {
+        let zone = MemoryZone::new([]);
+        let at = later();
+        let handoffs = vec![handoff(1, at), handoff(1, at), handoff(2, at)];
+        let outcomes = write(&zone, handoffs, Deadline::after(Duration::from_secs(30))).await;
+        assert!(outcomes.iter().all(|o| *o == Outcome::Written { changes: 3 }), "{outcomes:?}");
+        assert_eq!(zone.calls(), ["change"]);
     }
 
     #[tokio::test]
