@@ -1,13 +1,8 @@
-//! The registration queue: a [`Handoff`] as the JSON body of one SQS message, and the sidecar's
-//! sending of it (`SendMessage`, one attempt: a sidecar that cannot hand over retries Route53 itself).
+//! The registration queue's messages: a [`Handoff`] as the JSON body of one SQS message, written by the
+//! sidecar and read by the batcher.
 
-use std::time::Duration;
-
-use aws_sdk_sqs::error::DisplayErrorContext;
 use ecssd_records::{Action, Change, Handoff, Record, RecordKey, RecordType};
 use serde::{Deserialize, Serialize};
-
-use crate::retry::CallCounter;
 
 /// The message format's version; a batcher refuses others by name.
 const VERSION: u32 = 1;
@@ -86,34 +81,6 @@ pub fn decode(body: &str) -> Result<Handoff, String> {
         })
         .collect::<Result<_, String>>()?;
     Ok(Handoff { owner, task, not_after_ms: message.not_after_ms, changes })
-}
-
-/// The registration queue, as a sidecar sends to it.
-#[derive(Debug, Clone)]
-pub struct RegistrationQueue {
-    client: aws_sdk_sqs::Client,
-    url: String,
-    calls: std::sync::Arc<CallCounter>,
-}
-
-impl RegistrationQueue {
-    /// Sends to the queue at `url`; each send is one attempt of at most `attempt`.
-    pub fn new(sdk: &aws_types::SdkConfig, url: String, attempt: Duration) -> Self {
-        let client = aws_sdk_sqs::Client::new(&crate::sdk::for_our_retries(sdk, attempt));
-        Self { client, url, calls: Default::default() }
-    }
-
-    /// Sends one handoff; the error says why it was not sent (the caller then retries Route53).
-    pub async fn send(&self, handoff: &Handoff) -> Result<(), String> {
-        self.calls.add("SendMessage");
-        let sent = self.client.send_message().queue_url(&self.url).message_body(encode(handoff)).send().await;
-        sent.map(|_| ()).map_err(|e| format!("SendMessage to {}: {}", self.url, DisplayErrorContext(&e)))
-    }
-
-    /// Messages sent so far.
-    pub fn calls(&self) -> &CallCounter {
-        &self.calls
-    }
 }
 
 #[cfg(test)]

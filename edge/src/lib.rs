@@ -8,7 +8,7 @@
 //! - [`route53_errors`]: the Route53 operations ecssd calls and the class of each error they model.
 //! - [`ecs_errors`]: the same for the ECS and EC2 operations (the sweeper's, and the sidecar's lookup
 //!   of its host's address).
-//! - [`handoff`]: the registration queue's messages, and a sidecar's sending of one.
+//! - [`handoff`]: the registration queue's messages.
 //! - [`route53`]: [`Route53Zone`], the Route53 implementation of the model's `RecordStore`.
 //! - [`pace`]: spacing one client's requests under a shared rate limit.
 //! - [`cli`]: flag/environment parsing naming the variable behind a bad value, the log filter check,
@@ -25,7 +25,6 @@ pub mod route53;
 pub mod route53_errors;
 pub mod sdk;
 
-pub use handoff::RegistrationQueue;
 pub use logging::LogFormat;
 pub use pace::Pacer;
 pub use retry::{CallCounter, ErrorClass};

@@ -108,7 +108,7 @@ pub fn throttled<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bo
 pub struct CallCounter(Mutex<BTreeMap<&'static str, u64>>);
 
 impl CallCounter {
-    pub(crate) fn add(&self, operation: &'static str) {
+    fn add(&self, operation: &'static str) {
         let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *counts.entry(operation).or_default() += 1;
     }

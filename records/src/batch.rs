@@ -23,6 +23,11 @@ fn cost(change: &Change) -> (usize, usize) {
     (change.record.values().len(), change.record.value_chars())
 }
 
+/// What `changes` cost against the limits together: (records, value characters).
+pub fn cost_of(changes: &[Change]) -> (usize, usize) {
+    changes.iter().map(cost).fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1))
+}
+
 /// Packs units (each the plan of one task) into requests. Units are never split unless one alone
 /// exceeds the limits; then it is cut in order, keeping each DELETE+CREATE replacement together.
 pub fn batches(units: impl IntoIterator<Item = Vec<Change>>, limits: BatchLimits) -> Vec<Vec<Change>> {
@@ -33,7 +38,7 @@ pub fn batches(units: impl IntoIterator<Item = Vec<Change>>, limits: BatchLimits
         used.0 + add.0 <= limits.max_records && used.1 + add.1 <= limits.max_value_chars
     };
     for unit in units.into_iter().filter(|u| !u.is_empty()) {
-        let unit_cost = unit.iter().map(cost).fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+        let unit_cost = cost_of(&unit);
         if fits(used, unit_cost) {
             used = (used.0 + unit_cost.0, used.1 + unit_cost.1);
             current.extend(unit);
@@ -49,7 +54,7 @@ pub fn batches(units: impl IntoIterator<Item = Vec<Change>>, limits: BatchLimits
             continue;
         }
         for atom in atoms(unit) {
-            let atom_cost = atom.iter().map(cost).fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+            let atom_cost = cost_of(&atom);
             if !fits(used, atom_cost) && !current.is_empty() {
                 out.push(std::mem::take(&mut current));
                 used = (0, 0);

@@ -12,7 +12,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::batch::BatchLimits;
+use crate::batch::{BatchLimits, cost_of};
 use crate::desired::parse_srv_value;
 use crate::names::{Domain, OwnerId, TaskArn};
 use crate::ownership::{Ownership, TaskKeys, is_srv_of};
@@ -88,9 +88,7 @@ impl Handoff {
         if let Some(taken) = taken_away(&self.changes) {
             return Err(HandoffError::TakesAway(taken.record.key.to_string()));
         }
-        let (records, chars) = self.changes.iter().fold((0, 0), |(n, c), change| {
-            (n + change.record.values().len(), c + change.record.value_chars())
-        });
+        let (records, chars) = cost_of(&self.changes);
         let limits = BatchLimits::default();
         if records > limits.max_records || chars > limits.max_value_chars {
             return Err(HandoffError::TooLarge { records, chars });

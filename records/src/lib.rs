@@ -34,7 +34,7 @@ pub mod service;
 pub mod soa;
 
 pub use backoff::{Backoff, REPORT_INTERVAL, ReportGate, RetryPolicy};
-pub use batch::{BatchLimits, batches};
+pub use batch::{BatchLimits, batches, cost_of};
 pub use desired::{
     Desired, Endpoint, Rejected, SetIdentifierClaim, TaskRegistration, ZoneModel, desired,
     parse_set_identifier, parse_srv_value, set_identifier, srv_value,

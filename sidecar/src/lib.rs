@@ -10,6 +10,7 @@
 //! - [`docker_siblings`]: the task's containers from the Docker API and its events.
 //! - [`metadata_siblings`]: the task's containers from task metadata.
 //! - [`registrar`]: converging the task's records, generic over `RecordStore`.
+//! - [`registration_queue`]: handing a registration to the batcher's queue.
 //! - [`run`]: the start: the task, its address, the zone; SIGTERM during it registers nothing.
 //! - [`event_loop`]: after start: register, follow Docker events or poll task metadata, heal, withdraw
 //!   and drain on shutdown; nothing slow runs in the loop itself.
@@ -32,6 +33,7 @@ pub mod metadata;
 pub mod metadata_siblings;
 pub mod problems;
 pub mod registrar;
+pub mod registration_queue;
 pub mod run;
 pub mod schedule;
 pub mod siblings;

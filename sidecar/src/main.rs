@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::signal::unix::{Signal, SignalKind};
 
-use ecssd_edge::RegistrationQueue;
 use ecssd_edge::logging::{self, Timestamps};
 use ecssd_sidecar::host_address::{HostLookup, METADATA_FILE_VARIABLE};
+use ecssd_sidecar::registration_queue::RegistrationQueue;
 use ecssd_sidecar::source::{self, Source, SourceClient};
 use ecssd_sidecar::{Config, Deps, SidecarError};
 

@@ -18,7 +18,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ecssd_edge::RegistrationQueue;
 use ecssd_records::{
     Backoff, BatchLimits, CallError, Desired, Endpoint, Handoff, Ownership, OwnershipError, Record,
     RecordKey, RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys,
@@ -27,6 +26,7 @@ use ecssd_records::{
 use tokio::time::Instant;
 
 use crate::error::SidecarError;
+use crate::registration_queue::RegistrationQueue;
 
 /// How many stale-plan rejections in a row are tolerated before the conflict is reported as permanent
 /// (a re-read that changes nothing means the conflict is not with our own earlier state).

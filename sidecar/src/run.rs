@@ -31,7 +31,7 @@ pub struct Deps {
     /// Finding the host's address in bridge and host mode.
     pub host: crate::host_address::HostLookup,
     /// Where registrations go when Route53 throttles them, if configured.
-    pub queue: Option<ecssd_edge::RegistrationQueue>,
+    pub queue: Option<crate::registration_queue::RegistrationQueue>,
 }
 
 /// How often the task's containers are listed again even without Docker events.

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ecssd_records::{BatchLimits, CallError, Change, Handoff, RecordStore};
+use ecssd_records::{BatchLimits, CallError, Change, Handoff, RecordStore, cost_of};
 use tokio::time::Instant;
 
 use crate::deadline::Deadline;
@@ -118,9 +118,7 @@ fn pack(handoffs: &[Handoff], indices: Vec<usize>) -> Vec<Vec<usize>> {
     let mut used = (0, 0);
     for index in indices {
         let handoff = &handoffs[index];
-        let cost = handoff.changes.iter().fold((0, 0), |(n, c), change| {
-            (n + change.record.values().len(), c + change.record.value_chars())
-        });
+        let cost = cost_of(&handoff.changes);
         let fits = |group: &Vec<usize>, used: (usize, usize)| {
             used.0 + cost.0 <= limits.max_records
                 && used.1 + cost.1 <= limits.max_value_chars
