@@ -1,5 +1,5 @@
 //! The registration queue (issue 26) on the bed: an SQS queue in moto, the batcher (the workspace-built
-//! `bootstrap` with `ECSSD_ROLE=batcher`) as the function of the Lambda runtime emulator
+//! `bootstrap` with `ECSSD_ROLE=batcher`) as the function of Lambda runtime emulators
 //! ([`LambdaEmulator`]), and between them an emulation of Lambda's SQS event source mapping, which
 //! AWS runs and the bed must do itself.
 //!
@@ -10,6 +10,18 @@
 //!   holding a batch of messages, one invocation per batch; when the function has processed a batch,
 //!   Lambda deletes its messages from the queue. The event is the example standard queue message event
 //!   of that page ([`sqs_event_of`]), with this queue's ARN as `eventSourceARN`.
+//! - "Configuring scaling behavior for SQS event source mappings"
+//!   (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html>): for a standard queue,
+//!   when messages are available "Lambda starts processing five batches at a time with five concurrent
+//!   invocations of your function"; while messages remain it adds "up to 300 more instances per
+//!   minute", up to 1,000 batches at once; the scale-down to as few as 2 concurrent batches "is not
+//!   available when you enable the maximum concurrency setting". Its section "Configuring maximum
+//!   concurrency for Amazon SQS event sources", and `ScalingConfig`
+//!   (<https://docs.aws.amazon.com/lambda/latest/api/API_ScalingConfig.html>): `MaximumConcurrency`
+//!   (2 to 1,000) "limits the number of concurrent instances that the Amazon SQS event source can
+//!   invoke". The bed runs [`POLLERS`] (five) concurrent `ReceiveMessage` loops and at most
+//!   [`MAXIMUM_CONCURRENCY`] (the stack's two) invocations at once, each in a function process of its
+//!   own (one [`LambdaEmulator`] each, as Lambda gives each concurrent invocation an instance).
 //! - "Lambda parameters for Amazon SQS event source mappings"
 //!   (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html>) and "Batching
 //!   behavior" of "Lambda event source mappings"
@@ -28,23 +40,35 @@
 //!
 //! Where the bed chooses, it says so:
 //! - The queue and the mapping are the stack's (template.yaml, `Registrations` and
-//!   `BatcherRegistrations`): visibility timeout 180 s, retention 60 s, and the batcher paced at 1
-//!   Route53 request/s (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`, the stack's share at 5 requests/s).
-//! - One poller and one invocation at a time, where the stack allows two (`ScalingConfig`
-//!   `MaximumConcurrency: 2`): the emulator runs one function process. A burst's batches come one
-//!   after another, each paced alone; the stack's two share the account's rate.
-//! - The batching window starts with the first message a poll returns. (For SQS the guide says the next
-//!   window begins when the previous invocation completes; on a queue that was idle for longer than a
-//!   window that gives the first message of a burst a batch of its own, one Route53 request more.)
-//! - While no batch is being gathered the poller long-polls 1 s at a time (Lambda: up to 20 s), so that
-//!   [`Batcher::pause`] takes effect within a second; within a window it polls without waiting, every
-//!   100 ms at most, until the window ends.
+//!   `BatcherRegistrations`): visibility timeout 180 s, retention 60 s, `ScalingConfig`
+//!   `MaximumConcurrency: 2`, and each batcher paced at 1 Route53 request/s
+//!   (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`, the stack's share at 5 requests/s): two invocations at once
+//!   offer up to 2 requests/s, as the stack's two do.
+//! - The pollers stay at five: the bed does not scale them up (the stack's maximum concurrency of two
+//!   would not let more batches be invoked) nor down.
+//! - How the pollers' messages become batches is not documented; the bed pools them: every poller
+//!   adds what it receives to one batch being gathered, whose window starts with its first message
+//!   (for SQS the guide says the next window begins when the previous invocation completes; on a queue
+//!   that was idle for longer than a window that gives the first message of a burst a batch of its
+//!   own, one Route53 request more). When the window ends (or the batch is full) the batch goes to the
+//!   first of the [`MAXIMUM_CONCURRENCY`] function processes that is free, and the next batch is
+//!   gathered meanwhile. The pollers hold at most one batch's worth of messages not yet invoked: with
+//!   every invocation busy and a full batch waiting, they stop receiving and messages wait in the
+//!   queue (Lambda invokes no more than the maximum concurrency, so it has no use for more).
+//! - While no batch is being gathered the pollers long-poll 1 s at a time (Lambda: up to 20 s), so
+//!   that [`Batcher::pause`] takes effect within a second; within a window each polls without waiting,
+//!   every 100 ms at most after an empty answer, until the window ends.
 //! - Pausing is disabling the mapping (`Enabled: false`): no message is received while paused, a batch
-//!   already being gathered is still invoked, and messages wait in the queue.
+//!   already being gathered is still invoked when its window ends, and messages wait in the queue.
+//! - What each message went through is kept ([`Batcher::timings`]): SQS's `SentTimestamp` and
+//!   `ApproximateFirstReceiveTimestamp` (moto's clock, this machine's) and the bed's own clock when the
+//!   poller got it, when its invocation started and when it answered, for benchmarks to show where a
+//!   handoff's time goes.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
@@ -61,6 +85,10 @@ use crate::task_events::{SqsMessage, sqs_event_of};
 pub const BATCHING_WINDOW: Duration = Duration::from_secs(1);
 /// The stack's `BatchSize` for the registration queue.
 pub const BATCH_SIZE: usize = 1_000;
+/// The concurrent `ReceiveMessage` loops: Lambda's five at the start ("five batches at a time").
+pub const POLLERS: usize = 5;
+/// The stack's `ScalingConfig` `MaximumConcurrency`: invocations at once, a function process each.
+pub const MAXIMUM_CONCURRENCY: usize = 2;
 /// The most messages one `ReceiveMessage` returns (SQS API reference, `MaxNumberOfMessages`: 1-10).
 const RECEIVE_MAX: usize = 10;
 /// The payload limit of a synchronous invocation, which ends a batch.
@@ -68,13 +96,13 @@ const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 /// The queue's visibility timeout: how long a message named in `batchItemFailures` (or of a failed
 /// batch) stays out of sight (the stack's: 6 x the batcher's 30 s timeout, as Lambda asks).
 pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(180);
-/// How long the queue keeps a message (the stack's, SQS's least: a handoff lives 15 s).
+/// How long the queue keeps a message (the stack's, SQS's least).
 const RETENTION: Duration = Duration::from_secs(60);
 /// The batcher's pace (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`): the stack's at 5 requests/s for the account.
 pub const BATCHER_REQUESTS_PER_SECOND: &str = "1";
 /// The long poll while no batch is being gathered.
 const IDLE_WAIT_SECONDS: i32 = 1;
-/// How often a batching window polls again after an empty answer.
+/// How often a poller polls again within a batching window after an empty answer.
 const WINDOW_POLL: Duration = Duration::from_millis(100);
 
 /// The variable that gives a sidecar the registration queue.
@@ -89,35 +117,137 @@ pub struct Invocation {
     pub returned: usize,
     /// The answer failed the whole batch (a function error, or an answer Lambda does not accept).
     pub failed: bool,
+    /// Which function process (0 to [`MAXIMUM_CONCURRENCY`] - 1) served it.
+    pub instance: usize,
+    /// From the invoke request to the function's answer.
+    pub took: Duration,
 }
 
-/// The registration queue, its batcher, and the poller between them; stopped when dropped.
+/// What one message delivered to the function went through, in ms since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageTiming {
+    /// SQS's `SentTimestamp` (moto's clock).
+    pub sent_ms: Option<u64>,
+    /// SQS's `ApproximateFirstReceiveTimestamp` (moto's clock).
+    pub first_received_ms: Option<u64>,
+    /// SQS's `ApproximateReceiveCount` when this delivery received it.
+    pub receive_count: Option<u64>,
+    /// When the poller's `ReceiveMessage` answered with it (the bed's clock).
+    pub received_ms: u64,
+    /// When its invocation started.
+    pub invoked_ms: u64,
+    /// When its invocation answered.
+    pub answered_ms: u64,
+    /// The handoff's `not_after_ms`, when the body is one.
+    pub not_after_ms: Option<u64>,
+}
+
+/// The registration queue, its batcher, and the pollers between them; stopped when dropped.
 #[derive(Debug)]
 pub struct Batcher {
     queue_url: String,
     queue_arn: String,
-    lambda: LambdaEmulator,
+    lambdas: Vec<LambdaEmulator>,
     control: Arc<Control>,
-    poller: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
 struct Control {
-    /// Whether the mapping is enabled (the poller may receive).
-    enabled: watch::Sender<bool>,
-    /// Whether the poller has seen it disabled and holds no message.
-    paused: watch::Sender<bool>,
+    state: Mutex<State>,
+    /// Bumped whenever `state` changes: what pollers, invokers and [`Batcher::pause`] wait on.
+    changed: watch::Sender<u64>,
     invocations: Mutex<Vec<Invocation>>,
-    /// What went wrong in the poller (a failed SQS call, an invocation that did not answer): shown by
-    /// [`Batcher::problems`] and when a test fails.
+    timings: Mutex<Vec<MessageTiming>>,
+    /// What went wrong in the mapping (a failed SQS call, an invocation that did not answer): shown
+    /// by [`Batcher::problems`] and when a test fails.
     problems: Mutex<Vec<String>>,
     stopping: AtomicBool,
 }
 
+#[derive(Debug)]
+struct State {
+    /// Whether the mapping is enabled (the pollers may receive).
+    enabled: bool,
+    /// Received and not yet invoked, in order, each with when it was received; the first ones are the
+    /// batch being gathered.
+    received: VecDeque<Received>,
+    /// `ReceiveMessage` calls under way.
+    receiving: usize,
+    /// Invocations under way.
+    invoking: usize,
+}
+
+#[derive(Debug)]
+struct Received {
+    message: SqsMessage,
+    at: Instant,
+    at_ms: u64,
+}
+
+impl State {
+    /// Whether the mapping is disabled and holds no message.
+    fn paused(&self) -> bool {
+        !self.enabled && self.received.is_empty() && self.receiving == 0 && self.invoking == 0
+    }
+
+    /// When the batch being gathered is due: its window's end, or now when it is full.
+    fn due(&self) -> Option<Instant> {
+        let first = self.received.front()?;
+        let payload: usize = self.received.iter().map(|r| r.message.body.len()).sum();
+        if self.received.len() >= BATCH_SIZE || payload >= PAYLOAD_LIMIT {
+            return Some(first.at);
+        }
+        Some(first.at + BATCHING_WINDOW)
+    }
+
+    /// The batch being gathered, when it is due: at most [`BATCH_SIZE`] messages and the payload limit.
+    fn take_due(&mut self) -> Option<Vec<Received>> {
+        if self.due()? > Instant::now() {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut payload = 0;
+        while let Some(next) = self.received.front() {
+            let fits = batch.len() < BATCH_SIZE
+                && (batch.is_empty() || payload + next.message.body.len() <= PAYLOAD_LIMIT);
+            if !fits {
+                break;
+            }
+            payload += next.message.body.len();
+            batch.extend(self.received.pop_front());
+        }
+        Some(batch)
+    }
+}
+
+impl Control {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes the state and wakes whoever waits for a change.
+    fn update<T>(&self, change: impl FnOnce(&mut State) -> T) -> T {
+        let result = change(&mut self.state());
+        self.bump();
+        result
+    }
+
+    /// Wakes whoever waits for a change of `state`.
+    fn bump(&self) {
+        self.changed.send_modify(|generation| *generation = generation.wrapping_add(1));
+    }
+
+    fn problem(&self, problem: String) {
+        tracing::warn!(%problem, "registration queue event source mapping");
+        self.problems.lock().unwrap_or_else(PoisonError::into_inner).push(problem);
+    }
+}
+
 impl Batcher {
     /// Creates the queue `ecssd-registrations` in `moto` and starts the batcher for the zone `zone_id`
-    /// (the bed's domain, owner `default`) with `extra` settings (they win over the bed's), and the
-    /// poller, enabled.
+    /// (the bed's domain, owner `default`) with `extra` settings (they win over the bed's), in
+    /// [`MAXIMUM_CONCURRENCY`] function processes, and the mapping, enabled.
     pub async fn start(moto: &Moto, zone_id: &str, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
         let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
         let created = sqs
@@ -146,24 +276,32 @@ impl Batcher {
         env.push(("ECSSD_ZONE_ID".into(), zone_id.into()));
         env.push(("ECSSD_ROUTE53_REQUESTS_PER_SECOND".into(), BATCHER_REQUESTS_PER_SECOND.into()));
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let lambda = LambdaEmulator::start(&env).await?;
+        let lambdas: Vec<LambdaEmulator> =
+            futures_util::future::try_join_all((0..MAXIMUM_CONCURRENCY).map(|_| LambdaEmulator::start(&env)))
+                .await?;
 
         let control = Arc::new(Control {
-            enabled: watch::Sender::new(true),
-            paused: watch::Sender::new(false),
+            state: Mutex::new(State { enabled: true, received: VecDeque::new(), receiving: 0, invoking: 0 }),
+            changed: watch::Sender::new(0),
             invocations: Mutex::new(Vec::new()),
+            timings: Mutex::new(Vec::new()),
             problems: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
         });
-        let poller = Poller {
+        let mapping = Arc::new(Mapping {
             sqs,
             queue_url: queue_url.clone(),
             queue_arn: queue_arn.clone(),
-            invoke_url: lambda.invoke_url(),
             control: control.clone(),
-        };
-        let poller = tokio::spawn(poller.run());
-        Ok(Self { queue_url, queue_arn, lambda, control, poller })
+        });
+        let mut tasks: Vec<JoinHandle<()>> =
+            (0..POLLERS).map(|_| tokio::spawn(mapping.clone().poll())).collect();
+        tasks.extend(
+            lambdas.iter().enumerate().map(|(instance, lambda)| {
+                tokio::spawn(mapping.clone().invoke(instance, lambda.invoke_url()))
+            }),
+        );
+        Ok(Self { queue_url, queue_arn, lambdas, control, tasks })
     }
 
     pub fn queue_url(&self) -> &str {
@@ -179,36 +317,47 @@ impl Batcher {
         (QUEUE_URL_ENV.to_owned(), self.queue_url.clone())
     }
 
-    /// Disables the mapping; returns once the poller holds no message (a batch being gathered is
-    /// invoked first), so nothing is received until [`resume`](Self::resume).
+    /// Disables the mapping; returns once it holds no message (a batch being gathered is invoked
+    /// first), so nothing is received until [`resume`](Self::resume).
     pub async fn pause(&self) -> anyhow::Result<()> {
-        self.control.enabled.send_replace(false);
-        let mut paused = self.control.paused.subscribe();
-        tokio::time::timeout(Duration::from_secs(120), paused.wait_for(|p| *p))
+        let mut changed = self.control.changed.subscribe();
+        self.control.update(|state| state.enabled = false);
+        let paused = async {
+            loop {
+                if self.control.state().paused() {
+                    return Ok(());
+                }
+                changed.changed().await.context("the mapping stopped")?;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), paused)
             .await
-            .context("the poller did not pause within 120 s")?
-            .context("the poller stopped")?;
-        Ok(())
+            .context("the mapping did not pause within 120 s")?
     }
 
     /// Enables the mapping again.
     pub fn resume(&self) {
-        self.control.enabled.send_replace(true);
+        self.control.update(|state| state.enabled = true);
     }
 
-    /// Every invocation so far, in order.
+    /// Every invocation so far, in the order they answered.
     pub fn invocations(&self) -> Vec<Invocation> {
         self.control.invocations.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// What went wrong in the poller so far.
+    /// What each message delivered so far went through, in the order their invocations answered.
+    pub fn timings(&self) -> Vec<MessageTiming> {
+        self.control.timings.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// What went wrong in the mapping so far.
     pub fn problems(&self) -> Vec<String> {
         self.control.problems.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// What the batcher has logged so far.
+    /// What the batcher's function processes have logged so far, one after the other.
     pub fn function_output(&self) -> String {
-        self.lambda.function_output()
+        self.lambdas.iter().map(LambdaEmulator::function_output).collect::<Vec<_>>().join("")
     }
 
     /// The batcher's report lines so far ("handed-over registrations written"), each its `report`.
@@ -225,10 +374,12 @@ impl Batcher {
 impl Drop for Batcher {
     fn drop(&mut self) {
         self.control.stopping.store(true, Ordering::SeqCst);
-        self.poller.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
         if std::thread::panicking() {
             eprintln!(
-                "[registration queue poller] invocations {:?}, problems {:?}",
+                "[registration queue mapping] invocations {:?}, problems {:?}",
                 self.invocations(),
                 self.problems()
             );
@@ -236,74 +387,101 @@ impl Drop for Batcher {
     }
 }
 
-/// Lambda's side of the mapping: receives, gathers, invokes, deletes.
-struct Poller {
+/// Lambda's side of the mapping: pollers receive, invokers invoke and delete.
+#[derive(Debug)]
+struct Mapping {
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     queue_arn: String,
-    invoke_url: String,
     control: Arc<Control>,
 }
 
-impl Poller {
-    async fn run(self) {
-        let mut enabled = self.control.enabled.subscribe();
-        loop {
-            if !*enabled.borrow_and_update() {
-                self.control.paused.send_replace(true);
-                if enabled.wait_for(|e| *e).await.is_err() {
+impl Mapping {
+    /// One poller: receives while the mapping is enabled and holds less than a batch.
+    async fn poll(self: Arc<Self>) {
+        let mut changed = self.control.changed.subscribe();
+        while !self.control.stopping.load(Ordering::SeqCst) {
+            // Seen before the state is read: a change after the read wakes the wait below.
+            changed.mark_unchanged();
+            // Whether to receive, how many, and whether to wait (no batch being gathered).
+            let call = {
+                let mut state = self.control.state();
+                let held = state.received.len() + state.receiving * RECEIVE_MAX;
+                if state.enabled && held < BATCH_SIZE {
+                    state.receiving += 1;
+                    let wait = if state.received.is_empty() { IDLE_WAIT_SECONDS } else { 0 };
+                    Some(((BATCH_SIZE - held).min(RECEIVE_MAX), wait))
+                } else {
+                    None
+                }
+            };
+            let Some((max, wait)) = call else {
+                if changed.changed().await.is_err() {
                     return;
                 }
-                self.control.paused.send_replace(false);
                 continue;
-            }
-            match self.gather().await {
-                Ok(batch) if batch.is_empty() => {}
-                Ok(batch) => self.deliver(batch).await,
-                Err(e) => {
-                    self.problem(format!("ReceiveMessage: {e:#}"));
-                    // Lambda's poller backs off after an error; the bed's queue is local.
-                    tokio::time::sleep(WINDOW_POLL).await;
+            };
+            let answer = self.receive(max, wait).await;
+            let empty_in_window = self.control.update(|state| {
+                state.receiving -= 1;
+                match answer {
+                    Ok(messages) => {
+                        let (at, at_ms) = (Instant::now(), now_ms());
+                        let empty = messages.is_empty();
+                        state.received.extend(messages.into_iter().map(|message| Received {
+                            message,
+                            at,
+                            at_ms,
+                        }));
+                        empty && !state.received.is_empty()
+                    }
+                    Err(e) => {
+                        self.control.problem(format!("ReceiveMessage: {e:#}"));
+                        // Lambda's poller backs off after an error; the bed's queue is local.
+                        true
+                    }
                 }
-            }
-            if self.control.stopping.load(Ordering::SeqCst) {
-                return;
+            });
+            if empty_in_window {
+                tokio::time::sleep(WINDOW_POLL).await;
             }
         }
     }
 
-    /// One batch: empty when the idle long poll found nothing (or the mapping was disabled), else
-    /// what arrived within the batching window of its first message, up to the batch size and payload.
-    async fn gather(&self) -> anyhow::Result<Vec<SqsMessage>> {
-        let mut batch: Vec<SqsMessage> = Vec::new();
-        let mut payload = 0;
-        let mut window_end: Option<Instant> = None;
-        loop {
-            let room = (BATCH_SIZE - batch.len()).min(RECEIVE_MAX);
-            let wait = match window_end {
-                None if !*self.control.enabled.borrow() => return Ok(batch),
-                None => IDLE_WAIT_SECONDS,
-                Some(end) if Instant::now() >= end => return Ok(batch),
-                Some(_) => 0,
+    /// One function process: invokes each batch that is due while it is free.
+    async fn invoke(self: Arc<Self>, instance: usize, invoke_url: String) {
+        let mut changed = self.control.changed.subscribe();
+        while !self.control.stopping.load(Ordering::SeqCst) {
+            changed.mark_unchanged();
+            let (batch, due) = {
+                let mut state = self.control.state();
+                let batch = state.take_due();
+                if batch.is_some() {
+                    state.invoking += 1;
+                }
+                (batch, state.due())
             };
-            let received = self.receive(room, wait).await?;
-            if received.is_empty() {
-                match window_end {
-                    None => return Ok(batch),
-                    Some(end) => {
-                        tokio::time::sleep(WINDOW_POLL.min(end.saturating_duration_since(Instant::now())))
-                            .await;
-                        continue;
+            if batch.is_some() {
+                // The pollers may have room again.
+                self.control.bump();
+            }
+            match batch {
+                Some(batch) => {
+                    self.deliver(instance, &invoke_url, batch).await;
+                    self.control.update(|state| state.invoking -= 1);
+                }
+                None => {
+                    let wake = async {
+                        match due {
+                            Some(due) => tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        result = changed.changed() => if result.is_err() { return },
+                        () = wake => {}
                     }
                 }
-            }
-            window_end.get_or_insert_with(|| Instant::now() + BATCHING_WINDOW);
-            for message in received {
-                payload += message.body.len();
-                batch.push(message);
-            }
-            if batch.len() >= BATCH_SIZE || payload >= PAYLOAD_LIMIT {
-                return Ok(batch);
             }
         }
     }
@@ -334,19 +512,22 @@ impl Poller {
     }
 
     /// Invokes the function with `batch` and deletes what its answer says was processed.
-    async fn deliver(&self, batch: Vec<SqsMessage>) {
-        let event = sqs_event_of(&batch, &self.queue_arn);
-        let answer = http::post_json(&self.invoke_url, &event).await;
+    async fn deliver(&self, instance: usize, invoke_url: &str, batch: Vec<Received>) {
+        let (invoked, invoked_ms) = (Instant::now(), now_ms());
+        let messages: Vec<SqsMessage> = batch.iter().map(|r| r.message.clone()).collect();
+        let event = sqs_event_of(&messages, &self.queue_arn);
+        let answer = http::post_json(invoke_url, &event).await;
+        let (took, answered_ms) = (invoked.elapsed(), now_ms());
         let returned = match answer {
-            Ok(answer) => match retried_ids(&answer, &batch) {
+            Ok(answer) => match retried_ids(&answer, &messages) {
                 Ok(ids) => Some(ids),
                 Err(why) => {
-                    self.problem(format!("the batch of {} failed as a whole: {why}", batch.len()));
+                    self.control.problem(format!("the batch of {} failed as a whole: {why}", batch.len()));
                     None
                 }
             },
             Err(e) => {
-                self.problem(format!("the invocation with {} messages failed: {e:#}", batch.len()));
+                self.control.problem(format!("the invocation with {} messages failed: {e:#}", batch.len()));
                 None
             }
         };
@@ -354,14 +535,30 @@ impl Poller {
             messages: batch.len(),
             returned: returned.as_ref().map_or(batch.len(), Vec::len),
             failed: returned.is_none(),
+            instance,
+            took,
         };
         if let Some(returned) = returned {
             let processed: Vec<&SqsMessage> =
-                batch.iter().filter(|m| !returned.contains(&m.message_id)).collect();
+                messages.iter().filter(|m| !returned.contains(&m.message_id)).collect();
             if let Err(e) = self.delete(&processed).await {
-                self.problem(format!("DeleteMessageBatch: {e:#}"));
+                self.control.problem(format!("DeleteMessageBatch: {e:#}"));
             }
         }
+        let timings = batch.iter().map(|r| {
+            let attribute = |name: &str| r.message.attributes[name].as_str().and_then(|s| s.parse().ok());
+            let body: Option<Value> = serde_json::from_str(&r.message.body).ok();
+            MessageTiming {
+                sent_ms: attribute("SentTimestamp"),
+                first_received_ms: attribute("ApproximateFirstReceiveTimestamp"),
+                receive_count: attribute("ApproximateReceiveCount"),
+                received_ms: r.at_ms,
+                invoked_ms,
+                answered_ms,
+                not_after_ms: body.and_then(|b| b["not_after_ms"].as_u64()),
+            }
+        });
+        self.control.timings.lock().unwrap_or_else(PoisonError::into_inner).extend(timings);
         self.control.invocations.lock().unwrap_or_else(PoisonError::into_inner).push(invocation);
     }
 
@@ -388,11 +585,11 @@ impl Poller {
         }
         Ok(())
     }
+}
 
-    fn problem(&self, problem: String) {
-        tracing::warn!(%problem, "registration queue poller");
-        self.control.problems.lock().unwrap_or_else(PoisonError::into_inner).push(problem);
-    }
+/// Milliseconds since the Unix epoch, as SQS's timestamps count.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The message ids of `batch` a partial batch response asks to deliver again, as Lambda reads it

@@ -18,6 +18,16 @@
 //!   here: Fargate-shaped documents of a `web` container announcing its service by label, and the
 //!   sidecar's own). Fits 1,000 sidecars on a 2-core machine; Docker mode, a container a task, 500.
 //! - `--account-rate=10`: 10 requests/s with a burst of 50 instead of 5 with a burst of 5.
+//! - `--timeout=SECONDS`: how long to wait for every sidecar to register (default 120 s + 10x the
+//!   floor); what was measured until then is printed all the same, and the bench fails.
+//!
+//! With `--queue` it also shows where a handoff's time goes, from the bed's event source mapping
+//! (`Batcher::timings`, `Batcher::invocations`) and the batcher's reports: SQS's `SentTimestamp` to
+//! `ApproximateFirstReceiveTimestamp` (waiting in the queue for a poller), the poller's receive to the
+//! invocation (the batching window, then waiting for a free function), the invocation's duration (the
+//! batcher's time per batch: its paced, throttled and split Route53 requests), the handoff's life left
+//! when its batch was invoked (`not_after_ms`; the batcher drops what has under 2 s left), and how many
+//! the batcher reported expired.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -27,7 +37,7 @@ use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::fleet_metadata::FleetMetadata;
 use ecssd_tests::measure::{percentile, rss_kib};
 use ecssd_tests::moto::AccountRate;
-use ecssd_tests::registration_queue::Batcher;
+use ecssd_tests::registration_queue::{Batcher, MAXIMUM_CONCURRENCY, POLLERS};
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
 use ecssd_tests::world::World;
@@ -58,7 +68,8 @@ async fn main() -> anyhow::Result<()> {
         let rate = args.iter().find_map(|a| a.strip_prefix("--account-rate=")).unwrap_or("5").parse()?;
         let queue = args.iter().any(|a| a == "--queue");
         let metadata = args.iter().any(|a| a == "--metadata");
-        fleet_start(fleet, rate, queue, metadata).await?;
+        let timeout = args.iter().find_map(|a| a.strip_prefix("--timeout=")).map(str::parse).transpose()?;
+        fleet_start(fleet, rate, queue, metadata, timeout.map(Duration::from_secs)).await?;
     }
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
@@ -208,7 +219,13 @@ async fn withdrawal_under_throttling() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fleet_start(count: usize, rate: AccountRate, queue: bool, metadata: bool) -> anyhow::Result<()> {
+async fn fleet_start(
+    count: usize,
+    rate: AccountRate,
+    queue: bool,
+    metadata: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<()> {
     let world = World::new().await?;
     let batcher = match queue {
         true => Some(Batcher::start(&world.moto, &world.zone.zone_id(), &[]).await?),
@@ -287,8 +304,9 @@ async fn fleet_start(count: usize, rate: AccountRate, queue: bool, metadata: boo
     let spawned = launch.elapsed().as_secs_f64();
     // (seconds since launch, targets registered), one sample per poll: where the time goes.
     let progress = std::sync::Mutex::new(Vec::new());
-    let timeout = Duration::from_secs(120 + 10 * count as u64 / rate.per_second() as u64);
-    wait_for("every sidecar to register", timeout, || async {
+    let timeout =
+        timeout.unwrap_or_else(|| Duration::from_secs(120 + 10 * count as u64 / rate.per_second() as u64));
+    let waited = wait_for("every sidecar to register", timeout, || async {
         // Poll gently: moto shares these two cores with the sidecars being measured.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let registered = targets().await?.len();
@@ -298,8 +316,11 @@ async fn fleet_start(count: usize, rate: AccountRate, queue: bool, metadata: boo
             .push((launch.elapsed().as_secs_f64(), registered));
         Ok((registered >= count).then_some(()))
     })
-    .await?;
+    .await;
     let elapsed = launch.elapsed().as_secs_f64();
+    if let Err(e) = &waited {
+        println!("**not all registered**: {e:#}");
+    }
     let after = world.moto.stats().await?;
     let progress = progress.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
     let reached = |share: f64| {
@@ -372,22 +393,92 @@ async fn fleet_start(count: usize, rate: AccountRate, queue: bool, metadata: boo
         let sizes: Vec<usize> = invocations.iter().map(|i| i.messages).collect();
         let reports = batcher.reports();
         let sum = |field: &str| reports.iter().map(|r| r[field].as_u64().unwrap_or_default()).sum::<u64>();
+        let batcher_changes: u64 = reports
+            .iter()
+            .map(|r| r["api_calls"]["route53"]["ChangeResourceRecordSets"].as_u64().unwrap_or_default())
+            .sum();
         println!(
             "batcher: {} invocations, {delivered} handoffs delivered (batches {sizes:?}); written {}, expired {}, \
-             dropped {}, refused {}; poller problems: {:?}",
+             dropped {}, refused {}, to deliver again {}; {batcher_changes} ChangeResourceRecordSets calls \
+             (attempts, throttled included); mapping problems: {:?}",
             invocations.len(),
             sum("written"),
             sum("expired"),
             reports.iter().map(|r| r["dropped"].as_array().map_or(0, Vec::len)).sum::<usize>(),
             reports.iter().map(|r| r["refused"].as_array().map_or(0, Vec::len)).sum::<usize>(),
+            reports.iter().map(|r| r["retry"].as_array().map_or(0, Vec::len)).sum::<usize>(),
             batcher.problems()
         );
+        handoff_timings(batcher);
     }
     let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
     let exited = sidecars.iter().filter(|s| s.pid().is_none()).count();
     println!("({refused_busy} sidecar log lines about PriorRequestNotComplete; {exited} sidecars exited)");
     println!("load average after: {}", load_average());
-    Ok(())
+    waited
+}
+
+/// Where the handoffs' time went: a table of distributions, in seconds.
+fn handoff_timings(batcher: &Batcher) {
+    let timings = batcher.timings();
+    let invocations = batcher.invocations();
+    let seconds = |ms: Option<i64>| ms.map(|ms| ms as f64 / 1000.0);
+    let signed = |later: Option<u64>, earlier: Option<u64>| Some(later? as i64 - earlier? as i64);
+    let rows: Vec<(&str, Vec<f64>)> = vec![
+        (
+            "in the queue: SentTimestamp to ApproximateFirstReceiveTimestamp (SQS, moto's clock)",
+            timings.iter().filter_map(|t| seconds(signed(t.first_received_ms, t.sent_ms))).collect(),
+        ),
+        (
+            "received to invoked (the batching window, then waiting for a free function)",
+            timings.iter().filter_map(|t| seconds(signed(Some(t.invoked_ms), Some(t.received_ms)))).collect(),
+        ),
+        (
+            "sent to invoked",
+            timings.iter().filter_map(|t| seconds(signed(Some(t.invoked_ms), t.sent_ms))).collect(),
+        ),
+        (
+            "sent to its invocation's answer",
+            timings.iter().filter_map(|t| seconds(signed(Some(t.answered_ms), t.sent_ms))).collect(),
+        ),
+        (
+            "handoff's life left when invoked (not_after_ms - invoked; under 2 s is expired)",
+            timings.iter().filter_map(|t| seconds(signed(t.not_after_ms, Some(t.invoked_ms)))).collect(),
+        ),
+        (
+            "batcher's time per batch (invoke to answer), per invocation",
+            invocations.iter().map(|i| i.took.as_secs_f64()).collect(),
+        ),
+    ];
+    println!(
+        "\nwhere a handoff's time goes ({} handoffs delivered, {} invocations):",
+        timings.len(),
+        invocations.len()
+    );
+    println!("| stage | n | min | p50 | p90 | max |\n|---|---|---|---|---|---|");
+    for (stage, mut values) in rows {
+        values.sort_by(f64::total_cmp);
+        if values.is_empty() {
+            println!("| {stage} | 0 | | | | |");
+            continue;
+        }
+        println!(
+            "| {stage} | {} | {:.1} s | {:.1} s | {:.1} s | {:.1} s |",
+            values.len(),
+            values[0],
+            percentile(&values, 50.0),
+            percentile(&values, 90.0),
+            values[values.len() - 1]
+        );
+    }
+    let again = timings.iter().filter(|t| t.receive_count.is_some_and(|n| n > 1)).count();
+    let per_instance: Vec<usize> = (0..MAXIMUM_CONCURRENCY)
+        .map(|i| invocations.iter().filter(|inv| inv.instance == i).count())
+        .collect();
+    println!(
+        "({again} deliveries of a message received before; invocations per function process {per_instance:?}; \
+         {POLLERS} pollers, at most {MAXIMUM_CONCURRENCY} invocations at once)"
+    );
 }
 
 /// The 1, 5 and 15 minute load averages.
