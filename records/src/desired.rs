@@ -253,6 +253,7 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
         cluster_arn: task.cluster_arn.clone(),
         task: task.task.clone(),
         srv: srv_keys,
+        withdrawn_until: None,
     };
     let txt_key = RecordKey { name: ownership_key, record_type: RecordType::Txt, set_identifier: None };
     records.insert(Record::new(txt_key, zone.ttl, ownership.encode()));

@@ -8,7 +8,13 @@
 //! matches (the sidecar changed or withdrew its records directly meanwhile) is refused whole by
 //! Route53, never applied over what is there. A handoff only registers (it creates the task's records
 //! and replaces its ownership record, never takes a record away), and it expires: the batcher does
-//! not send it after `not_after_ms`, and a sidecar that stops meanwhile checks again after then.
+//! not send it after `not_after_ms`.
+//!
+//! Every handoff writes the task's ownership record, with exact values: CREATE where there was none,
+//! or DELETE of the value the sidecar last knew and CREATE of the new one. That record is the handoff's
+//! guard: whatever the sidecar writes directly changes it (a changed claim, or a withdrawal guard in
+//! place of a withdrawn claim, see [`crate::ownership`]), so a handoff still in the queue no longer
+//! matches and can never land over it. The sidecar need not wait for its handoffs when it stops.
 
 use std::net::Ipv4Addr;
 
@@ -46,6 +52,10 @@ pub enum HandoffError {
     NotTheTasks(String, String),
     #[error("it deletes {0}: a handoff only registers (it may replace the ownership record, nothing else)")]
     TakesAway(String),
+    #[error(
+        "it does not write the task's ownership record {0}, which keeps a handoff from landing over a later change"
+    )]
+    Unguarded(String),
     #[error("the ownership record {0}")]
     BadOwnership(String),
     #[error("{0} has a value that is not {1}")]
@@ -88,6 +98,9 @@ impl Handoff {
         if let Some(taken) = taken_away(&self.changes) {
             return Err(HandoffError::TakesAway(taken.record.key.to_string()));
         }
+        if !self.changes.iter().any(|c| c.action == Action::Create && c.record.key == keys.ownership) {
+            return Err(HandoffError::Unguarded(keys.ownership.to_string()));
+        }
         let (records, chars) = cost_of(&self.changes);
         let limits = BatchLimits::default();
         if records > limits.max_records || chars > limits.max_value_chars {
@@ -112,6 +125,11 @@ impl Handoff {
             }
             match record.key.record_type {
                 RecordType::Txt => match Ownership::decode(record.values()) {
+                    Ok(o) if o.withdrawn_until.is_some() => {
+                        return Err(HandoffError::BadOwnership(
+                            "it writes a withdrawal guard (a handoff only registers)".into(),
+                        ));
+                    }
                     Ok(o) if o.owner == *owner && o.task == self.task => {}
                     Ok(o) => {
                         return Err(HandoffError::BadOwnership(format!(
@@ -228,6 +246,21 @@ mod tests {
             Record::new(claims_other[0].record.key.clone(), 10, forged_txt.record.values().to_vec());
         assert!(matches!(check(claims_other), Err(HandoffError::BadOwnership(_))));
 
+        // The ownership record is the handoff's guard against landing over a later direct change.
+        let mut unguarded = plan(&registration(TASK, &[80]), &RecordSet::new());
+        unguarded.retain(|c| c.record.key.record_type != RecordType::Txt);
+        assert!(matches!(check(unguarded), Err(HandoffError::Unguarded(_))));
+        let mut writes_guard = plan(&registration(TASK, &[80]), &RecordSet::new());
+        let txt = writes_guard.iter_mut().find(|c| c.record.key.record_type == RecordType::Txt).unwrap();
+        let guard = Ownership::withdrawal_guard(
+            OwnerId::default(),
+            "arn:aws:ecs:us-east-1:1:cluster/c".into(),
+            TASK.parse().unwrap(),
+            u64::MAX,
+        );
+        txt.record = Record::new(txt.record.key.clone(), 10, guard.encode());
+        assert!(matches!(check(writes_guard), Err(HandoffError::BadOwnership(_))));
+
         let mut elsewhere = plan(&registration(TASK, &[80]), &RecordSet::new());
         let srv = elsewhere.iter_mut().find(|c| c.record.key.record_type == RecordType::Srv).unwrap();
         srv.record = Record::new(srv.record.key.clone(), 10, vec!["1 1 80 www.example.com".into()]);
@@ -241,6 +274,7 @@ mod tests {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
             task: TASK.parse().unwrap(),
             srv: Vec::new(),
+            withdrawn_until: None,
         };
         let ours_txt = takes_theirs.iter().find(|c| c.action == Action::Delete).unwrap().record.clone();
         let blue_txt = Record::new(ours_txt.key, 10, theirs.encode());

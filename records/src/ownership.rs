@@ -6,6 +6,12 @@
 //! `"heritage=ecssd" "owner=<owner>" "cluster=<arn>" "task=<arn>"`, then one value per SRV record the
 //! task registered, `"srv=<set-identifier> <name>"`.
 //!
+//! A task that withdrew while a registration it handed to the batcher could still land leaves a
+//! *withdrawal guard* instead of deleting the record: a header with `"withdrawn-until=<unix seconds>"`
+//! and nothing listed. Every handoff creates or replaces this record with exact values, in the same
+//! atomic request as its other changes, so while the guard stands no handoff can land (Route53 refuses
+//! the whole request); after `withdrawn-until` none can, and the guard is an orphan like any other.
+//!
 //! A TXT character-string holds at most 255 characters (Route53 Developer Guide, "Supported DNS record
 //! types", TXT), and a cluster's ARN alone may be longer. A longer field is cut into strings of at most
 //! 255; a string that does not start with one of the field keys continues the one before it (none of
@@ -22,7 +28,7 @@ pub const HERITAGE: &str = "heritage=ecssd";
 pub const MAX_TXT_STRING: usize = 255;
 
 /// The keys a string of an ownership record starts with; any other string continues the previous one.
-const FIELD_KEYS: [&str; 5] = ["heritage=", "owner=", "cluster=", "task=", "srv="];
+const FIELD_KEYS: [&str; 6] = ["heritage=", "owner=", "cluster=", "task=", "withdrawn-until=", "srv="];
 
 /// The label prefix of ownership records.
 pub const OWNERSHIP_LABEL: &str = "_ecssd";
@@ -80,6 +86,9 @@ pub struct Ownership {
     pub task: TaskArn,
     /// Keys of the SRV records the task registered, sorted.
     pub srv: Vec<RecordKey>,
+    /// A withdrawal guard: the task withdrew, and a registration it handed over may land until then
+    /// (Unix seconds). It lists nothing.
+    pub withdrawn_until: Option<u64>,
 }
 
 /// Why a TXT record is not a usable ownership record.
@@ -94,14 +103,27 @@ pub enum OwnershipError {
 }
 
 impl Ownership {
+    /// The withdrawal guard of a task whose handed-over registrations may land until `until` (Unix
+    /// seconds).
+    pub fn withdrawal_guard(owner: OwnerId, cluster_arn: String, task: TaskArn, until: u64) -> Self {
+        Self { owner, cluster_arn, task, srv: Vec::new(), withdrawn_until: Some(until) }
+    }
+
+    /// Whether this is a withdrawal guard that still keeps handoffs from landing at `now` (Unix
+    /// seconds): it is not to be deleted before then.
+    pub fn guards_at(&self, now: u64) -> bool {
+        self.withdrawn_until.is_some_and(|until| now <= until)
+    }
+
     /// The TXT values that encode this ownership, header first.
     pub fn encode(&self) -> Vec<String> {
-        let header = [
+        let mut header = vec![
             HERITAGE.to_owned(),
             format!("owner={}", self.owner),
             format!("cluster={}", self.cluster_arn),
             format!("task={}", self.task),
         ];
+        header.extend(self.withdrawn_until.map(|until| format!("withdrawn-until={until}")));
         let mut values = vec![txt_value(&header)];
         for key in &self.srv {
             let id = key.set_identifier.as_deref().unwrap_or_default();
@@ -133,6 +155,12 @@ impl Ownership {
         let owner = field("owner")?.parse().map_err(|e| OwnershipError::Malformed(format!("{e}")))?;
         let cluster_arn = field("cluster")?.to_owned();
         let task = field("task")?.parse().map_err(|e| OwnershipError::Malformed(format!("{e}")))?;
+        let withdrawn_until = match field("withdrawn-until") {
+            Ok(until) => Some(until.parse().map_err(|_| {
+                OwnershipError::Malformed(format!("`withdrawn-until={until}` is not Unix seconds"))
+            })?),
+            Err(_) => None,
+        };
         let mut srv = Vec::new();
         for strings in parsed.iter().filter(|s| !std::ptr::eq(*s, header)) {
             for entry in strings {
@@ -150,7 +178,10 @@ impl Ownership {
             }
         }
         srv.sort();
-        Ok(Self { owner, cluster_arn, task, srv })
+        if withdrawn_until.is_some() && !srv.is_empty() {
+            return Err(OwnershipError::Malformed("a withdrawal guard lists SRV records".into()));
+        }
+        Ok(Self { owner, cluster_arn, task, srv, withdrawn_until })
     }
 }
 
@@ -230,6 +261,7 @@ mod tests {
                     set_identifier: Some("ecssd:abc123:time:80".into()),
                 },
             ],
+            withdrawn_until: None,
         }
     }
 
@@ -315,6 +347,7 @@ mod tests {
                 record_type: RecordType::Srv,
                 set_identifier: Some(format!("ecssd:{}:{}:80", "a".repeat(32), "w".repeat(80))),
             }],
+            withdrawn_until: None,
         };
         let values = ownership.encode();
         for value in &values {
@@ -324,6 +357,23 @@ mod tests {
         }
         assert!(txt_strings(&values[0]).len() > 4, "the long cluster and task ARNs were cut");
         assert_eq!(Ownership::decode(&values), Ok(ownership));
+    }
+
+    #[test]
+    fn a_withdrawal_guard_round_trips_lists_nothing_and_guards_until_its_time() {
+        let base = sample();
+        let guard = Ownership::withdrawal_guard(base.owner, base.cluster_arn, base.task, 1_700_000_060);
+        let values = guard.encode();
+        assert_eq!(values.len(), 1, "a guard lists no SRV records: {values:?}");
+        assert!(values[0].ends_with("\"withdrawn-until=1700000060\""), "{values:?}");
+        assert_eq!(Ownership::decode(&values), Ok(guard.clone()));
+        assert!(guard.guards_at(1_700_000_060) && !guard.guards_at(1_700_000_061));
+        assert!(!sample().guards_at(0), "a task's claim is no guard");
+        let listing =
+            vec![values[0].clone(), "\"srv=ecssd:abc123:calc:8080 _calc._tcp.sd.internal.\"".into()];
+        assert!(matches!(Ownership::decode(&listing), Err(OwnershipError::Malformed(_))));
+        let bad = vec![values[0].replace("1700000060", "soon")];
+        assert!(matches!(Ownership::decode(&bad), Err(OwnershipError::Malformed(_))));
     }
 
     #[test]

@@ -261,18 +261,7 @@ impl Sidecar {
             drain_seconds = drain.as_secs(),
             "withdrawn; draining so cached answers expire before the task stops"
         );
-        let late = async {
-            match self.worker.as_mut() {
-                Some(worker) => worker.registrar.withdraw_late_handoffs().await,
-                None => false,
-            }
-        };
-        let ((), withdrew_late) = tokio::join!(tokio::time::sleep(drain), late);
-        if withdrew_late {
-            // Resolvers may have cached what landed late: drain again.
-            tracing::info!(drain_seconds = drain.as_secs(), "withdrew a late handoff; draining again");
-            tokio::time::sleep(drain).await;
-        }
+        tokio::time::sleep(drain).await;
         tracing::info!("drained; exiting");
         Ok(())
     }

@@ -8,7 +8,10 @@
 //!
 //! With a registration queue configured, a change that only registers is handed to the batcher
 //! ([`ecssd_records::handoff`]), which writes many tasks' registrations in one request; one Route53
-//! throttled after a read-back is handed over too.
+//! throttled after a read-back is handed over too. A handoff carries its own guard (the ownership
+//! record, with exact values), so what the sidecar writes itself later keeps it from landing; a
+//! withdrawal of everything while one may land leaves a withdrawal guard, and the sidecar never waits
+//! for its handoffs.
 //!
 //! When Route53 refuses a request for good (e.g. a name already holds its 100 multivalue records), the
 //! new SRV records are tried one by one, the way external-dns retries failed groups alone: the ones
@@ -57,9 +60,10 @@ pub async fn as_written<S: RecordStore>(
     Ok(true)
 }
 
-/// How long a handoff may wait for the batcher: it is not sent after this. Short, because a sidecar
-/// that stops meanwhile waits it out before checking that nothing it handed over landed late.
-pub const HANDOFF_LIFETIME: Duration = Duration::from_secs(15);
+/// How long a handoff may wait for the batcher: it is not sent after this. As long as the queue keeps
+/// a message (the stack's retention, SQS's least): a sidecar never waits for its handoffs, since a
+/// withdrawal leaves a guard they cannot land over ([`ecssd_records::handoff`]).
+pub const HANDOFF_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A handoff lands within this, or never: its lifetime, and room for clocks that disagree.
 pub const HANDOFF_LANDS_WITHIN: Duration = HANDOFF_LIFETIME.saturating_add(Duration::from_secs(5));
@@ -89,13 +93,17 @@ pub struct Registrar<S> {
 /// A registration handed to the batcher: assumed written, not yet seen.
 #[derive(Debug, Clone)]
 struct HandedOver {
-    /// Until when it may still land: a change that took something away before then is checked again
-    /// after it (it may have landed over that change).
+    /// Until when it may still land: a withdrawal before then leaves a withdrawal guard, and a change
+    /// that took something away is checked again after it.
     lands_by: Instant,
+    /// The same on the wall clock, which the withdrawal guard carries for the sweeper and withdrawer.
+    lands_by_wall: SystemTime,
     /// The ownership record it writes (every handoff writes one, in the same atomic request): what a
     /// DNS check asks about to see whether it landed. `None` once seen.
     unseen: Option<Record>,
-    /// A change took something away while it could still land: read the zone back once it cannot.
+    /// A change took something away while it could still land, and did not leave the withdrawal
+    /// guard: the handoff may still land over it if the ownership record came back to the value the
+    /// handoff expects, so the zone is read back once it cannot. Meanwhile nothing is handed over.
     recheck: bool,
 }
 
@@ -107,9 +115,6 @@ struct Refusal {
     /// Logged at error level once a minute while it lasts.
     gate: ReportGate,
 }
-
-/// Tries at withdrawing again after a handoff ([`Registrar::withdraw_late_handoffs`]).
-const LATE_WITHDRAWAL_ATTEMPTS: u32 = 10;
 
 /// How long a refused record waits before it is tried again. Mostly a name at Route53's limit of 100
 /// targets: a task waiting for room costs one request per wait, so 300 waiting tasks take half a
@@ -186,11 +191,37 @@ impl<S: RecordStore> Registrar<S> {
         (ownership.name, ownership.record_type)
     }
 
-    /// When a refused record is next due for a try, or the zone is to be read back after a handoff
-    /// that could have landed over a withdrawal.
+    /// When a refused record is next due for a try, the zone is to be read back after a handoff that
+    /// could have landed over a withdrawal, or a withdrawal guard is no longer needed.
     pub fn next_retry(&self) -> Option<Instant> {
-        let recheck = self.handoff.as_ref().filter(|h| h.recheck).map(|h| h.lands_by);
+        let guarded = self.written().is_some_and(|records| self.is_guard(records));
+        let recheck = self.handoff.as_ref().filter(|h| h.recheck || guarded).map(|h| h.lands_by);
         self.refused.values().map(|r| r.retry_at).chain(recheck).min()
+    }
+
+    /// What withdrawing everything leaves: nothing, or while a handoff may still land, the task's
+    /// withdrawal guard, which no handoff can land over ([`ecssd_records::handoff`]).
+    fn withdrawn(&self) -> RecordSet {
+        let Some(handoff) = self.handoff.as_ref().filter(|h| h.lands_by > Instant::now()) else {
+            return RecordSet::new();
+        };
+        let until = handoff.lands_by_wall.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let guard = Ownership::withdrawal_guard(
+            self.model.owner.clone(),
+            self.cluster.clone(),
+            self.task.clone(),
+            until.as_secs() + 1,
+        );
+        let key = TaskKeys::of(&self.model.domain, self.task.id()).ownership;
+        RecordSet::from_iter([Record::new(key, self.model.ttl, guard.encode())])
+    }
+
+    /// Whether `records` are the task's withdrawal guard alone.
+    fn is_guard(&self, records: &RecordSet) -> bool {
+        let mut all = records.iter();
+        let (Some(only), None) = (all.next(), all.next()) else { return false };
+        only.key.record_type == RecordType::Txt
+            && Ownership::decode(only.values()).is_ok_and(|o| o.withdrawn_until.is_some())
     }
 
     /// The ownership record of a registration handed over and not yet seen: a DNS check asks about it
@@ -278,6 +309,7 @@ impl<S: RecordStore> Registrar<S> {
         let held: BTreeSet<RecordKey> =
             self.refused.iter().filter(|(_, r)| r.retry_at > now).map(|(k, _)| k.clone()).collect();
         let wanted = desired.holding_back(&held);
+        let wanted = if wanted.is_empty() { self.withdrawn() } else { wanted };
         // With a registration queue, a change that only registers goes to the batcher first: the
         // fleet's registrations then share requests instead of each spending one of the account's
         // few per second (a withdrawal, a read-back, or the retry of a record Route53 refused for good
@@ -327,6 +359,9 @@ impl<S: RecordStore> Registrar<S> {
     /// `None` when it was not handed over; the change then goes to Route53.
     async fn hand_over(&mut self, wanted: &RecordSet) -> Option<Converged> {
         let queue = self.queue.as_ref()?;
+        if !self.may_hand_over(wanted) {
+            return None;
+        }
         let View::Known(current) = &self.view else { return None };
         let changes = plan(wanted, current);
         if changes.is_empty() || !Handoff::only_registers(&changes) {
@@ -346,6 +381,12 @@ impl<S: RecordStore> Registrar<S> {
         Some(Converged { handed_over: count, ..Converged::default() })
     }
 
+    /// Whether a change to `wanted` may be handed over: never a withdrawal guard, and nothing while a
+    /// handoff may land over a take-away (a direct change then keeps it from landing).
+    fn may_hand_over(&self, wanted: &RecordSet) -> bool {
+        !self.handoff.as_ref().is_some_and(|h| h.recheck) && !self.is_guard(wanted)
+    }
+
     /// After `wanted` was handed over: assumed written. A DNS check looks once it can show, and a
     /// handoff that did not land is read back and repaired from there; a later change planned from it
     /// that the zone does not match is refused whole, and read back.
@@ -353,43 +394,8 @@ impl<S: RecordStore> Registrar<S> {
         let unseen = wanted.iter().find(|r| r.key.record_type == RecordType::Txt).cloned();
         self.view = View::Known(wanted.clone());
         let lands_by = Instant::now() + HANDOFF_LANDS_WITHIN;
-        self.handoff = Some(HandedOver { lands_by, unseen, recheck: false });
-    }
-
-    /// On the way out, after the task's records were withdrawn: if a registration was handed over, it
-    /// may land after the withdrawal (the batcher may be slower than the sidecar). Waits until it can
-    /// no longer land, then reads the task's records back and withdraws what is there. Tries a few
-    /// times; the withdrawer and the sweeper remove what a sidecar killed meanwhile leaves.
-    pub async fn withdraw_late_handoffs(&mut self) -> bool {
-        let Some(until) = self.handoff.take().map(|h| h.lands_by) else { return false };
-        tracing::info!(
-            wait_ms = until.saturating_duration_since(Instant::now()).as_millis() as u64,
-            "a registration handed to the batcher may still land: withdrawing again once it cannot"
-        );
-        tokio::time::sleep_until(until).await;
-        let mut pause = Backoff::new(RetryPolicy::default());
-        for _ in 0..LATE_WITHDRAWAL_ATTEMPTS {
-            self.invalidate();
-            match self.withdraw().await {
-                Ok(done) => {
-                    if done.changes > 0 {
-                        tracing::warn!(
-                            changes = done.changes,
-                            "withdrew records a handed-over registration wrote late"
-                        );
-                    }
-                    return done.changes > 0;
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "withdrawing after a handoff failed; trying again");
-                    tokio::time::sleep(pause.next_delay()).await;
-                }
-            }
-        }
-        tracing::warn!(
-            "could not check for a late handed-over registration; the withdrawer or the sweeper removes it"
-        );
-        false
+        let lands_by_wall = SystemTime::now() + HANDOFF_LANDS_WITHIN;
+        self.handoff = Some(HandedOver { lands_by, lands_by_wall, unseen, recheck: false });
     }
 
     /// After a permanent refusal: publishes everything but the new SRV records, then adds those one
@@ -467,14 +473,11 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Withdraws every record of the task. After a handoff that can no longer land, from a fresh read:
-    /// it may have landed unseen.
+    /// Withdraws every record of the task, leaving its withdrawal guard while a handoff may land: the
+    /// sidecar can exit at once.
     pub async fn withdraw(&mut self) -> Result<Converged, SidecarError> {
-        if self.handoff.as_ref().is_some_and(|h| h.lands_by <= Instant::now()) {
-            self.handoff = None;
-            self.invalidate();
-        }
-        self.converge_to(&RecordSet::new()).await
+        self.recheck_after_handoff();
+        self.converge_to(&self.withdrawn()).await
     }
 
     async fn converge_to(&mut self, wanted: &RecordSet) -> Result<Converged, SidecarError> {
@@ -495,10 +498,14 @@ impl<S: RecordStore> Registrar<S> {
             if changes.is_empty() {
                 return Ok(done);
             }
-            // Taking something away while a handoff may still land: it could land over this change.
+            // Taking something away while a handoff may still land: unless this leaves the withdrawal
+            // guard, the handoff could land over it (if the ownership record comes back to the value
+            // the handoff expects), so the zone is read back once it cannot.
+            let guarded = self.is_guard(wanted);
             if let Some(handoff) = self.handoff.as_mut()
                 && handoff.lands_by > Instant::now()
                 && !Handoff::only_registers(&changes)
+                && !guarded
             {
                 handoff.recheck = true;
             }
@@ -527,6 +534,11 @@ impl<S: RecordStore> Registrar<S> {
             match failure {
                 None => {
                     self.view = View::Known(wanted.clone());
+                    // Route53 accepted a change planned from what it holds: whether a handoff landed
+                    // is known now.
+                    if let Some(handoff) = self.handoff.as_mut() {
+                        handoff.unseen = None;
+                    }
                     return Ok(done);
                 }
                 Some(CallError::Conflict { detail, .. }) if conflicts < MAX_CONFLICTS => {
@@ -604,35 +616,71 @@ mod tests {
     }
 
     fn web(port: u16) -> Endpoint {
+        web_on(80, port)
+    }
+
+    fn web_on(container_port: u16, port: u16) -> Endpoint {
         Endpoint {
             container: "web".into(),
-            container_port: 80,
+            container_port,
             service: "_web._tcp".parse().unwrap(),
             reachable_port: port,
         }
     }
 
-    /// Review of issue 26: a container stopped while its registration was handed over; the handoff
-    /// lands after the withdrawal. Once it can no longer land, the next convergence reads the zone back
-    /// and withdraws what landed (without that, the stopped container stayed published until a DNS
-    /// check, a minute or more).
+    /// A task withdrawn while its registration may still land leaves its withdrawal guard: the
+    /// handoff, landing later, is refused whole by Route53, so the sidecar need not wait for it (before
+    /// the guard it waited out the handoff's lifetime on the way out, which kept that lifetime at 15 s).
+    /// Once no handoff can land, a sidecar still running deletes its guard.
     #[tokio::test]
-    async fn a_handoff_landing_over_a_withdrawal_is_read_back_and_withdrawn_once_it_cannot_land() {
+    async fn a_withdrawal_while_a_handoff_may_land_leaves_a_guard_the_handoff_cannot_land_over() {
         let mut registrar = registrar(MemoryZone::new([]));
         let wanted = registrar.desired(vec![web(8080)]).records;
         registrar.handed_over(&wanted);
         assert_eq!(registrar.next_retry(), None, "nothing to check while nothing was taken away");
 
-        registrar.converge(Vec::new()).await.unwrap();
-        assert!(registrar.store().records().is_empty());
-        let lands_by = registrar.next_retry().expect("a check once the handoff can no longer land");
+        registrar.withdraw().await.unwrap();
+        let guard = registrar.store().records();
+        assert!(registrar.is_guard(&guard), "{guard:?}");
+        let lands_by = registrar.next_retry().expect("the guard goes once the handoff can no longer land");
         assert!(lands_by > Instant::now() + HANDOFF_LANDS_WITHIN - Duration::from_secs(1));
 
-        // The batcher writes the handoff now, and then it can no longer land.
-        registrar.store().apply(&plan(&wanted, &RecordSet::new())).await.unwrap();
+        // The batcher writes the handoff now: Route53 refuses all of it.
+        let late = registrar.store().apply(&plan(&wanted, &RecordSet::new())).await;
+        assert!(matches!(late, Err(CallError::Conflict { .. })), "{late:?}");
+        assert_eq!(registrar.store().records(), guard);
+
         registrar.handoff.as_mut().unwrap().lands_by = Instant::now();
         registrar.converge(Vec::new()).await.unwrap();
         assert!(registrar.store().records().is_empty(), "{:?}", registrar.store().records());
+        assert_eq!(registrar.next_retry(), None);
+    }
+
+    /// The one take-away the guard does not cover: a change that brings the ownership record back to
+    /// the value a handoff in flight expects (a container added, handed over, and stopped before the
+    /// handoff landed). The zone is read back once the handoff can no longer land, and what landed is
+    /// withdrawn; meanwhile nothing is handed over.
+    #[tokio::test]
+    async fn a_handoff_landing_over_a_take_away_is_read_back_and_withdrawn_once_it_cannot_land() {
+        let mut registrar = registrar(MemoryZone::new([]));
+        registrar.converge(vec![web(8080)]).await.unwrap();
+        let before = registrar.store().records();
+        let wanted = registrar.desired(vec![web(8080), web_on(81, 8081)]).records;
+        let handoff = plan(&wanted, &before);
+        registrar.handed_over(&wanted);
+
+        registrar.converge(vec![web(8080)]).await.unwrap();
+        assert_eq!(registrar.store().records(), before, "the take-away was read back: nothing to change");
+        let recheck = registrar.next_retry().expect("a read-back once the handoff can no longer land");
+        assert!(recheck > Instant::now() + HANDOFF_LANDS_WITHIN - Duration::from_secs(1));
+        let more = registrar.desired(vec![web(8080), web_on(82, 8082)]).records;
+        assert!(!registrar.may_hand_over(&more), "nothing is handed over while the handoff may land");
+
+        // The handoff lands now (it expects the ownership record as it was before it), then can no longer.
+        registrar.store().apply(&handoff).await.unwrap();
+        registrar.handoff.as_mut().unwrap().lands_by = Instant::now();
+        registrar.converge(vec![web(8080)]).await.unwrap();
+        assert_eq!(registrar.store().records(), before);
         assert_eq!(registrar.next_retry(), None);
     }
 

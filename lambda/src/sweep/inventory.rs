@@ -67,11 +67,15 @@ pub struct Inventory {
     pub unproven: Vec<RecordKey>,
     /// Ownership records with ecssd's marker that cannot be read (left alone, reported).
     pub unreadable: Vec<RecordKey>,
+    /// Withdrawal guards of this owner that still keep a task's handed-over registrations from
+    /// landing: kept until they expire (then they are orphans), deleted only when the zone is emptied.
+    pub guards: Vec<Record>,
     /// Every A, SRV and TXT record listed.
     pub records_seen: usize,
 }
 
-pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inventory {
+/// Reads `listed` at `now` (Unix seconds: whether a withdrawal guard still guards).
+pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>, now: u64) -> Inventory {
     let records_seen = listed.len();
     let by_key: BTreeMap<RecordKey, Record> = listed.into_iter().map(|r| (r.key.clone(), r)).collect();
     let ownership_prefix = format!("{OWNERSHIP_LABEL}.");
@@ -119,7 +123,10 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>) -> Inven
         let others: Vec<Record> =
             ownership.handed_over(domain).iter().filter_map(|key| by_key.get(key).cloned()).collect();
         if others.is_empty() {
-            inventory.orphans.push(record.clone());
+            match ownership.guards_at(now) {
+                true => inventory.guards.push(record.clone()),
+                false => inventory.orphans.push(record.clone()),
+            }
             continue;
         }
         let mut records = vec![record.clone()];
@@ -178,8 +185,10 @@ mod tests {
     }
 
     fn run(records: Vec<Record>) -> Inventory {
-        inventory(&"sd.internal".parse().unwrap(), &"default".parse().unwrap(), records)
+        inventory(&"sd.internal".parse().unwrap(), &"default".parse().unwrap(), records, NOW)
     }
+
+    const NOW: u64 = 1_700_000_000;
 
     fn srv(set_identifier: &str, target: &str) -> Record {
         let key = RecordKey {
@@ -244,6 +253,26 @@ mod tests {
         let mut expected = [t1, t2].concat();
         expected.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(orphans, expected);
+    }
+
+    #[test]
+    fn a_withdrawal_guard_is_kept_until_it_expires_then_it_is_an_orphan() {
+        let claim = task_records("default", TASK_IDS[0])
+            .into_iter()
+            .find(|r| r.key.record_type == RecordType::Txt)
+            .unwrap();
+        let Ownership { owner, cluster_arn, task, .. } = Ownership::decode(claim.values()).unwrap();
+        let guard = Record::new(
+            claim.key.clone(),
+            claim.ttl,
+            Ownership::withdrawal_guard(owner, cluster_arn, task, NOW).encode(),
+        );
+        let domain = "sd.internal".parse().unwrap();
+        let owner = "default".parse().unwrap();
+        let guarding = inventory(&domain, &owner, vec![guard.clone()], NOW);
+        assert_eq!((guarding.guards.as_slice(), guarding.orphans.len()), (std::slice::from_ref(&guard), 0));
+        let expired = inventory(&domain, &owner, vec![guard.clone()], NOW + 1);
+        assert_eq!((expired.guards.len(), expired.orphans), (0, vec![guard]));
     }
 
     #[test]

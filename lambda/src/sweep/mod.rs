@@ -126,7 +126,7 @@ pub async fn sweep<S: RecordStore, F: Fleet>(
         }
     };
     let markers = agents::markers(&config.owner_id, &listed);
-    let inventory = inventory(&config.domain, &config.owner_id, listed);
+    let inventory = inventory(&config.domain, &config.owner_id, listed, now);
     report.records_seen = inventory.records_seen;
     report.unreadable_ownership_records = inventory.unreadable.iter().map(ToString::to_string).collect();
     report.orphans_unproven = inventory.unproven.iter().map(ToString::to_string).collect();

@@ -158,7 +158,7 @@ mod tests {
 
     fn task() -> TaskRecords {
         let records = web_task_records("default", TASK_IDS[0]).into_iter().collect();
-        inventory(&model("default").domain, &model("default").owner, records).tasks.remove(0)
+        inventory(&model("default").domain, &model("default").owner, records, 0).tasks.remove(0)
     }
 
     /// ECS's view of the fixture task: `web` maps container port 80 to host port 32768.
@@ -244,7 +244,7 @@ mod tests {
             }],
         };
         let records = ecssd_records::desired(&zone, &registration).records.into_iter().collect();
-        let task = inventory(&zone.domain, &zone.owner, records).tasks.remove(0);
+        let task = inventory(&zone.domain, &zone.owner, records, 0).tasks.remove(0);
         let targets = verify(&zone.domain, &zone.owner, &task, &awsvpc, &definition(), None).unwrap();
         assert_eq!(targets[0].port, 80);
     }

@@ -7,7 +7,7 @@
 //! request per record; here each task's ownership is checked again first.)
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecssd_records::{
     BatchLimits, CallError, Change, Domain, OwnerId, Ownership, Record, RecordKey, RecordStore, TaskKeys,
@@ -31,7 +31,8 @@ const APPLY_RESERVE: Duration = Duration::from_secs(5);
 pub enum Outcome {
     /// Its records were deleted (or, in a dry run, would be): how many.
     Withdrawn { records: usize },
-    /// No ownership record: ecssd never registered it, or its records are already gone.
+    /// No ownership record, or a withdrawal guard: ecssd never registered it, or its records are
+    /// already gone.
     NotRegistered,
     /// An ownership record that is not this owner's claim on this task: nothing was touched.
     LeftAlone { why: String },
@@ -146,6 +147,12 @@ async fn owned_records<S: RecordStore>(
     if ownership.cluster_arn != task.cluster_arn {
         return left_alone(format!("names cluster {}, not {}", ownership.cluster_arn, task.cluster_arn));
     }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    if ownership.guards_at(now) {
+        // Its sidecar withdrew it and left a guard against its own late handoffs: nothing to withdraw,
+        // and the guard stays until it expires (the sweep then removes it as an orphan).
+        return Err(Outcome::NotRegistered);
+    }
     let mut records = Vec::new();
     for key in ownership.handed_over(domain) {
         records.extend(deadline.run(store.read(&key)).await.map_err(failed)?);
@@ -156,8 +163,8 @@ async fn owned_records<S: RecordStore>(
 
 #[cfg(test)]
 mod tests {
-    use ecssd_records::RecordSet;
     use ecssd_records::memory::MemoryZone;
+    use ecssd_records::{RecordSet, RecordType};
 
     use super::*;
     use crate::fixtures::{CLUSTER_ARN, TASK_IDS, task_arn, web_task_records};
@@ -204,6 +211,26 @@ mod tests {
         // Again (a duplicate event): nothing left to do, nothing changed.
         assert_eq!(run(&zone, &[stopped(a)]).await, vec![Outcome::NotRegistered]);
         assert_eq!(zone.records(), neighbour);
+    }
+
+    #[tokio::test]
+    async fn a_withdrawal_guard_stays_until_it_expires_then_goes() {
+        let [a, ..] = TASK_IDS;
+        let claim =
+            web_task_records(OWNER, a).into_iter().find(|r| r.key.record_type == RecordType::Txt).unwrap();
+        let Ownership { owner, cluster_arn, task, .. } = Ownership::decode(claim.values()).unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let guard = |until| {
+            let ownership =
+                Ownership::withdrawal_guard(owner.clone(), cluster_arn.clone(), task.clone(), until);
+            Record::new(claim.key.clone(), claim.ttl, ownership.encode())
+        };
+        let guarding = MemoryZone::new([guard(now + 60)]);
+        assert_eq!(run(&guarding, &[stopped(a)]).await, vec![Outcome::NotRegistered]);
+        assert_eq!(guarding.records().len(), 1, "a guard that still guards stays");
+        let expired = MemoryZone::new([guard(now - 1)]);
+        assert_eq!(run(&expired, &[stopped(a)]).await, vec![Outcome::Withdrawn { records: 1 }]);
+        assert!(expired.records().is_empty());
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! only a zone that holds nothing but its SOA and NS records (API Reference, DeleteHostedZone:
 //! `HostedZoneNotEmpty`), so a stack deleted while tasks had registered failed at the zone, naming no
 //! record. Only what this owner provably wrote goes (the records of its tasks' ownership records, its
-//! proven orphans, its agent clock), each with its exact values; anything else blocks the delete, named
+//! proven orphans, withdrawal guards, its agent clock), each with its exact values; anything else blocks the delete, named
 //! before anything is deleted. Records of shapes ecssd never writes (aliases, other types) are not
 //! listed here: Route53's own `HostedZoneNotEmpty` names the zone then.
 
@@ -26,10 +26,11 @@ pub async fn empty_of_ours<S: RecordStore>(
 ) -> Result<usize, String> {
     let listed = deadline.run(store.list_all()).await.map_err(|e| format!("reading the zone: {e}"))?;
     let markers = agents::markers(owner, &listed);
-    let found = inventory(domain, owner, listed.clone());
+    // Withdrawal guards go too: with the stack, its batcher and queue go, so no handoff can land.
+    let found = inventory(domain, owner, listed.clone(), 0);
     let mut units: Vec<Vec<Change>> =
         found.tasks.iter().map(|task| task.records.iter().cloned().map(Change::delete).collect()).collect();
-    units.extend(found.orphans.into_iter().map(|orphan| vec![Change::delete(orphan)]));
+    units.extend(found.orphans.into_iter().chain(found.guards).map(|orphan| vec![Change::delete(orphan)]));
     units.extend(markers.into_values().map(|(marker, _)| vec![Change::delete(marker)]));
     // What would still block the zone's delete is named before anything is deleted: the stack's delete
     // then fails with this owner's tasks still registered, not after they lost their records.
