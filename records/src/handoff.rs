@@ -23,7 +23,7 @@ use crate::desired::parse_srv_value;
 use crate::names::{Domain, OwnerId, TaskArn};
 use crate::ownership::{Ownership, TaskKeys, is_srv_of};
 use crate::plan::{Action, Change};
-use crate::record::RecordType;
+use crate::record::{RecordKey, RecordType};
 
 /// The most changes one handoff may carry: a task's ownership record, its address and its SRV records
 /// (a task has at most 10 containers of a few ports each), with room to spare.
@@ -71,6 +71,12 @@ impl Handoff {
         taken_away(changes).is_none()
     }
 
+    /// Whether `changes` write the task's ownership record (`ownership`), as a handoff must: that
+    /// record, with exact values, is what keeps it from landing over a later change.
+    pub fn guarded(changes: &[Change], ownership: &RecordKey) -> bool {
+        changes.iter().any(|c| c.action == Action::Create && c.record.key == *ownership)
+    }
+
     /// Checks a handoff the batcher did not plan: for this owner, only this task's records, only
     /// registering, with values a sidecar writes. The sidecar's own IAM policy lets it write the zone
     /// directly, but the batcher lends its rights to whoever can send to the queue: it writes nothing
@@ -98,7 +104,7 @@ impl Handoff {
         if let Some(taken) = taken_away(&self.changes) {
             return Err(HandoffError::TakesAway(taken.record.key.to_string()));
         }
-        if !self.changes.iter().any(|c| c.action == Action::Create && c.record.key == keys.ownership) {
+        if !Self::guarded(&self.changes, &keys.ownership) {
             return Err(HandoffError::Unguarded(keys.ownership.to_string()));
         }
         let (records, chars) = cost_of(&self.changes);
@@ -258,8 +264,13 @@ mod tests {
             TASK.parse().unwrap(),
             u64::MAX,
         );
-        txt.record = Record::new(txt.record.key.clone(), 10, guard.encode());
+        let guard_txt = Record::new(txt.record.key.clone(), 10, guard.encode());
+        txt.record = guard_txt.clone();
         assert!(matches!(check(writes_guard), Err(HandoffError::BadOwnership(_))));
+
+        // Registering again over this task's guard replaces it, as any ownership record of its own.
+        let over_guard = plan(&registration(TASK, &[80]), &RecordSet::from_iter([guard_txt]));
+        assert_eq!(check(over_guard), Ok(()));
 
         let mut elsewhere = plan(&registration(TASK, &[80]), &RecordSet::new());
         let srv = elsewhere.iter_mut().find(|c| c.record.key.record_type == RecordType::Srv).unwrap();

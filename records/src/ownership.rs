@@ -30,6 +30,9 @@ pub const MAX_TXT_STRING: usize = 255;
 /// The keys a string of an ownership record starts with; any other string continues the previous one.
 const FIELD_KEYS: [&str; 6] = ["heritage=", "owner=", "cluster=", "task=", "withdrawn-until=", "srv="];
 
+/// The longest a withdrawal guard may guard: a handoff's lifetime (60 s) and room for clocks, twice.
+pub const MAX_GUARD_SECONDS: u64 = 130;
+
 /// The label prefix of ownership records.
 pub const OWNERSHIP_LABEL: &str = "_ecssd";
 
@@ -110,9 +113,10 @@ impl Ownership {
     }
 
     /// Whether this is a withdrawal guard that still keeps handoffs from landing at `now` (Unix
-    /// seconds): it is not to be deleted before then.
+    /// seconds): it is not to be deleted before then. One that claims to guard for longer than
+    /// [`MAX_GUARD_SECONDS`] from now (a forgery, or a host clock far ahead) guards nothing.
     pub fn guards_at(&self, now: u64) -> bool {
-        self.withdrawn_until.is_some_and(|until| now <= until)
+        self.withdrawn_until.is_some_and(|until| now <= until && until <= now + MAX_GUARD_SECONDS)
     }
 
     /// The TXT values that encode this ownership, header first.
@@ -368,6 +372,7 @@ mod tests {
         assert!(values[0].ends_with("\"withdrawn-until=1700000060\""), "{values:?}");
         assert_eq!(Ownership::decode(&values), Ok(guard.clone()));
         assert!(guard.guards_at(1_700_000_060) && !guard.guards_at(1_700_000_061));
+        assert!(!guard.guards_at(1_700_000_060 - MAX_GUARD_SECONDS - 1), "a guard far ahead guards nothing");
         assert!(!sample().guards_at(0), "a task's claim is no guard");
         let listing =
             vec![values[0].clone(), "\"srv=ecssd:abc123:calc:8080 _calc._tcp.sd.internal.\"".into()];

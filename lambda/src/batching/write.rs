@@ -3,14 +3,14 @@
 //!
 //! Route53 applies a request whole or not at all, and each handoff is CREATE and DELETE with exact
 //! values: when one task's part no longer matches the zone (its sidecar changed its records itself
-//! meanwhile) or is refused (a name at its 100 targets), the whole request is refused. The request is
-//! then split in halves and each is sent again, until the refused task is alone: it is dropped, and
-//! its sidecar's DNS check reads its records back and repairs them. (external-dns retries a failed
+//! meanwhile, or withdrew and left its withdrawal guard) or is refused (a name at its 100 targets), the
+//! whole request is refused. The request is then split in halves and each is sent again, until the
+//! refused task is alone: it is dropped, and its sidecar, if still running, reads its records back at
+//! its DNS check and repairs them. (external-dns retries a failed
 //! batch's groups alone the same way; halving costs a few requests per refused task, not one per task.)
 //!
-//! A handoff is never sent after its `not_after_ms` (less [`SEND_MARGIN`]): by then its sidecar may
-//! have withdrawn, and waits only that long before checking that nothing landed late. Throttling is
-//! retried (paced) until then.
+//! A handoff is never sent after its `not_after_ms` (less [`SEND_MARGIN`]): its sidecar's withdrawal
+//! guard stands only that long. Throttling is retried (paced) until then.
 
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::deadline::Deadline;
 
 /// No request carries a handoff this close to its end: a request sent later could land after its
-/// sidecar stopped waiting for it.
+/// sidecar's withdrawal guard is gone.
 pub const SEND_MARGIN: Duration = Duration::from_secs(2);
 
 /// What became of one handoff.

@@ -26,7 +26,8 @@ pub async fn empty_of_ours<S: RecordStore>(
 ) -> Result<usize, String> {
     let listed = deadline.run(store.list_all()).await.map_err(|e| format!("reading the zone: {e}"))?;
     let markers = agents::markers(owner, &listed);
-    // Withdrawal guards go too: with the stack, its batcher and queue go, so no handoff can land.
+    // Withdrawal guards go too: the stack is being deleted. A handoff that lands after this (its queue
+    // and batcher may be deleted at the same time) is named by the check below, and fails the delete.
     let found = inventory(domain, owner, listed.clone(), 0);
     let mut units: Vec<Vec<Change>> =
         found.tasks.iter().map(|task| task.records.iter().cloned().map(Change::delete).collect()).collect();

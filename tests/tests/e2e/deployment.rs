@@ -1357,7 +1357,7 @@ fn the_batcher_takes_registrations_by_the_thousand_and_may_only_register() {
     let queue = &stack.resource("Registrations")["Properties"];
     let timeout = batcher["Timeout"].as_u64().unwrap();
     assert!(queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout, "{queue}");
-    assert_eq!(queue["MessageRetentionPeriod"], 60, "a handoff is useless after 15 s: the least SQS keeps");
+    assert_eq!(queue["MessageRetentionPeriod"], 60, "a handoff's lifetime: the least SQS keeps");
     assert_eq!(queue["SqsManagedSseEnabled"], true);
     let variables = &batcher["Environment"]["Variables"];
     assert_eq!(variables["ECSSD_ROLE"], "batcher");
