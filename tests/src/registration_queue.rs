@@ -98,6 +98,8 @@ const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the queue keeps a message (the stack's, SQS's least).
 const RETENTION: Duration = Duration::from_secs(60);
+/// The stack's `Timeout` for the batcher.
+const BATCHER_TIMEOUT_SECONDS: &str = "30";
 /// The batcher's pace (`ECSSD_ROUTE53_REQUESTS_PER_SECOND`): the stack's at 5 requests/s for the account.
 pub const BATCHER_REQUESTS_PER_SECOND: &str = "1";
 /// The long poll while no batch is being gathered.
@@ -275,6 +277,9 @@ impl Batcher {
         env.push(("ECSSD_ROLE".into(), "batcher".into()));
         env.push(("ECSSD_ZONE_ID".into(), zone_id.into()));
         env.push(("ECSSD_ROUTE53_REQUESTS_PER_SECOND".into(), BATCHER_REQUESTS_PER_SECOND.into()));
+        // The stack's Timeout: the emulator's invocations carry a deadline of 600 s, so the batcher's
+        // own limit is what ends a batch, as Lambda's timeout would.
+        env.push(("ECSSD_TIME_LIMIT_SECONDS".into(), BATCHER_TIMEOUT_SECONDS.into()));
         env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let lambdas: Vec<LambdaEmulator> =
             futures_util::future::try_join_all((0..MAXIMUM_CONCURRENCY).map(|_| LambdaEmulator::start(&env)))
