@@ -187,8 +187,13 @@ impl<S: RecordStore> Registrar<S> {
     /// The name of the task's ownership record: it exists exactly when the task publishes something,
     /// and no client resolves it, so asking about it while it is absent harms nobody's cache.
     pub fn ownership_name(&self) -> (String, RecordType) {
-        let TaskKeys { ownership, .. } = TaskKeys::of(&self.model.domain, self.task.id());
+        let ownership = self.ownership_key();
         (ownership.name, ownership.record_type)
+    }
+
+    /// The key of the task's ownership record: every handoff's guard.
+    fn ownership_key(&self) -> RecordKey {
+        TaskKeys::of(&self.model.domain, self.task.id()).ownership
     }
 
     /// When a refused record is next due for a try, the zone is to be read back after a handoff that
@@ -219,8 +224,7 @@ impl<S: RecordStore> Registrar<S> {
             self.task.clone(),
             until,
         );
-        let key = TaskKeys::of(&self.model.domain, self.task.id()).ownership;
-        RecordSet::from_iter([Record::new(key, self.model.ttl, guard.encode())])
+        RecordSet::from_iter([Record::new(self.ownership_key(), self.model.ttl, guard.encode())])
     }
 
     /// Whether `records` are the task's withdrawal guard alone.
@@ -394,8 +398,7 @@ impl<S: RecordStore> Registrar<S> {
         }
         let View::Known(current) = &self.view else { return None };
         let changes = plan(wanted, current);
-        let ownership = TaskKeys::of(&self.model.domain, self.task.id()).ownership;
-        let handed = Handoff::only_registers(&changes) && Handoff::guarded(&changes, &ownership);
+        let handed = Handoff::only_registers(&changes) && Handoff::guarded(&changes, &self.ownership_key());
         handed.then_some(changes)
     }
 
@@ -507,7 +510,9 @@ impl<S: RecordStore> Registrar<S> {
         let mut conflicts = 0;
         let mut pause = Backoff::new(RetryPolicy::default());
         let mut done = Converged::default();
-        let ownership = TaskKeys::of(&self.model.domain, self.task.id()).ownership;
+        let ownership = self.ownership_key();
+        // Whether this leaves the withdrawal guard, which no handoff can land over.
+        let guarded = self.is_guard(wanted);
         loop {
             let current = match &self.view {
                 View::Known(current) => current.clone(),
@@ -526,7 +531,6 @@ impl<S: RecordStore> Registrar<S> {
             // Taking something away while a handoff may still land: unless this leaves the withdrawal
             // guard, the handoff could land over it (if the ownership record comes back to the value
             // the handoff expects), so the zone is read back once it cannot.
-            let guarded = self.is_guard(wanted);
             if let Some(handoff) = self.handoff.as_mut()
                 && handoff.lands_by > Instant::now()
                 && !Handoff::only_registers(&changes)

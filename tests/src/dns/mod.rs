@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use self::authority::Authority;
 pub use self::authority::ZoneContents;
 use self::resolver::CachingResolver;
-use crate::world::{DOMAIN, find_zone};
+use crate::world::{DOMAIN, STACK_NEGATIVE_TTL, find_zone};
 
 /// How often [`LiveDns`] re-reads the zone: the authority's lag behind Route53's API.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_millis(100);
@@ -131,6 +131,17 @@ impl LiveDns {
     /// `127.0.0.1:<port>` of the caching resolver (see [`Dns::address`]).
     pub fn address(&self) -> String {
         self.dns.address()
+    }
+
+    /// A sidecar's settings for checking its records through this DNS: the resolver, the world's
+    /// zone's negative TTL ([`STACK_NEGATIVE_TTL`]) as how long DNS may lag, and 1 s for a change to
+    /// show (the follower re-reads the zone every [`FOLLOW_INTERVAL`]).
+    pub fn sidecar_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("ECSSD_RESOLVER".to_owned(), self.address()),
+            ("ECSSD_HEAL_DNS_LAG_SECONDS".to_owned(), STACK_NEGATIVE_TTL.to_string()),
+            ("ECSSD_HEAL_PROPAGATION_SECONDS".to_owned(), "1".to_owned()),
+        ]
     }
 
     /// `127.0.0.1:<port>` of the authority (see [`Dns::authority_address`]).

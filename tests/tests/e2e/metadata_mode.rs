@@ -11,7 +11,7 @@ use ecssd_records::{Record, RecordKey, RecordType};
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
-use ecssd_tests::world::{RunningTask, STACK_NEGATIVE_TTL, World};
+use ecssd_tests::world::{RunningTask, World};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -332,12 +332,8 @@ async fn records_deleted_behind_its_back_return_in_metadata_mode_too() {
     let dns = world.serve_dns().await.unwrap();
     let running = world.fargate_task("fargate", &web_and_calc(), ENI).await.unwrap();
     let mut options = without_docker(Source::Metadata, &[]);
-    options.env.extend([
-        ("ECSSD_RESOLVER".to_owned(), dns.address()),
-        ("ECSSD_HEAL_CHECK_SECONDS".to_owned(), "1".to_owned()),
-        ("ECSSD_HEAL_DNS_LAG_SECONDS".to_owned(), STACK_NEGATIVE_TTL.to_string()),
-        ("ECSSD_HEAL_PROPAGATION_SECONDS".to_owned(), "1".to_owned()),
-    ]);
+    options.env.push(("ECSSD_HEAL_CHECK_SECONDS".to_owned(), "1".to_owned()));
+    options.env.extend(dns.sidecar_env());
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
     let registered = wait_for_records(&world, &running, 4).await;
     wait_until_said(&sidecar, &["DNS check: nothing to repair"]).await;

@@ -11,7 +11,7 @@ use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::moto::Moto;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
 use ecssd_tests::wait_for;
-use ecssd_tests::world::{DOMAIN, RunningTask, STACK_NEGATIVE_TTL, World};
+use ecssd_tests::world::{DOMAIN, RunningTask, World};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -29,13 +29,10 @@ fn web_and_calc() -> Vec<ContainerSpec> {
 fn healing(dns: &LiveDns) -> SidecarOptions {
     SidecarOptions {
         args: vec![],
-        env: vec![
-            ("ECSSD_TTL".into(), "1".into()),
-            ("ECSSD_RESOLVER".into(), dns.address()),
-            ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into()),
-            ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), STACK_NEGATIVE_TTL.to_string()),
-            ("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "1".into()),
-        ],
+        env: [("ECSSD_TTL".into(), "1".into()), ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into())]
+            .into_iter()
+            .chain(dns.sidecar_env())
+            .collect(),
     }
 }
 

@@ -51,15 +51,8 @@ async fn main() -> anyhow::Result<()> {
     let world = World::new().await?;
     let dns = world.serve_dns().await?;
     let machine = machine(&world).await;
-    let options = SidecarOptions {
-        args: vec![format!("--zone-id={}", world.zone.zone_id())],
-        env: vec![
-            ("ECSSD_RESOLVER".into(), dns.address()),
-            // The world's zone has the stack's negative TTL; the bed shows a change within 0.1 s.
-            ("ECSSD_HEAL_DNS_LAG_SECONDS".into(), ecssd_tests::world::STACK_NEGATIVE_TTL.to_string()),
-            ("ECSSD_HEAL_PROPAGATION_SECONDS".into(), "1".into()),
-        ],
-    };
+    let options =
+        SidecarOptions { args: vec![format!("--zone-id={}", world.zone.zone_id())], env: dns.sidecar_env() };
 
     // 1. N tasks, each with its own sidecar, all registered.
     let preparing = Instant::now();

@@ -273,12 +273,7 @@ async fn fleet_start(
     world.moto.set_account_rate(Some(rate)).await?;
     let before = world.moto.stats().await?;
     let extra = vec!["--log-level=warn".to_owned()];
-    let mut env = vec![
-        ("ECSSD_RESOLVER".to_owned(), dns.address()),
-        // The world's zone has the stack's negative TTL; the bed shows a change within 0.1 s.
-        ("ECSSD_HEAL_DNS_LAG_SECONDS".to_owned(), ecssd_tests::world::STACK_NEGATIVE_TTL.to_string()),
-        ("ECSSD_HEAL_PROPAGATION_SECONDS".to_owned(), "1".to_owned()),
-    ];
+    let mut env = dns.sidecar_env();
     if let Some(batcher) = &batcher {
         env.push(batcher.sidecar_env());
     }
