@@ -39,7 +39,7 @@ pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
     let registration = TaskRegistration {
         cluster_arn: CLUSTER_ARN.into(),
         task: task_arn(id).parse().unwrap(),
-        address: Ipv4Addr::new(10, 0, 0, 1),
+        addresses: Ipv4Addr::new(10, 0, 0, 1).into(),
         endpoints: vec![Endpoint {
             container: "web".into(),
             container_port: 80,

@@ -2,8 +2,7 @@
 //! DNS's and Route53's limits: an endpoint whose records would break one is left out with an error
 //! naming its container, variable and the limit, and its siblings are published.
 
-use std::net::Ipv4Addr;
-
+use crate::address::TaskAddresses;
 use crate::names::{Domain, OwnerId, TaskArn};
 #[cfg(test)]
 use crate::names::{MAX_OWNER_ID, MAX_TASK_ID};
@@ -57,8 +56,9 @@ pub struct TaskRegistration {
     /// The cluster, recorded so the sweeper can ask ECS about the task.
     pub cluster_arn: String,
     pub task: TaskArn,
-    /// The address where the endpoints' ports are reachable (host IP or ENI IP).
-    pub address: Ipv4Addr,
+    /// Where the endpoints' ports are reachable (the host's or the ENI's): an A record for the IPv4
+    /// address, an AAAA record for the IPv6 one.
+    pub addresses: TaskAddresses,
     /// The endpoints to publish now; an empty list means the task should own no records at all.
     pub endpoints: Vec<Endpoint>,
 }
@@ -154,7 +154,7 @@ pub struct Desired {
 impl Desired {
     /// The records without the SRV records in `held` (ones Route53 refused, such as the 101st target
     /// of a name), their entries dropped from the ownership record so it lists only what exists. The
-    /// task keeps its A and ownership records even when every SRV record is held back: it still has
+    /// task keeps its address and ownership records even when every SRV record is held back: it still has
     /// endpoints to publish, and the sweeper finds its records by the ownership record.
     pub fn holding_back(&self, held: &std::collections::BTreeSet<RecordKey>) -> RecordSet {
         let mut records = self.records.clone();
@@ -191,8 +191,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The records `task` should own: an A record, one multivalue SRV record per endpoint, and the
-/// ownership TXT record listing the SRV records. No endpoints, no records.
+/// The records `task` should own: an A record, an AAAA record or both (one per address), one
+/// multivalue SRV record per endpoint, and the ownership TXT record listing the SRV records. No
+/// endpoints, no records.
 pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
     let mut out = Desired::default();
     if task.endpoints.is_empty() {
@@ -244,8 +245,12 @@ pub fn desired(zone: &ZoneModel, task: &TaskRegistration) -> Desired {
     if srv_keys.is_empty() {
         return out;
     }
-    let a_key = RecordKey { name: target, record_type: RecordType::A, set_identifier: None };
-    records.insert(Record::new(a_key, zone.ttl, vec![task.address.to_string()]));
+    let address_record = |record_type, value: String| {
+        let key = RecordKey { name: target.clone(), record_type, set_identifier: None };
+        Record::new(key, zone.ttl, vec![value])
+    };
+    records.extend(task.addresses.ipv4().map(|v4| address_record(RecordType::A, v4.to_string())));
+    records.extend(task.addresses.ipv6().map(|v6| address_record(RecordType::Aaaa, v6.to_string())));
     srv_keys.sort();
     srv_keys.dedup();
     let ownership = Ownership {
@@ -272,7 +277,7 @@ mod tests {
         TaskRegistration {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
             task: "arn:aws:ecs:us-east-1:1:task/c/t1".parse().expect("task"),
-            address: Ipv4Addr::new(10, 0, 0, 7),
+            addresses: TaskAddresses::Ipv4(std::net::Ipv4Addr::new(10, 0, 0, 7)),
             endpoints,
         }
     }
@@ -311,6 +316,34 @@ mod tests {
         );
         assert!(records.iter().all(|r| r.ttl == 10));
         assert!(records.iter().filter(|r| r.key.record_type == RecordType::Srv).all(Record::is_multivalue));
+    }
+
+    #[test]
+    fn a_dual_stack_task_has_an_a_and_an_aaaa_record_and_an_ipv6_only_task_only_the_aaaa() {
+        let web = || vec![endpoint("web", 80, "_web._tcp", 80)];
+        let v6: std::net::Ipv6Addr = "fd00:ec2::7".parse().expect("IPv6");
+        let dual =
+            TaskRegistration { addresses: TaskAddresses::Dual([10, 0, 0, 7].into(), v6), ..task(web()) };
+        let addresses = |records: &RecordSet| -> Vec<String> {
+            let address = |r: &&Record| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa);
+            records
+                .iter()
+                .filter(address)
+                .map(|r| format!("{} = {}", r.key, r.values().join(" | ")))
+                .collect()
+        };
+        let records = desired(&zone(), &dual).records;
+        assert_eq!(
+            addresses(&records),
+            ["t1.sd.internal. A = 10.0.0.7", "t1.sd.internal. AAAA = fd00:ec2::7"]
+        );
+        let srv = records.iter().find(|r| r.key.record_type == RecordType::Srv).expect("SRV");
+        assert_eq!(srv.values(), ["1 1 80 t1.sd.internal"], "one target name for both families");
+
+        let only_v6 = TaskRegistration { addresses: TaskAddresses::Ipv6(v6), ..task(web()) };
+        let records = desired(&zone(), &only_v6).records;
+        assert_eq!(addresses(&records), ["t1.sd.internal. AAAA = fd00:ec2::7"]);
+        assert_eq!(records.len(), 3, "SRV, AAAA and ownership: {:?}", summary(&records));
     }
 
     #[test]

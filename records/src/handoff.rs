@@ -16,7 +16,7 @@
 //! place of a withdrawn claim, see [`crate::ownership`]), so a handoff still in the queue no longer
 //! matches and can never land over it. The sidecar need not wait for its handoffs when it stops.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::batch::{BatchLimits, cost_of};
 use crate::desired::parse_srv_value;
@@ -96,7 +96,7 @@ impl Handoff {
         for change in &self.changes {
             let key = &change.record.key;
             let owned =
-                *key == keys.ownership || *key == keys.address || is_srv_of(domain, owner, task_id, key);
+                *key == keys.ownership || keys.is_address(key) || is_srv_of(domain, owner, task_id, key);
             if !owned {
                 return Err(HandoffError::NotTheTasks(key.to_string(), self.task.to_string()));
             }
@@ -147,8 +147,10 @@ impl Handoff {
                 },
                 RecordType::A if record.values().iter().all(|v| v.parse::<Ipv4Addr>().is_ok()) => {}
                 RecordType::A => return Err(HandoffError::BadValue(key, "an IPv4 address")),
+                RecordType::Aaaa if record.values().iter().all(|v| v.parse::<Ipv6Addr>().is_ok()) => {}
+                RecordType::Aaaa => return Err(HandoffError::BadValue(key, "an IPv6 address")),
                 RecordType::Srv => {
-                    let target = &keys.address.name;
+                    let target = &keys.ipv4.name;
                     let to_task = |v: &String| parse_srv_value(v).is_some_and(|(_, t)| t == *target);
                     if !record.values().iter().all(to_task) {
                         return Err(HandoffError::BadValue(
@@ -178,6 +180,7 @@ fn taken_away(changes: &[Change]) -> Option<&Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::address::TaskAddresses;
     use crate::desired::{Endpoint, TaskRegistration, ZoneModel, desired};
     use crate::plan::plan;
     use crate::record::{Record, RecordSet};
@@ -202,10 +205,18 @@ mod tests {
         let registration = TaskRegistration {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
             task: task.parse().unwrap(),
-            address: Ipv4Addr::new(127, 0, 0, 9),
+            addresses: TaskAddresses::Ipv4(Ipv4Addr::new(127, 0, 0, 9)),
             endpoints,
         };
         desired(&model(), &registration).records
+    }
+
+    /// The dual-stack registration of task `TASK` on port 80.
+    fn dual_stack_registration(ipv6: &str) -> RecordSet {
+        let mut records = registration(TASK, &[80]);
+        let ipv6_key = TaskKeys::of(&model().domain, TASK.rsplit('/').next().unwrap()).ipv6;
+        records.insert(Record::new(ipv6_key, 10, vec![ipv6.into()]));
+        records
     }
 
     fn handoff(changes: Vec<Change>) -> Handoff {
@@ -225,6 +236,15 @@ mod tests {
         assert!(grown.iter().any(|c| c.action == Action::Delete), "the ownership record is replaced");
         assert!(Handoff::only_registers(&grown));
         assert_eq!(check(grown), Ok(()));
+    }
+
+    #[test]
+    fn a_dual_stack_registration_is_accepted_with_ipv6_values_only() {
+        let dual = plan(&dual_stack_registration("fd00::9"), &RecordSet::new());
+        assert!(dual.iter().any(|c| c.record.key.record_type == RecordType::Aaaa));
+        assert_eq!(check(dual), Ok(()));
+        let bad = plan(&dual_stack_registration("127.0.0.9"), &RecordSet::new());
+        assert!(matches!(check(bad), Err(HandoffError::BadValue(_, "an IPv6 address"))));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`service`]: parsing `SERVICE_<port>_NAME=<_service._proto>` variables.
 //! - [`names`]: the zone's domain, task ARNs and ids, owner ids.
-//! - [`record`]: records as ecssd sees them (A, SRV, TXT) and sets of them.
+//! - [`address`]: a task's IPv4 and IPv6 addresses, and which family it publishes.
+//! - [`record`]: records as ecssd sees them (A, AAAA, SRV, TXT) and sets of them.
 //! - [`ownership`]: the per-task ownership TXT record (marker + index of the task's records), and the
 //!   one answer to "which records may a task own" ([`TaskKeys`], [`Ownership::handed_over`]).
 //! - [`mod@desired`]: `desired(task)`, the records a task should own.
@@ -20,6 +21,7 @@
 //! - [`backoff`]: one backoff (exponential, full jitter) for every retry in ecssd; a gate on repeated
 //!   reports.
 
+pub mod address;
 pub mod backoff;
 pub mod batch;
 pub mod desired;
@@ -33,6 +35,7 @@ pub mod record;
 pub mod service;
 pub mod soa;
 
+pub use address::{AddressFamily, MissingFamily, TaskAddresses, canonical_ipv6};
 pub use backoff::{Backoff, REPORT_INTERVAL, ReportGate, RetryPolicy};
 pub use batch::{BatchLimits, batches, cost_of};
 pub use desired::{

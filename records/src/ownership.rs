@@ -42,7 +42,7 @@ pub fn ownership_name(domain: &Domain, task_id: &str) -> String {
     domain.child(&format!("{OWNERSHIP_LABEL}.{task_id}"))
 }
 
-/// The task's A record name: `<task-id>.<domain>.`
+/// The name of the task's A and AAAA records, the target of its SRV records: `<task-id>.<domain>.`
 pub fn address_name(domain: &Domain, task_id: &str) -> String {
     domain.child(task_id)
 }
@@ -55,8 +55,10 @@ pub fn address_name(domain: &Domain, task_id: &str) -> String {
 pub struct TaskKeys {
     /// `_ecssd.<task-id>.<domain>.` TXT.
     pub ownership: RecordKey,
-    /// `<task-id>.<domain>.` A, the target of the task's SRV records.
-    pub address: RecordKey,
+    /// `<task-id>.<domain>.` A, the task's IPv4 address.
+    pub ipv4: RecordKey,
+    /// `<task-id>.<domain>.` AAAA, the task's IPv6 address.
+    pub ipv6: RecordKey,
 }
 
 impl TaskKeys {
@@ -64,8 +66,19 @@ impl TaskKeys {
         let key = |name, record_type| RecordKey { name, record_type, set_identifier: None };
         Self {
             ownership: key(ownership_name(domain, task_id), RecordType::Txt),
-            address: key(address_name(domain, task_id), RecordType::A),
+            ipv4: key(address_name(domain, task_id), RecordType::A),
+            ipv6: key(address_name(domain, task_id), RecordType::Aaaa),
         }
+    }
+
+    /// The task's address records, A then AAAA; a task may hold either or both.
+    pub fn addresses(&self) -> [&RecordKey; 2] {
+        [&self.ipv4, &self.ipv6]
+    }
+
+    /// Whether `key` is one of the task's address records.
+    pub fn is_address(&self, key: &RecordKey) -> bool {
+        *key == self.ipv4 || *key == self.ipv6
     }
 }
 
@@ -137,11 +150,12 @@ impl Ownership {
     }
 
     /// The keys of the records this ownership record hands over besides itself, and nothing else it
-    /// may list: the task's A record, and each listed SRV record ecssd writes for its task and owner.
+    /// may list: the task's A and AAAA records, and each listed SRV record ecssd writes for its task
+    /// and owner.
     pub fn handed_over(&self, domain: &Domain) -> Vec<RecordKey> {
-        let address = TaskKeys::of(domain, self.task.id()).address;
+        let TaskKeys { ipv4, ipv6, .. } = TaskKeys::of(domain, self.task.id());
         let srv = self.srv.iter().filter(|key| is_srv_of(domain, &self.owner, self.task.id(), key));
-        std::iter::once(address).chain(srv.cloned()).collect()
+        [ipv4, ipv6].into_iter().chain(srv.cloned()).collect()
     }
 
     /// Reads TXT values written by [`encode`](Self::encode), in any order.
@@ -293,13 +307,14 @@ mod tests {
             names,
             [
                 ("abc123.sd.internal.", None),
+                ("abc123.sd.internal.", None),
                 ("_calc._tcp.sd.internal.", Some("ecssd:abc123:calc:8080")),
                 ("_time._tcp.sd.internal.", Some("ecssd:abc123:time:80")),
                 ("_web._tcp.sd.internal.", Some("ecssd:prod:abc123:web:80")),
             ],
             "another owner's, another task's, another domain's and a foreign key are not handed over"
         );
-        assert_eq!(keys[0].record_type, RecordType::A);
+        assert_eq!([keys[0].record_type, keys[1].record_type], [RecordType::A, RecordType::Aaaa]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Records as ecssd sees them: the subset of Route53 record sets it writes (A, SRV, TXT with plain
-//! values, simple or multivalue-answer routing).
+//! Records as ecssd sees them: the subset of Route53 record sets it writes (A, AAAA, SRV, TXT with
+//! plain values, simple or multivalue-answer routing).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -8,6 +8,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordType {
     A,
+    Aaaa,
     Srv,
     Txt,
 }
@@ -17,6 +18,7 @@ impl RecordType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::A => "A",
+            Self::Aaaa => "AAAA",
             Self::Srv => "SRV",
             Self::Txt => "TXT",
         }
@@ -26,6 +28,7 @@ impl RecordType {
     pub fn from_route53(text: &str) -> Option<Self> {
         match text {
             "A" => Some(Self::A),
+            "AAAA" => Some(Self::Aaaa),
             "SRV" => Some(Self::Srv),
             "TXT" => Some(Self::Txt),
             _ => None,
@@ -123,6 +126,12 @@ impl RecordSet {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+impl Extend<Record> for RecordSet {
+    fn extend<I: IntoIterator<Item = Record>>(&mut self, records: I) {
+        records.into_iter().for_each(|r| self.insert(r));
     }
 }
 

@@ -42,6 +42,7 @@ impl Resolver {
     pub async fn query(&self, name: &str, record_type: RecordType) -> Result<Answer, String> {
         let dns_type = match record_type {
             RecordType::A => DnsType::A,
+            RecordType::Aaaa => DnsType::AAAA,
             RecordType::Srv => DnsType::SRV,
             RecordType::Txt => DnsType::TXT,
         };
@@ -204,6 +205,7 @@ pub fn fqdn(name: &str) -> Result<Name, String> {
 fn render(data: &RData) -> Option<String> {
     Some(match data {
         RData::A(address) => address.0.to_string(),
+        RData::AAAA(address) => address.0.to_string(),
         RData::SRV(srv) => {
             let target = srv.target().to_ascii().to_ascii_lowercase();
             format!("{} {} {} {}", srv.priority(), srv.weight(), srv.port(), target.trim_end_matches('.'))

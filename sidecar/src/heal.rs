@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use ecssd_records::ownership::txt_strings;
-use ecssd_records::{Record, RecordKey, RecordSet, RecordType};
+use ecssd_records::{Record, RecordKey, RecordSet, RecordType, canonical_ipv6};
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
@@ -174,6 +174,8 @@ fn same_values<'a>(
 ) -> bool {
     let normal = |value: &String| match record_type {
         RecordType::Txt => txt_strings(value),
+        // Route53 keeps an AAAA value's text as written; DNS carries the address.
+        RecordType::Aaaa => vec![canonical_ipv6(value)],
         _ => vec![value.to_ascii_lowercase()],
     };
     let mut written: Vec<_> = written.map(normal).collect();

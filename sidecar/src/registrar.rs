@@ -18,13 +18,12 @@
 //! refused are held back, with a backoff of their own, and everything else is published.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecssd_records::{
     Backoff, BatchLimits, CallError, Change, Desired, Endpoint, Handoff, Ownership, OwnershipError, Record,
-    RecordKey, RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskArn, TaskKeys,
-    TaskRegistration, ZoneModel, batches, desired, plan,
+    RecordKey, RecordSet, RecordStore, RecordType, Rejected, ReportGate, RetryPolicy, TaskAddresses, TaskArn,
+    TaskKeys, TaskRegistration, ZoneModel, batches, desired, plan,
 };
 use tokio::time::Instant;
 
@@ -75,7 +74,7 @@ pub struct Registrar<S> {
     model: ZoneModel,
     task: TaskArn,
     cluster: String,
-    address: Ipv4Addr,
+    addresses: TaskAddresses,
     view: View,
     /// Endpoints left out for breaking a DNS or Route53 limit, as last logged (each is logged once,
     /// when it appears, not at every convergence).
@@ -136,14 +135,14 @@ pub struct Converged {
 }
 
 impl<S: RecordStore> Registrar<S> {
-    pub fn new(store: S, model: ZoneModel, task: TaskArn, cluster: String, address: Ipv4Addr) -> Self {
+    pub fn new(store: S, model: ZoneModel, task: TaskArn, cluster: String, addresses: TaskAddresses) -> Self {
         let view = View::Known(RecordSet::new());
         Self {
             store,
             model,
             task,
             cluster,
-            address,
+            addresses,
             view,
             rejected: Vec::new(),
             refused: BTreeMap::new(),
@@ -297,7 +296,7 @@ impl<S: RecordStore> Registrar<S> {
         let registration = TaskRegistration {
             cluster_arn: self.cluster.clone(),
             task: self.task.clone(),
-            address: self.address,
+            addresses: self.addresses,
             endpoints,
         };
         let desired = desired(&self.model, &registration);
@@ -585,17 +584,19 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Reads back the records this task owns, by name: its ownership record, its A record, the SRV
-    /// records the ownership record hands over ([`Ownership::handed_over`]: never another task's or
-    /// owner's, whatever it lists) and those it should hold (an SRV record whose set identifier names
-    /// the task, and the A record named after it, are the task's even when the ownership record was
-    /// deleted behind its back).
+    /// Reads back the records this task owns, by name: its ownership record, its address records,
+    /// the SRV records the ownership record hands over ([`Ownership::handed_over`]: never another
+    /// task's or owner's, whatever it lists) and those it should hold (an SRV record whose set
+    /// identifier names the task, and the address records named after it, are the task's even when
+    /// the ownership record was deleted behind its back). Of the address records only the families
+    /// the task publishes: its addresses do not change while it runs, so it never wrote the others,
+    /// and reading them would cost every read-back a request.
     async fn read_current(&self, wanted: &RecordSet) -> Result<RecordSet, SidecarError> {
-        let TaskKeys { ownership: txt_key, address: a_key } =
-            TaskKeys::of(&self.model.domain, self.task.id());
+        let TaskKeys { ownership: txt_key, ipv4, ipv6 } = TaskKeys::of(&self.model.domain, self.task.id());
         let mut keys: BTreeSet<RecordKey> =
             wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
-        keys.insert(a_key);
+        keys.extend(self.addresses.ipv4().map(|_| ipv4));
+        keys.extend(self.addresses.ipv6().map(|_| ipv6));
         let mut current = RecordSet::new();
         if let Some(txt) = self.store.read(&txt_key).await? {
             match Ownership::decode(txt.values()) {
@@ -643,7 +644,7 @@ mod tests {
     fn registrar(zone: MemoryZone) -> Registrar<MemoryZone> {
         let model = ZoneModel { domain: "sd.internal".parse().unwrap(), owner: OwnerId::default(), ttl: 10 };
         let task = "arn:aws:ecs:us-east-1:1:task/c/t1".parse().unwrap();
-        Registrar::new(zone, model, task, "c".into(), Ipv4Addr::new(10, 0, 0, 1))
+        Registrar::new(zone, model, task, "c".into(), TaskAddresses::Ipv4([10, 0, 0, 1].into()))
     }
 
     fn web(port: u16) -> Endpoint {

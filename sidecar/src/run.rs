@@ -113,14 +113,17 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     // Deregistering retries each call itself; the loop's calls are single attempts it retries.
     let store = if config.deregister { zone } else { zone.with_retry(ONE_ATTEMPT) };
-    let mut registrar =
-        Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address)
-            .with_refused_retry(config.refused_retry())
-            // A handoff is confirmed by the DNS checks: without them (or with `--once`, which exits
-            // before any), none is made.
-            .with_queue(
-                deps.queue.clone().filter(|_| healer.is_some() && !config.deregister && !config.once),
-            );
+    let mut registrar = Registrar::new(
+        store,
+        model,
+        identity.task.clone(),
+        identity.cluster.clone(),
+        ecssd_records::TaskAddresses::Ipv4(address),
+    )
+    .with_refused_retry(config.refused_retry())
+    // A handoff is confirmed by the DNS checks: without them (or with `--once`, which exits
+    // before any), none is made.
+    .with_queue(deps.queue.clone().filter(|_| healer.is_some() && !config.deregister && !config.once));
     if healer.is_none() || config.deregister {
         // No DNS check will find what an earlier run of this task left: read it now (once).
         registrar.invalidate();

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, PortMapping};
 use ecssd_records::{
-    BatchLimits, Change, Endpoint, RecordSet, RecordStore, TaskRegistration, ZoneModel, batches, desired,
+    BatchLimits, Change, Endpoint, RecordSet, RecordStore, TaskAddresses, TaskRegistration, ZoneModel,
+    batches, desired,
 };
 use tokio::sync::OnceCell;
 
@@ -410,14 +411,14 @@ pub fn task_records_of(
 pub fn registration_records(
     owner: &str,
     task: &PlacedTask,
-    address: Ipv4Addr,
+    addresses: impl Into<TaskAddresses>,
     endpoints: Vec<Endpoint>,
 ) -> anyhow::Result<RecordSet> {
     let model = ZoneModel { domain: DOMAIN.parse()?, owner: owner.parse()?, ttl: 10 };
     let registration = TaskRegistration {
         cluster_arn: task.cluster_arn.clone(),
         task: task.task_arn.parse()?,
-        address,
+        addresses: addresses.into(),
         endpoints,
     };
     Ok(desired(&model, &registration).records)

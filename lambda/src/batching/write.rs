@@ -171,7 +171,7 @@ mod tests {
         let registration = TaskRegistration {
             cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/c".into(),
             task: task_arn(&id).parse().unwrap(),
-            address: std::net::Ipv4Addr::new(127, 0, 0, 1),
+            addresses: std::net::Ipv4Addr::new(127, 0, 0, 1).into(),
             endpoints,
         };
         desired(&model(), &registration).records

@@ -145,17 +145,19 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>, now: u64
             continue;
         }
         inventory.orphans.push(record.clone());
-        // The A record goes with it only when this SRV targets exactly the name ecssd gives the task.
-        let a_key = TaskKeys::of(domain, claim.task_id).address;
+        // The address records go with it only when this SRV targets exactly the name ecssd gives the
+        // task.
+        let keys = TaskKeys::of(domain, claim.task_id);
         let targets_it = record
             .values()
             .iter()
-            .all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == a_key.name));
-        if targets_it
-            && let Some(a) = by_key.get(&a_key)
-            && !inventory.orphans.contains(a)
-        {
-            inventory.orphans.push(a.clone());
+            .all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == keys.ipv4.name));
+        for key in keys.addresses().into_iter().filter(|_| targets_it) {
+            if let Some(address) = by_key.get(key)
+                && !inventory.orphans.contains(address)
+            {
+                inventory.orphans.push(address.clone());
+            }
         }
     }
     inventory

@@ -61,8 +61,8 @@ pub async fn confirm<S: RecordStore>(
     confirmed
 }
 
-/// The records whose presence would mean `orphan` has an owner: an SRV's or A's ownership record, an
-/// ownership record's A and SRV records.
+/// The records whose presence would mean `orphan` has an owner: an SRV's or address record's
+/// ownership record, an ownership record's address and SRV records.
 fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
     let txt = |task_id: &str| TaskKeys::of(domain, task_id).ownership;
     match orphan.key.record_type {
@@ -70,7 +70,9 @@ fn counterparts(domain: &Domain, orphan: &Record) -> Vec<RecordKey> {
             let claim = orphan.key.set_identifier.as_deref().and_then(parse_set_identifier);
             claim.map(|c| vec![txt(c.task_id)]).unwrap_or_default()
         }
-        RecordType::A => orphan.key.name.split('.').next().map(|id| vec![txt(id)]).unwrap_or_default(),
+        RecordType::A | RecordType::Aaaa => {
+            orphan.key.name.split('.').next().map(|id| vec![txt(id)]).unwrap_or_default()
+        }
         RecordType::Txt => match Ownership::decode(orphan.values()) {
             Ok(ownership) => ownership.handed_over(domain),
             Err(_) => Vec::new(),

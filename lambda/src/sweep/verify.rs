@@ -235,7 +235,7 @@ mod tests {
         let registration = ecssd_records::TaskRegistration {
             cluster_arn: CLUSTER_ARN.into(),
             task: arn,
-            address: HOST,
+            addresses: HOST.into(),
             endpoints: vec![ecssd_records::Endpoint {
                 container: "web".into(),
                 container_port: 80,

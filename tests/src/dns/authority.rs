@@ -12,13 +12,13 @@
 //! server answers for a zone it does not host. Not served: the apex NS records (nothing here asks).
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context;
 use ecssd_records::{Record, RecordType, Soa};
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record as DnsRecord, RecordType as DnsType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -105,6 +105,7 @@ fn fqdn(name: &str) -> anyhow::Result<Name> {
 fn rdata(record_type: RecordType, value: &str) -> anyhow::Result<RData> {
     Ok(match record_type {
         RecordType::A => RData::A(A(value.parse::<Ipv4Addr>()?)),
+        RecordType::Aaaa => RData::AAAA(AAAA(value.parse::<Ipv6Addr>()?)),
         RecordType::Srv => {
             let fields: Vec<&str> = value.split_whitespace().collect();
             let [priority, weight, port, target] = fields[..] else {

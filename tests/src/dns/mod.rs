@@ -9,7 +9,7 @@ pub mod authority;
 pub mod resolver;
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -218,6 +218,7 @@ impl Answer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rdata {
     A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
     Srv {
         priority: u16,
         weight: u16,
@@ -235,6 +236,7 @@ pub enum Rdata {
 pub async fn query(server: &str, name: &str, record_type: RecordType) -> anyhow::Result<Answer> {
     let dns_type = match record_type {
         RecordType::A => DnsType::A,
+        RecordType::Aaaa => DnsType::AAAA,
         RecordType::Txt => DnsType::TXT,
         RecordType::Srv => DnsType::SRV,
     };
@@ -246,6 +248,7 @@ pub async fn query(server: &str, name: &str, record_type: RecordType) -> anyhow:
         .iter()
         .map(|record| match record.data() {
             RData::A(address) => Rdata::A(address.0),
+            RData::AAAA(address) => Rdata::Aaaa(address.0),
             RData::SRV(srv) => Rdata::Srv {
                 priority: srv.priority(),
                 weight: srv.weight(),

@@ -182,7 +182,7 @@ fn registration(owner: &str, n: u8) -> RecordSet {
     let registration = TaskRegistration {
         cluster_arn: CLUSTER.into(),
         task: task_arn(n).parse().unwrap(),
-        address: std::net::Ipv4Addr::new(127, 0, 0, n),
+        addresses: std::net::Ipv4Addr::new(127, 0, 0, n).into(),
         endpoints: vec![Endpoint {
             container: "web".into(),
             container_port: 80,

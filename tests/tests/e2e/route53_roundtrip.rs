@@ -26,7 +26,7 @@ fn task(n: u32, endpoints: &[(&str, u16, &str, u16)]) -> TaskRegistration {
     TaskRegistration {
         cluster_arn: "arn:aws:ecs:us-east-1:123456789012:cluster/demo".into(),
         task: format!("arn:aws:ecs:us-east-1:123456789012:task/demo/{n:032x}").parse().unwrap(),
-        address: Ipv4Addr::new(10, 0, (n / 250) as u8, (n % 250) as u8 + 1),
+        addresses: Ipv4Addr::new(10, 0, (n / 250) as u8, (n % 250) as u8 + 1).into(),
         endpoints: endpoints
             .iter()
             .map(|(container, port, service, reachable)| Endpoint {
