@@ -595,8 +595,7 @@ impl<S: RecordStore> Registrar<S> {
         let TaskKeys { ownership: txt_key, ipv4, ipv6 } = TaskKeys::of(&self.model.domain, self.task.id());
         let mut keys: BTreeSet<RecordKey> =
             wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
-        keys.extend(self.addresses.ipv4().map(|_| ipv4));
-        keys.extend(self.addresses.ipv6().map(|_| ipv6));
+        keys.extend([ipv4, ipv6]);
         let mut current = RecordSet::new();
         if let Some(txt) = self.store.read(&txt_key).await? {
             match Ownership::decode(txt.values()) {
@@ -621,7 +620,12 @@ impl<S: RecordStore> Registrar<S> {
             }
             current.insert(txt);
         }
-        for key in keys {
+        let published = |key: &RecordKey| match key.record_type {
+            RecordType::A => self.addresses.ipv4().is_some(),
+            RecordType::Aaaa => self.addresses.ipv6().is_some(),
+            _ => true,
+        };
+        for key in keys.into_iter().filter(published) {
             if let Some(record) = self.store.read(&key).await? {
                 current.insert(record);
             }
