@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -26,6 +26,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::{InspectContainerOptions, ListContainersOptions};
 use bytes::Bytes;
+use ecssd_records::TaskAddresses;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -40,8 +41,8 @@ use tokio::task::JoinHandle;
 pub enum NetworkMode {
     Bridge,
     Host,
-    /// The task's ENI address is reported as the container's IPv4 address.
-    Awsvpc(Ipv4Addr),
+    /// The task's ENI addresses: IPv4, IPv6 (an IPv6-only subnet) or both (dual-stack).
+    Awsvpc(TaskAddresses),
 }
 
 impl NetworkMode {
@@ -478,19 +479,45 @@ fn metadata_docker_id(config: &MetadataConfig, docker_id: &str) -> String {
 /// The containers' network as task metadata v4 gives it: the mode, the address; an ENI's details.
 fn network(config: &MetadataConfig, bridge_ip: String) -> Value {
     match config.network_mode {
-        // "awsvpc": every container of the task has the ENI's address, with the ENI's details
-        // ("Amazon ECS task metadata v4 examples", the awsvpc and Fargate ones).
+        // "awsvpc": every container of the task has the ENI's addresses, with the ENI's details
+        // ("Amazon ECS task metadata v4 examples", the awsvpc and Fargate ones, which show IPv4
+        // only). The documents name no IPv6 field; the agent's are `IPv6Addresses` and
+        // `IPv6SubnetCIDRBlock`, and for an IPv6-only ENI `SubnetGatewayIpv6Address` with its prefix,
+        // every field omitted when empty, so an IPv6-only task has no `IPv4Addresses` at all
+        // (amazon-ecs-agent, ecs-agent/tmds/handlers/v4/state `NetworkInterfaceProperties`, and
+        // agent/api/task's IPv6-only ENI handling, v1.95.0).
         NetworkMode::Awsvpc(eni) => {
-            let [a, b, c, d] = eni.octets();
-            json!({
-                "NetworkMode": config.network_mode.as_str(),
-                "IPv4Addresses": [eni.to_string()],
-                "AttachmentIndex": 0,
-                "MACAddress": format!("0e:9e:32:{a:02x}:{c:02x}:{d:02x}"),
-                "IPv4SubnetCIDRBlock": format!("{a}.{b}.{c}.0/24"),
-                "PrivateDNSName": format!("ip-{a}-{b}-{c}-{d}.ec2.internal"),
-                "SubnetGatewayIpv4Address": format!("{a}.{b}.{c}.1/24"),
-            })
+            let mut network = json!({"NetworkMode": config.network_mode.as_str(), "AttachmentIndex": 0});
+            let fields = network.as_object_mut().expect("an object");
+            let host = |mac_end: [u8; 3], dns: String| {
+                let [x, y, z] = mac_end;
+                (format!("0e:9e:32:{x:02x}:{y:02x}:{z:02x}"), dns)
+            };
+            let (mac, dns_name) = match (eni.ipv4(), eni.ipv6()) {
+                (Some(v4), _) => {
+                    let [a, b, c, d] = v4.octets();
+                    fields.insert("IPv4Addresses".into(), json!([v4.to_string()]));
+                    fields.insert("IPv4SubnetCIDRBlock".into(), json!(format!("{a}.{b}.{c}.0/24")));
+                    fields.insert("SubnetGatewayIpv4Address".into(), json!(format!("{a}.{b}.{c}.1/24")));
+                    host([a, c, d], format!("ip-{a}-{b}-{c}-{d}.ec2.internal"))
+                }
+                (None, Some(v6)) => {
+                    let [.., x, y, z] = v6.octets();
+                    host([x, y, z], format!("i-0ecssd{x:02x}{y:02x}{z:02x}.ec2.internal"))
+                }
+                (None, None) => unreachable!("TaskAddresses has one address at least"),
+            };
+            fields.insert("MACAddress".into(), json!(mac));
+            fields.insert("PrivateDNSName".into(), json!(dns_name));
+            if let Some(v6) = eni.ipv6() {
+                let prefix = Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1));
+                fields.insert("IPv6Addresses".into(), json!([v6.to_string()]));
+                fields.insert("IPv6SubnetCIDRBlock".into(), json!(format!("{prefix}/64")));
+                if eni.ipv4().is_none() {
+                    fields.insert("SubnetGatewayIpv6Address".into(), json!(format!("{prefix}1/64")));
+                }
+            }
+            network
         }
         NetworkMode::Host => {
             json!({"NetworkMode": config.network_mode.as_str(), "IPv4Addresses": [config.host_ip.to_string()]})

@@ -257,7 +257,7 @@ impl World {
         eni: Ipv4Addr,
     ) -> anyhow::Result<RunningTask> {
         let task = Task::start(&self.docker, cluster, specs).await?;
-        self.with_metadata_of(task, LaunchType::Fargate, NetworkMode::Awsvpc(eni)).await
+        self.with_metadata_of(task, LaunchType::Fargate, NetworkMode::Awsvpc(eni.into())).await
     }
 
     async fn with_metadata(&self, task: Task, network_mode: NetworkMode) -> anyhow::Result<RunningTask> {

@@ -122,7 +122,7 @@ async fn fargate_metadata_has_fargates_shape() {
     let config = MetadataConfig {
         launch_type: LaunchType::Fargate,
         cluster_form: ClusterForm::ShortName,
-        ..metadata_config(&task, NetworkMode::Awsvpc(eni))
+        ..metadata_config(&task, NetworkMode::Awsvpc(eni.into()))
     };
     let server = MetadataServer::start(docker.clone(), config).await.unwrap();
 
@@ -168,9 +168,10 @@ async fn ec2_awsvpc_metadata_reports_the_eni_address_the_pause_container_and_no_
     let docker = docker::connect().await.unwrap();
     let task = Task::start(&docker, "harness", &[ContainerSpec::httpd("web", &[])]).await.unwrap();
     let eni = Ipv4Addr::new(10, 1, 2, 3);
-    let server = MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Awsvpc(eni)))
-        .await
-        .unwrap();
+    let server =
+        MetadataServer::start(docker.clone(), metadata_config(&task, NetworkMode::Awsvpc(eni.into())))
+            .await
+            .unwrap();
     let (metadata, web) = task_and_container(&server, "web").await;
     assert_eq!(metadata["LaunchType"], "EC2");
     let (_, pause) = task_and_container(&server, PAUSE).await;

@@ -66,7 +66,7 @@ async fn every_network_mode_registers_when_task_metadata_gives_the_clusters_shor
     for (service, mode) in [
         ("_bridge._tcp", NetworkMode::Bridge),
         ("_host._tcp", NetworkMode::Host),
-        ("_vpc._tcp", NetworkMode::Awsvpc(eni)),
+        ("_vpc._tcp", NetworkMode::Awsvpc(eni.into())),
     ] {
         let variable = format!("SERVICE_80_NAME={service}");
         let specs = [ContainerSpec::httpd("web", &[variable.as_str()]), ContainerSpec::idle_sidecar()];
