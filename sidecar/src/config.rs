@@ -1,12 +1,12 @@
 //! The sidecar's settings: every flag is also an environment variable, so a task definition configures
 //! it with `environment` entries alone.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
 use ecssd_edge::LogFormat;
-use ecssd_records::{Domain, OwnerId};
+use ecssd_records::{AddressFamily, Domain, OwnerId, TaskAddresses};
 
 use crate::source::SourceSetting;
 
@@ -40,9 +40,16 @@ pub struct Config {
     pub owner_id: OwnerId,
 
     /// The address to register instead of the one derived from the network mode (host IP in bridge
-    /// and host mode, the task's ENI IP in awsvpc mode), for setups where neither is reachable.
+    /// and host mode, the task's ENI IP in awsvpc mode), for setups where neither is reachable: an
+    /// IPv4 address, an IPv6 address, or one of each separated by a comma.
     #[arg(long, env = "ECSSD_ADDRESS")]
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<TaskAddresses>,
+
+    /// Which of the task's addresses to publish: `ipv4` (an A record), `ipv6` (an AAAA record) or
+    /// `dual` (both); the start fails, naming what is missing, when the task lacks one. Unset: every
+    /// address the task has.
+    #[arg(long, env = "ECSSD_ADDRESS_FAMILY")]
+    pub address_family: Option<AddressFamily>,
 
     /// Where the task's containers are seen: `docker` (the Docker socket: environment variables and
     /// labels, stop signals as they are sent), `metadata` (ECS task metadata: labels only, polled; no

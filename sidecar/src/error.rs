@@ -1,7 +1,7 @@
 //! The sidecar's errors, split the way its behaviour splits: permanent ones end the process with a
 //! clear message (ECS then shows the task as failed); transient ones are retried where they occur.
 
-use ecssd_records::CallError;
+use ecssd_records::{CallError, MissingFamily};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
@@ -9,6 +9,8 @@ pub enum SidecarError {
     NoTaskMetadata(String),
     #[error("cannot learn the host's address: {0}")]
     NoHostAddress(String),
+    #[error("cannot publish the addresses asked for: {0}")]
+    AddressFamily(#[from] MissingFamily),
     #[error(
         "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar or set DOCKER_HOST; \
          or ECSSD_SOURCE=metadata to read the task's containers from ECS task metadata, labels only)"

@@ -3,11 +3,10 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ecssd_records::{Backoff, RetryPolicy, TaskArn};
+use ecssd_records::{Backoff, RetryPolicy, TaskAddresses, TaskArn};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,8 +32,8 @@ pub enum NetworkMode {
     Bridge,
     /// The host's network namespace: the host's IP, the container port.
     Host,
-    /// A task ENI: the ENI's IP, the container port.
-    Awsvpc(Ipv4Addr),
+    /// A task ENI: the ENI's addresses (IPv4, IPv6 or both), the container port.
+    Awsvpc(TaskAddresses),
 }
 
 /// The fields of a task metadata v4 `/task` document the sidecar uses (ECS Developer Guide, "Task
@@ -119,6 +118,30 @@ struct NetworkMetadata {
     mode: String,
     #[serde(rename = "IPv4Addresses", default)]
     ipv4: Vec<String>,
+    /// Absent unless the ENI has one: the documents name no IPv6 field; the agent's is
+    /// `IPv6Addresses`, omitted when empty (amazon-ecs-agent, ecs-agent/tmds/handlers/v4/state), and
+    /// an IPv6-only task has no `IPv4Addresses` either.
+    #[serde(rename = "IPv6Addresses", default)]
+    ipv6: Vec<String>,
+}
+
+impl NetworkMetadata {
+    /// The ENI's first IPv4 and first IPv6 address, whichever it has; an error naming a value that is
+    /// not an address, or the absence of both.
+    fn eni_addresses(&self) -> Result<TaskAddresses, String> {
+        fn first<T: std::str::FromStr>(values: &[String], field: &str) -> Result<Option<T>, String> {
+            values
+                .iter()
+                .find(|value| !value.is_empty())
+                .map(|value| value.parse().map_err(|_| format!("`{field}` holds `{value}`, not an address")))
+                .transpose()
+        }
+        let ipv4 = first(&self.ipv4, "IPv4Addresses")?;
+        let ipv6 = first(&self.ipv6, "IPv6Addresses")?;
+        TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
+            "awsvpc task metadata lists no address: neither `IPv4Addresses` nor `IPv6Addresses`".into()
+        })
+    }
 }
 
 /// Who this sidecar works for.
@@ -214,10 +237,7 @@ fn parse_task_identity(body: &[u8]) -> Result<TaskIdentity, SidecarError> {
     let network = metadata.containers.iter().flat_map(|c| c.networks.first()).next();
     let network_mode = match network {
         Some(n) if n.mode == "awsvpc" => {
-            let ip = n.ipv4.first().and_then(|ip| ip.parse().ok()).ok_or_else(|| {
-                SidecarError::NoTaskMetadata("awsvpc task metadata lists no IPv4 address".into())
-            })?;
-            NetworkMode::Awsvpc(ip)
+            NetworkMode::Awsvpc(n.eni_addresses().map_err(SidecarError::NoTaskMetadata)?)
         }
         Some(n) if n.mode == "host" => NetworkMode::Host,
         _ => NetworkMode::Bridge,
@@ -249,6 +269,34 @@ async fn get(
 mod tests {
     use super::*;
 
+    /// An awsvpc task's `/task` document with these `Networks` fields besides the mode.
+    fn awsvpc_doc(fields: &str) -> String {
+        format!(
+            r#"{{"Cluster":"c","TaskARN":"arn:aws:ecs:us-east-1:1:task/c/abc","Containers":[{{"Name":"x",
+            "Type":"NORMAL","KnownStatus":"RUNNING","DesiredStatus":"RUNNING",
+            "Networks":[{{"NetworkMode":"awsvpc"{fields}}}]}}]}}"#
+        )
+    }
+
+    #[test]
+    fn an_awsvpc_task_has_the_enis_ipv4_ipv6_or_both() {
+        let mode = |fields: &str| parse_task_identity(awsvpc_doc(fields).as_bytes()).map(|t| t.network_mode);
+        let v4: std::net::Ipv4Addr = "10.0.1.5".parse().unwrap();
+        let v6: std::net::Ipv6Addr = "2600:1f18::5".parse().unwrap();
+        let dual = mode(
+            r#","IPv4Addresses":["10.0.1.5"],"IPv6Addresses":["2600:1f18::5"],"IPv6SubnetCIDRBlock":"2600:1f18::/64""#,
+        );
+        assert_eq!(dual.unwrap(), NetworkMode::Awsvpc(TaskAddresses::Dual(v4, v6)));
+        // An IPv6-only ENI: the agent omits every IPv4 field.
+        let only_v6 =
+            mode(r#","IPv6Addresses":["2600:1f18::5"],"SubnetGatewayIpv6Address":"2600:1f18::1/64""#);
+        assert_eq!(only_v6.unwrap(), NetworkMode::Awsvpc(TaskAddresses::Ipv6(v6)));
+        let err = mode(r#","IPv6Addresses":["2600:1f18::zz"]"#).unwrap_err().to_string();
+        assert!(err.contains("`IPv6Addresses` holds `2600:1f18::zz`, not an address"), "{err}");
+        let err = mode("").unwrap_err().to_string();
+        assert!(err.contains("neither `IPv4Addresses` nor `IPv6Addresses`"), "{err}");
+    }
+
     #[test]
     fn parses_network_modes() {
         let doc = |mode: &str, ip: &str| {
@@ -265,9 +313,9 @@ mod tests {
         let host = parse_task_identity(doc("host", "").as_bytes()).expect("host");
         assert_eq!(host.network_mode, NetworkMode::Host);
         let vpc = parse_task_identity(doc("awsvpc", "10.0.1.5").as_bytes()).expect("awsvpc");
-        assert_eq!(vpc.network_mode, NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 1, 5)));
+        assert_eq!(vpc.network_mode, NetworkMode::Awsvpc(std::net::Ipv4Addr::new(10, 0, 1, 5).into()));
         let err = parse_task_identity(doc("awsvpc", "").as_bytes()).expect_err("no ip");
-        assert!(err.to_string().contains("no IPv4 address"), "{err}");
+        assert!(err.to_string().contains("lists no address"), "{err}");
         let short = br#"{"Cluster":"prod","TaskARN":"arn:aws:ecs:eu-west-1:2:task/prod/abc","Containers":[
             {"Name":"x","Type":"NORMAL","KnownStatus":"RUNNING","DesiredStatus":"RUNNING"}]}"#;
         let short = parse_task_identity(short).expect("a short cluster name");

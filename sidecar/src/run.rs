@@ -3,11 +3,10 @@
 //! operator; SIGTERM during it ends the start with nothing registered.
 
 use std::future::Future;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ecssd_edge::Route53Zone;
-use ecssd_records::{RetryPolicy, ZoneModel};
+use ecssd_records::{RetryPolicy, TaskAddresses, ZoneModel};
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
@@ -113,17 +112,14 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
     let model = ZoneModel { domain: config.domain.clone(), owner: config.owner_id.clone(), ttl: config.ttl };
     // Deregistering retries each call itself; the loop's calls are single attempts it retries.
     let store = if config.deregister { zone } else { zone.with_retry(ONE_ATTEMPT) };
-    let mut registrar = Registrar::new(
-        store,
-        model,
-        identity.task.clone(),
-        identity.cluster.clone(),
-        ecssd_records::TaskAddresses::Ipv4(address),
-    )
-    .with_refused_retry(config.refused_retry())
-    // A handoff is confirmed by the DNS checks: without them (or with `--once`, which exits
-    // before any), none is made.
-    .with_queue(deps.queue.clone().filter(|_| healer.is_some() && !config.deregister && !config.once));
+    let mut registrar =
+        Registrar::new(store, model, identity.task.clone(), identity.cluster.clone(), address)
+            .with_refused_retry(config.refused_retry())
+            // A handoff is confirmed by the DNS checks: without them (or with `--once`, which exits
+            // before any), none is made.
+            .with_queue(
+                deps.queue.clone().filter(|_| healer.is_some() && !config.deregister && !config.once),
+            );
     if healer.is_none() || config.deregister {
         // No DNS check will find what an earlier run of this task left: read it now (once).
         registrar.invalidate();
@@ -163,19 +159,26 @@ fn healer(config: &Config) -> Option<Healer> {
     Some(Healer::new(Resolver::new(resolver), settings))
 }
 
-/// The address other tasks reach this task's ports at, and where it came from.
+/// The addresses other tasks reach this task's ports at, of the families `ECSSD_ADDRESS_FAMILY` asks
+/// for (unset: all it has), and where they came from.
 async fn reachable_address(
     config: &Config,
     host: &crate::host_address::HostLookup,
     identity: &TaskIdentity,
     wait: Duration,
-) -> Result<(Ipv4Addr, crate::host_address::AddressSource), SidecarError> {
+) -> Result<(TaskAddresses, crate::host_address::AddressSource), SidecarError> {
     use crate::host_address::{self, AddressSource};
-    if let Some(address) = config.address {
-        return Ok((address, AddressSource::Configured));
-    }
-    match identity.network_mode {
-        NetworkMode::Awsvpc(ip) => Ok((ip, AddressSource::TaskEni)),
-        NetworkMode::Bridge | NetworkMode::Host => host_address::find(host, identity, wait).await,
-    }
+    let (has, source) = match (config.address, identity.network_mode) {
+        (Some(configured), _) => (configured, AddressSource::Configured),
+        (None, NetworkMode::Awsvpc(eni)) => (eni, AddressSource::TaskEni),
+        (None, NetworkMode::Bridge | NetworkMode::Host) => {
+            let (ipv4, source) = host_address::find(host, identity, wait).await?;
+            (ipv4.into(), source)
+        }
+    };
+    let published = match config.address_family {
+        Some(family) => has.select(family)?,
+        None => has,
+    };
+    Ok((published, source))
 }

@@ -138,7 +138,7 @@ mod tests {
         let cases = [
             (NetworkMode::Bridge, "_web._tcp web:80 -> 32768"),
             (NetworkMode::Host, "_web._tcp web:80 -> 80"),
-            (NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 0, 1)), "_web._tcp web:80 -> 80"),
+            (NetworkMode::Awsvpc(Ipv4Addr::new(10, 0, 0, 1).into()), "_web._tcp web:80 -> 80"),
         ];
         for (mode, expected) in cases {
             let (endpoints, problems) = endpoints(&siblings, mode);
