@@ -9,7 +9,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine;
@@ -145,10 +145,37 @@ pub async fn run_service(
     .await
 }
 
-/// Binds `0.0.0.0:<PORT>` (the port from the environment variable `PORT`, else `default_port`).
+/// Binds port `PORT` (from the environment, else `default_port`) at `BIND_ADDRESS` (an IP address,
+/// e.g. `::1`), by default at `::`: IPv6 and, as Linux has it unless `net.ipv6.bindv6only` is set,
+/// IPv4 too, so a service answers in an IPv6-only task as in an IPv4 one; on a host without IPv6,
+/// at `0.0.0.0`.
 pub async fn bind(default_port: u16) -> std::io::Result<TcpListener> {
     let port = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(default_port);
-    TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await
+    listen(bind_address(std::env::var("BIND_ADDRESS").ok().as_deref())?, port).await
+}
+
+/// Listens on `port` at `address`, else at `::` (or `0.0.0.0` without IPv6): [`bind`]'s work.
+async fn listen(address: Option<IpAddr>, port: u16) -> std::io::Result<TcpListener> {
+    if let Some(address) = address {
+        return TcpListener::bind(SocketAddr::new(address, port)).await;
+    }
+    match TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).await {
+        Err(e) if e.kind() != std::io::ErrorKind::AddrInUse => {
+            TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
+        }
+        bound => bound,
+    }
+}
+
+/// `BIND_ADDRESS`, parsed: an IPv4 or IPv6 address (IPv6 without brackets), or None when unset.
+pub fn bind_address(value: Option<&str>) -> std::io::Result<Option<IpAddr>> {
+    let Some(value) = value else { return Ok(None) };
+    value.trim().parse().map(Some).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("BIND_ADDRESS={value:?} is not an IP address (e.g. ::, ::1, 0.0.0.0 or 127.0.0.1)"),
+        )
+    })
 }
 
 /// A JSON answer.
@@ -274,6 +301,50 @@ mod tests {
             let error = shutdown_delay(Some(bad)).unwrap_err().to_string();
             assert!(error.contains("SHUTDOWN_DELAY_SECONDS"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn bind_addresses() {
+        assert_eq!(bind_address(None).unwrap(), None);
+        assert_eq!(bind_address(Some("::1")).unwrap(), Some(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        assert_eq!(bind_address(Some("127.0.0.1")).unwrap(), Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        for bad in ["", "[::1]", "localhost", "::1:8080x"] {
+            let error = bind_address(Some(bad)).unwrap_err().to_string();
+            assert!(error.contains("BIND_ADDRESS"), "{bad}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn by_default_a_service_answers_over_ipv4_and_ipv6() {
+        let listener = listen(None, 0).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(serve_until(
+            listener,
+            |_| async { health() },
+            std::future::pending(),
+            Duration::ZERO,
+        ));
+        for client in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
+            assert!(get_health(SocketAddr::new(client, port)).await.starts_with("HTTP/1.1 200"), "{client}");
+        }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn bind_address_limits_a_service_to_one_address() {
+        let listener = listen(Some(IpAddr::V6(Ipv6Addr::LOCALHOST)), 0).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(listener.local_addr().unwrap().ip(), Ipv6Addr::LOCALHOST);
+        let server = tokio::spawn(serve_until(
+            listener,
+            |_| async { health() },
+            std::future::pending(),
+            Duration::ZERO,
+        ));
+        assert!(get_health(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await.starts_with("HTTP/1.1 200"));
+        let ipv4 = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await;
+        assert!(ipv4.is_err(), "nothing listens on 127.0.0.1:{port}");
+        server.abort();
     }
 
     async fn get_health(address: SocketAddr) -> String {
