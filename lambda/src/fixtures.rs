@@ -2,11 +2,11 @@
 //! `_web._tcp` (written through the shared record model), its task definition, and ECS as a table.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ecssd_records::{CallError, Endpoint, RecordSet, TaskRegistration, ZoneModel, desired};
+use ecssd_records::{CallError, Endpoint, RecordSet, TaskAddresses, TaskRegistration, ZoneModel, desired};
 
 use crate::fleet::{
     Binding, ContainerFacts, DefinedContainer, DefinitionFacts, Ec2Facts, Fleet, InstanceAnswer, TaskAnswer,
@@ -34,17 +34,33 @@ pub(crate) fn task_arn(id: &str) -> String {
     format!("arn:aws:ecs:us-east-1:1:task/c/{id}")
 }
 
+/// The fixture tasks' IPv4 address, and the IPv6 address of the dual-stack and IPv6-only ones (a
+/// unique local address: never connected to).
+pub(crate) const IPV4: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub(crate) const IPV6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xec55, 0, 0, 0, 0, 0, 1);
+
 /// Every record `owner`'s sidecar registers for task `id` of cluster `c`.
 pub(crate) fn web_task_records(owner: &str, id: &str) -> RecordSet {
+    web_task_records_at(owner, id, IPV4.into(), 32768)
+}
+
+/// The records of a task at `addresses` whose `web` port 80 is reached at `reachable_port` (in awsvpc,
+/// the container port itself).
+pub(crate) fn web_task_records_at(
+    owner: &str,
+    id: &str,
+    addresses: TaskAddresses,
+    reachable_port: u16,
+) -> RecordSet {
     let registration = TaskRegistration {
         cluster_arn: CLUSTER_ARN.into(),
         task: task_arn(id).parse().unwrap(),
-        addresses: Ipv4Addr::new(10, 0, 0, 1).into(),
+        addresses,
         endpoints: vec![Endpoint {
             container: "web".into(),
             container_port: 80,
             service: "_web._tcp".parse().unwrap(),
-            reachable_port: 32768,
+            reachable_port,
         }],
     };
     desired(&model(owner), &registration).records
@@ -127,7 +143,7 @@ impl Fleet for TableFleet {
 
 /// ECS's answer about a fixture task of cluster `c` (container `web`, port 80 on host port 32768).
 pub(crate) fn task(last_status: &str, container_instance: Option<&str>) -> TaskAnswer {
-    TaskAnswer::Found(TaskFacts {
+    TaskAnswer::Found(Box::new(TaskFacts {
         cluster_arn: CLUSTER_ARN.into(),
         last_status: last_status.into(),
         desired_status: if last_status == "STOPPED" { "STOPPED" } else { "RUNNING" }.into(),
@@ -137,8 +153,18 @@ pub(crate) fn task(last_status: &str, container_instance: Option<&str>) -> TaskA
             name: "web".into(),
             bindings: vec![Binding { container_port: 80, host_port: 32768, protocol: "tcp".into() }],
         }],
-        eni_ipv4: None,
+        eni: None,
         task_definition_arn: Some(DEFINITION_ARN.into()),
         environment_overrides: BTreeMap::new(),
-    })
+    }))
+}
+
+/// ECS's answer about a fixture task in awsvpc mode whose ENI has `eni`: `web` on port 80, no bindings.
+pub(crate) fn awsvpc_task(last_status: &str, eni: TaskAddresses) -> TaskAnswer {
+    let mut answer = task(last_status, None);
+    if let TaskAnswer::Found(facts) = &mut answer {
+        facts.containers[0].bindings.clear();
+        facts.eni = Some(eni);
+    }
+    answer
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::Filter;
 use ecssd_edge::pace::paced;
 use ecssd_edge::retry::call_with_retry;
 use ecssd_edge::{CallCounter, Pacer};
-use ecssd_records::{CallError, RetryPolicy};
+use ecssd_records::{CallError, RetryPolicy, TaskAddresses};
 
 use crate::deadline::Deadline;
 
@@ -57,8 +57,9 @@ pub struct TaskFacts {
     /// The container instance it runs on (EC2 launch type); `None` on Fargate.
     pub container_instance: Option<String>,
     pub containers: Vec<ContainerFacts>,
-    /// The private IPv4 address of the task's ENI attachment (awsvpc network mode, Fargate included).
-    pub eni_ipv4: Option<Ipv4Addr>,
+    /// The addresses of the task's ENI (awsvpc network mode, Fargate included): IPv4, IPv6 (dual-stack)
+    /// or IPv6 alone (an IPv6-only subnet); `None` in bridge and host modes, or when ECS names neither.
+    pub eni: Option<TaskAddresses>,
     /// The task definition revision it runs (`taskDefinitionArn`).
     pub task_definition_arn: Option<String>,
     /// The environment variables the task's launch overrode or added, per container
@@ -93,7 +94,7 @@ pub struct DefinitionFacts {
 /// ECS's explicit answer about one task of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskAnswer {
-    Found(TaskFacts),
+    Found(Box<TaskFacts>),
     /// A MISSING failure for this task, or the cluster does not exist.
     Missing,
 }
@@ -116,6 +117,9 @@ pub struct Ec2Facts {
     /// The state name: `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
     pub state: String,
     pub private_ip: Option<Ipv4Addr>,
+    /// The instance's primary IPv6 address (`Ipv6Address`), which bridge and host tasks of an
+    /// IPv6-only instance are reached at.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// What the sweeper asks of ECS and EC2.
@@ -213,7 +217,7 @@ impl Fleet for AwsFleet {
                 continue;
             };
             let Some(cluster_arn) = task.cluster_arn() else { continue };
-            answers.insert(arn.to_owned(), TaskAnswer::Found(task_facts(task, cluster_arn)));
+            answers.insert(arn.to_owned(), TaskAnswer::Found(Box::new(task_facts(task, cluster_arn))));
         }
         for failure in response.failures() {
             if let (Some(arn), Some("MISSING")) = (failure.arn(), failure.reason())
@@ -374,14 +378,20 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
         })
         .collect();
     // ECS Developer Guide, "Task networking" (awsvpc): the task's ENI is an attachment of type
-    // ElasticNetworkInterface whose details carry `privateIPv4Address`.
-    let eni_ipv4 = task
+    // ElasticNetworkInterface whose details carry `privateIPv4Address`. No IPv6 detail is documented
+    // (API reference, "Attachment"); the IPv6 address is the containers' `networkInterfaces[]`
+    // `ipv6Address` (API reference, "NetworkInterface", which also carries `privateIpv4Address`).
+    let interfaces = || task.containers().iter().flat_map(|c| c.network_interfaces());
+    let attachment_ipv4 = task
         .attachments()
         .iter()
         .filter(|a| a.r#type() == Some("ElasticNetworkInterface"))
         .flat_map(|a| a.details())
         .find(|detail| detail.name() == Some("privateIPv4Address"))
         .and_then(|detail| detail.value()?.parse().ok());
+    let eni_ipv4 =
+        attachment_ipv4.or_else(|| interfaces().find_map(|i| i.private_ipv4_address()?.parse().ok()));
+    let eni_ipv6 = interfaces().find_map(|i| i.ipv6_address()?.parse().ok());
     let environment_overrides = task
         .overrides()
         .map(|o| o.container_overrides())
@@ -396,7 +406,7 @@ fn task_facts(task: &aws_sdk_ecs::types::Task, cluster_arn: &str) -> TaskFacts {
         running_for,
         container_instance: task.container_instance_arn().map(String::from),
         containers,
-        eni_ipv4,
+        eni: TaskAddresses::from_parts(eni_ipv4, eni_ipv6),
         task_definition_arn: task.task_definition_arn().map(String::from),
         environment_overrides,
     }
@@ -426,7 +436,9 @@ impl AwsFleet {
                     (instance.instance_id(), instance.state().and_then(|s| s.name()))
                 {
                     let private_ip = instance.private_ip_address().and_then(|ip| ip.parse().ok());
-                    facts.insert(id.to_owned(), Ec2Facts { state: state.as_str().to_owned(), private_ip });
+                    let ipv6 = instance.ipv6_address().and_then(|ip| ip.parse().ok());
+                    let state = state.as_str().to_owned();
+                    facts.insert(id.to_owned(), Ec2Facts { state, private_ip, ipv6 });
                 }
             }
             match page.next_token() {
@@ -436,5 +448,45 @@ impl AwsFleet {
                 _ => return Ok(facts),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ecs::types::{Attachment, Container, KeyValuePair, NetworkInterface, Task};
+
+    use super::*;
+
+    /// An awsvpc task as DescribeTasks describes it: the ENI attachment's details (`privateIPv4Address`
+    /// when the ENI has one) and the containers' `networkInterfaces`.
+    fn awsvpc(ipv4: Option<&str>, ipv6: Option<&str>) -> Task {
+        let mut attachment = Attachment::builder().r#type("ElasticNetworkInterface");
+        if let Some(ipv4) = ipv4 {
+            attachment =
+                attachment.details(KeyValuePair::builder().name("privateIPv4Address").value(ipv4).build());
+        }
+        let interface = NetworkInterface::builder()
+            .attachment_id("a-1")
+            .set_private_ipv4_address(ipv4.map(String::from))
+            .set_ipv6_address(ipv6.map(String::from))
+            .build();
+        let web = Container::builder().name("web").network_interfaces(interface).build();
+        Task::builder().attachments(attachment.build()).containers(web).build()
+    }
+
+    /// Issue 30: the ENI's IPv6 address is read from the containers' network interfaces (the
+    /// attachment's details document none), beside the IPv4 address.
+    #[test]
+    fn an_awsvpc_tasks_addresses_are_its_enis_ipv4_and_ipv6() {
+        let eni = |task: &Task| task_facts(task, "c").eni;
+        let ipv4: Ipv4Addr = "10.0.1.5".parse().unwrap();
+        let ipv6: Ipv6Addr = "fd00:ec55::5".parse().unwrap();
+        assert_eq!(eni(&awsvpc(Some("10.0.1.5"), None)), Some(TaskAddresses::Ipv4(ipv4)));
+        assert_eq!(
+            eni(&awsvpc(Some("10.0.1.5"), Some("fd00:ec55::5"))),
+            Some(TaskAddresses::Dual(ipv4, ipv6))
+        );
+        assert_eq!(eni(&awsvpc(None, Some("FD00:EC55:0::5"))), Some(TaskAddresses::Ipv6(ipv6)));
+        assert_eq!(eni(&Task::builder().build()), None, "bridge and host modes have no ENI");
     }
 }

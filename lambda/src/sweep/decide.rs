@@ -207,17 +207,17 @@ mod tests {
     }
 
     fn status(last_status: &str, instance: Option<&str>) -> TaskAnswer {
-        TaskAnswer::Found(TaskFacts {
+        TaskAnswer::Found(Box::new(TaskFacts {
             cluster_arn: "c".into(),
             last_status: last_status.into(),
             desired_status: "RUNNING".into(),
             running_for: None,
             container_instance: instance.map(String::from),
             containers: vec![],
-            eni_ipv4: None,
+            eni: None,
             task_definition_arn: None,
             environment_overrides: Default::default(),
-        })
+        }))
     }
 
     fn host(ec2: Ec2View, disconnected_secs: u64) -> Result<HostState, String> {

@@ -3,9 +3,8 @@
 //! they did not describe is unknown, with why.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 
-use ecssd_records::{Change, Record};
+use ecssd_records::{Change, Record, TaskAddresses};
 
 use crate::config::Config;
 use crate::deadline::Deadline;
@@ -18,8 +17,9 @@ use crate::sweep::decide::{Ec2View, HostState};
 pub struct Hosts {
     /// Per container instance ARN: its state, or why it is unknown.
     pub states: BTreeMap<String, Result<HostState, String>>,
-    /// The EC2 private address under each container instance EC2 described.
-    pub private_ips: BTreeMap<String, Ipv4Addr>,
+    /// The addresses of the EC2 instance under each container instance EC2 described (its private IPv4
+    /// address, its primary IPv6 address, or both), where bridge and host tasks are reached.
+    pub addresses: BTreeMap<String, TaskAddresses>,
     /// Changes to the agent markers.
     pub marker_changes: Vec<Change>,
 }
@@ -108,8 +108,8 @@ pub async fn describe_hosts<F: Fleet>(
             (Some(_), Err(why)) => Ec2View::Unknown(why.clone()),
             (Some(id), Ok(described)) => match described.get(&id) {
                 Some(facts) => {
-                    if let Some(ip) = facts.private_ip {
-                        hosts.private_ips.insert(arn.clone(), ip);
+                    if let Some(addresses) = TaskAddresses::from_parts(facts.private_ip, facts.ipv6) {
+                        hosts.addresses.insert(arn.clone(), addresses);
                     }
                     Ec2View::State(facts.state.clone())
                 }

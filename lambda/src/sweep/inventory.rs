@@ -6,30 +6,34 @@
 //! on them; claims that look like ecssd's but prove nothing are reported.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ecssd_records::ownership::OWNERSHIP_LABEL;
 use ecssd_records::{
-    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, TaskKeys, is_ecs_task_id,
-    parse_set_identifier, parse_srv_value,
+    Domain, OwnerId, Ownership, OwnershipError, Record, RecordKey, RecordType, TaskAddresses, TaskKeys,
+    is_ecs_task_id, parse_set_identifier, parse_srv_value,
 };
 
 /// One task's records, found through its ownership record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskRecords {
     pub ownership: Ownership,
-    /// Every record of the task present in the zone (ownership TXT, A, listed SRVs), exact values.
+    /// Every record of the task present in the zone (ownership TXT, A, AAAA, listed SRVs), exact values.
     pub records: Vec<Record>,
 }
 
 impl TaskRecords {
-    /// The registered address, if the A record is present.
-    pub fn address(&self) -> Option<Ipv4Addr> {
-        self.records
-            .iter()
-            .find(|r| r.key.record_type == RecordType::A)
-            .and_then(|r| r.values().first())
-            .and_then(|v| v.parse().ok())
+    /// The registered addresses: the A record's IPv4 and the AAAA record's IPv6 address, those present.
+    /// An AAAA value is parsed, so another spelling of one address (Route53 keeps a value's text as
+    /// first written) is the same address.
+    pub fn addresses(&self) -> Option<TaskAddresses> {
+        let ipv4: Option<Ipv4Addr> = self.first_value(RecordType::A).and_then(|v| v.parse().ok());
+        let ipv6: Option<Ipv6Addr> = self.first_value(RecordType::Aaaa).and_then(|v| v.parse().ok());
+        TaskAddresses::from_parts(ipv4, ipv6)
+    }
+
+    fn first_value(&self, record_type: RecordType) -> Option<&String> {
+        self.records.iter().find(|r| r.key.record_type == record_type).and_then(|r| r.values().first())
     }
 
     pub fn srv_records(&self) -> impl Iterator<Item = &Record> {
@@ -56,8 +60,8 @@ pub struct Inventory {
     /// Tasks with an ownership record of this owner and at least one other record.
     pub tasks: Vec<TaskRecords>,
     /// Records provably this owner's whose counterpart is gone: an SRV carrying this owner whose task
-    /// has no ownership record, the A record it targets, or an ownership record of this owner whose A
-    /// and SRV records are all gone.
+    /// has no ownership record, the A and AAAA records it targets, or an ownership record of this owner
+    /// whose A, AAAA and SRV records are all gone.
     pub orphans: Vec<Record>,
     /// Ownership records of this owner that ecssd would not have written (at another task's name, for
     /// a task id ECS does not issue): reported, never acted on.
@@ -70,7 +74,7 @@ pub struct Inventory {
     /// Withdrawal guards of this owner that still keep a task's handed-over registrations from
     /// landing: kept until they expire (then they are orphans), deleted only when the zone is emptied.
     pub guards: Vec<Record>,
-    /// Every A, SRV and TXT record listed.
+    /// Every A, AAAA, SRV and TXT record listed.
     pub records_seen: usize,
 }
 
@@ -166,7 +170,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>, now: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{TASK_IDS, web_task_records as task_records};
+    use crate::fixtures::{IPV4, IPV6, TASK_IDS, web_task_records as task_records, web_task_records_at};
 
     fn foreign() -> Vec<Record> {
         let key =
@@ -218,7 +222,7 @@ mod tests {
         let inventory = run(records);
         assert_eq!(inventory.tasks.len(), 2);
         assert!(inventory.tasks.iter().all(|t| t.records.len() == 3));
-        assert_eq!(inventory.tasks[0].address(), Some(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(inventory.tasks[0].addresses(), Some(TaskAddresses::Ipv4(Ipv4Addr::new(10, 0, 0, 1))));
         assert_eq!(inventory.tasks[0].services(), BTreeSet::from(["_web._tcp.sd.internal.".to_owned()]));
         assert!(
             inventory.orphans.is_empty() && inventory.misfits.is_empty() && inventory.unproven.is_empty()
@@ -337,5 +341,57 @@ mod tests {
         let mut expected = vec![legacy.key, not_a_task.key];
         expected.sort();
         assert_eq!(unproven, expected);
+    }
+
+    fn of_type(records: &[Record], record_type: RecordType) -> Vec<Record> {
+        records.iter().filter(|r| r.key.record_type == record_type).cloned().collect()
+    }
+
+    /// Issue 30: a dual-stack task's addresses are its A and AAAA records', an IPv6-only task's its
+    /// AAAA record's, read as addresses whatever their spelling.
+    #[test]
+    fn a_tasks_addresses_are_its_a_and_aaaa_records() {
+        let dual: Vec<Record> =
+            web_task_records_at("default", TASK_IDS[0], TaskAddresses::Dual(IPV4, IPV6), 80)
+                .into_iter()
+                .collect();
+        let ipv6_only: Vec<Record> =
+            web_task_records_at("default", TASK_IDS[1], IPV6.into(), 80).into_iter().collect();
+        let inventory = run([dual.clone(), ipv6_only.clone()].concat());
+        assert_eq!(inventory.tasks.len(), 2);
+        assert_eq!(inventory.tasks[0].records.len(), 4, "ownership, A, AAAA and SRV");
+        assert_eq!(inventory.tasks[0].addresses(), Some(TaskAddresses::Dual(IPV4, IPV6)));
+        assert_eq!(inventory.tasks[1].addresses(), Some(TaskAddresses::Ipv6(IPV6)));
+        // Route53 keeps the text another writer used: the same address spelled out in full.
+        let mut spelled_out = ipv6_only.clone();
+        for record in spelled_out.iter_mut().filter(|r| r.key.record_type == RecordType::Aaaa) {
+            *record = Record::new(record.key.clone(), record.ttl, vec!["FD00:EC55:0:0:0:0:0:0001".into()]);
+        }
+        assert_eq!(run(spelled_out).tasks[0].addresses(), Some(TaskAddresses::Ipv6(IPV6)));
+    }
+
+    /// Issue 30: an orphan SRV takes its task's A and AAAA records with it; an ownership record that
+    /// still hands over an AAAA record is a task, not an orphan.
+    #[test]
+    fn an_orphan_srv_takes_its_tasks_a_and_aaaa_records() {
+        let dual: Vec<Record> =
+            web_task_records_at("default", TASK_IDS[0], TaskAddresses::Dual(IPV4, IPV6), 80)
+                .into_iter()
+                .collect();
+        let without_claim: Vec<Record> =
+            dual.iter().filter(|r| r.key.record_type != RecordType::Txt).cloned().collect();
+        let mut orphans = run(without_claim.clone()).orphans;
+        orphans.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut expected = without_claim;
+        expected.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(orphans, expected);
+
+        let ipv6_only: Vec<Record> =
+            web_task_records_at("default", TASK_IDS[1], IPV6.into(), 80).into_iter().collect();
+        let claim_and_aaaa =
+            [of_type(&ipv6_only, RecordType::Txt), of_type(&ipv6_only, RecordType::Aaaa)].concat();
+        let inventory = run(claim_and_aaaa);
+        assert!(inventory.orphans.is_empty(), "{:?}", inventory.orphans);
+        assert_eq!(inventory.tasks[0].addresses(), Some(TaskAddresses::Ipv6(IPV6)));
     }
 }

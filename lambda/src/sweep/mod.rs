@@ -100,8 +100,8 @@ impl Claimed {
             let arn = facts.task_definition_arn.as_deref().unwrap_or("(none given)");
             return Some(Check::Unknown(format!("its task definition {arn} could not be read: not checked")));
         };
-        let host_ip = facts.container_instance.as_ref().and_then(|ci| hosts.private_ips.get(ci)).copied();
-        Some(match verify(&config.domain, &config.owner_id, &self.records, facts, definition, host_ip) {
+        let host = facts.container_instance.as_ref().and_then(|ci| hosts.addresses.get(ci)).copied();
+        Some(match verify(&config.domain, &config.owner_id, &self.records, facts, definition, host) {
             Ok(targets) => Check::Confirmed(targets),
             Err(why) => Check::Disagrees(why),
         })
@@ -319,7 +319,7 @@ fn verify_alive(
         };
         match checked {
             Check::Confirmed(targets) => verified.push(Verified {
-                facts: facts.clone(),
+                facts: (**facts).clone(),
                 records: task.records,
                 cluster: task.cluster,
                 targets,

@@ -1,6 +1,7 @@
 //! Health checks and stops: HTTP-checks the targets ECS confirmed of living tasks, tallies them, and
 //! withdraws and stops the unhealthy tasks the safety limits allow.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ecssd_records::{Change, RecordSet, RecordStore, withdraw};
@@ -52,7 +53,9 @@ pub async fn check_and_stop<S: RecordStore, F: Fleet>(
         }
         // HTTP reaches only TCP services; a `_udp` target is not checked (not failed either).
         for target in task.targets.iter().filter(|t| t.tcp) {
-            let url = format!("http://{}:{}{}", target.address, target.port, config.health_check_path);
+            // An IPv6 address is bracketed in a URL (RFC 3986, "IP-literal"), as a socket address prints.
+            let authority = SocketAddr::new(target.address, target.port);
+            let url = format!("http://{authority}{}", config.health_check_path);
             endpoints.push(health::Endpoint { task: index, service: target.service.clone(), url });
         }
     }

@@ -3,13 +3,15 @@
 //! or stops its task, each SRV target must be one ECS confirms: the container and port the set
 //! identifier names exist on the task, the SRV's port is where ECS maps that port, the task's
 //! definition publishes that container port under that service (its `SERVICE_<port>_NAME`, in what ECS
-//! states of it, parsed as the sidecar parses it), and the A record's address is the task's ENI (awsvpc) or its EC2 instance's
-//! private address (bridge and host modes).
+//! states of it, parsed as the sidecar parses it), and the A and AAAA records' addresses are the task's
+//! ENI's (awsvpc) or its EC2 instance's (bridge and host modes: its private IPv4 and primary IPv6
+//! address). An address record ECS and EC2 give no address of its family for is a disagreement, as a
+//! differing one is: never evidence that the task is gone.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ecssd_records::ownership::address_name;
-use ecssd_records::{ContainerSettings, Domain, OwnerId, parse_srv_value, set_identifier};
+use ecssd_records::{ContainerSettings, Domain, OwnerId, TaskAddresses, parse_srv_value, set_identifier};
 
 use crate::fleet::{DefinitionFacts, TaskFacts};
 use crate::sweep::inventory::TaskRecords;
@@ -19,7 +21,9 @@ use crate::sweep::inventory::TaskRecords;
 pub struct Target {
     /// The SRV record name it is registered under.
     pub service: String,
-    pub address: Ipv4Addr,
+    /// Where ECS and EC2 say the task is: its IPv4 address when it registered an A record (a dual-stack
+    /// task is reached over IPv4), its IPv6 address when it registered only an AAAA record.
+    pub address: IpAddr,
     pub port: u16,
     /// A `_tcp` service (HTTP checks reach only those).
     pub tcp: bool,
@@ -45,29 +49,19 @@ pub fn cluster_to_ask(task: &TaskRecords) -> Result<String, String> {
     }
 }
 
-/// The task's targets, if every record of it agrees with ECS (and EC2 for the host address); otherwise
-/// the first disagreement.
+/// The task's targets, if every record of it agrees with ECS (and EC2 for the host's addresses,
+/// `host`); otherwise the first disagreement.
 pub fn verify(
     domain: &Domain,
     owner: &OwnerId,
     task: &TaskRecords,
     facts: &TaskFacts,
     definition: &DefinitionFacts,
-    host_ip: Option<Ipv4Addr>,
+    host: Option<TaskAddresses>,
 ) -> Result<Vec<Target>, String> {
     let arn = &task.ownership.task;
-    let address = match (facts.eni_ipv4, host_ip) {
-        (Some(eni), _) => eni,
-        (None, Some(host)) => host,
-        (None, None) => return Err("ECS and EC2 give no address for the task".into()),
-    };
-    match task.address() {
-        Some(registered) if registered == address => {}
-        Some(registered) => {
-            return Err(format!("its A record says {registered}; ECS and EC2 say the task is at {address}"));
-        }
-        None => return Err("it has no A record".into()),
-    }
+    // In awsvpc the ENI's addresses are the task's, whatever its host's are.
+    let address = confirmed_address(task, facts.eni.or(host))?;
     let a_name = address_name(domain, arn.id());
     let mut targets = Vec::new();
     for srv in task.srv_records() {
@@ -88,7 +82,7 @@ pub fn verify(
         let named =
             |container: &str, container_port| set_identifier(owner, arn, container, container_port) == id;
         let confirmed = facts.containers.iter().find_map(|container| {
-            if facts.eni_ipv4.is_some() {
+            if facts.eni.is_some() {
                 return named(&container.name, port).then_some((container, port));
             }
             container
@@ -116,6 +110,30 @@ pub fn verify(
         targets.push(Target { service: name.clone(), address, port, tcp: protocol == "tcp" });
     }
     Ok(targets)
+}
+
+/// The address the task's targets are reached at, if each of its address records says what ECS and
+/// EC2 say (`actual`) for that family: its IPv4 address when it has an A record, else its IPv6 address.
+fn confirmed_address(task: &TaskRecords, actual: Option<TaskAddresses>) -> Result<IpAddr, String> {
+    let Some(actual) = actual else { return Err("ECS and EC2 give no address for the task".into()) };
+    let Some(registered) = task.addresses() else { return Err("it has no A or AAAA record".into()) };
+    let agrees = |record: &str, ours: Option<IpAddr>, theirs: Option<IpAddr>| match (ours, theirs) {
+        (None, _) => Ok(()),
+        (Some(ours), Some(theirs)) if ours == theirs => Ok(()),
+        (Some(ours), Some(theirs)) => {
+            Err(format!("its {record} record says {ours}; ECS and EC2 say the task is at {theirs}"))
+        }
+        (Some(ours), None) => Err(format!(
+            "its {record} record says {ours}; ECS and EC2 give the task no address of that family (only \
+             {actual})"
+        )),
+    };
+    agrees("A", registered.ipv4().map(IpAddr::V4), actual.ipv4().map(IpAddr::V4))?;
+    agrees("AAAA", registered.ipv6().map(IpAddr::V6), actual.ipv6().map(IpAddr::V6))?;
+    Ok(match registered {
+        TaskAddresses::Ipv4(ipv4) | TaskAddresses::Dual(ipv4, _) => IpAddr::V4(ipv4),
+        TaskAddresses::Ipv6(ipv6) => IpAddr::V6(ipv6),
+    })
 }
 
 /// The services (`_name._proto`) a container publishes at `container_port`, by what ECS states: its
@@ -146,10 +164,12 @@ fn published(
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::net::Ipv4Addr;
 
     use super::*;
     use crate::fixtures::{
-        CLUSTER_ARN, DEFINITION_ARN, TASK_IDS, model, task_arn, web_definition, web_task_records,
+        CLUSTER_ARN, DEFINITION_ARN, IPV4, IPV6, TASK_IDS, model, task_arn, web_definition, web_task_records,
+        web_task_records_at,
     };
     use crate::fleet::{Binding, ContainerFacts, DefinedContainer};
     use crate::sweep::inventory::inventory;
@@ -171,7 +191,7 @@ mod tests {
             running_for: None,
             container_instance: Some("ci".into()),
             containers: vec![ContainerFacts { name: "web".into(), bindings: vec![binding] }],
-            eni_ipv4: None,
+            eni: None,
             task_definition_arn: Some(DEFINITION_ARN.into()),
             environment_overrides: BTreeMap::new(),
         }
@@ -191,14 +211,14 @@ mod tests {
         host_ip: Option<Ipv4Addr>,
     ) -> Result<Vec<Target>, String> {
         let zone = model("default");
-        verify(&zone.domain, &zone.owner, &task(), facts, definition, host_ip)
+        verify(&zone.domain, &zone.owner, &task(), facts, definition, host_ip.map(TaskAddresses::from))
     }
 
     #[test]
     fn records_that_match_ecs_give_their_targets() {
         let targets = check(&facts(32768), Some(HOST)).unwrap();
         let expected =
-            Target { service: "_web._tcp.sd.internal.".into(), address: HOST, port: 32768, tcp: true };
+            Target { service: "_web._tcp.sd.internal.".into(), address: HOST.into(), port: 32768, tcp: true };
         assert_eq!(targets, [expected]);
     }
 
@@ -227,7 +247,7 @@ mod tests {
     fn in_awsvpc_the_eni_address_and_the_container_port_count() {
         let mut awsvpc = facts(0);
         awsvpc.containers[0].bindings.clear();
-        awsvpc.eni_ipv4 = Some(HOST);
+        awsvpc.eni = Some(HOST.into());
         // The fixture publishes port 32768, but in awsvpc the port is the container port (80).
         assert!(check(&awsvpc, None).is_err());
         let zone = model("default");
@@ -331,5 +351,64 @@ mod tests {
         );
         old.ownership.cluster_arn = "arn:aws:ecs:us-east-1:2:cluster/c".into();
         assert!(cluster_to_ask(&old).is_err(), "another account");
+    }
+
+    /// Whether the records of a task at `registered` (web:80 at `port`) agree with ECS giving its ENI
+    /// `eni` (awsvpc when `Some`, then `port` is 80) and EC2 its host `host`.
+    fn check_addresses(
+        registered: TaskAddresses,
+        port: u16,
+        eni: Option<TaskAddresses>,
+        host: Option<TaskAddresses>,
+    ) -> Result<Vec<Target>, String> {
+        let zone = model("default");
+        let records = web_task_records_at("default", TASK_IDS[0], registered, port).into_iter().collect();
+        let task = inventory(&zone.domain, &zone.owner, records, 0).tasks.remove(0);
+        let mut facts = facts(port);
+        if eni.is_some() {
+            facts.containers[0].bindings.clear();
+            facts.eni = eni;
+        }
+        verify(&zone.domain, &zone.owner, &task, &facts, &definition(), host)
+    }
+
+    /// Issue 30: a dual-stack task agrees when both its A and AAAA records say what ECS says, and is
+    /// reached over IPv4; an AAAA record ECS gives no IPv6 address for is a disagreement, as an A
+    /// record's is (reported and kept: never evidence the task is gone).
+    #[test]
+    fn a_dual_stack_task_agrees_when_both_addresses_do_and_is_reached_over_ipv4() {
+        let dual = TaskAddresses::Dual(IPV4, IPV6);
+        let targets = check_addresses(dual, 80, Some(dual), None).unwrap();
+        assert_eq!((targets[0].address, targets[0].port), (IpAddr::V4(IPV4), 80));
+        let elsewhere = TaskAddresses::Dual(IPV4, "fd00:ec55::2".parse().unwrap());
+        let why = check_addresses(dual, 80, Some(elsewhere), None).unwrap_err();
+        assert!(
+            why.contains("its AAAA record says fd00:ec55::1; ECS and EC2 say the task is at fd00:ec55::2"),
+            "{why}"
+        );
+        let why = check_addresses(dual, 80, Some(IPV4.into()), None).unwrap_err();
+        assert!(
+            why.contains("its AAAA record says fd00:ec55::1; ECS and EC2 give the task no address of that family (only 10.0.0.1)"),
+            "{why}"
+        );
+        // A task that publishes only its IPv4 address (ECSSD_ADDRESS_FAMILY=ipv4) on a dual-stack ENI.
+        assert!(check_addresses(IPV4.into(), 80, Some(dual), None).is_ok());
+    }
+
+    /// Issue 30: an IPv6-only task's targets are at its IPv6 address.
+    #[test]
+    fn an_ipv6_only_task_is_reached_at_its_ipv6_address() {
+        let targets = check_addresses(IPV6.into(), 80, Some(IPV6.into()), None).unwrap();
+        assert_eq!((targets[0].address, targets[0].port), (IpAddr::V6(IPV6), 80));
+        let why = check_addresses(IPV6.into(), 80, Some(IPV4.into()), None).unwrap_err();
+        assert!(
+            why.contains("its AAAA record says fd00:ec55::1; ECS and EC2 give the task no address"),
+            "{why}"
+        );
+        // Bridge mode on an IPv6-only instance: the host's primary IPv6 address, at the host port.
+        let targets = check_addresses(IPV6.into(), 32768, None, Some(IPV6.into())).unwrap();
+        assert_eq!((targets[0].address, targets[0].port), (IpAddr::V6(IPV6), 32768));
+        let why = check_addresses(IPV6.into(), 32768, None, Some(IPV4.into())).unwrap_err();
+        assert!(why.contains("no address of that family (only 10.0.0.1)"), "{why}");
     }
 }

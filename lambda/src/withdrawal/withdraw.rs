@@ -167,7 +167,9 @@ mod tests {
     use ecssd_records::{RecordSet, RecordType};
 
     use super::*;
-    use crate::fixtures::{CLUSTER_ARN, TASK_IDS, task_arn, web_task_records};
+    use crate::fixtures::{
+        CLUSTER_ARN, IPV4, IPV6, TASK_IDS, task_arn, web_task_records, web_task_records_at,
+    };
 
     const OWNER: &str = "default";
 
@@ -350,5 +352,21 @@ mod tests {
         );
         assert_eq!(zone.records(), records);
         assert!(zone.calls().is_empty(), "{:?}", zone.calls());
+    }
+
+    /// Issue 30: a dual-stack task's AAAA record goes with its A record, and an IPv6-only task's AAAA
+    /// record with the rest (the ownership record hands both address records over).
+    #[tokio::test]
+    async fn a_dual_stack_or_ipv6_only_task_loses_its_aaaa_record_too() {
+        let [a, b, c, _] = TASK_IDS;
+        let dual = web_task_records_at(OWNER, a, ecssd_records::TaskAddresses::Dual(IPV4, IPV6), 80);
+        let ipv6_only = web_task_records_at(OWNER, b, IPV6.into(), 80);
+        let neighbour = web_task_records_at(OWNER, c, IPV6.into(), 80);
+        let aaaa = |set: &RecordSet| set.iter().filter(|r| r.key.record_type == RecordType::Aaaa).count();
+        assert_eq!((aaaa(&dual), aaaa(&ipv6_only)), (1, 1));
+        let zone = zone_of(&[&dual, &ipv6_only, &neighbour]);
+        let outcomes = run(&zone, &[stopped(a), stopped(b)]).await;
+        assert_eq!(outcomes, [Outcome::Withdrawn { records: 4 }, Outcome::Withdrawn { records: 3 }]);
+        assert_eq!(zone.records(), neighbour);
     }
 }

@@ -340,10 +340,23 @@ mod tests {
     /// named, and the stack's delete fails with it.
     #[tokio::test]
     async fn delete_empties_the_zone_of_this_owners_records_and_names_what_else_blocks_it() {
-        use crate::fixtures::{TASK_IDS, web_task_records};
+        use ecssd_records::TaskAddresses;
+
+        use crate::fixtures::{IPV4, IPV6, TASK_IDS, web_task_records, web_task_records_at};
         let props = serde_json::json!({"ZoneId": "Z1", "NegativeCacheTtl": "10"});
         let ours = web_task_records("default", TASK_IDS[0]);
         let zone = MemoryZone::new(ours.iter().cloned());
+        let deleted = run(&zone, &request("Delete", props.clone())).await;
+        assert_eq!((deleted.status, deleted.reason), (Status::Success, None));
+        assert!(zone.records().is_empty(), "{:?}", zone.records());
+
+        // Issue 30: a dual-stack and an IPv6-only task's AAAA records go too.
+        let dual = TaskAddresses::Dual(IPV4, IPV6);
+        let with_ipv6 = [
+            web_task_records_at("default", TASK_IDS[2], dual, 80),
+            web_task_records_at("default", TASK_IDS[3], IPV6.into(), 80),
+        ];
+        let zone = MemoryZone::new(with_ipv6.iter().flat_map(|set| set.iter().cloned()));
         let deleted = run(&zone, &request("Delete", props.clone())).await;
         assert_eq!((deleted.status, deleted.reason), (Status::Success, None));
         assert!(zone.records().is_empty(), "{:?}", zone.records());

@@ -52,7 +52,7 @@ pub async fn empty_of_ours<S: RecordStore>(
         return Err(format!("deleting ecssd's records failed: {}", errors.join("; ")));
     }
     let left = deadline.run(store.list_all()).await.map_err(|e| format!("reading the zone again: {e}"))?;
-    // The listing holds the types ecssd writes (A, SRV, TXT): the zone's SOA and NS are not in it.
+    // The listing holds the types ecssd writes (A, AAAA, SRV, TXT): the zone's SOA and NS are not in it.
     let blocking: Vec<String> =
         left.iter().map(|r| format!("{} {}", r.key.name, r.key.record_type)).collect();
     if blocking.is_empty() {
