@@ -1,10 +1,13 @@
 //! The example services as ECS would run them here: time and calc tasks (bridge mode, port 8080
-//! published on a dynamic loopback port) and a portal task (host mode), each with a real sidecar, and
-//! DNS for the zone (the portal asks its caching resolver). Images come from `scripts/build-images`.
+//! published on a dynamic loopback port), an IPv6-only instance of one (awsvpc, its ENI address `::1`)
+//! and a portal task (host mode), each with a real sidecar, and DNS for the zone (the portal asks its
+//! caching resolver). Images come from `scripts/build-images`.
 
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use anyhow::Context;
+use ecssd_records::TaskAddresses;
 
 use crate::dns::Dns;
 use crate::docker::ContainerSpec;
@@ -83,6 +86,44 @@ pub async fn service_task(
     Ok(ExampleTask { placed, running, sidecar, instance: instance.to_owned() })
 }
 
+/// Starts an IPv6-only `time` or `calc` task named `instance` (e.g. `calc-v6`) with its sidecar: an
+/// awsvpc task whose ENI has the address `::1` and no IPv4 address, so its sidecar publishes an AAAA
+/// record `::1` and SRV records with the container port, `port`. The service runs on the host's
+/// network (the ENI stand-in) and listens on `[::1]:<port>` only; returns once it answers there.
+pub async fn ipv6_service_task(
+    world: &World,
+    cluster: &ExampleCluster,
+    service: &str,
+    instance: &str,
+    port: u16,
+) -> anyhow::Result<ExampleTask> {
+    let app = ContainerSpec {
+        name: service.to_owned(),
+        image: Some(format!("ecssd-{service}:dev")),
+        env: vec![
+            format!("SERVICE_{port}_NAME=_{service}._tcp"),
+            format!("PORT={port}"),
+            // Unreachable over IPv4, as in an IPv6-only subnet.
+            "BIND_ADDRESS=::1".into(),
+            format!("INSTANCE_NAME={instance}"),
+        ],
+        host_network: true,
+        ..Default::default()
+    };
+    let placed = cluster.place().await?;
+    let addresses = TaskAddresses::Ipv6(Ipv6Addr::LOCALHOST);
+    let running =
+        world.placed_task(&placed, &[app, sidecar_container()], NetworkMode::Awsvpc(addresses)).await?;
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
+    let health = format!("http://[::1]:{port}/health");
+    crate::wait_for(&format!("{instance} to answer {health}"), Duration::from_secs(30), || async {
+        Ok(crate::http::request("GET", &health, None).await.ok().filter(|(status, _)| *status == 200))
+    })
+    .await
+    .with_context(|| format!("{instance} did not start"))?;
+    Ok(ExampleTask { placed, running, sidecar, instance: instance.to_owned() })
+}
+
 /// Starts the portal task (host network, so it reaches loopback DNS and ports) on `port`.
 pub async fn portal_task(
     world: &World,
@@ -96,6 +137,8 @@ pub async fn portal_task(
         env: vec![
             format!("SERVICE_{port}_NAME=_portal._tcp"),
             format!("PORT={port}"),
+            // On the host's network: loopback only, as everything the bed runs.
+            "BIND_ADDRESS=127.0.0.1".into(),
             format!("DNS_SERVER={}", dns.address()),
             format!("ECSSD_DOMAIN={DOMAIN}"),
             "INSTANCE_NAME=portal-1".into(),
@@ -120,6 +163,11 @@ pub async fn portal_task(
 /// A free TCP port on loopback (for a host-network container).
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A free TCP port on IPv6 loopback, `[::1]` (for an IPv6-only service on the host's network).
+pub fn free_ipv6_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// DNS for the zone as it is now (its authority and the caching resolver in front).

@@ -1,15 +1,18 @@
 #![allow(clippy::unwrap_used)]
 //! The example services end to end: time and calc tasks registered by their sidecars, DNS for the
 //! zone (its authority, and a caching resolver in front as in a VPC), and the portal finding them by
-//! SRV lookups through the resolver and failing over; then the portal page in real headless Chromium.
+//! SRV lookups through the resolver and failing over, also to an IPv6-only instance; then the portal
+//! page in real headless Chromium.
 
+use std::net::Ipv6Addr;
 use std::process::Stdio;
 use std::time::Duration;
 
 use ecssd_records::RecordType;
-use ecssd_tests::dns::{Answer, Dns};
+use ecssd_tests::dns::{Answer, Dns, Rdata};
 use ecssd_tests::examples::{
-    ExampleCluster, ExampleTask, PASSWORD, USER, free_port, portal_task, service_task, start_dns, sync_dns,
+    ExampleCluster, ExampleTask, PASSWORD, USER, free_ipv6_port, free_port, ipv6_service_task, portal_task,
+    service_task, start_dns, sync_dns,
 };
 use ecssd_tests::http::request_with_headers;
 use ecssd_tests::moto::workspace_root;
@@ -150,6 +153,43 @@ async fn the_portal_finds_services_by_srv_and_fails_over() {
     .await
     .unwrap();
     assert_eq!(answer["error"], "no instance of _time._tcp.servicediscovery.internal. is registered");
+}
+
+#[tokio::test]
+async fn the_portal_reaches_an_ipv6_only_instance_by_its_aaaa_record() {
+    let world = World::new().await.unwrap();
+    let cluster = ExampleCluster::new(&world).await.unwrap();
+    // calc-1 as before (IPv4, bridge mode) beside calc-v6, whose task has only the address ::1.
+    let _calc = service_task(&world, &cluster, "calc", "calc-1").await.unwrap();
+    let v6_port = free_ipv6_port().unwrap();
+    let calc_v6 = ipv6_service_task(&world, &cluster, "calc", "calc-v6", v6_port).await.unwrap();
+    let targets = world.wait_for_targets("_calc._tcp", 2, WAIT).await.unwrap();
+    let v6_target = format!("{}.{DOMAIN}", calc_v6.placed.id());
+    assert!(targets.iter().any(|t| *t == format!("1 1 {v6_port} {v6_target}")), "{targets:?}");
+    let dns = start_dns(&world).await.unwrap();
+    let portal_port = free_port().unwrap();
+    let _portal = portal_task(&world, &cluster, &dns, portal_port).await.unwrap();
+
+    // The resolver the portal asks answers AAAA ::1 for calc-v6's target, and no A record.
+    let aaaa = dns.query(&v6_target, RecordType::Aaaa).await.unwrap();
+    assert_eq!(aaaa.records, vec![Rdata::Aaaa(Ipv6Addr::LOCALHOST)], "{aaaa:?}");
+    let a = dns.query(&v6_target, RecordType::A).await.unwrap();
+    assert!(a.is_absent(), "an IPv6-only task has no A record: {a:?}");
+
+    // Each request tries the two instances in random order, so calc-v6 answers one soon; a portal
+    // that looked up A records only would never find it.
+    let url = format!("http://127.0.0.1:{portal_port}/api/calc/6*7");
+    let answer = wait_for("an answer from calc-v6", Duration::from_secs(10), || async {
+        let (status, body) = request_with_headers("GET", &url, &[], None).await?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)?;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["value"], 42.0, "{answer}");
+        Ok((answer["instanceid"] == "calc-v6").then_some(answer))
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer["answered_by"], format!("[::1]:{v6_port}"), "{answer}");
+    assert_eq!(answer["target"], format!("{v6_target}."), "{answer}");
 }
 
 #[tokio::test]
