@@ -1,9 +1,10 @@
-//! The host's private IPv4 address, which a bridge- or host-mode task is reached at, and which source
-//! gave it. In order:
+//! The host's private addresses, IPv4, IPv6 or both, which a bridge- or host-mode task is reached at,
+//! and which source gave them. In order:
 //!
 //! 1. the ECS container metadata file (`ECS_CONTAINER_METADATA_FILE`, written by an agent whose
-//!    configuration has `ECS_ENABLE_CONTAINER_METADATA=true`): its `HostPrivateIPv4Address` once its
-//!    `MetadataFileStatus` is `READY`. The agent writes it in stages, a truncated one first, `READY`
+//!    configuration has `ECS_ENABLE_CONTAINER_METADATA=true`): its `HostPrivateIPv4Address` and, on
+//!    an IPv6-only instance, `HostIPv6Address` (agent 1.98.0 and later; amazon-ecs-agent
+//!    `agent/containermetadata/types.go`), once its `MetadataFileStatus` is `READY`. The agent writes it in stages, a truncated one first, `READY`
 //!    "usually within 1 second after the container starts" (ECS Developer Guide, "Amazon ECS container
 //!    metadata file", "Turning on Amazon ECS container metadata" and "Amazon ECS container metadata
 //!    file format"); the agent omits the status until then (amazon-ecs-agent,
@@ -11,12 +12,16 @@
 //!    `INITIAL`, is the zero value; that stage already has the address, but AWS says to rely on the
 //!    file once `READY`). The agent learns the address itself, on the host's network, for
 //!    containers kept from instance metadata (aws/amazon-ecs-agent issue 1575, PR 2025).
-//! 2. EC2 instance metadata (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT` is honoured): its session
+//! 2. EC2 instance metadata (IMDSv2; `AWS_EC2_METADATA_SERVICE_ENDPOINT` and, on an IPv6-only
+//!    instance, `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6` are honoured): `local-ipv4` and `ipv6`,
+//!    each "not set and results in an HTTP 404 response" when the instance lacks it (EC2 User Guide,
+//!    "Instance metadata categories"). Its session
 //!    token request is bounded by a few seconds, because from a bridge-mode container the token's
 //!    answer is one hop further than an instance's default `HttpPutResponseHopLimit` of 1 lets it go,
 //!    and it never arrives (EC2 User Guide, "Configure the instance metadata options").
 //! 3. The ECS and EC2 APIs: `DescribeTasks` (the task's `containerInstanceArn`),
-//!    `DescribeContainerInstances` (its `ec2InstanceId`), `DescribeInstances` (its `PrivateIpAddress`),
+//!    `DescribeContainerInstances` (its `ec2InstanceId`), `DescribeInstances` (its `PrivateIpAddress`
+//!    and `Ipv6Address`),
 //!    each error classed on the SDK's typed error enum, paced, in the task's own region (an EC2 task's
 //!    container may have no `AWS_REGION`: aws/containers-roadmap issue 1611; agents inject it only
 //!    since amazon-ecs-agent PR 4946).
@@ -28,7 +33,7 @@
 //! sidecar stop, with one message naming each source, why it failed and how to turn it on.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +45,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use ecssd_edge::ecs_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS};
 use ecssd_edge::retry::call_with_retry;
 use ecssd_edge::{CallCounter, Pacer};
-use ecssd_records::{Backoff, CallError, RetryPolicy};
+use ecssd_records::{AddressFamily, Backoff, CallError, RetryPolicy, TaskAddresses};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -214,14 +219,17 @@ impl HostSource {
     }
 }
 
-/// Finds the host's private IPv4 address, asking each source in turn, in rounds, for up to `wait`
-/// (each source is asked at least once), and for as long as ECS or EC2 throttle the API path. The
-/// error names every source, why it failed and how to turn it on.
+/// Finds the host's private addresses, asking each source in turn, in rounds, for up to `wait`
+/// (each source is asked at least once), and for as long as ECS or EC2 throttle the API path. A
+/// source whose answer lacks a family `wanted` needs does not serve (the container metadata file of
+/// a dual-stack host gives its IPv4 address only). The error names every source, why it failed and
+/// how to turn it on.
 pub async fn find(
     lookup: &HostLookup,
     identity: &TaskIdentity,
+    wanted: Option<AddressFamily>,
     wait: Duration,
-) -> Result<(Ipv4Addr, AddressSource), SidecarError> {
+) -> Result<(TaskAddresses, AddressSource), SidecarError> {
     let started = Instant::now();
     let deadline = started + wait;
     let mut failures: [Option<Failure>; 3] = [None, None, None];
@@ -249,6 +257,10 @@ pub async fn find(
                 }
                 HostSource::Apis => from_apis(lookup, identity, deadline).await,
             };
+            let outcome = outcome.and_then(|address| match wanted.map(|family| address.select(family)) {
+                Some(Err(missing)) => Err(Failure::permanent(missing.to_string())),
+                _ => Ok(address),
+            });
             match outcome {
                 Ok(address) => {
                     tracing::debug!(source = source.address_source().as_str(), %address,
@@ -292,7 +304,7 @@ fn explain(failures: &[Option<Failure>; 3], elapsed: Duration, all_permanent: bo
         })
         .collect();
     format!(
-        "no source gave the host's private IPv4 address for a bridge- or host-mode task, and {after}. {}. \
+        "no source gave the host's private address for a bridge- or host-mode task, and {after}. {}. \
          Or set ECSSD_ADDRESS to the address other tasks reach this host at",
         each.join(". ")
     )
@@ -317,10 +329,12 @@ struct MetadataFile {
     metadata_file_status: Option<String>,
     #[serde(rename = "HostPrivateIPv4Address", default)]
     host_private_ipv4_address: Option<String>,
+    #[serde(rename = "HostIPv6Address", default)]
+    host_ipv6_address: Option<String>,
 }
 
 /// Reads the container metadata file until it is `READY` or `until` has passed (at least once).
-async fn from_file(path: &Path, until: Instant) -> Result<Ipv4Addr, Failure> {
+async fn from_file(path: &Path, until: Instant) -> Result<TaskAddresses, Failure> {
     let mut said = false;
     loop {
         let failure = match read_file(path) {
@@ -340,7 +354,7 @@ async fn from_file(path: &Path, until: Instant) -> Result<Ipv4Addr, Failure> {
 }
 
 /// One read of the container metadata file (a small local file).
-fn read_file(path: &Path) -> Result<Ipv4Addr, Failure> {
+fn read_file(path: &Path) -> Result<TaskAddresses, Failure> {
     let at = path.display();
     let body = match std::fs::read(path) {
         Ok(body) => body,
@@ -353,7 +367,7 @@ fn read_file(path: &Path) -> Result<Ipv4Addr, Failure> {
     parse_file(&body).map_err(|failure| Failure { reason: format!("{at}: {}", failure.reason), ..failure })
 }
 
-fn parse_file(body: &[u8]) -> Result<Ipv4Addr, Failure> {
+fn parse_file(body: &[u8]) -> Result<TaskAddresses, Failure> {
     // A file caught while the agent rewrites it may be cut short: read again.
     let file: MetadataFile =
         serde_json::from_slice(body).map_err(|e| Failure::passing(format!("not complete JSON yet ({e})")))?;
@@ -368,13 +382,23 @@ fn parse_file(body: &[u8]) -> Result<Ipv4Addr, Failure> {
             ));
         }
     }
-    let Some(text) = file.host_private_ipv4_address.filter(|a| !a.is_empty()) else {
-        return Err(Failure::permanent(
-            "READY without HostPrivateIPv4Address (agents before aws/amazon-ecs-agent PR 2025, of 2019, leave it out)",
-        ));
-    };
+    let ipv4 = optional_address("HostPrivateIPv4Address", file.host_private_ipv4_address.as_deref())?;
+    let ipv6 = optional_address("HostIPv6Address", file.host_ipv6_address.as_deref())?;
+    TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
+        Failure::permanent(
+            "READY without HostPrivateIPv4Address or HostIPv6Address (agents before aws/amazon-ecs-agent \
+             PR 2025, of 2019, leave the first out)",
+        )
+    })
+}
+
+/// A source's address field: absent or empty is `None`; anything but an address of the family is a
+/// permanent failure naming the field.
+fn optional_address<T: std::str::FromStr>(field: &str, text: Option<&str>) -> Result<Option<T>, Failure> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(None) };
     text.parse()
-        .map_err(|_| Failure::permanent(format!("HostPrivateIPv4Address {text:?} is not an IPv4 address")))
+        .map(Some)
+        .map_err(|_| Failure::permanent(format!("{field} {text:?} is not an address of its family")))
 }
 
 /// How an IMDS failure is handled within a round.
@@ -388,17 +412,36 @@ enum ImdsFailure {
     Off,
 }
 
-/// Asks IMDS for the instance's private IPv4 address, retrying flaky failures until `until`.
-async fn from_imds(client: &aws_config::imds::Client, until: Instant) -> Result<Ipv4Addr, Failure> {
-    const PATH: &str = "/latest/meta-data/local-ipv4";
+/// Asks IMDS for the instance's private IPv4 and IPv6 addresses (`local-ipv4`, `ipv6`), whichever it
+/// has, retrying flaky failures until `until`.
+async fn from_imds(client: &aws_config::imds::Client, until: Instant) -> Result<TaskAddresses, Failure> {
+    const IPV4: &str = "/latest/meta-data/local-ipv4";
+    const IPV6: &str = "/latest/meta-data/ipv6";
+    let ipv4 = imds_item::<Ipv4Addr>(client, IPV4, until).await?;
+    let ipv6 = imds_item::<Ipv6Addr>(client, IPV6, until).await?;
+    TaskAddresses::from_parts(ipv4, ipv6)
+        .ok_or_else(|| Failure::permanent(format!("neither {IPV4} nor {IPV6} is set (HTTP 404)")))
+}
+
+/// One IMDS item, parsed; `None` when the instance does not have it (HTTP 404), flaky failures
+/// retried until `until`.
+async fn imds_item<T: std::str::FromStr>(
+    client: &aws_config::imds::Client,
+    path: &str,
+    until: Instant,
+) -> Result<Option<T>, Failure> {
     let mut backoff = Backoff::new(IMDS_RETRY);
     loop {
-        let error = match client.get(PATH).await {
+        let error = match client.get(path).await {
             Ok(text) => {
                 let text = text.as_ref().trim().to_owned();
-                return text.parse().map_err(|_| {
-                    Failure::permanent(format!("{PATH} answered {text:?}, not an IPv4 address"))
-                });
+                return text
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| Failure::permanent(format!("{path} answered {text:?}, not an address")));
+            }
+            Err(ImdsError::ErrorResponse(response)) if response.response().status().as_u16() == 404 => {
+                return Ok(None);
             }
             Err(error) => error,
         };
@@ -406,7 +449,7 @@ async fn from_imds(client: &aws_config::imds::Client, until: Instant) -> Result<
         let delay = backoff.next_delay();
         match kind {
             ImdsFailure::Flaky if Instant::now() + delay < until => {
-                tracing::warn!(url = PATH, problem = %reason, retry_in_ms = delay.as_millis() as u64,
+                tracing::warn!(url = path, problem = %reason, retry_in_ms = delay.as_millis() as u64,
                     "EC2 instance metadata not answering yet");
                 tokio::time::sleep(delay).await;
             }
@@ -495,13 +538,13 @@ fn api_failure(error: CallError) -> Failure {
     }
 }
 
-/// The task's container instance, its EC2 instance, that instance's private IPv4 address: three
-/// requests, paced, transient failures retried until `deadline`.
+/// The task's container instance, its EC2 instance, that instance's private IPv4 and IPv6 addresses:
+/// three requests, paced, transient failures retried until `deadline`.
 async fn from_apis(
     lookup: &HostLookup,
     identity: &TaskIdentity,
     deadline: Instant,
-) -> Result<Ipv4Addr, Failure> {
+) -> Result<TaskAddresses, Failure> {
     let task = identity.task.as_str();
     let cluster = identity.cluster.as_str();
     let region = region_of(task).map(|r| r.to_owned());
@@ -585,17 +628,16 @@ async fn from_apis(
     })
     .await
     .map_err(api_failure)?;
-    let address = reservations
+    let instance = reservations
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(instance_id))
-        .and_then(|i| i.private_ip_address())
-        .ok_or_else(|| {
-            Failure::passing(format!("DescribeInstances gives {instance_id} no PrivateIpAddress"))
-        })?;
-    address.parse().map_err(|_| {
-        Failure::permanent(format!("DescribeInstances gives {instance_id} the address {address:?}"))
+        .ok_or_else(|| Failure::passing(format!("DescribeInstances does not describe {instance_id}")))?;
+    let ipv4 = optional_address("DescribeInstances' PrivateIpAddress", instance.private_ip_address())?;
+    let ipv6 = optional_address("DescribeInstances' Ipv6Address", instance.ipv6_address())?;
+    TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
+        Failure::passing(format!("DescribeInstances gives {instance_id} no PrivateIpAddress or Ipv6Address"))
     })
 }
 
@@ -611,7 +653,10 @@ mod tests {
         let failure = parse_file(initial).expect_err("not READY");
         assert!(!failure.permanent && failure.reason.contains("MetadataFileStatus absent"), "{failure:?}");
         let ready = br#"{"MetadataFileStatus":"READY","HostPrivateIPv4Address":"10.0.3.17"}"#;
-        assert_eq!(parse_file(ready), Ok(Ipv4Addr::new(10, 0, 3, 17)));
+        assert_eq!(parse_file(ready), Ok(Ipv4Addr::new(10, 0, 3, 17).into()));
+        // An IPv6-only instance (agent 1.98.0 and later).
+        let ipv6_only = br#"{"MetadataFileStatus":"READY","HostIPv6Address":"2600:1f18::3:17"}"#;
+        assert_eq!(parse_file(ipv6_only), Ok("2600:1f18::3:17".parse::<Ipv6Addr>().unwrap().into()));
         let failure = parse_file(br#"{"MetadataFileStatus":"REA"#).expect_err("cut short");
         assert!(!failure.permanent, "{failure:?}");
         let failure = parse_file(br#"{"MetadataFileStatus":"INITIAL"}"#).expect_err("initial");

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ecssd_edge::Route53Zone;
-use ecssd_records::{RetryPolicy, TaskAddresses, ZoneModel};
+use ecssd_records::{AddressFamily, RetryPolicy, TaskAddresses, ZoneModel};
 
 use crate::config::Config;
 use crate::dns::{self, Resolver};
@@ -168,17 +168,26 @@ async fn reachable_address(
     wait: Duration,
 ) -> Result<(TaskAddresses, crate::host_address::AddressSource), SidecarError> {
     use crate::host_address::{self, AddressSource};
+    let bridged = identity.network_mode == NetworkMode::Bridge && config.address.is_none();
+    // One family in bridge mode: the siblings' host ports are the IPv4 bindings' when there are any
+    // (see `metadata_siblings`), the IPv6 ones on an IPv6-only host.
+    if bridged && config.address_family == Some(AddressFamily::Dual) {
+        return Err(SidecarError::BridgeFamily(AddressFamily::Dual));
+    }
     let (has, source) = match (config.address, identity.network_mode) {
         (Some(configured), _) => (configured, AddressSource::Configured),
         (None, NetworkMode::Awsvpc(eni)) => (eni, AddressSource::TaskEni),
         (None, NetworkMode::Bridge | NetworkMode::Host) => {
-            let (ipv4, source) = host_address::find(host, identity, wait).await?;
-            (ipv4.into(), source)
+            host_address::find(host, identity, config.address_family, wait).await?
         }
     };
-    let published = match config.address_family {
-        Some(family) => has.select(family)?,
-        None => has,
+    let published = match (config.address_family, has) {
+        (Some(AddressFamily::Ipv6), TaskAddresses::Dual(..)) if bridged => {
+            return Err(SidecarError::BridgeFamily(AddressFamily::Ipv6));
+        }
+        (None, TaskAddresses::Dual(ipv4, _)) if bridged => TaskAddresses::Ipv4(ipv4),
+        (Some(family), has) => has.select(family)?,
+        (None, has) => has,
     };
     Ok((published, source))
 }

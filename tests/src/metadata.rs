@@ -121,6 +121,9 @@ pub enum ImdsMode {
 #[derive(Debug)]
 struct ImdsControl {
     mode: Mutex<ImdsMode>,
+    /// The instance's addresses IMDS gives (`local-ipv4`, `ipv6`), when a test set them; otherwise
+    /// the config's `host_ip` and no IPv6 address.
+    host: Mutex<Option<TaskAddresses>>,
     /// Session token requests (`PUT /latest/api/token`) received, answered or not.
     token_requests: AtomicUsize,
     /// Ends when the server is dropped: requests held unanswered give up then.
@@ -130,6 +133,11 @@ struct ImdsControl {
 impl ImdsControl {
     fn mode(&self) -> ImdsMode {
         *self.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn host(&self, config: &MetadataConfig) -> TaskAddresses {
+        let set = *self.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.unwrap_or(TaskAddresses::Ipv4(config.host_ip))
     }
 }
 
@@ -192,6 +200,7 @@ impl MetadataServer {
         let (close, closed) = watch::channel(());
         let imds = Arc::new(ImdsControl {
             mode: Mutex::new(ImdsMode::Serving),
+            host: Mutex::new(None),
             token_requests: AtomicUsize::new(0),
             closed,
         });
@@ -230,7 +239,7 @@ impl MetadataServer {
                                 return Ok::<_, Infallible>(reply(StatusCode::SERVICE_UNAVAILABLE, ""));
                             }
                             let stopping = state.3.load(Ordering::SeqCst);
-                            Ok::<_, Infallible>(handle(&state.0, &state.1, stopping, req).await)
+                            Ok::<_, Infallible>(handle(&state.0, &state.1, &imds, stopping, req).await)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -257,6 +266,12 @@ impl MetadataServer {
     /// started afterwards gets the matching [`imds_endpoint`](Self::imds_endpoint).
     pub fn set_imds(&self, mode: ImdsMode) {
         *self.imds.mode.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = mode;
+    }
+
+    /// Makes EC2 instance metadata give the instance these addresses: a dual-stack or an IPv6-only
+    /// instance (its `local-ipv4` then answers 404).
+    pub fn set_imds_host(&self, host: TaskAddresses) {
+        *self.imds.host.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(host);
     }
 
     /// IMDSv2 session token requests (`PUT /latest/api/token`) received so far, answered or not.
@@ -373,6 +388,7 @@ fn reply(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 async fn handle(
     docker: &Docker,
     config: &MetadataConfig,
+    imds: &ImdsControl,
     stopping: bool,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -397,7 +413,16 @@ async fn handle(
             return reply(StatusCode::UNAUTHORIZED, "");
         }
         return match item {
-            "local-ipv4" => reply(StatusCode::OK, config.host_ip.to_string()),
+            // Either "is not set and results in an HTTP 404 response" when the instance lacks it (EC2
+            // User Guide, "Instance metadata categories", local-ipv4 and ipv6).
+            "local-ipv4" => match imds.host(config).ipv4() {
+                Some(ipv4) => reply(StatusCode::OK, ipv4.to_string()),
+                None => reply(StatusCode::NOT_FOUND, ""),
+            },
+            "ipv6" => match imds.host(config).ipv6() {
+                Some(ipv6) => reply(StatusCode::OK, ipv6.to_string()),
+                None => reply(StatusCode::NOT_FOUND, ""),
+            },
             "instance-id" => reply(StatusCode::OK, config.instance_id.clone()),
             _ => reply(StatusCode::NOT_FOUND, ""),
         };
@@ -715,13 +740,13 @@ pub struct ContainerMetadataFile {
     dir: PathBuf,
     path: PathBuf,
     config: MetadataConfig,
-    host_ip: Ipv4Addr,
+    host: TaskAddresses,
 }
 
 impl ContainerMetadataFile {
-    /// The first stage of the sidecar's (container `ecssd`) file on a host whose private IP is
-    /// `host_ip`.
-    pub fn initial(metadata: &MetadataServer, host_ip: Ipv4Addr) -> anyhow::Result<Self> {
+    /// The first stage of the sidecar's (container `ecssd`) file on a host whose private addresses
+    /// are `host`.
+    pub fn initial(metadata: &MetadataServer, host: impl Into<TaskAddresses>) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "ecssd-container-metadata-{}-{:016x}",
             std::process::id(),
@@ -729,7 +754,7 @@ impl ContainerMetadataFile {
         ));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("ecs-container-metadata.json");
-        let file = Self { dir, path, config: metadata.config.clone(), host_ip };
+        let file = Self { dir, path, config: metadata.config.clone(), host: host.into() };
         file.write(&file.document(false))?;
         Ok(file)
     }
@@ -760,8 +785,15 @@ impl ContainerMetadataFile {
             "TaskDefinitionRevision": REVISION,
             "ContainerName": "ecssd",
             "AvailabilityZone": "us-east-1a",
-            "HostPrivateIPv4Address": self.host_ip.to_string(),
         });
+        // The agent writes `HostIPv6Address` on IPv6-only instances only (amazon-ecs-agent 1.98.0,
+        // `agent/containermetadata`); the format page names neither it nor a dual-stack host's IPv6.
+        match self.host {
+            TaskAddresses::Ipv4(ipv4) | TaskAddresses::Dual(ipv4, _) => {
+                document["HostPrivateIPv4Address"] = json!(ipv4.to_string());
+            }
+            TaskAddresses::Ipv6(ipv6) => document["HostIPv6Address"] = json!(ipv6.to_string()),
+        }
         if ready {
             let docker_id = format!("{:016x}", stable_number(&format!("{}/ecssd", config.task_arn)));
             document["ContainerID"] = json!(docker_id.repeat(4));

@@ -5,10 +5,10 @@
 //! metadata stand-ins as a hardened host's (`ImdsMode`, `ContainerMetadataFile`).
 #![allow(clippy::unwrap_used)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use ecssd_records::{Record, RecordType};
+use ecssd_records::{Record, RecordType, TaskAddresses};
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::ecs::Fleet;
 use ecssd_tests::metadata::{ContainerMetadataFile, ImdsMode, NetworkMode};
@@ -221,4 +221,80 @@ async fn with_every_source_failing_the_sidecar_stops_with_one_message_naming_eac
     }
     assert!(!logs.iter().any(|l| l.contains("ecssd sidecar starting")), "never started");
     assert!(world.task_records(running.task.task_id()).await.unwrap().is_empty(), "nothing registered");
+}
+
+/// The task's address records as `TYPE value`, once it has `count` records in all.
+async fn registered_addresses(world: &World, running: &RunningTask, count: usize) -> Vec<String> {
+    let records: Vec<Record> =
+        world.wait_for_task_records(running.task.task_id(), count, WAIT).await.unwrap();
+    let mut found: Vec<String> = records
+        .iter()
+        .filter(|r| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa))
+        .map(|r| format!("{} {}", r.key.record_type, r.values().join(",")))
+        .collect();
+    found.sort();
+    found
+}
+
+const DUAL_STACK_HOST: TaskAddresses = TaskAddresses::Dual(Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST);
+
+#[tokio::test]
+async fn a_dual_stack_host_gives_a_host_mode_task_both_addresses_and_a_bridge_mode_task_its_ipv4() {
+    let world = World::new().await.unwrap();
+    let host_mode = world.task_in_mode("e2e", &web(), NetworkMode::Host).await.unwrap();
+    host_mode.metadata.set_imds_host(DUAL_STACK_HOST);
+    let _host = Sidecar::spawn(&world.moto, &host_mode.metadata, SidecarOptions::default()).await.unwrap();
+    assert_eq!(registered_addresses(&world, &host_mode, 4).await, ["A 127.0.0.1", "AAAA ::1"]);
+
+    // Docker may publish a port on another host port for IPv6 (the SRV record has one): IPv4 only.
+    let bridge = world.task("e2e", &web()).await.unwrap();
+    bridge.metadata.set_imds_host(DUAL_STACK_HOST);
+    let _bridge = Sidecar::spawn(&world.moto, &bridge.metadata, SidecarOptions::default()).await.unwrap();
+    assert_eq!(registered_addresses(&world, &bridge, 3).await, ["A 127.0.0.1"]);
+
+    for family in ["dual", "ipv6"] {
+        let asked = world.task("e2e", &web()).await.unwrap();
+        asked.metadata.set_imds_host(DUAL_STACK_HOST);
+        let options = with_env(&[("ECSSD_ADDRESS_FAMILY", family)]);
+        let mut sidecar = Sidecar::spawn(&world.moto, &asked.metadata, options).await.unwrap();
+        assert!(!sidecar.wait(WAIT).await.unwrap().success(), "{family}: {:#?}", sidecar.logs());
+        let message = format!("ECSSD_ADDRESS_FAMILY={family} in bridge mode on a host with an IPv4 address");
+        assert!(sidecar.logged(&[&message]), "{family}: {:#?}", sidecar.logs());
+    }
+}
+
+#[tokio::test]
+async fn an_ipv6_only_host_gives_its_ipv6_address_through_the_metadata_file_or_instance_metadata() {
+    let world = World::new().await.unwrap();
+    // The agent writes HostIPv6Address, and no HostPrivateIPv4Address, on an IPv6-only instance.
+    let running = world.task("e2e", &web()).await.unwrap();
+    let file = ContainerMetadataFile::initial(&running.metadata, Ipv6Addr::LOCALHOST).unwrap();
+    file.make_ready().unwrap();
+    let path = file.path().to_str().unwrap().to_owned();
+    let options = with_env(&[("ECS_CONTAINER_METADATA_FILE", &path)]);
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    assert_eq!(registered_addresses(&world, &running, 3).await, ["AAAA ::1"]);
+    assert!(started_from(&sidecar, "container_metadata_file"), "{:#?}", sidecar.logs());
+
+    // IMDS: local-ipv4 is 404 on an IPv6-only instance, ipv6 answers.
+    let running = world.task_in_mode("e2e", &web(), NetworkMode::Host).await.unwrap();
+    running.metadata.set_imds_host(TaskAddresses::Ipv6(Ipv6Addr::LOCALHOST));
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, SidecarOptions::default()).await.unwrap();
+    assert_eq!(registered_addresses(&world, &running, 3).await, ["AAAA ::1"]);
+    assert!(started_from(&sidecar, "imds"), "{:#?}", sidecar.logs());
+}
+
+#[tokio::test]
+async fn a_family_the_metadata_file_lacks_is_found_through_instance_metadata() {
+    let world = World::new().await.unwrap();
+    let running = world.task_in_mode("e2e", &web(), NetworkMode::Host).await.unwrap();
+    // A dual-stack host's file gives its IPv4 address only; IMDS gives both.
+    let file = ContainerMetadataFile::initial(&running.metadata, Ipv4Addr::new(127, 0, 0, 7)).unwrap();
+    file.make_ready().unwrap();
+    running.metadata.set_imds_host(DUAL_STACK_HOST);
+    let path = file.path().to_str().unwrap().to_owned();
+    let options = with_env(&[("ECS_CONTAINER_METADATA_FILE", &path), ("ECSSD_ADDRESS_FAMILY", "dual")]);
+    let sidecar = Sidecar::spawn(&world.moto, &running.metadata, options).await.unwrap();
+    assert_eq!(registered_addresses(&world, &running, 4).await, ["A 127.0.0.1", "AAAA ::1"]);
+    assert!(started_from(&sidecar, "imds"), "{:#?}", sidecar.logs());
 }
