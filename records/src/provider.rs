@@ -14,7 +14,7 @@ pub trait RecordStore: Send + Sync {
     /// The record set with exactly this key, if the zone holds one in a shape ecssd writes.
     fn read(&self, key: &RecordKey) -> impl Future<Output = Result<Option<Record>, CallError>> + Send;
 
-    /// Every record set in the zone that has a shape ecssd writes (A, SRV, TXT with plain values).
+    /// Every record set in the zone that has a shape ecssd writes (A, AAAA, SRV, TXT with plain values).
     fn list_all(&self) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send;
 
     /// Applies `changes` as one atomic request: all of them take effect or none does.

@@ -160,7 +160,7 @@ fn iam_is_scoped_to_the_zone_the_record_types_and_the_watched_clusters() {
                 if !changes_only_the_soa(statement) {
                     assert_eq!(
                         record_types_condition(statement),
-                        serde_json::json!(["SRV", "A", "TXT"]),
+                        serde_json::json!(["SRV", "A", "AAAA", "TXT"]),
                         "{resource}"
                     );
                 }
@@ -837,7 +837,10 @@ fn the_withdrawer_may_only_change_the_zone_confirm_stops_and_poll_its_own_queue(
                     assert_eq!(statement["Resource"], get_att("TaskStops", "Arn"), "{statement}");
                 }
                 if action == "route53:ChangeResourceRecordSets" {
-                    assert_eq!(record_types_condition(statement), serde_json::json!(["SRV", "A", "TXT"]));
+                    assert_eq!(
+                        record_types_condition(statement),
+                        serde_json::json!(["SRV", "A", "AAAA", "TXT"])
+                    );
                     // It only ever deletes.
                     let actions = &statement["Condition"]["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"];
                     assert_eq!(actions, &serde_json::json!(["DELETE"]), "{statement}");
@@ -1160,7 +1163,10 @@ fn a_zone_the_stack_creates_gets_a_short_negative_caching_time_and_a_given_zone_
         mine.iter().filter(|s| actions(s) == ["route53:ChangeResourceRecordSets"]).collect();
     assert!(changes_only_the_soa(changes[0]), "{}", changes[0]);
     let only = &changes[1]["Condition"]["ForAllValues:StringEquals"];
-    assert_eq!(only["route53:ChangeResourceRecordSetsRecordTypes"], serde_json::json!(["SRV", "A", "TXT"]));
+    assert_eq!(
+        only["route53:ChangeResourceRecordSetsRecordTypes"],
+        serde_json::json!(["SRV", "A", "AAAA", "TXT"])
+    );
     assert_eq!(
         only["route53:ChangeResourceRecordSetsActions"],
         serde_json::json!(["DELETE"]),
