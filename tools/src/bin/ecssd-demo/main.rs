@@ -1,8 +1,10 @@
 //! `ecssd-demo`: ecssd on this machine with nothing but Docker. moto plays AWS (a private hosted zone
 //! and ECS), the local Docker engine plays the ECS host (with task metadata and IMDS stand-ins),
 //! dnsmasq answers for the zone as the Route53 Resolver would, and real sidecar processes register the
-//! example services: time ×2, calc ×2 and the portal. It then stops a calc task the way ECS does,
-//! sweeps after a task that was SIGKILLed, and leaves the portal running until it is stopped.
+//! example services: time ×2, calc ×2, an IPv6-only calc (`calc-v6`, its address `::1`, an AAAA
+//! record and no A record) and the portal, which it shows reaching calc-v6. It then stops a calc task
+//! the way ECS does, sweeps after a task that was SIGKILLed, and leaves the portal running until it is
+//! stopped.
 //!
 //! However it is stopped (Ctrl-C, also through a pipe such as `| tee demo.log`; SIGTERM; its terminal
 //! closed, SIGHUP), it removes every container and process it started before it exits.
@@ -10,16 +12,19 @@
 
 mod leftovers;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use ecssd_records::RecordType;
-use ecssd_tests::dns::Dns;
+use ecssd_tests::dns::{Dns, Rdata};
 use ecssd_tests::examples::{
-    ExampleCluster, ExampleTask, free_port, portal_task, service_task, start_dns, sync_dns,
+    ExampleCluster, ExampleTask, free_ipv6_port, free_port, ipv6_service_task, portal_task, service_task,
+    start_dns, sync_dns,
 };
+use ecssd_tests::http::request_with_headers;
 use ecssd_tests::sweeper::{base_env, sweep_once};
 use ecssd_tests::world::{DOMAIN, World};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -165,8 +170,18 @@ impl Demo {
                 self.tasks.push(task);
             }
         }
+        let v6_port = free_ipv6_port()?;
+        let task = ipv6_service_task(world, cluster, "calc", "calc-v6", v6_port).await;
+        record.update()?;
+        let task = task?;
+        let v6_target = format!("{}.{DOMAIN}", task.placed.id());
+        say!(
+            "    task calc-v6 ({}) started: IPv6 only (awsvpc, its address ::1), listening on [::1]:{v6_port}",
+            task.placed.id()
+        );
+        self.tasks.push(task);
         world.wait_for_targets("_time._tcp", 2, Duration::from_secs(60)).await?;
-        world.wait_for_targets("_calc._tcp", 2, Duration::from_secs(60)).await?;
+        world.wait_for_targets("_calc._tcp", 3, Duration::from_secs(60)).await?;
         sync_dns(world, dns).await?;
         let port = free_port()?;
         step("starting the portal, which finds time and calc by DNS SRV lookups");
@@ -176,6 +191,7 @@ impl Demo {
         world.wait_for_targets("_portal._tcp", 1, Duration::from_secs(60)).await?;
         step("the zone now holds");
         print_zone(world).await?;
+        show_ipv6_instance(dns, port, &v6_target).await?;
 
         let calc = self.tasks.remove(3);
         step(&format!("stopping {} the way ECS does: SIGTERM to its sidecar", calc.instance));
@@ -258,17 +274,67 @@ async fn cleanup() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the zone's SRV targets as a table: service, target, port, task.
+/// What the resolver answers for calc-v6's target (AAAA `::1`, no A record), and the portal
+/// answering from calc-v6: it tries the calc instances in random order, so within a few requests.
+async fn show_ipv6_instance(dns: &Dns, portal_port: u16, target: &str) -> anyhow::Result<()> {
+    step("the portal reaches calc-v6, the IPv6-only task, through its AAAA record");
+    for record_type in [RecordType::Aaaa, RecordType::A] {
+        let answer = dns.query(target, record_type).await?;
+        let addresses: Vec<String> = answer
+            .records
+            .iter()
+            .filter_map(|data| match data {
+                Rdata::A(ip) => Some(ip.to_string()),
+                Rdata::Aaaa(ip) => Some(ip.to_string()),
+                _ => None,
+            })
+            .collect();
+        let said = if addresses.is_empty() { "(none)".to_owned() } else { addresses.join(", ") };
+        say!("    dnsmasq: {target} {} {said}", record_type.as_str());
+    }
+    let url = format!("http://127.0.0.1:{portal_port}/api/calc/6*7");
+    let answer =
+        ecssd_tests::wait_for("the portal to answer from calc-v6", Duration::from_secs(30), || async {
+            let (_, body) = request_with_headers("GET", &url, &[], None).await?;
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            Ok((answer["instanceid"] == "calc-v6").then_some(answer))
+        })
+        .await?;
+    say!(
+        "    GET /calc/6*7 on the portal: {} from {} at {} (its SRV target {})",
+        answer["value"].as_f64().map_or("?".to_owned(), |value| value.to_string()),
+        answer["instanceid"].as_str().unwrap_or("?"),
+        answer["answered_by"].as_str().unwrap_or("?"),
+        answer["target"].as_str().unwrap_or("?")
+    );
+    Ok(())
+}
+
+/// Prints the zone's SRV targets as a table: service, target, port, task, and the task's addresses
+/// (its A and AAAA records).
 async fn print_zone(world: &World) -> anyhow::Result<()> {
     let records = world.records().await?;
-    say!("    {:<40} {:<66} {:>6}  task", "service", "target", "port");
+    let mut addresses: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for record in records.iter().filter(|r| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa)) {
+        let values = addresses.entry(record.key.name.trim_end_matches('.')).or_default();
+        values.extend(record.values().iter().map(String::as_str));
+    }
+    say!("    {:<40} {:<66} {:>6}  {:<36}  address", "service", "target", "port", "task");
     let mut rows = 0;
     for record in records.iter().filter(|r| r.key.record_type == RecordType::Srv) {
         for value in record.values() {
             let fields: Vec<&str> = value.split(' ').collect();
             let (port, target) = (fields.get(2).unwrap_or(&"?"), fields.get(3).unwrap_or(&"?"));
             let task = target.trim_end_matches('.').strip_suffix(&format!(".{DOMAIN}")).unwrap_or(target);
-            say!("    {:<40} {:<66} {:>6}  {task}", record.key.name.trim_end_matches('.'), target, port);
+            let address = addresses
+                .get(target.trim_end_matches('.'))
+                .map_or("?".to_owned(), |values| values.join(", "));
+            say!(
+                "    {:<40} {:<66} {:>6}  {task:<36}  {address}",
+                record.key.name.trim_end_matches('.'),
+                target,
+                port
+            );
             rows += 1;
         }
     }
