@@ -1,7 +1,7 @@
 //! The portal example service's logic; `main.rs` serves it.
 //!
 //! # Layout
-//! - [`discovery`]: SRV and A lookups, in the order to try instances.
+//! - [`discovery`]: SRV, A and AAAA lookups, in the order to try instances.
 //! - [`upstream`]: calling one service through its instances, with failover.
 
 pub mod discovery;

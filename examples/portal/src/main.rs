@@ -5,7 +5,7 @@
 //!
 //! Settings (environment): `ECSSD_DOMAIN` (default `servicediscovery.internal`), `DNS_SERVER`
 //! (`ip:port`; default: the system resolver), `AUTH_USER`/`AUTH_PASSWORD` (sent to time and calc),
-//! `PORT` (default 8080).
+//! `PORT` (default 8080), `BIND_ADDRESS` (default `::`, IPv6 and IPv4; see `ecssd_example_web::bind`).
 //! The page is `page.html`, compiled in.
 
 use std::net::SocketAddr;

@@ -1,7 +1,8 @@
-//! What the example services (time, calc, portal) share: an HTTP/1 server loop that stops on SIGTERM,
-//! HTTP basic auth, JSON answers, and who is answering (container and instance).
+//! What the example services (time, calc, portal) share: where they listen, an HTTP/1 server loop that
+//! stops on SIGTERM, HTTP basic auth, JSON answers, and who is answering (container and instance).
 //!
 //! # Layout
+//! - [`bind`]: the listening socket, at `::` (IPv6 and IPv4) or `BIND_ADDRESS`, port `PORT`.
 //! - [`serve`], [`serve_until`]: accept loop that lingers after SIGTERM, then stops gracefully.
 //! - [`Auth`]: basic-auth credentials from the environment (`AUTH_USER`/`AUTH_PASSWORD`).
 //! - [`json`], [`error`]: responses.
@@ -121,9 +122,10 @@ pub async fn serve_until<H, F>(
     .await;
 }
 
-/// Runs a service whose answers need no I/O (time, calc): binds `PORT` (default 8080) and serves
-/// `/health` openly and `GET <prefix><argument>` behind basic auth (credentials from the environment),
-/// answering with `answer(argument, identity)`; any other path gets a 404 saying `usage`.
+/// Runs a service whose answers need no I/O (time, calc): listens on `PORT` (default 8080) as
+/// [`bind`] says and serves `/health` openly and `GET <prefix><argument>` behind basic auth
+/// (credentials from the environment), answering with `answer(argument, identity)`; any other path
+/// gets a 404 saying `usage`.
 pub async fn run_service(
     prefix: &'static str,
     usage: &'static str,
