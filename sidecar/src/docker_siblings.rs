@@ -205,7 +205,8 @@ impl SiblingLister {
                     _ => Protocol::Tcp,
                 };
                 let Some(public) = port.public_port else { continue };
-                // Docker lists an IPv4 and an IPv6 binding; the A record is IPv4, so IPv4 wins.
+                // Docker lists an IPv4 and an IPv6 binding; a bridge-mode task publishes the host's
+                // IPv4 address when it has one, so IPv4 wins (an IPv6-only host has IPv6 ones only).
                 let ipv4 = port.ip.as_deref().is_none_or(|ip| !ip.contains(':'));
                 let key = (port.private_port, protocol);
                 if ipv4 {

@@ -39,7 +39,8 @@ pub fn task_view(task: TaskMetadata) -> TaskView {
                 let protocol =
                     if port.protocol.eq_ignore_ascii_case("udp") { Protocol::Udp } else { Protocol::Tcp };
                 let Some(host_port) = port.host_port.filter(|p| *p != 0) else { continue };
-                // The A record is the host's IPv4 address: an IPv4 binding wins over an IPv6 one.
+                // A bridge-mode task publishes the host's IPv4 address when it has one: an IPv4
+                // binding wins over an IPv6 one (an IPv6-only host has IPv6 ones only).
                 let key = (port.container_port, protocol);
                 if port.host_ip.contains(':') {
                     host_ports.entry(key).or_insert(host_port);
