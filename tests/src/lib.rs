@@ -71,3 +71,16 @@ where
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
 }
+
+/// The address records among `records` as `TYPE value` (`A 10.0.0.1`, `AAAA ::1`), sorted: what a
+/// test of dual-stack and IPv6-only tasks compares.
+pub fn address_records(records: &[ecssd_records::Record]) -> Vec<String> {
+    use ecssd_records::RecordType;
+    let mut found: Vec<String> = records
+        .iter()
+        .filter(|r| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa))
+        .map(|r| format!("{} {}", r.key.record_type, r.values().join(",")))
+        .collect();
+    found.sort();
+    found
+}

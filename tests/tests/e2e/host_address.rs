@@ -14,8 +14,8 @@ use ecssd_tests::ecs::Fleet;
 use ecssd_tests::metadata::{ContainerMetadataFile, ImdsMode, NetworkMode};
 use ecssd_tests::moto::Moto;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
-use ecssd_tests::wait_for;
 use ecssd_tests::world::{RunningTask, World};
+use ecssd_tests::{address_records, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -225,15 +225,7 @@ async fn with_every_source_failing_the_sidecar_stops_with_one_message_naming_eac
 
 /// The task's address records as `TYPE value`, once it has `count` records in all.
 async fn registered_addresses(world: &World, running: &RunningTask, count: usize) -> Vec<String> {
-    let records: Vec<Record> =
-        world.wait_for_task_records(running.task.task_id(), count, WAIT).await.unwrap();
-    let mut found: Vec<String> = records
-        .iter()
-        .filter(|r| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa))
-        .map(|r| format!("{} {}", r.key.record_type, r.values().join(",")))
-        .collect();
-    found.sort();
-    found
+    address_records(&world.wait_for_task_records(running.task.task_id(), count, WAIT).await.unwrap())
 }
 
 const DUAL_STACK_HOST: TaskAddresses = TaskAddresses::Dual(Ipv4Addr::LOCALHOST, Ipv6Addr::LOCALHOST);

@@ -12,8 +12,8 @@ use ecssd_tests::dns::LiveDns;
 use ecssd_tests::docker::ContainerSpec;
 use ecssd_tests::metadata::NetworkMode;
 use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
-use ecssd_tests::wait_for;
 use ecssd_tests::world::{DOMAIN, RunningTask, World};
+use ecssd_tests::{address_records, wait_for};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -30,17 +30,6 @@ fn options(env: &[(&str, &str)]) -> SidecarOptions {
         args: vec![],
         env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
     }
-}
-
-/// The task's address records, as `TYPE value`, sorted.
-fn addresses(records: &[Record]) -> Vec<String> {
-    let mut found: Vec<String> = records
-        .iter()
-        .filter(|r| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa))
-        .map(|r| format!("{} {}", r.key.record_type, r.values().join(",")))
-        .collect();
-    found.sort();
-    found
 }
 
 async fn awsvpc_task(world: &World, eni: TaskAddresses) -> RunningTask {
@@ -66,7 +55,7 @@ async fn an_ipv6_only_task_registers_an_aaaa_record_heals_it_and_withdraws_it() 
     let target = format!("1 1 80 {}.{DOMAIN}", running.task.task_id());
     assert_eq!(world.wait_for_targets("_web._tcp", 1, WAIT).await.unwrap(), [target]);
     let registered = wait_for_records(&world, &running, 3).await;
-    assert_eq!(addresses(&registered), [format!("AAAA {ENI_IPV6}")]);
+    assert_eq!(address_records(&registered), [format!("AAAA {ENI_IPV6}")]);
     assert!(sidecar.logged(&["ecssd sidecar starting", &format!("\"address\":\"{ENI_IPV6}\"")]));
 
     // The AAAA record deleted behind its back: its DNS check sees it gone and puts it back.
@@ -94,14 +83,14 @@ async fn a_dual_stack_task_registers_both_and_the_family_setting_picks_one() {
     let both = awsvpc_task(&world, dual).await;
     let _both = Sidecar::spawn(&world.moto, &both.metadata, options(&[])).await.unwrap();
     let records = wait_for_records(&world, &both, 4).await;
-    assert_eq!(addresses(&records), [format!("A {ENI_IPV4}"), format!("AAAA {ENI_IPV6}")]);
+    assert_eq!(address_records(&records), [format!("A {ENI_IPV4}"), format!("AAAA {ENI_IPV6}")]);
 
     for (family, expected) in [("ipv4", format!("A {ENI_IPV4}")), ("IPv6", format!("AAAA {ENI_IPV6}"))] {
         let one = awsvpc_task(&world, dual).await;
         let setting = options(&[("ECSSD_ADDRESS_FAMILY", family)]);
         let _one = Sidecar::spawn(&world.moto, &one.metadata, setting).await.unwrap();
         let records = wait_for_records(&world, &one, 3).await;
-        assert_eq!(addresses(&records), [expected], "ECSSD_ADDRESS_FAMILY={family}");
+        assert_eq!(address_records(&records), [expected], "ECSSD_ADDRESS_FAMILY={family}");
     }
 }
 
@@ -118,7 +107,7 @@ async fn ecssd_address_takes_either_family_or_both() {
             .await
             .unwrap();
         let records = wait_for_records(&world, &running, 2 + expected.len()).await;
-        assert_eq!(addresses(&records), expected, "ECSSD_ADDRESS={address}");
+        assert_eq!(address_records(&records), expected, "ECSSD_ADDRESS={address}");
     }
 }
 
