@@ -1,12 +1,16 @@
 """ECS as AWS documents it, patched into moto at import: tasks that stay RUNNING with startedAt and
-networkBindings, dynamic host ports, ListTasks / ListContainerInstances paging, DescribeTasks per
-cluster with MISSING failures, and the 100-identifier limits. Each rule cites its AWS page; the index
+networkBindings, dynamic host ports, awsvpc tasks' addresses by their subnet (IPv4, dual-stack,
+IPv6-only) in the containers' networkInterfaces, ListTasks / ListContainerInstances paging,
+DescribeTasks per cluster with MISSING failures, and the 100-identifier limits. Each rule cites its AWS page; the index
 is ecssd_moto.py's docstring."""
 
 import base64
+import ipaddress
 import json
+import threading
 
 from moto.core.utils import utcnow
+from moto.ec2 import ec2_backends
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.moto_api import state_manager
@@ -30,7 +34,16 @@ _next_dynamic_port = {}
 _original_task_init = ecs_models.Task.__init__
 
 
+# API reference, StartTask: networkConfiguration, "The VPC subnet and security group configuration for
+# tasks that receive their own elastic network interface by using the awsvpc networking mode". moto's
+# StartTask drops it (and so refuses every awsvpc task it starts); the request's is handed to the tasks
+# it creates.
+_starting = threading.local()
+
+
 def _task_init(self, cluster, task_definition, container_instance_arn, *args, **kwargs):
+    if not kwargs.get("networking_configuration"):
+        kwargs["networking_configuration"] = getattr(_starting, "network_configuration", None)
     _original_task_init(self, cluster, task_definition, container_instance_arn, *args, **kwargs)
     mode = task_definition.network_mode or "bridge"
     containers = []
@@ -61,6 +74,46 @@ def _task_init(self, cluster, task_definition, container_instance_arn, *args, **
         containers.append(container)
     self.containers = containers
     self.started_at = utcnow()
+    if mode == "awsvpc":
+        _address_by_subnet(self)
+
+
+def _address_by_subnet(task):
+    """An awsvpc task's addresses come from its subnet, and its containers' networkInterfaces name them.
+
+    ECS Developer Guide, "Amazon ECS task networking options for Fargate": "Tasks launched in dual-stack
+    subnets receive an IPv4 address and an IPv6 address. Tasks launched in IPv6-only subnets receive
+    only an IPv6 address" (on EC2, "Using a VPC in IPv6-only mode" likewise). API reference,
+    "NetworkInterface" (Container.networkInterfaces): attachmentId, privateIpv4Address, ipv6Address,
+    "The private IPv6 address for the network interface". moto gives every awsvpc task an IPv4 address
+    and no networkInterfaces. The attachment's details document no IPv6 name (API reference,
+    "Attachment": "the network interface ID, the MAC address, the subnet ID, and the private IPv4
+    address"), so the bed adds none; an IPv6-only task's attachment has no privateIPv4Address.
+    Which address of the subnet's IPv6 block a task gets is undocumented: the bed gives the lowest one
+    no other network interface of the subnet holds, so a test can choose it by the block (`::1/128`
+    for a task served on IPv6 loopback)."""
+    attachment = task.attachments[0]
+    details = {d["name"]: d["value"] for d in attachment["details"]}
+    backend = ec2_backends[task._account_id][task.region_name]
+    eni = backend.get_network_interface(details["networkInterfaceId"])
+    subnet = eni.subnet
+    blocks = [a["ipv6CidrBlock"] for a in subnet.ipv6_cidr_block_associations.values()
+              if a["ipv6CidrBlockState"]["State"] == "associated"]
+    interface = {"attachmentId": attachment["id"]}
+    if subnet.ipv6_native:
+        attachment["details"] = [d for d in attachment["details"] if d["name"] != "privateIPv4Address"]
+        eni.private_ip_address = None
+    else:
+        interface["privateIpv4Address"] = details["privateIPv4Address"]
+    if blocks:
+        held = {ip for other in backend.enis.values() if other.subnet is subnet for ip in other.ipv6_addresses}
+        free = next((str(ip) for ip in ipaddress.IPv6Network(blocks[0]).hosts() if str(ip) not in held), None)
+        if free is None:
+            raise ecs_models.InvalidParameterException(f"The subnet {subnet.id} has no free IPv6 address.")
+        eni.ipv6_addresses.append(free)
+        interface["ipv6Address"] = free
+    for container in task.containers:
+        container.network_interfaces = [dict(interface)]
 
 
 ecs_models.Task.__init__ = _task_init
@@ -160,7 +213,19 @@ def describe_container_instances_response(self):
     return _original_describe_container_instances(self)
 
 
+_original_start_task = ecs_responses.EC2ContainerServiceResponse.start_task
+
+
+def start_task_response(self):
+    _starting.network_configuration = self._get_param("networkConfiguration")
+    try:
+        return _original_start_task(self)
+    finally:
+        _starting.network_configuration = None
+
+
 ecs_responses.EC2ContainerServiceResponse.describe_tasks = describe_tasks_response
+ecs_responses.EC2ContainerServiceResponse.start_task = start_task_response
 ecs_responses.EC2ContainerServiceResponse.list_tasks = list_tasks_response
 ecs_responses.EC2ContainerServiceResponse.list_container_instances = list_container_instances_response
 ecs_responses.EC2ContainerServiceResponse.describe_container_instances = describe_container_instances_response

@@ -59,8 +59,14 @@ applies their corrections to moto before the server starts. The index below name
     most 255 characters; 1,000 ResourceRecord elements and 32,000 characters of Value per request,
     UPSERT counting twice; 10,000 records per hosted zone (MAX_RRSETS_BY_ZONE, a harness setting in
     ecssd_limits.py). [Developer Guide, Quotas; "Supported DNS record types", TXT]
+  - A CREATE or UPSERT of an A record whose value is not a dotted-quad IPv4 address, or of an AAAA record
+    whose value is not an IPv6 address (any RFC 4291 text form, kept as written; no zone index), is
+    InvalidChangeBatch "Invalid Resource Record: FATAL problem: ARRDATAIllegalIPv4Address (Value is not a
+    valid IPv4 address) encountered with '...'" / "... AAAARRDATAIllegalIPv6Address (Value is not a valid
+    IPv6 address) ..." (the guide is silent on the error; real responses quoted in public issues); moto
+    takes any text. [Developer Guide, "Supported DNS record types", A and AAAA]
   ECS, in ecssd_ecs.py (API reference: ListTasks, ListContainerInstances, DescribeTasks,
-  DescribeContainerInstances)
+  DescribeContainerInstances, StartTask)
   - tasks stay RUNNING until stopped (moto's state manager moves them toward STOPPED on every describe),
     and carry startedAt (moto has none; the sweeper's health-check grace period counts from it);
   - ListTasks returns only RUNNING tasks unless asked otherwise, of the named cluster only;
@@ -73,7 +79,17 @@ applies their corrections to moto before the server starts. The index below name
     items." (real responses quoted in public issues; moto accepts any number);
   - hostPort 0 (dynamic) does not reserve port 0, so many such tasks fit on one instance;
   - containers carry networkBindings (one container per definition, dynamic host ports assigned).
-  EC2, in ecssd_ec2.py (User Guide, "Instance lifecycle"; API reference: DescribeInstances, Instance)
+  - StartTask takes networkConfiguration (moto drops it, refusing every awsvpc task it starts); an
+    awsvpc task's addresses come from its subnet: IPv4 only, IPv4 and IPv6 in a subnet with an IPv6
+    block (dual-stack), IPv6 alone in an IPv6-native subnet, named by its containers'
+    networkInterfaces[] (attachmentId, privateIpv4Address, ipv6Address; moto gives none and always an
+    IPv4 address); an IPv6-only task's ENI attachment has no privateIPv4Address. The IPv6 address is
+    the lowest of the subnet's block no other interface holds (undocumented: the bed's choice, so a
+    test can pick ::1/128 to serve a task on IPv6 loopback). [API ref, StartTask, Container,
+    NetworkInterface, Attachment; Developer Guide, "Amazon ECS task networking options for Fargate" and
+    "... for EC2"]
+  EC2, in ecssd_ec2.py (User Guide, "Instance lifecycle"; API reference: DescribeInstances, Instance,
+  Subnet)
   - (not a correction) the sweeper's tests launch container-instance hosts in a VPC and subnet of
     127.0.0.0/16 with a chosen PrivateIpAddress (RunInstances), which moto accepts as it is, so that
     ECS/EC2 describe endpoints on loopback; AWS would refuse such a VPC (VPC User Guide, "VPC CIDR
@@ -83,6 +99,8 @@ applies their corrections to moto before the server starts. The index below name
     on Terminate), and, where the docs are silent on timing, at once without its private DNS name,
     network interfaces, subnet and VPC: the stricter choice (moto keeps them all). Terminate it with
     EC2 TerminateInstances.
+  - an IPv6-only subnet's AvailableIpAddressCount is 0: it counts "unused private IPv4 addresses"
+    (moto counts the IPv6 block, 2^64 - 5 for a /64, which the SDK cannot read). [API ref, Subnet]
   Harness controls (not AWS APIs, under /_ecssd/, served by this file):
   - POST /_ecssd/faults {"route53": {"rate_per_second": 5, "burst": 5, "errors": [[500, "InternalError"],
     [400, "PriorRequestNotComplete", "ChangeResourceRecordSets"]]}} throttles a service like AWS's

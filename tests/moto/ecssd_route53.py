@@ -5,6 +5,7 @@ the SOA CreateHostedZone gives a zone, with Route53's rest-xml error responses. 
 page; the index is ecssd_moto.py's docstring."""
 
 import copy
+import ipaddress
 import os
 import threading
 import time
@@ -38,6 +39,15 @@ ZONE_FULL = "Exceeded limit MAX_RRSETS_BY_ZONE for zone: {zone_id}"
 # boto3 issue 1462, mail-in-a-box issue 1839 (real responses).
 CHARACTER_STRING_TOO_LONG = ("Invalid Resource Record: FATAL problem: CharacterStringTooLong (Value is too long) "
                              "encountered with '{value}'")
+# An A record's value is an IPv4 address, an AAAA record's an IPv6 address (Developer Guide, "Supported
+# DNS record types": A "in IPv4 format", AAAA "in colon-separated hexadecimal format"). The guide is
+# silent on the error; these are real responses: gomodules/dns issue 7 and
+# ministryofjustice/cloud-platform-environments PR 7302 (A), sjmayotte/route53-dynamic-dns issue 45
+# (AAAA, an IPv4 address given).
+A_VALUE_NOT_IPV4 = ("Invalid Resource Record: FATAL problem: ARRDATAIllegalIPv4Address (Value is not a valid IPv4 "
+                    "address) encountered with '{value}'")
+AAAA_VALUE_NOT_IPV6 = ("Invalid Resource Record: FATAL problem: AAAARRDATAIllegalIPv6Address (Value is not a valid "
+                       "IPv6 address) encountered with '{value}'")
 # airbnb/zonify issue 16 (a real response for weighted records; no report of the multivalue wording
 # was found, so the same text serves every non-simple routing policy).
 TOO_MANY_SAME_NAME_AND_TYPE = "Exceeded limit on number of {policy} RRSets for {name}, type {rtype} in this zone."
@@ -179,6 +189,28 @@ def _is_domain_name(text):
     return text == "." or len(text) <= 255 and all(1 <= len(label) <= 63 for label in labels)
 
 
+def is_ipv4_value(value):
+    """A dotted-quad IPv4 address (four decimal numbers 0 to 255; a leading zero, which some parsers read
+    as octal, is refused: the docs are silent, the stricter reading)."""
+    try:
+        return str(ipaddress.IPv4Address(value)) == value
+    except ValueError:
+        return False
+
+
+def is_ipv6_value(value):
+    """An IPv6 address in any of RFC 4291's text forms (full, compressed, upper or lower case, an IPv4
+    tail), which Route53 keeps as written (the docs' own example keeps leading zeros). A zone index
+    ("fe80::1%eth0") names an interface of one host, not an address DNS can publish: refused."""
+    if "%" in value:
+        return False
+    try:
+        ipaddress.IPv6Address(value)
+        return True
+    except ValueError:
+        return False
+
+
 def is_soa_value(value):
     """One SOA value as Route53 shows it, "ns-2048.awsdns-64.net. hostmaster.example.com. 1 7200 900 1209600
     86400": two names and five numbers (Developer Guide, "NS and SOA records that Amazon Route 53 creates
@@ -301,6 +333,14 @@ def _change_resource_record_sets(self, zoneid, change_list):
             if too_long:
                 errors.append(CHARACTER_STRING_TOO_LONG.format(value=too_long[0]))
                 continue
+        # Developer Guide, "Supported DNS record types", A and AAAA: each value is an address of the
+        # record's family.
+        if wanted["Type"] == "A" and not all(is_ipv4_value(v) for v in values):
+            errors.append(A_VALUE_NOT_IPV4.format(value=next(v for v in values if not is_ipv4_value(v))))
+            continue
+        if wanted["Type"] == "AAAA" and not all(is_ipv6_value(v) for v in values):
+            errors.append(AAAA_VALUE_NOT_IPV6.format(value=next(v for v in values if not is_ipv6_value(v))))
+            continue
         siblings = [r for r in working if _record_key(r)[:2] == key[:2] and r is not current]
         if siblings and (not key[2] or any(not r.set_identifier for r in siblings)):
             errors.append(f"RRSet of type {key[1]} with DNS name {name} is not permitted because a conflicting RRSet of type {key[1]} with the same DNS name already exists in zone {zone.name}")

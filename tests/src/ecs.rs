@@ -8,13 +8,20 @@
 //! [`Fleet::loopback_host`] launches hosts whose private IP is a loopback address, and
 //! [`Fleet::serving_task`] starts a task whose static host port is where a [`TestEndpoint`] listens,
 //! with the records its sidecar would write ([`Fleet::sidecar_records`]).
+//!
+//! awsvpc tasks ([`Fleet::start_awsvpc_task`]) get their addresses from their subnet, as ECS gives
+//! them: IPv4, dual-stack (an IPv6 block beside the IPv4 one) or IPv6-only ([`SubnetStack`]); the bed
+//! gives each task the lowest free address of the subnet's IPv6 block, so a block of `::1/128` puts a
+//! task on IPv6 loopback, and a unique local block gives addresses that are only record values.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context;
-use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, PortMapping};
+use aws_sdk_ecs::types::{
+    AwsVpcConfiguration, ContainerDefinition, KeyValuePair, NetworkConfiguration, NetworkMode, PortMapping,
+};
 use ecssd_records::{
     BatchLimits, Change, Endpoint, RecordSet, RecordStore, TaskAddresses, TaskRegistration, ZoneModel,
     batches, desired,
@@ -47,6 +54,30 @@ const LOOPBACK_CIDR: &str = "127.0.0.0/16";
 /// CIDR blocks"), and 127.0.0.1 is where moto and every default endpoint listen.
 const FIRST_LOOPBACK_HOST: u32 = 10;
 
+/// The IPv4 network of the VPC [`Fleet::awsvpc_subnet`] creates subnets in: moto gives an ENI an IPv4
+/// address of its own choosing (never connected to), so this range only has to hold the subnets.
+const AWSVPC_CIDR: &str = "10.0.0.0/16";
+
+/// How an awsvpc subnet addresses the tasks in it (ECS Developer Guide, "Amazon ECS task networking
+/// options for Fargate": "Tasks launched in dual-stack subnets receive an IPv4 address and an IPv6
+/// address. Tasks launched in IPv6-only subnets receive only an IPv6 address.").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubnetStack {
+    /// IPv4 only.
+    Ipv4,
+    /// An IPv4 range and this IPv6 block (e.g. `fd00:ec55:1::/64`, or `::1/128`).
+    DualStack(&'static str),
+    /// This IPv6 block alone (an IPv6-native subnet).
+    Ipv6Only(&'static str),
+}
+
+/// A subnet awsvpc tasks are started in, and the security group they get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsvpcSubnet {
+    pub subnet_id: String,
+    pub security_group: String,
+}
+
 /// ECS and EC2 clients on one moto, with a registered task definition (`web` on port 80, dynamic host
 /// port, and the `ecssd` sidecar).
 #[derive(Debug, Clone)]
@@ -61,6 +92,11 @@ pub struct Fleet {
     loopback_subnet: Arc<OnceCell<String>>,
     /// The host part (within [`LOOPBACK_CIDR`]) of the next loopback host's address.
     next_loopback: Arc<AtomicU32>,
+    /// The VPC of awsvpc subnets and its security group, created by the first
+    /// [`awsvpc_subnet`](Self::awsvpc_subnet).
+    awsvpc_network: Arc<OnceCell<(String, String)>>,
+    /// The third octet (within [`AWSVPC_CIDR`]) of the next awsvpc subnet with an IPv4 range.
+    next_awsvpc_subnet: Arc<AtomicU32>,
 }
 
 /// A container instance and the EC2 instance under it.
@@ -104,7 +140,7 @@ impl Fleet {
         let images = ec2.describe_images().send().await?;
         let image = images.images().first().and_then(|i| i.image_id()).context("moto has no AMI")?.to_owned();
         let port = WebPort { container_port: WEB_CONTAINER_PORT, host_port: 0, service: Some(WEB_SERVICE) };
-        let definition = register_web(&ecs, &[port]).await?;
+        let definition = register_web(&ecs, &[port], None).await?;
         Ok(Self {
             ecs,
             ec2,
@@ -112,6 +148,8 @@ impl Fleet {
             image,
             loopback_subnet: Arc::new(OnceCell::new()),
             next_loopback: Arc::new(AtomicU32::new(FIRST_LOOPBACK_HOST)),
+            awsvpc_network: Arc::new(OnceCell::new()),
+            next_awsvpc_subnet: Arc::new(AtomicU32::new(1)),
         })
     }
 
@@ -226,17 +264,119 @@ impl Fleet {
     /// Starts one task on `host` from a task definition registered for it whose `web` container maps
     /// `ports`.
     pub async fn start_task_mapping(&self, host: &Host, ports: &[WebPort]) -> anyhow::Result<PlacedTask> {
-        let definition = register_web(&self.ecs, ports).await?;
+        let definition = register_web(&self.ecs, ports, None).await?;
         self.start(host, &definition).await?.pop().context("ECS placed no task")
     }
 
+    /// A subnet for awsvpc tasks addressed as `stack`, in a VPC with DNS hostnames enabled (as ecssd's
+    /// private hosted zone needs; the VPC User Guide's "DNS attributes for your VPC").
+    pub async fn awsvpc_subnet(&self, stack: SubnetStack) -> anyhow::Result<AwsvpcSubnet> {
+        let (vpc_id, security_group) =
+            self.awsvpc_network.get_or_try_init(|| self.create_awsvpc_network()).await?.clone();
+        let mut create = self.ec2.create_subnet().vpc_id(&vpc_id).availability_zone("us-east-1a");
+        let ipv4_range = || {
+            let octet = self.next_awsvpc_subnet.fetch_add(1, Ordering::SeqCst);
+            anyhow::ensure!(octet < 256, "the awsvpc network {AWSVPC_CIDR} is full");
+            Ok(format!("10.0.{octet}.0/24"))
+        };
+        create = match stack {
+            SubnetStack::Ipv4 => create.cidr_block(ipv4_range()?),
+            SubnetStack::DualStack(block) => create.cidr_block(ipv4_range()?).ipv6_cidr_block(block),
+            SubnetStack::Ipv6Only(block) => create.ipv6_cidr_block(block).ipv6_native(true),
+        };
+        let created = create.send().await?;
+        let subnet_id = created.subnet().and_then(|s| s.subnet_id()).context("no subnet id")?.to_owned();
+        Ok(AwsvpcSubnet { subnet_id, security_group })
+    }
+
+    async fn create_awsvpc_network(&self) -> anyhow::Result<(String, String)> {
+        let vpc = self.ec2.create_vpc().cidr_block(AWSVPC_CIDR).send().await?;
+        let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).context("no VPC id")?.to_owned();
+        let enabled = aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build();
+        self.ec2.modify_vpc_attribute().vpc_id(&vpc_id).enable_dns_hostnames(enabled).send().await?;
+        let group = self
+            .ec2
+            .create_security_group()
+            .group_name("ecssd-tasks")
+            .description("awsvpc tasks of the bed")
+            .vpc_id(&vpc_id)
+            .send()
+            .await?;
+        Ok((vpc_id, group.group_id().context("no security group id")?.to_owned()))
+    }
+
+    /// Starts one awsvpc task on `host` in `subnet`, from a task definition registered for it whose `web`
+    /// container publishes `container_port` as `service` (in awsvpc the host port is the container
+    /// port).
+    pub async fn start_awsvpc_task(
+        &self,
+        host: &Host,
+        subnet: &AwsvpcSubnet,
+        container_port: u16,
+        service: &'static str,
+    ) -> anyhow::Result<PlacedTask> {
+        let port = WebPort { container_port, host_port: container_port, service: Some(service) };
+        let definition = register_web(&self.ecs, &[port], Some(NetworkMode::Awsvpc)).await?;
+        let vpc = AwsVpcConfiguration::builder()
+            .subnets(&subnet.subnet_id)
+            .security_groups(&subnet.security_group)
+            .build()?;
+        let network = NetworkConfiguration::builder().awsvpc_configuration(vpc).build();
+        self.start_with(host, &definition, Some(network)).await?.pop().context("ECS placed no task")
+    }
+
+    /// The task's addresses as ECS describes them (its containers' `networkInterfaces`, the ENI
+    /// attachment's `privateIPv4Address`): what its sidecar publishes, as task metadata mirrors ECS.
+    pub async fn eni_addresses(&self, task: &PlacedTask) -> anyhow::Result<TaskAddresses> {
+        let described =
+            self.ecs.describe_tasks().cluster(&task.cluster_arn).tasks(&task.task_arn).send().await?;
+        let found = described.tasks().first().context("ECS does not know the task")?;
+        let interface = found
+            .containers()
+            .iter()
+            .flat_map(|c| c.network_interfaces())
+            .next()
+            .context("ECS names no network interface of the task")?;
+        let ipv4 = interface.private_ipv4_address().map(str::parse).transpose()?;
+        let ipv6 = interface.ipv6_address().map(str::parse).transpose()?;
+        TaskAddresses::from_parts(ipv4, ipv6).context("ECS gives the task's interface no address")
+    }
+
+    /// The records an awsvpc task's sidecar registers for `service` at `container_port`: A and/or
+    /// AAAA at the addresses ECS gives its ENI, the SRV at the container port.
+    pub async fn awsvpc_records(
+        &self,
+        task: &PlacedTask,
+        service: &str,
+        container_port: u16,
+    ) -> anyhow::Result<RecordSet> {
+        let addresses = self.eni_addresses(task).await?;
+        let endpoint = Endpoint {
+            container: WEB_CONTAINER.to_owned(),
+            container_port,
+            service: service.parse().map_err(anyhow::Error::msg)?,
+            reachable_port: container_port,
+        };
+        registration_records("default", task, addresses, vec![endpoint])
+    }
+
     async fn start(&self, host: &Host, definition: &str) -> anyhow::Result<Vec<PlacedTask>> {
+        self.start_with(host, definition, None).await
+    }
+
+    async fn start_with(
+        &self,
+        host: &Host,
+        definition: &str,
+        network: Option<NetworkConfiguration>,
+    ) -> anyhow::Result<Vec<PlacedTask>> {
         let started = self
             .ecs
             .start_task()
             .cluster(&host.cluster)
             .task_definition(definition)
             .container_instances(&host.container_instance_arn)
+            .set_network_configuration(network)
             .send()
             .await?;
         started
@@ -338,8 +478,12 @@ impl Fleet {
 }
 
 /// Registers a `web` task definition (`web` mapping `ports`, each with its `SERVICE_<port>_NAME`, and
-/// the `ecssd` sidecar); returns its ARN.
-async fn register_web(ecs: &aws_sdk_ecs::Client, ports: &[WebPort]) -> anyhow::Result<String> {
+/// the `ecssd` sidecar) in `network_mode` (ECS's default, bridge, when `None`); returns its ARN.
+async fn register_web(
+    ecs: &aws_sdk_ecs::Client,
+    ports: &[WebPort],
+    network_mode: Option<NetworkMode>,
+) -> anyhow::Result<String> {
     let mut web = ContainerDefinition::builder().name(WEB_CONTAINER).image("busybox").memory(4);
     for port in ports {
         web = web.port_mappings(
@@ -358,6 +502,7 @@ async fn register_web(ecs: &aws_sdk_ecs::Client, ports: &[WebPort]) -> anyhow::R
     let registered = ecs
         .register_task_definition()
         .family("web")
+        .set_network_mode(network_mode)
         .container_definitions(web)
         .container_definitions(sidecar)
         .send()

@@ -183,6 +183,18 @@ pub fn batch_item_failures(answer: &Value) -> anyhow::Result<BTreeSet<String>> {
         .collect()
 }
 
+/// A container's network interface in an event as in DescribeTasks (API reference, "NetworkInterface":
+/// `attachmentId`, `privateIpv4Address`, `ipv6Address`), each field only when ECS gives it: an
+/// IPv6-only task's has no IPv4 address, an IPv4 one's no IPv6 address.
+fn network_interface(interface: &aws_sdk_ecs::types::NetworkInterface) -> Value {
+    let fields = [
+        ("attachmentId", interface.attachment_id()),
+        ("privateIpv4Address", interface.private_ipv4_address()),
+        ("ipv6Address", interface.ipv6_address()),
+    ];
+    fields.into_iter().filter_map(|(name, value)| Some((name.to_owned(), json!(value?)))).collect()
+}
+
 /// The EventBridge envelope around a task's `detail`.
 fn envelope(detail: Value) -> Value {
     let task_arn = detail["taskArn"].as_str().unwrap_or_default().to_owned();
@@ -231,10 +243,7 @@ fn detail(task: &Task, availability_zone: Option<String>, version: i64, now: Dat
                 "image": c.image(),
                 "taskArn": c.task_arn(),
                 "networkBindings": bindings,
-                "networkInterfaces": c.network_interfaces().iter().map(|n| json!({
-                    "attachmentId": n.attachment_id(),
-                    "privateIpv4Address": n.private_ipv4_address(),
-                })).collect::<Vec<_>>(),
+                "networkInterfaces": c.network_interfaces().iter().map(network_interface).collect::<Vec<_>>(),
                 "cpu": c.cpu(),
             });
             if let Some(memory) = c.memory() {

@@ -8,6 +8,7 @@ mod examples;
 mod getting_started;
 mod harness;
 mod host_address;
+mod ipv6_lambda;
 mod ipv6_sidecar;
 mod metadata_mode;
 mod negative_caching;
