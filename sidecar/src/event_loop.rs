@@ -555,6 +555,15 @@ impl Sidecar {
                     }
                     Next::Confirm { key, reason } => (vec![key], reason, true),
                     Next::Verify(keys) if check.handoff.is_some() => {
+                        if let Some(worker) = self.worker.as_mut()
+                            && worker.registrar.handoff_missed()
+                        {
+                            tracing::info!(
+                                "the registration handed to the batcher did not show in DNS; handing it over again"
+                            );
+                            self.schedule.resync(Instant::now(), None);
+                            return Flow::Continue;
+                        }
                         let reason = "the registration handed to the batcher did not land".to_owned();
                         (keys, reason, false)
                     }

@@ -67,6 +67,10 @@ pub const HANDOFF_LIFETIME: Duration = Duration::from_secs(60);
 /// A handoff lands within this, or never: its lifetime, and room for clocks that disagree.
 pub const HANDOFF_LANDS_WITHIN: Duration = HANDOFF_LIFETIME.saturating_add(Duration::from_secs(5));
 
+/// Handoffs in a row that may go unseen, each handed over again, before the zone is read back: the
+/// batcher may be gone, or the zone may differ from what the handoffs are planned from.
+pub const MAX_MISSED_HANDOFFS: u32 = 3;
+
 /// Registers one task's endpoints.
 #[derive(Debug)]
 pub struct Registrar<S> {
@@ -87,6 +91,18 @@ pub struct Registrar<S> {
     queue: Option<RegistrationQueue>,
     /// The last registration handed over, until it is known to have landed and can no longer land.
     handoff: Option<HandedOver>,
+    /// Since handing over a registration not yet seen: what the zone held before (the view it was
+    /// planned from), which it still holds if no handoff landed, and how many went unseen since.
+    unconfirmed: Option<Unconfirmed>,
+}
+
+/// What the zone held before registrations were handed over that have not been seen since.
+#[derive(Debug, Clone)]
+struct Unconfirmed {
+    /// The last view the zone was known to match.
+    before: RecordSet,
+    /// Handoffs a DNS check did not show once they could no longer land.
+    missed: u32,
 }
 
 /// A registration handed to the batcher: assumed written, not yet seen.
@@ -149,6 +165,7 @@ impl<S: RecordStore> Registrar<S> {
             refused_retry: REFUSED_RETRY,
             queue: None,
             handoff: None,
+            unconfirmed: None,
         }
     }
 
@@ -245,7 +262,31 @@ impl<S: RecordStore> Registrar<S> {
         if let Some(handoff) = self.handoff.as_mut() {
             handoff.unseen = None;
         }
+        self.unconfirmed = None;
         self.forget_landed_handoff();
+    }
+
+    /// A DNS check did not show the handed-over registration once it could no longer land: most
+    /// likely it never reached Route53 (it outlived its minute in the queue while the batcher was
+    /// throttled). Unless [`MAX_MISSED_HANDOFFS`] went unseen in a row, the registrar takes the zone
+    /// to hold what it held before, so the next convergence hands the registration over again, and
+    /// only the batcher writes registrations: reading and repairing here would spend the account's
+    /// requests one task at a time. If it did land after all (DNS slow beyond the settling time),
+    /// Route53 refuses the new handoff whole, and the next check sees the first. `false` when the
+    /// zone is to be read back instead.
+    pub fn handoff_missed(&mut self) -> bool {
+        let Some(unconfirmed) = self.unconfirmed.as_mut() else { return false };
+        if unconfirmed.missed >= MAX_MISSED_HANDOFFS {
+            self.unconfirmed = None;
+            return false;
+        }
+        unconfirmed.missed += 1;
+        self.view = View::Known(unconfirmed.before.clone());
+        if let Some(handoff) = self.handoff.as_mut() {
+            handoff.unseen = None;
+        }
+        self.forget_landed_handoff();
+        true
     }
 
     /// Whether converging to `endpoints` would take away something the zone holds for the task (a
@@ -263,6 +304,7 @@ impl<S: RecordStore> Registrar<S> {
     /// a handoff landed).
     pub fn invalidate(&mut self) {
         self.view = View::Unknown;
+        self.unconfirmed = None;
         if let Some(handoff) = self.handoff.as_mut() {
             handoff.unseen = None;
         }
@@ -370,6 +412,11 @@ impl<S: RecordStore> Registrar<S> {
     async fn hand_over(&mut self, wanted: &RecordSet) -> Option<Converged> {
         let queue = self.queue.clone()?;
         let changes = self.handoff_changes(wanted)?;
+        if self.unconfirmed.is_none()
+            && let View::Known(current) = &self.view
+        {
+            self.unconfirmed = Some(Unconfirmed { before: current.clone(), missed: 0 });
+        }
         // From here a handoff may land, even if sending seems to fail (SQS may have taken it before
         // the answer was lost): a withdrawal from now on leaves the guard.
         self.may_land();
@@ -564,10 +611,11 @@ impl<S: RecordStore> Registrar<S> {
                     self.view = View::Known(wanted.clone());
                     // Route53 accepted a change of the ownership record with exact values: a handoff
                     // either had landed (the change deleted what it wrote) or can no longer land.
-                    if let Some(handoff) = self.handoff.as_mut()
-                        && writes_ownership
-                    {
-                        handoff.unseen = None;
+                    if writes_ownership {
+                        if let Some(handoff) = self.handoff.as_mut() {
+                            handoff.unseen = None;
+                        }
+                        self.unconfirmed = None;
                     }
                     return Ok(done);
                 }

@@ -169,6 +169,56 @@ async fn a_sidecar_stopping_before_its_handoff_lands_exits_at_once_and_the_hando
     );
 }
 
+/// A handoff that outlived its minute in the queue (the batcher paused, as when it is throttled for
+/// that long) is handed over again by its sidecar once a DNS check shows it did not land, planned
+/// from what the zone held before: the sidecar reads nothing and writes nothing itself, and the
+/// batcher writes the second handoff. Before, the sidecar read the ownership record back, then its
+/// records, and repaired them with its own change request: a request a task taken from the batcher,
+/// which at 500 tasks made the fleet's requests per registration 5.5.
+#[tokio::test]
+async fn a_handoff_that_did_not_land_is_handed_over_again_and_the_sidecar_spends_no_request() {
+    let world = World::new().await.unwrap();
+    let dns = world.serve_dns().await.unwrap();
+    let batcher = Batcher::start(&world.moto, &world.zone.zone_id(), &[]).await.unwrap();
+    batcher.pause().await.unwrap();
+    let task = web_task(&world, "_again._tcp").await;
+    let mut options = with_queue(&world, &batcher);
+    options.env.extend(dns.sidecar_env());
+    options.env.extend([("ECSSD_TTL".into(), "1".into()), ("ECSSD_HEAL_CHECK_SECONDS".into(), "1".into())]);
+    let before = world.moto.stats().await.unwrap();
+    let sidecar = Sidecar::spawn(&world.moto, &task.metadata, options).await.unwrap();
+
+    // The first handoff waits out its lifetime in the paused queue; the DNS check after it sees nothing.
+    let again = "handing it over again";
+    let lifetime = Duration::from_secs(120);
+    wait_for("the sidecar to hand its registration over again", lifetime, || async {
+        Ok(sidecar.logged(&[again]).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", sidecar.logs()));
+    assert!(world.task_records(task.task.task_id()).await.unwrap().is_empty(), "nothing written yet");
+
+    batcher.resume();
+    let records = world.wait_for_task_records(task.task.task_id(), 3, WAIT).await.unwrap();
+    assert_eq!(records.len(), 3, "A, ownership and SRV records, once each: {records:?}");
+    let after = world.moto.stats().await.unwrap();
+    let reads = Moto::requests(&after, "route53", Some("ListResourceRecordSets"))
+        - Moto::requests(&before, "route53", Some("ListResourceRecordSets"));
+    let changes = Moto::requests(&after, "route53", Some("ChangeResourceRecordSets"))
+        - Moto::requests(&before, "route53", Some("ChangeResourceRecordSets"));
+    assert_eq!(
+        (reads, changes),
+        (0, 1),
+        "the batcher's one write, nothing from the sidecar: {:#?}",
+        sidecar.logs()
+    );
+    // The first handoff is gone (the queue keeps a message 60 s); the second is written.
+    let reports = batcher.reports();
+    let written: u64 = reports.iter().map(|r| r["written"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(written, 1, "{reports:?}");
+    assert!(!sidecar.logged(&["records_drifted"]), "no read-back: {:#?}", sidecar.logs());
+}
+
 /// The batch's tasks: a cluster and task ARNs of the bed's shape.
 const CLUSTER: &str = "arn:aws:ecs:us-east-1:123456789012:cluster/handoff";
 
