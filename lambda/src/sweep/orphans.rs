@@ -1,5 +1,5 @@
 //! Confirming orphans before deleting them: the listing is not a snapshot, and a task that registered
-//! while it was read shows its SRV and A records without the ownership record listed earlier. Each
+//! while it was read shows its SRV and address records without the ownership record listed earlier. Each
 //! orphan's counterparts are read again by name; any sign of an owner (or a failed read) keeps it. The
 //! reads are bounded per sweep: the rest are left for the next run.
 

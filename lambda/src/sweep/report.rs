@@ -12,7 +12,7 @@ use crate::zone_settings::negative_caching::NegativeCaching;
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Report {
     pub dry_run: bool,
-    /// A, SRV and TXT records in the zone.
+    /// A, AAAA, SRV and TXT records in the zone.
     pub records_seen: usize,
     /// Tasks with ecssd records of this owner.
     pub tasks_seen: usize,
