@@ -218,6 +218,18 @@ impl RecordStore for Route53Zone {
         Ok(page.resource_record_sets().first().and_then(from_sdk).filter(|record| record.key == *key))
     }
 
+    /// One ListResourceRecordSets page of two, from `name`'s A record set on: "sorted by name, and
+    /// then ... by the record type" (API reference, ListResourceRecordSets), so A and AAAA come
+    /// first when the name has them.
+    async fn read_addresses(&self, name: &str) -> Result<Vec<Record>, CallError> {
+        let page = self.page(&(name.to_owned(), Some(RrType::A), None), 2).await?;
+        let address = |r: &Record| {
+            r.key.name == name.to_ascii_lowercase()
+                && matches!(r.key.record_type, RecordType::A | RecordType::Aaaa)
+        };
+        Ok(page.resource_record_sets().iter().filter_map(from_sdk).filter(address).collect())
+    }
+
     async fn list_all(&self) -> Result<Vec<Record>, CallError> {
         let mut records = Vec::new();
         let mut start = (self.domain.fqdn().to_owned(), None, None);

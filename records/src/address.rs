@@ -140,11 +140,18 @@ impl FromStr for AddressFamily {
 
 /// A task lacks an address of the family it was told to publish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("ECSSD_ADDRESS_FAMILY={family} needs an {missing} address, and the task has only {have}")]
+#[error("ECSSD_ADDRESS_FAMILY={family} needs an {missing} address, and only {have} was found")]
 pub struct MissingFamily {
     pub family: AddressFamily,
     pub missing: &'static str,
     pub have: TaskAddresses,
+}
+
+/// An address field of an AWS answer (task metadata, the container metadata file, EC2): absent or
+/// empty is `None`; anything but an address of the family is an error naming the field.
+pub fn optional_address<T: FromStr>(field: &str, text: Option<&str>) -> Result<Option<T>, String> {
+    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(None) };
+    text.parse().map(Some).map_err(|_| format!("`{field}` holds `{text}`, not an address of its family"))
 }
 
 /// An AAAA value as ecssd writes and compares it: RFC 5952's text (lowercase, the longest run of zeros
@@ -181,7 +188,7 @@ mod tests {
         let err = TaskAddresses::Ipv4(v4).select(AddressFamily::Dual).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "ECSSD_ADDRESS_FAMILY=dual needs an IPv6 address, and the task has only 10.0.1.5"
+            "ECSSD_ADDRESS_FAMILY=dual needs an IPv6 address, and only 10.0.1.5 was found"
         );
         assert!(TaskAddresses::Ipv6(v6).select(AddressFamily::Ipv4).is_err());
         assert_eq!("DUAL".parse(), Ok(AddressFamily::Dual));

@@ -145,13 +145,16 @@ impl Handoff {
                     }
                     Err(e) => return Err(HandoffError::BadOwnership(format!("it writes: {e}"))),
                 },
-                RecordType::A if record.values().iter().all(|v| v.parse::<Ipv4Addr>().is_ok()) => {}
-                RecordType::A => return Err(HandoffError::BadValue(key, "an IPv4 address")),
-                RecordType::Aaaa if record.values().iter().all(|v| v.parse::<Ipv6Addr>().is_ok()) => {}
-                RecordType::Aaaa => return Err(HandoffError::BadValue(key, "an IPv6 address")),
+                // One address, as a sidecar writes it (RFC 5952's text for IPv6): another spelling
+                // of the same address would make the sidecar replace the record at every read-back.
+                RecordType::A if one_address::<Ipv4Addr>(record.values()) => {}
+                RecordType::A => return Err(HandoffError::BadValue(key, "one IPv4 address")),
+                RecordType::Aaaa if one_address::<Ipv6Addr>(record.values()) => {}
+                RecordType::Aaaa => {
+                    return Err(HandoffError::BadValue(key, "one IPv6 address, as RFC 5952 writes it"));
+                }
                 RecordType::Srv => {
-                    let target = &keys.ipv4.name;
-                    let to_task = |v: &String| parse_srv_value(v).is_some_and(|(_, t)| t == *target);
+                    let to_task = |v: &String| parse_srv_value(v).is_some_and(|(_, t)| t == keys.target());
                     if !record.values().iter().all(to_task) {
                         return Err(HandoffError::BadValue(
                             key,
@@ -163,6 +166,11 @@ impl Handoff {
         }
         Ok(())
     }
+}
+
+/// Whether `values` is one address of this family, in the text its `Display` gives.
+fn one_address<T: std::str::FromStr + std::fmt::Display>(values: &[String]) -> bool {
+    matches!(values, [value] if value.parse::<T>().is_ok_and(|address| address.to_string() == *value))
 }
 
 /// The first change that takes a record away: a DELETE that is not the ownership record's, or not
@@ -243,8 +251,13 @@ mod tests {
         let dual = plan(&dual_stack_registration("fd00::9"), &RecordSet::new());
         assert!(dual.iter().any(|c| c.record.key.record_type == RecordType::Aaaa));
         assert_eq!(check(dual), Ok(()));
-        let bad = plan(&dual_stack_registration("127.0.0.9"), &RecordSet::new());
-        assert!(matches!(check(bad), Err(HandoffError::BadValue(_, "an IPv6 address"))));
+        for bad in ["127.0.0.9", "FD00::9", "fd00:0:0:0:0:0:0:9"] {
+            let bad = plan(&dual_stack_registration(bad), &RecordSet::new());
+            assert!(matches!(
+                check(bad),
+                Err(HandoffError::BadValue(_, "one IPv6 address, as RFC 5952 writes it"))
+            ));
+        }
     }
 
     #[test]

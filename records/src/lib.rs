@@ -35,7 +35,7 @@ pub mod record;
 pub mod service;
 pub mod soa;
 
-pub use address::{AddressFamily, MissingFamily, TaskAddresses, canonical_ipv6};
+pub use address::{AddressFamily, MissingFamily, TaskAddresses, canonical_ipv6, optional_address};
 pub use backoff::{Backoff, REPORT_INTERVAL, ReportGate, RetryPolicy};
 pub use batch::{BatchLimits, batches, cost_of};
 pub use desired::{

@@ -71,6 +71,11 @@ impl TaskKeys {
         }
     }
 
+    /// The name of the task's A and AAAA records, the target of its SRV records.
+    pub fn target(&self) -> &str {
+        &self.ipv4.name
+    }
+
     /// The task's address records, A then AAAA; a task may hold either or both.
     pub fn addresses(&self) -> [&RecordKey; 2] {
         [&self.ipv4, &self.ipv6]

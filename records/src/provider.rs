@@ -6,13 +6,27 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::plan::Change;
-use crate::record::{Record, RecordKey};
+use crate::record::{Record, RecordKey, RecordType};
 use crate::soa::Soa;
 
 /// A zone ecssd reads and changes.
 pub trait RecordStore: Send + Sync {
     /// The record set with exactly this key, if the zone holds one in a shape ecssd writes.
     fn read(&self, key: &RecordKey) -> impl Future<Output = Result<Option<Record>, CallError>> + Send;
+
+    /// The A and AAAA record sets at `name` (a task's address records), those the zone holds in a
+    /// shape ecssd writes. By default one read of each; Route53 lists both in one request (record
+    /// sets of one name sort by type, and A and AAAA are next to each other).
+    fn read_addresses(&self, name: &str) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send {
+        async move {
+            let mut found = Vec::new();
+            for record_type in [RecordType::A, RecordType::Aaaa] {
+                let key = RecordKey { name: name.to_owned(), record_type, set_identifier: None };
+                found.extend(self.read(&key).await?);
+            }
+            Ok(found)
+        }
+    }
 
     /// Every record set in the zone that has a shape ecssd writes (A, AAAA, SRV, TXT with plain values).
     fn list_all(&self) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send;

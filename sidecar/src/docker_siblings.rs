@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::siblings::{Health, Sibling, service_labels};
+use crate::siblings::{Health, HostPorts, Sibling, service_labels};
 
 /// The label the ECS agent puts on every container of a task.
 pub const TASK_ARN_LABEL: &str = "com.amazonaws.ecs.task-arn";
@@ -198,22 +198,15 @@ impl SiblingLister {
                     None => continue,
                 },
             };
-            let mut host_ports = BTreeMap::new();
+            let mut host_ports: BTreeMap<(u16, Protocol), HostPorts> = BTreeMap::new();
             for port in summary.ports.unwrap_or_default() {
                 let protocol = match port.typ {
                     Some(PortSummaryTypeEnum::UDP) => Protocol::Udp,
                     _ => Protocol::Tcp,
                 };
                 let Some(public) = port.public_port else { continue };
-                // Docker lists an IPv4 and an IPv6 binding; a bridge-mode task publishes the host's
-                // IPv4 address when it has one, so IPv4 wins (an IPv6-only host has IPv6 ones only).
-                let ipv4 = port.ip.as_deref().is_none_or(|ip| !ip.contains(':'));
-                let key = (port.private_port, protocol);
-                if ipv4 {
-                    host_ports.insert(key, public);
-                } else {
-                    host_ports.entry(key).or_insert(public);
-                }
+                let ports = host_ports.entry((port.private_port, protocol)).or_default();
+                ports.add(port.ip.as_deref().unwrap_or_default(), public);
             }
             siblings.push(Sibling {
                 name: fixed.name,

@@ -12,12 +12,11 @@ pub enum SidecarError {
     #[error("cannot publish the addresses asked for: {0}")]
     AddressFamily(#[from] MissingFamily),
     #[error(
-        "ECSSD_ADDRESS_FAMILY={0} in bridge mode on a host with an IPv4 address: Docker may map a container \
-         port to one host port on IPv4 and another on IPv6 (aws/amazon-ecs-agent issue 3096), and an SRV \
-         record carries one port, so a bridge-mode task publishes the host's IPv4 address (its IPv6 address \
-         on an IPv6-only host). Use awsvpc or host mode for IPv6, or set ECSSD_ADDRESS"
+        "ECSSD_ADDRESS_FAMILY=dual in bridge mode: Docker may map a container port to one host port on \
+         IPv4 and another on IPv6 (aws/amazon-ecs-agent issue 3096), and an SRV record carries one port, so \
+         a bridge-mode task publishes one family (`ipv4` or `ipv6`); host and awsvpc modes publish both"
     )]
-    BridgeFamily(ecssd_records::AddressFamily),
+    BridgeFamily,
     #[error(
         "cannot use the Docker socket: {0} (mount /var/run/docker.sock into the sidecar or set DOCKER_HOST; \
          or ECSSD_SOURCE=metadata to read the task's containers from ECS task metadata, labels only)"

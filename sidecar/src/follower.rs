@@ -9,10 +9,10 @@ use futures_util::stream::BoxStream;
 
 use crate::docker_siblings::SiblingLister;
 use crate::error::SidecarError;
-use crate::metadata::{self, NetworkMode, TaskEndpoint};
+use crate::metadata::{self, TaskEndpoint};
 use crate::metadata_siblings;
 use crate::registrar::{Converged, Registrar};
-use crate::siblings::{self, EndpointProblem, Sibling};
+use crate::siblings::{self, EndpointProblem, ReachablePort, Sibling};
 
 /// Docker's events for the task's containers.
 pub type EventStream = BoxStream<'static, Result<EventMessage, bollard::errors::Error>>;
@@ -123,7 +123,9 @@ impl Follower {
 pub struct Worker {
     pub follower: Follower,
     pub registrar: Registrar<Route53Zone>,
-    pub mode: NetworkMode,
+    /// Which port other tasks reach an endpoint at (decided by the network mode and, in bridge mode,
+    /// the family published).
+    pub port: ReachablePort,
     /// Endpoints that cannot be published, as last logged.
     pub reported: Vec<EndpointProblem>,
 }
@@ -163,7 +165,7 @@ impl Worker {
             attempt.learned_stopping = true;
             return self.withdraw(attempt).await;
         }
-        let (endpoints, problems) = siblings::endpoints(&listing.siblings, self.mode);
+        let (endpoints, problems) = siblings::endpoints(&listing.siblings, self.port);
         if problems != self.reported {
             for problem in &problems {
                 tracing::error!(%problem, "cannot publish this endpoint; the others are unaffected");

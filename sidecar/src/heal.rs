@@ -6,8 +6,8 @@
 //! name Route53's servers do not show yet remembers its absence for the zone's negative TTL (RFC 2308;
 //! 900 s on a zone Route53 creates), for every client of the VPC. So no check runs until `propagation`
 //! has passed since the sidecar's last write, and a task with nothing published asks only about its
-//! ownership record's name, which no client resolves (never its A name, an SRV target once it
-//! publishes). Only a disagreement costs API calls: one record is read to
+//! ownership record's name, which no client resolves (never its address name, an SRV target once
+//! it publishes). Only a disagreement costs API calls: one record is read to
 //! confirm it (a resolver that does not see the zone costs one call, not a full read), then the
 //! registrar reads its records back by name and repairs them. So a fleet whose records are intact
 //! spends nothing. Where DNS cannot tell, the rules lean towards spending nothing:
@@ -393,6 +393,22 @@ mod tests {
     }
 
     const LONG_AGO: Duration = Duration::from_secs(3600);
+
+    /// Route53 keeps an AAAA value's text as written, and DNS carries the address: an AAAA record
+    /// written in another spelling of the same address agrees, another address does not.
+    #[test]
+    fn an_aaaa_record_agrees_by_address_not_spelling() {
+        let written: RecordSet =
+            [Record::new(key("t1.sd.", RecordType::Aaaa, None), 10, vec!["FD00:0:0::1".into()])]
+                .into_iter()
+                .collect();
+        let answer = |value: &str| -> Answers {
+            BTreeMap::from([(("t1.sd.".into(), RecordType::Aaaa), Ok(Answer::Values(vec![value.into()])))])
+        };
+        assert!(judge(&written, &[], &answer("fd00::1"), LONG_AGO, &settings()).drift.is_empty());
+        let other = judge(&written, &[], &answer("fd00::2"), LONG_AGO, &settings());
+        assert_eq!(other.drift.len(), 1, "{other:?}");
+    }
 
     #[test]
     fn intact_records_agree() {

@@ -45,7 +45,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use ecssd_edge::ecs_errors::{DESCRIBE_CONTAINER_INSTANCES, DESCRIBE_INSTANCES, DESCRIBE_TASKS};
 use ecssd_edge::retry::call_with_retry;
 use ecssd_edge::{CallCounter, Pacer};
-use ecssd_records::{AddressFamily, Backoff, CallError, RetryPolicy, TaskAddresses};
+use ecssd_records::{AddressFamily, Backoff, CallError, RetryPolicy, TaskAddresses, optional_address};
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -382,23 +382,16 @@ fn parse_file(body: &[u8]) -> Result<TaskAddresses, Failure> {
             ));
         }
     }
-    let ipv4 = optional_address("HostPrivateIPv4Address", file.host_private_ipv4_address.as_deref())?;
-    let ipv6 = optional_address("HostIPv6Address", file.host_ipv6_address.as_deref())?;
+    let ipv4 = optional_address("HostPrivateIPv4Address", file.host_private_ipv4_address.as_deref())
+        .map_err(Failure::permanent)?;
+    let ipv6 =
+        optional_address("HostIPv6Address", file.host_ipv6_address.as_deref()).map_err(Failure::permanent)?;
     TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
         Failure::permanent(
             "READY without HostPrivateIPv4Address or HostIPv6Address (agents before aws/amazon-ecs-agent \
              PR 2025, of 2019, leave the first out)",
         )
     })
-}
-
-/// A source's address field: absent or empty is `None`; anything but an address of the family is a
-/// permanent failure naming the field.
-fn optional_address<T: std::str::FromStr>(field: &str, text: Option<&str>) -> Result<Option<T>, Failure> {
-    let Some(text) = text.filter(|t| !t.is_empty()) else { return Ok(None) };
-    text.parse()
-        .map(Some)
-        .map_err(|_| Failure::permanent(format!("{field} {text:?} is not an address of its family")))
 }
 
 /// How an IMDS failure is handled within a round.
@@ -488,7 +481,8 @@ fn classify_imds(error: &ImdsError) -> (ImdsFailure, String) {
         ImdsError::ErrorResponse(response) => {
             let status = response.response().status().as_u16();
             let kind = match status {
-                // Turned off, or no such item: asking again will not change it.
+                // Turned off (an item the instance lacks, 404, is `None` in `imds_item`): asking
+                // again will not change it.
                 403 | 404 => ImdsFailure::Off,
                 _ => ImdsFailure::Flaky,
             };
@@ -634,8 +628,10 @@ async fn from_apis(
         .flat_map(|r| r.instances())
         .find(|i| i.instance_id() == Some(instance_id))
         .ok_or_else(|| Failure::passing(format!("DescribeInstances does not describe {instance_id}")))?;
-    let ipv4 = optional_address("DescribeInstances' PrivateIpAddress", instance.private_ip_address())?;
-    let ipv6 = optional_address("DescribeInstances' Ipv6Address", instance.ipv6_address())?;
+    let ipv4 = optional_address("DescribeInstances' PrivateIpAddress", instance.private_ip_address())
+        .map_err(Failure::permanent)?;
+    let ipv6 = optional_address("DescribeInstances' Ipv6Address", instance.ipv6_address())
+        .map_err(Failure::permanent)?;
     TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
         Failure::passing(format!("DescribeInstances gives {instance_id} no PrivateIpAddress or Ipv6Address"))
     })

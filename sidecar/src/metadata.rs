@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ecssd_records::{Backoff, RetryPolicy, TaskAddresses, TaskArn};
+use ecssd_records::{Backoff, RetryPolicy, TaskAddresses, TaskArn, optional_address};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -129,15 +129,11 @@ impl NetworkMetadata {
     /// The ENI's first IPv4 and first IPv6 address, whichever it has; an error naming a value that is
     /// not an address, or the absence of both.
     fn eni_addresses(&self) -> Result<TaskAddresses, String> {
-        fn first<T: std::str::FromStr>(values: &[String], field: &str) -> Result<Option<T>, String> {
-            values
-                .iter()
-                .find(|value| !value.is_empty())
-                .map(|value| value.parse().map_err(|_| format!("`{field}` holds `{value}`, not an address")))
-                .transpose()
+        fn first(values: &[String]) -> Option<&str> {
+            values.iter().map(String::as_str).find(|value| !value.is_empty())
         }
-        let ipv4 = first(&self.ipv4, "IPv4Addresses")?;
-        let ipv6 = first(&self.ipv6, "IPv6Addresses")?;
+        let ipv4 = optional_address("IPv4Addresses", first(&self.ipv4))?;
+        let ipv6 = optional_address("IPv6Addresses", first(&self.ipv6))?;
         TaskAddresses::from_parts(ipv4, ipv6).ok_or_else(|| {
             "awsvpc task metadata lists no address: neither `IPv4Addresses` nor `IPv6Addresses`".into()
         })
@@ -292,7 +288,7 @@ mod tests {
             mode(r#","IPv6Addresses":["2600:1f18::5"],"SubnetGatewayIpv6Address":"2600:1f18::1/64""#);
         assert_eq!(only_v6.unwrap(), NetworkMode::Awsvpc(TaskAddresses::Ipv6(v6)));
         let err = mode(r#","IPv6Addresses":["2600:1f18::zz"]"#).unwrap_err().to_string();
-        assert!(err.contains("`IPv6Addresses` holds `2600:1f18::zz`, not an address"), "{err}");
+        assert!(err.contains("`IPv6Addresses` holds `2600:1f18::zz`, not an address of its family"), "{err}");
         let err = mode("").unwrap_err().to_string();
         assert!(err.contains("neither `IPv4Addresses` nor `IPv6Addresses`"), "{err}");
     }

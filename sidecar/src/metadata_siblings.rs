@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ecssd_records::Protocol;
 
 use crate::metadata::TaskMetadata;
-use crate::siblings::{Health, Sibling, service_labels};
+use crate::siblings::{Health, HostPorts, Sibling, service_labels};
 
 /// What one read of task metadata says: the containers that serve, and whether ECS is stopping the
 /// whole task.
@@ -34,19 +34,12 @@ pub fn task_view(task: TaskMetadata) -> TaskView {
         // Only the application's containers, only while they run, and not once ECS is stopping them.
         .filter(|c| c.kind == "NORMAL" && c.known_status == "RUNNING" && c.desired_status != "STOPPED")
         .map(|container| {
-            let mut host_ports = BTreeMap::new();
+            let mut host_ports: BTreeMap<(u16, Protocol), HostPorts> = BTreeMap::new();
             for port in &container.ports {
                 let protocol =
                     if port.protocol.eq_ignore_ascii_case("udp") { Protocol::Udp } else { Protocol::Tcp };
                 let Some(host_port) = port.host_port.filter(|p| *p != 0) else { continue };
-                // A bridge-mode task publishes the host's IPv4 address when it has one: an IPv4
-                // binding wins over an IPv6 one (an IPv6-only host has IPv6 ones only).
-                let key = (port.container_port, protocol);
-                if port.host_ip.contains(':') {
-                    host_ports.entry(key).or_insert(host_port);
-                } else {
-                    host_ports.insert(key, host_port);
-                }
+                host_ports.entry((port.container_port, protocol)).or_default().add(&port.host_ip, host_port);
             }
             let health = match container.health.map(|h| h.status) {
                 None => Health::NotChecked,
@@ -127,10 +120,14 @@ mod tests {
         assert!(view.stopping);
         assert!(!view.labelled, "no SERVICE_ label anywhere");
         let ports = &view.siblings[0].host_ports;
-        // The IPv4 binding's host port, whichever comes first (aws/amazon-ecs-agent issue 3096).
-        assert_eq!(ports.get(&(80, Protocol::Tcp)), Some(&32768));
-        assert_eq!(ports.get(&(81, Protocol::Tcp)), Some(&32770));
-        assert_eq!(ports.get(&(53, Protocol::Udp)), Some(&32769));
+        // Each family's binding, whichever comes first (aws/amazon-ecs-agent issue 3096).
+        let both = |ipv4, ipv6| Some(HostPorts { ipv4: Some(ipv4), ipv6: Some(ipv6) });
+        assert_eq!(ports.get(&(80, Protocol::Tcp)).copied(), both(32768, 49825));
+        assert_eq!(ports.get(&(81, Protocol::Tcp)).copied(), both(32770, 49826));
+        assert_eq!(
+            ports.get(&(53, Protocol::Udp)).copied(),
+            Some(HostPorts { ipv4: Some(32769), ipv6: None })
+        );
     }
 
     #[test]

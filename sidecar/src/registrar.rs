@@ -412,11 +412,6 @@ impl<S: RecordStore> Registrar<S> {
     async fn hand_over(&mut self, wanted: &RecordSet) -> Option<Converged> {
         let queue = self.queue.clone()?;
         let changes = self.handoff_changes(wanted)?;
-        if self.unconfirmed.is_none()
-            && let View::Known(current) = &self.view
-        {
-            self.unconfirmed = Some(Unconfirmed { before: current.clone(), missed: 0 });
-        }
         // From here a handoff may land, even if sending seems to fail (SQS may have taken it before
         // the answer was lost): a withdrawal from now on leaves the guard.
         self.may_land();
@@ -448,8 +443,14 @@ impl<S: RecordStore> Registrar<S> {
         handed.then_some(changes)
     }
 
-    /// A handoff is about to be sent: it may land within [`HANDOFF_LANDS_WITHIN`] from now.
+    /// A handoff is about to be sent: it may land within [`HANDOFF_LANDS_WITHIN`] from now, and until
+    /// one is seen the zone may still hold what it held before.
     fn may_land(&mut self) {
+        if self.unconfirmed.is_none()
+            && let View::Known(current) = &self.view
+        {
+            self.unconfirmed = Some(Unconfirmed { before: current.clone(), missed: 0 });
+        }
         let lands_by = Instant::now() + HANDOFF_LANDS_WITHIN;
         let lands_by_wall = SystemTime::now() + HANDOFF_LANDS_WITHIN;
         match self.handoff.as_mut() {
@@ -632,20 +633,20 @@ impl<S: RecordStore> Registrar<S> {
         }
     }
 
-    /// Reads back the records this task owns, by name: its ownership record, its address records,
-    /// the SRV records the ownership record hands over ([`Ownership::handed_over`]: never another
-    /// task's or owner's, whatever it lists) and those it should hold (an SRV record whose set
-    /// identifier names the task, and the address records named after it, are the task's even when
-    /// the ownership record was deleted behind its back). Of the address records only the families
-    /// the task publishes: its addresses do not change while it runs, so it never wrote the others,
-    /// and reading them would cost every read-back a request.
+    /// Reads back the records this task owns, by name: its ownership record, its A and AAAA records
+    /// (one request for both), the SRV records the ownership record hands over
+    /// ([`Ownership::handed_over`]: never another task's or owner's, whatever it lists) and those it
+    /// should hold (an SRV record whose set identifier names the task, and the address records named
+    /// after it, are the task's even when the ownership record was deleted behind its back). Both
+    /// address families, whatever it publishes now: an earlier run of the task may have published
+    /// another.
     async fn read_current(&self, wanted: &RecordSet) -> Result<RecordSet, SidecarError> {
-        let TaskKeys { ownership: txt_key, ipv4, ipv6 } = TaskKeys::of(&self.model.domain, self.task.id());
+        let keys_of_task = TaskKeys::of(&self.model.domain, self.task.id());
+        let txt_key = &keys_of_task.ownership;
         let mut keys: BTreeSet<RecordKey> =
             wanted.iter().map(|r| r.key.clone()).filter(|k| k.record_type == RecordType::Srv).collect();
-        keys.extend([ipv4, ipv6]);
         let mut current = RecordSet::new();
-        if let Some(txt) = self.store.read(&txt_key).await? {
+        if let Some(txt) = self.store.read(txt_key).await? {
             match Ownership::decode(txt.values()) {
                 Ok(ownership) if ownership.owner == self.model.owner && ownership.task == self.task => {
                     keys.extend(ownership.handed_over(&self.model.domain));
@@ -668,12 +669,8 @@ impl<S: RecordStore> Registrar<S> {
             }
             current.insert(txt);
         }
-        let published = |key: &RecordKey| match key.record_type {
-            RecordType::A => self.addresses.ipv4().is_some(),
-            RecordType::Aaaa => self.addresses.ipv6().is_some(),
-            _ => true,
-        };
-        for key in keys.into_iter().filter(published) {
+        current.extend(self.store.read_addresses(keys_of_task.target()).await?);
+        for key in keys.into_iter().filter(|key| key.record_type == RecordType::Srv) {
             if let Some(record) = self.store.read(&key).await? {
                 current.insert(record);
             }
@@ -893,6 +890,57 @@ mod tests {
         let srv: Vec<_> = records.iter().filter(|r| r.key.record_type == RecordType::Srv).collect();
         assert_eq!(srv.len(), 1);
         assert_eq!(srv[0].values(), ["1 1 2000 t1.sd.internal"]);
+    }
+
+    /// A read-back reads both address records in one request, whatever the task publishes now: an
+    /// AAAA record an earlier run of the task wrote (its sidecar then found the host's IPv6 address
+    /// too) is deleted, not left for the sweeper.
+    #[tokio::test]
+    async fn a_read_back_reads_both_address_records_at_once_and_removes_a_family_no_longer_published() {
+        let mut first = registrar(MemoryZone::default());
+        first.addresses = TaskAddresses::Dual([10, 0, 0, 1].into(), "fd00::1".parse().unwrap());
+        first.converge(vec![web(1000)]).await.unwrap();
+        let zone = std::mem::take(&mut first.store);
+        assert_eq!(zone.records().iter().filter(|r| r.key.record_type == RecordType::Aaaa).count(), 1);
+
+        let mut second = registrar(zone);
+        second.converge(vec![web(1000)]).await.unwrap();
+        assert_eq!(
+            calls(&second),
+            ["change", "change", "read", "read", "read", "change"],
+            "TXT, A+AAAA, SRV"
+        );
+        let kinds: Vec<RecordType> = second.store().records().iter().map(|r| r.key.record_type).collect();
+        assert!(!kinds.contains(&RecordType::Aaaa) && kinds.contains(&RecordType::A), "{kinds:?}");
+    }
+
+    /// Issue 26: a handoff a DNS check does not show is handed over again, planned from what the zone
+    /// held before it and with no Route53 request, up to `MAX_MISSED_HANDOFFS` in a row; then the zone
+    /// is read back.
+    #[tokio::test]
+    async fn a_handoff_that_did_not_land_is_planned_again_from_before_it_until_the_cap() {
+        let mut registrar = registrar(MemoryZone::new([]));
+        let wanted = registrar.desired(vec![web(8080)]).records;
+        for missed in 0..=MAX_MISSED_HANDOFFS {
+            let changes = registrar.handoff_changes(&wanted).expect("a registration");
+            assert_eq!(
+                changes,
+                plan(&wanted, &RecordSet::new()),
+                "planned from the empty zone ({missed} missed)"
+            );
+            registrar.may_land();
+            registrar.handed_over(&wanted);
+            assert!(registrar.unseen_handoff().is_some());
+            assert_eq!(registrar.handoff_missed(), missed < MAX_MISSED_HANDOFFS, "{missed} missed");
+        }
+        assert!(registrar.store().calls().is_empty(), "no Route53 request: {:?}", registrar.store().calls());
+        assert_eq!(registrar.written(), Some(&wanted), "still assumed written: the check reads it back");
+
+        // Seen: the count starts again.
+        registrar.may_land();
+        registrar.handed_over(&wanted);
+        registrar.handoff_seen();
+        assert!(!registrar.handoff_missed(), "nothing handed over since");
     }
 
     #[tokio::test]

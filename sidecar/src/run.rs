@@ -17,6 +17,7 @@ use crate::follower::{Follower, Worker};
 use crate::heal::{HealSettings, Healer};
 use crate::metadata::{self, NetworkMode, TaskEndpoint, TaskIdentity};
 use crate::registrar::Registrar;
+use crate::siblings::ReachablePort;
 use crate::source::SourceClient;
 
 /// Clients built once by `main`.
@@ -134,7 +135,8 @@ async fn start(config: &Config, deps: &Deps) -> Result<Started, SidecarError> {
         .zone_id
         .is_none()
         .then(|| ZoneFinder { client: deps.route53.clone(), domain: config.domain.clone() });
-    let worker = Worker { follower, registrar, mode: identity.network_mode, reported: Vec::new() };
+    let port = ReachablePort::of(identity.network_mode, address);
+    let worker = Worker { follower, registrar, port, reported: Vec::new() };
     Ok(Started { worker, subscriber, healer, endpoint, settings, zone_finder })
 }
 
@@ -159,8 +161,13 @@ fn healer(config: &Config) -> Option<Healer> {
     Some(Healer::new(Resolver::new(resolver), settings))
 }
 
-/// The addresses other tasks reach this task's ports at, of the families `ECSSD_ADDRESS_FAMILY` asks
-/// for (unset: all it has), and where they came from.
+/// The addresses other tasks reach this task's ports at, and where they came from. `awsvpc`: every
+/// address the ENI has. `bridge` and `host`: the host's IPv4 address, or its IPv6 address on an
+/// IPv6-only host (the first host source, the container metadata file, gives a dual-stack host's
+/// IPv4 address only, so publishing both by default would depend on which source answered); `dual`
+/// in host mode asks for both. `bridge` publishes one family: Docker may map a port to another host
+/// port on IPv6 than on IPv4 (aws/amazon-ecs-agent issue 3096), and an SRV record has one port.
+/// `ECSSD_ADDRESS_FAMILY` picks among them, and a family the task lacks stops the start.
 async fn reachable_address(
     config: &Config,
     host: &crate::host_address::HostLookup,
@@ -168,25 +175,21 @@ async fn reachable_address(
     wait: Duration,
 ) -> Result<(TaskAddresses, crate::host_address::AddressSource), SidecarError> {
     use crate::host_address::{self, AddressSource};
-    let bridged = identity.network_mode == NetworkMode::Bridge && config.address.is_none();
-    // One family in bridge mode: the siblings' host ports are the IPv4 bindings' when there are any
-    // (see `metadata_siblings`), the IPv6 ones on an IPv6-only host.
-    if bridged && config.address_family == Some(AddressFamily::Dual) {
-        return Err(SidecarError::BridgeFamily(AddressFamily::Dual));
+    let mode = identity.network_mode;
+    if mode == NetworkMode::Bridge && config.address_family == Some(AddressFamily::Dual) {
+        return Err(SidecarError::BridgeFamily);
     }
-    let (has, source) = match (config.address, identity.network_mode) {
+    let (has, source) = match (config.address, mode) {
         (Some(configured), _) => (configured, AddressSource::Configured),
         (None, NetworkMode::Awsvpc(eni)) => (eni, AddressSource::TaskEni),
         (None, NetworkMode::Bridge | NetworkMode::Host) => {
             host_address::find(host, identity, config.address_family, wait).await?
         }
     };
+    let one_family = mode == NetworkMode::Bridge || (config.address.is_none() && mode == NetworkMode::Host);
     let published = match (config.address_family, has) {
-        (Some(AddressFamily::Ipv6), TaskAddresses::Dual(..)) if bridged => {
-            return Err(SidecarError::BridgeFamily(AddressFamily::Ipv6));
-        }
-        (None, TaskAddresses::Dual(ipv4, _)) if bridged => TaskAddresses::Ipv4(ipv4),
         (Some(family), has) => has.select(family)?,
+        (None, TaskAddresses::Dual(ipv4, _)) if one_family => TaskAddresses::Ipv4(ipv4),
         (None, has) => has,
     };
     Ok((published, source))
