@@ -75,7 +75,7 @@ pub fn decode(body: &str) -> Result<Handoff, String> {
                 other => return Err(format!("change action {other:?} (expected CREATE or DELETE)")),
             };
             let record_type = RecordType::from_route53(&c.record_type)
-                .ok_or_else(|| format!("record type {:?} (expected A, SRV or TXT)", c.record_type))?;
+                .ok_or_else(|| format!("record type {:?} (expected A, AAAA, SRV or TXT)", c.record_type))?;
             let key = RecordKey { name: c.name, record_type, set_identifier: c.set_identifier };
             Ok(Change { action, record: Record::new(key, c.ttl, c.values) })
         })

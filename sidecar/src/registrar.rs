@@ -669,12 +669,9 @@ impl<S: RecordStore> Registrar<S> {
             }
             current.insert(txt);
         }
-        current.extend(self.store.read_addresses(keys_of_task.target()).await?);
-        for key in keys.into_iter().filter(|key| key.record_type == RecordType::Srv) {
-            if let Some(record) = self.store.read(&key).await? {
-                current.insert(record);
-            }
-        }
+        keys.extend(keys_of_task.addresses().map(Clone::clone));
+        let keys: Vec<RecordKey> = keys.into_iter().collect();
+        current.extend(self.store.read_each(&keys).await?);
         Ok(current)
     }
 }

@@ -5,8 +5,8 @@
 //! values: when one task's part no longer matches the zone (its sidecar changed its records itself
 //! meanwhile, or withdrew and left its withdrawal guard) or is refused (a name at its 100 targets), the
 //! whole request is refused. The request is then split in halves and each is sent again, until the
-//! refused task is alone: it is dropped, and its sidecar, if still running, reads its records back at
-//! its DNS check and repairs them. (external-dns retries a failed
+//! refused task is alone: it is dropped, and its sidecar, if still running, sees at its DNS check that
+//! it did not land, hands it over again, and after 3 in a row reads its records back and repairs them. (external-dns retries a failed
 //! batch's groups alone the same way; halving costs a few requests per refused task, not one per task.)
 //!
 //! A handoff is never sent after its `not_after_ms` (less [`SEND_MARGIN`]): its sidecar's withdrawal

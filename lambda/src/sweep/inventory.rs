@@ -155,7 +155,7 @@ pub fn inventory(domain: &Domain, owner: &OwnerId, listed: Vec<Record>, now: u64
         let targets_it = record
             .values()
             .iter()
-            .all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == keys.ipv4.name));
+            .all(|v| parse_srv_value(v).is_some_and(|(_, target)| target == keys.target()));
         for key in keys.addresses().into_iter().filter(|_| targets_it) {
             if let Some(address) = by_key.get(key)
                 && !inventory.orphans.contains(address)

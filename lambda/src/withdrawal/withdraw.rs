@@ -153,10 +153,7 @@ async fn owned_records<S: RecordStore>(
         // and the guard stays until it expires (the sweep then removes it as an orphan).
         return Err(Outcome::NotRegistered);
     }
-    let mut records = Vec::new();
-    for key in ownership.handed_over(domain) {
-        records.extend(deadline.run(store.read(&key)).await.map_err(failed)?);
-    }
+    let mut records = deadline.run(store.read_each(&ownership.handed_over(domain))).await.map_err(failed)?;
     records.push(txt);
     Ok(records)
 }

@@ -366,7 +366,7 @@ mod tests {
         let refused = run(&zone, &request("Delete", props)).await;
         assert_eq!(refused.status, Status::Failed);
         let reason = refused.reason.unwrap();
-        assert!(reason.contains("the zone still holds 3 A, SRV or TXT records"), "{reason}");
+        assert!(reason.contains("the zone still holds 3 A, AAAA, SRV or TXT records"), "{reason}");
         assert!(reason.contains(&format!("{}.sd.internal. A", TASK_IDS[1])), "{reason}");
         let both: ecssd_records::RecordSet = ours.iter().chain(theirs.iter()).cloned().collect();
         assert_eq!(zone.records(), both, "named before anything was deleted");

@@ -64,7 +64,7 @@ pub async fn empty_of_ours<S: RecordStore>(
 /// Why the zone cannot be deleted: the records that block it, named.
 fn blocked(owner: &OwnerId, blocking: &[String], done: &str) -> String {
     format!(
-        "the zone still holds {} A, SRV or TXT records ecssd of owner {owner} did not write (or that \
+        "the zone still holds {} A, AAAA, SRV or TXT records ecssd of owner {owner} did not write (or that \
          changed while it was emptied), which keep Route53 from deleting it: {}{} ({done}); delete them \
          (and any record of another type), or stop the tasks still registering, and delete the stack again",
         blocking.len(),

@@ -3,7 +3,7 @@
 //! and TCP on loopback. It never caches and never recurses; the caching resolver in front of it
 //! ([`super::resolver`]) plays the VPC's Route53 Resolver.
 //!
-//! The answers ([`respond`], a pure function): AA set; a name's A, SRV or TXT record sets with each
+//! The answers ([`respond`], a pure function): AA set; a name's A, AAAA, SRV or TXT record sets with each
 //! set's own TTL (the multivalue sets of one name and type together); the SOA at the apex; NXDOMAIN
 //! for a name with no records at or below it, NOERROR without answers (NODATA) for a name that has
 //! only other types or only names below it, both with the SOA in the authority section at

@@ -173,7 +173,7 @@ async fn the_stacks_delete_empties_the_zone_of_ecssds_records_and_names_what_els
     assert_eq!(refused["Status"], "FAILED", "{refused}");
     let reason = refused["Reason"].as_str().unwrap();
     assert!(
-        reason.contains(&format!("the zone still holds {} A, SRV or TXT records", foreign.len())),
+        reason.contains(&format!("the zone still holds {} A, AAAA, SRV or TXT records", foreign.len())),
         "{reason}"
     );
     assert!(reason.contains(foreign[0].key.name.as_str()), "{reason}");
