@@ -28,22 +28,28 @@ pub trait RecordStore: Send + Sync {
         }
     }
 
-    /// The record sets with these keys that the zone holds: one read per key, but a name's A and AAAA
-    /// together ([`read_addresses`](Self::read_addresses)).
+    /// The record sets with these keys that the zone holds, one request per [`reads`] group.
     fn read_each(&self, keys: &[RecordKey]) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send {
         async move {
             let mut found = Vec::new();
-            let mut addresses_read = std::collections::BTreeSet::new();
-            for key in keys {
-                let address = matches!(key.record_type, RecordType::A | RecordType::Aaaa);
-                if !address || key.set_identifier.is_some() {
-                    found.extend(self.read(key).await?);
-                } else if addresses_read.insert(&key.name) {
-                    let at_name = self.read_addresses(&key.name).await?;
-                    found.extend(at_name.into_iter().filter(|record| keys.contains(&record.key)));
-                }
+            for group in reads(keys) {
+                found.extend(self.read_group(&group).await?);
             }
             Ok(found)
+        }
+    }
+
+    /// The record sets of one [`reads`] group that the zone holds, in one request.
+    fn read_group(&self, group: &[RecordKey]) -> impl Future<Output = Result<Vec<Record>, CallError>> + Send {
+        async move {
+            match group {
+                [key] if !is_address(key) => Ok(self.read(key).await?.into_iter().collect()),
+                _ => {
+                    let Some(first) = group.first() else { return Ok(Vec::new()) };
+                    let at_name = self.read_addresses(&first.name).await?;
+                    Ok(at_name.into_iter().filter(|record| group.contains(&record.key)).collect())
+                }
+            }
         }
     }
 
@@ -52,6 +58,28 @@ pub trait RecordStore: Send + Sync {
 
     /// Applies `changes` as one atomic request: all of them take effect or none does.
     fn apply(&self, changes: &[Change]) -> impl Future<Output = Result<(), CallError>> + Send;
+}
+
+/// `keys` grouped by the request that reads them: a name's A and AAAA together (one
+/// ListResourceRecordSets page holds both), any other key alone.
+pub fn reads(keys: &[RecordKey]) -> Vec<Vec<RecordKey>> {
+    let mut groups: Vec<Vec<RecordKey>> = Vec::new();
+    for key in keys {
+        let same_name = |group: &&mut Vec<RecordKey>| {
+            is_address(key) && group.iter().all(|k| is_address(k) && k.name == key.name)
+        };
+        match groups.iter_mut().find(same_name) {
+            Some(group) if !group.contains(key) => group.push(key.clone()),
+            Some(_) => {}
+            None => groups.push(vec![key.clone()]),
+        }
+    }
+    groups
+}
+
+/// A simple A or AAAA record set's key: the kind [`RecordStore::read_addresses`] reads.
+fn is_address(key: &RecordKey) -> bool {
+    matches!(key.record_type, RecordType::A | RecordType::Aaaa) && key.set_identifier.is_none()
 }
 
 /// A zone's SOA record, read and changed apart from the records ecssd owns: Route53 creates it with

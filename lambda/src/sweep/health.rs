@@ -35,8 +35,18 @@ pub struct Endpoint {
     pub url: String,
 }
 
-/// The outcome for one endpoint: `Ok` for a 2xx answer, otherwise what went wrong.
-pub type Outcome = Result<(), String>;
+/// The outcome for one endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Healthy,
+    /// What went wrong: an error status, no answer in time, a refused or reset connection.
+    Unhealthy(String),
+    /// This function's network has no route to the address (a function without IPv6 egress asking
+    /// an IPv6-only task, an address outside its VPC): nothing is known of the task's health, as a
+    /// silent probe tells nothing ([`Probe::Silent`]).
+    Unreachable(String),
+}
 
 /// Checks every endpoint; outcomes come back in the endpoints' order.
 pub async fn check_all(endpoints: Vec<Endpoint>, settings: &HealthSettings) -> Vec<(Endpoint, Outcome)> {
@@ -89,23 +99,74 @@ async fn check(
 ) -> Outcome {
     let mut last = String::new();
     for attempt in 1..=settings.attempts.max(1) {
-        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+        let uri: hyper::Uri = match url.parse() {
+            Ok(uri) => uri,
+            Err(e) => return Outcome::Unhealthy(format!("bad URL {url}: {e}")),
+        };
         match tokio::time::timeout(settings.timeout, client.get(uri)).await {
-            Err(_) => return Err(format!("GET {url}: no answer within {} ms", settings.timeout.as_millis())),
-            Ok(Ok(response)) if response.status().is_success() => return Ok(()),
+            Err(_) => {
+                return Outcome::Unhealthy(format!(
+                    "GET {url}: no answer within {} ms",
+                    settings.timeout.as_millis()
+                ));
+            }
+            Ok(Ok(response)) if response.status().is_success() => return Outcome::Healthy,
             Ok(Ok(response)) => last = format!("GET {url}: HTTP {}", response.status()),
+            Ok(Err(e)) if no_route(&e) => return Outcome::Unreachable(format!("GET {url}: {e}")),
             Ok(Err(e)) => last = format!("GET {url}: {e}"),
         }
         if attempt < settings.attempts {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    Err(last)
+    Outcome::Unhealthy(last)
+}
+
+/// Whether a request failed for want of a route from here (`ENETUNREACH`, `EHOSTUNREACH`,
+/// `EADDRNOTAVAIL` when connecting), which says nothing of the task.
+fn no_route(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::NetworkUnreachable | ErrorKind::HostUnreachable | ErrorKind::AddrNotAvailable
+            );
+        }
+        cause = error.source();
+    }
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connection this function's network cannot make says nothing of the task (review: a function
+    /// without IPv6 egress would otherwise find every IPv6-only task unhealthy and stop it).
+    #[test]
+    fn only_a_missing_route_is_unreachable() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl std::fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "client error (Connect)")
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        use std::io::{Error, ErrorKind};
+        for kind in [ErrorKind::NetworkUnreachable, ErrorKind::HostUnreachable, ErrorKind::AddrNotAvailable] {
+            assert!(no_route(&Wrapped(Error::from(kind))), "{kind:?}");
+        }
+        for kind in [ErrorKind::ConnectionRefused, ErrorKind::ConnectionReset, ErrorKind::TimedOut] {
+            assert!(!no_route(&Wrapped(Error::from(kind))), "{kind:?}");
+        }
+    }
 
     #[tokio::test]
     async fn only_a_refused_connection_is_a_refusal_and_no_answer_is_silence() {

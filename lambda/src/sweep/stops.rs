@@ -70,6 +70,15 @@ pub async fn check_and_stop<S: RecordStore, F: Fleet>(
         report.errors.push("out of time during health checks: nothing stopped this run".into());
         return;
     };
+    for (_, outcome) in &outcomes {
+        if let health::Outcome::Unreachable(problem) = outcome {
+            // A configuration to fix (IPv6 egress for IPv6-only tasks), and nothing to act on.
+            report.errors.push(format!(
+                "health check not made, this function has no route to the task: {problem} (an \
+                 IPv6-only task needs the function in dual-stack subnets with Ipv6AllowedForDualStack)"
+            ));
+        }
+    }
     let outcomes: Vec<_> = outcomes.into_iter().map(|(e, outcome)| (e.task, e.service, outcome)).collect();
     let tally = tally(&checked, &outcomes);
     report.unhealthy = tally.unhealthy.iter().map(|u| Finding::new(&u.task_arn, &u.reason)).collect();

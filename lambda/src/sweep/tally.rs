@@ -29,12 +29,20 @@ pub struct Tally {
 pub fn tally(tasks: &[CheckedTask], outcomes: &[(usize, String, Outcome)]) -> Tally {
     let mut first_failure: BTreeMap<usize, String> = BTreeMap::new();
     let mut failed: BTreeSet<(usize, &str)> = BTreeSet::new();
+    let mut unknown: BTreeSet<(usize, &str)> = BTreeSet::new();
     let mut checked: BTreeSet<usize> = BTreeSet::new();
     for (task, service, outcome) in outcomes {
         checked.insert(*task);
-        if let Err(reason) = outcome {
-            first_failure.entry(*task).or_insert_with(|| reason.clone());
-            failed.insert((*task, service.as_str()));
+        match outcome {
+            Outcome::Healthy => {}
+            Outcome::Unhealthy(reason) => {
+                first_failure.entry(*task).or_insert_with(|| reason.clone());
+                failed.insert((*task, service.as_str()));
+            }
+            // Neither healthy nor failed: unknown is not gone.
+            Outcome::Unreachable(_) => {
+                unknown.insert((*task, service.as_str()));
+            }
         }
     }
     let mut tally = Tally { tasks_checked: checked.len(), ..Tally::default() };
@@ -46,7 +54,8 @@ pub fn tally(tasks: &[CheckedTask], outcomes: &[(usize, String, Outcome)]) -> Ta
         for service in &task.services {
             let health = tally.services.entry(service.clone()).or_default();
             health.tasks += 1;
-            health.healthy += usize::from(was_checked && !failed.contains(&(index, service.as_str())));
+            let key = (index, service.as_str());
+            health.healthy += usize::from(was_checked && !failed.contains(&key) && !unknown.contains(&key));
         }
     }
     tally.unhealthy = first_failure
@@ -73,7 +82,8 @@ mod tests {
     }
 
     fn outcome(task: usize, service: &str, ok: bool) -> (usize, String, Outcome) {
-        (task, service.into(), if ok { Ok(()) } else { Err(format!("{service} failed")) })
+        let outcome = if ok { Outcome::Healthy } else { Outcome::Unhealthy(format!("{service} failed")) };
+        (task, service.into(), outcome)
     }
 
     #[test]
@@ -99,6 +109,17 @@ mod tests {
         let a = &tally.unhealthy[0];
         assert_eq!((a.task_arn.as_str(), a.reason.as_str()), ("a", "web failed"));
         assert_eq!(a.failed, BTreeSet::from(["web".to_owned()]));
+    }
+
+    /// A target this function cannot reach is neither unhealthy nor healthy: its task is never
+    /// stopped for it, nor counted as serving well.
+    #[test]
+    fn an_unreachable_target_is_neither_unhealthy_nor_healthy() {
+        let tasks = [task("a", &["web"], false), task("b", &["web"], false)];
+        let unreachable = (1, "web".to_owned(), Outcome::Unreachable("no route".into()));
+        let tally = tally(&tasks, &[outcome(0, "web", true), unreachable]);
+        assert!(tally.unhealthy.is_empty(), "{:?}", tally.unhealthy);
+        assert_eq!(tally.services["web"], ServiceHealth { tasks: 2, healthy: 1 });
     }
 
     #[test]
