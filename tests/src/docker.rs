@@ -281,9 +281,27 @@ pub async fn remove_leftovers(docker: &Docker) -> anyhow::Result<usize> {
             let options = RemoveContainerOptions { force: true, ..Default::default() };
             match docker.remove_container(&id, Some(options)).await {
                 Ok(()) => removed += 1,
-                // Another process (a parallel test, a demo's cleanup) removed it first (404) or is
-                // removing it (409, "removal of container … is already in progress").
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+                // Another process (a parallel test, a demo's cleanup) removed it first.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+                // Another is removing it (409, "removal of container … is already in progress"):
+                // gone only once that ends, and the caller is promised none is left.
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => {
+                    crate::wait_for(
+                        &format!("container {id} to be removed"),
+                        std::time::Duration::from_secs(30),
+                        || async {
+                            let gone = matches!(
+                                docker.inspect_container(&id, None).await,
+                                Err(bollard::errors::Error::DockerResponseServerError {
+                                    status_code: 404,
+                                    ..
+                                })
+                            );
+                            Ok(gone.then_some(()))
+                        },
+                    )
+                    .await?;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -303,7 +303,8 @@ async fn once_ecs_stops_the_task_its_records_are_withdrawn_while_its_containers_
     // while every container still runs (a load balancer's deregistration delay, stop timeouts).
     running.metadata.request_stop();
     wait_for_records(&world, &running, 0).await;
-    assert!(sidecar.logged(&["ECS is stopping the task"]), "said why: {:#?}", sidecar.logs());
+    // Its log is read as it comes: the line may follow the withdrawal it explains.
+    wait_until_said(&sidecar, &["ECS is stopping the task"]).await;
     assert!(running.task.is_running(0).await.unwrap(), "web still runs");
     sidecar.sigterm().unwrap();
     assert!(sidecar.wait(WAIT).await.unwrap().success());

@@ -164,7 +164,7 @@ async fn health_checks(total: usize, hanging: usize, timeout: Duration) -> anyho
     let started = Instant::now();
     let outcomes = check_all(endpoints, &settings).await;
     let took = started.elapsed();
-    let failed = outcomes.iter().filter(|(_, o)| o.is_err()).count();
+    let failed = outcomes.iter().filter(|(_, o)| *o != ecssd_lambda::sweep::health::Outcome::Healthy).count();
     println!(
         "\n## Health checks: {total} endpoints, {hanging} hanging, timeout {} ms, concurrency 256",
         timeout.as_millis()
