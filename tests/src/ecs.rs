@@ -328,9 +328,7 @@ impl Fleet {
     /// The task's addresses as ECS describes them (its containers' `networkInterfaces`, the ENI
     /// attachment's `privateIPv4Address`): what its sidecar publishes, as task metadata mirrors ECS.
     pub async fn eni_addresses(&self, task: &PlacedTask) -> anyhow::Result<TaskAddresses> {
-        let described =
-            self.ecs.describe_tasks().cluster(&task.cluster_arn).tasks(&task.task_arn).send().await?;
-        let found = described.tasks().first().context("ECS does not know the task")?;
+        let found = self.described(task).await?;
         let interface = found
             .containers()
             .iter()
@@ -418,11 +416,16 @@ impl Fleet {
         task_records(task, address, &[(service, host_port)])
     }
 
-    /// (host port, host private IP) ECS and EC2 report for the task's `web` container port 80.
-    pub async fn web_binding(&self, task: &PlacedTask) -> anyhow::Result<(u16, Ipv4Addr)> {
+    /// The task as DescribeTasks gives it.
+    async fn described(&self, task: &PlacedTask) -> anyhow::Result<aws_sdk_ecs::types::Task> {
         let described =
             self.ecs.describe_tasks().cluster(&task.cluster_arn).tasks(&task.task_arn).send().await?;
-        let found = described.tasks().first().context("ECS does not know the task")?;
+        described.tasks().first().cloned().context("ECS does not know the task")
+    }
+
+    /// (host port, host private IP) ECS and EC2 report for the task's `web` container port 80.
+    pub async fn web_binding(&self, task: &PlacedTask) -> anyhow::Result<(u16, Ipv4Addr)> {
+        let found = self.described(task).await?;
         let host_port = found
             .containers()
             .iter()

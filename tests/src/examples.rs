@@ -115,13 +115,18 @@ pub async fn ipv6_service_task(
     let running =
         world.placed_task(&placed, &[app, sidecar_container()], NetworkMode::Awsvpc(addresses)).await?;
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
-    let health = format!("http://[::1]:{port}/health");
+    answering(instance, &format!("http://[::1]:{port}/health")).await?;
+    Ok(ExampleTask { placed, running, sidecar, instance: instance.to_owned() })
+}
+
+/// Waits until `instance` answers `health` with 200, for up to 30 s.
+async fn answering(instance: &str, health: &str) -> anyhow::Result<()> {
     crate::wait_for(&format!("{instance} to answer {health}"), Duration::from_secs(30), || async {
-        Ok(crate::http::request("GET", &health, None).await.ok().filter(|(status, _)| *status == 200))
+        Ok(crate::http::request("GET", health, None).await.ok().filter(|(status, _)| *status == 200))
     })
     .await
     .with_context(|| format!("{instance} did not start"))?;
-    Ok(ExampleTask { placed, running, sidecar, instance: instance.to_owned() })
+    Ok(())
 }
 
 /// Starts the portal task (host network, so it reaches loopback DNS and ports) on `port`.
@@ -149,14 +154,7 @@ pub async fn portal_task(
     let placed = cluster.place().await?;
     let running = world.placed_task(&placed, &[app, sidecar_container()], NetworkMode::Host).await?;
     let sidecar = Sidecar::spawn(&world.moto, &running.metadata, sidecar_options()).await?;
-    crate::wait_for("the portal to answer /health", Duration::from_secs(30), || async move {
-        Ok(crate::http::request("GET", &format!("http://127.0.0.1:{port}/health"), None)
-            .await
-            .ok()
-            .filter(|(status, _)| *status == 200))
-    })
-    .await
-    .context("the portal did not start")?;
+    answering("the portal", &format!("http://127.0.0.1:{port}/health")).await?;
     Ok(ExampleTask { placed, running, sidecar, instance: "portal-1".into() })
 }
 

@@ -126,6 +126,19 @@ impl SweepBed {
     }
 }
 
+/// The task ids a sweep report's findings (`stopped`, `unhealthy`, ...) name, sorted.
+pub fn task_ids(findings: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = findings
+        .as_array()
+        .expect("a report's findings are a list")
+        .iter()
+        .map(|f| f["task"].as_str().expect("a finding names its task"))
+        .map(|task| task.rsplit('/').next().unwrap_or(task).to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// Whether `record`'s name, set identifier or value mentions the task's id.
 pub fn mentions(record: &Record, task: &PlacedTask) -> bool {
     let id = task.id();

@@ -17,7 +17,9 @@ use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, 
 use ecssd_records::{Record, RecordSet, RecordType, TaskAddresses};
 use ecssd_tests::ecs::{AwsvpcSubnet, Host, PlacedTask, SubnetStack, registration_records, seed};
 use ecssd_tests::moto::Moto;
-use ecssd_tests::sweeper::{LambdaEmulator, SweepBed, foreign_records, invoke, mentions, sweep_once};
+use ecssd_tests::sweeper::{
+    LambdaEmulator, SweepBed, foreign_records, invoke, mentions, sweep_once, task_ids,
+};
 use ecssd_tests::task_events::{batch_item_failures, sqs_batch, task_state_change};
 use ecssd_tests::world::DOMAIN;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,18 +53,6 @@ async fn registered(setup: &SweepBed, host: &Host, subnet: &AwsvpcSubnet) -> (Pl
 
 fn types(records: &RecordSet) -> BTreeSet<RecordType> {
     records.iter().map(|r| r.key.record_type).collect()
-}
-
-/// The task ids of a report's findings, sorted.
-fn task_ids(findings: &serde_json::Value) -> Vec<String> {
-    let mut ids: Vec<String> = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["task"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// ECS (corrected in the bed) gives an awsvpc task the addresses of its subnet's families, named by its

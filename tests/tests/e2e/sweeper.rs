@@ -13,7 +13,7 @@ use ecssd_tests::cloudformation::{ResponseBucket, STACK_ID, zone_negative_cachin
 use ecssd_tests::ecs::{PlacedTask, seed, task_records, task_records_of};
 use ecssd_tests::endpoints::{Behaviour, TestEndpoint};
 use ecssd_tests::sweeper::{
-    LambdaEmulator, SweepBed, foreign_records, invoke, mentions, scheduled_event, sweep_once,
+    LambdaEmulator, SweepBed, foreign_records, invoke, mentions, scheduled_event, sweep_once, task_ids,
 };
 use ecssd_tests::task_events::{sqs_batch, task_state_change};
 
@@ -22,17 +22,6 @@ type Setup = SweepBed;
 /// The records `task`'s sidecar writes for `_web._tcp`: they agree with what ECS and EC2 report.
 async fn registered(setup: &Setup, task: &PlacedTask) -> ecssd_records::RecordSet {
     setup.fleet.sidecar_records(task, "_web._tcp").await.unwrap()
-}
-
-fn task_ids(findings: &serde_json::Value) -> Vec<String> {
-    let mut ids: Vec<String> = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["task"].as_str().unwrap().rsplit('/').next().unwrap().to_owned())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn sorted_ids(tasks: &[&PlacedTask]) -> Vec<String> {
