@@ -223,10 +223,8 @@ impl RecordStore for Route53Zone {
     /// first when the name has them.
     async fn read_addresses(&self, name: &str) -> Result<Vec<Record>, CallError> {
         let page = self.page(&(name.to_owned(), Some(RrType::A), None), 2).await?;
-        let address = |r: &Record| {
-            r.key.name == name.to_ascii_lowercase()
-                && matches!(r.key.record_type, RecordType::A | RecordType::Aaaa)
-        };
+        let name = name.to_ascii_lowercase();
+        let address = |r: &Record| ecssd_records::provider::is_address_at(&r.key, &name);
         Ok(page.resource_record_sets().iter().filter_map(from_sdk).filter(address).collect())
     }
 

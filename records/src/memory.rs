@@ -6,8 +6,8 @@
 use std::sync::Mutex;
 
 use crate::plan::{Action, Change};
-use crate::provider::{CallError, RecordStore, SoaStore};
-use crate::record::{Record, RecordKey, RecordSet, RecordType};
+use crate::provider::{CallError, RecordStore, SoaStore, is_address_at};
+use crate::record::{Record, RecordKey, RecordSet};
 use crate::soa::{ROUTE53_DEFAULT_MINIMUM, ROUTE53_DEFAULT_TTL, Soa};
 
 type Interference = Box<dyn FnOnce(&mut RecordSet) + Send>;
@@ -128,9 +128,7 @@ impl RecordStore for MemoryZone {
     async fn read_addresses(&self, name: &str) -> Result<Vec<Record>, CallError> {
         lock(&self.calls).push("read");
         let records = lock(&self.records);
-        let at_name = |r: &&Record| r.key.name == name && r.key.set_identifier.is_none();
-        let address = |r: &&Record| matches!(r.key.record_type, RecordType::A | RecordType::Aaaa);
-        Ok(records.iter().filter(at_name).filter(address).cloned().collect())
+        Ok(records.iter().filter(|r| is_address_at(&r.key, name)).cloned().collect())
     }
 
     async fn list_all(&self) -> Result<Vec<Record>, CallError> {

@@ -66,7 +66,7 @@ pub fn reads(keys: &[RecordKey]) -> Vec<Vec<RecordKey>> {
     let mut groups: Vec<Vec<RecordKey>> = Vec::new();
     for key in keys {
         let same_name = |group: &&mut Vec<RecordKey>| {
-            is_address(key) && group.iter().all(|k| is_address(k) && k.name == key.name)
+            is_address(key) && group.iter().all(|k| is_address_at(k, &key.name))
         };
         match groups.iter_mut().find(same_name) {
             Some(group) if !group.contains(key) => group.push(key.clone()),
@@ -80,6 +80,13 @@ pub fn reads(keys: &[RecordKey]) -> Vec<Vec<RecordKey>> {
 /// A simple A or AAAA record set's key: the kind [`RecordStore::read_addresses`] reads.
 fn is_address(key: &RecordKey) -> bool {
     matches!(key.record_type, RecordType::A | RecordType::Aaaa) && key.set_identifier.is_none()
+}
+
+/// Whether `key` is a simple A or AAAA record set at `name` (fully qualified, lowercase): what
+/// [`RecordStore::read_addresses`] returns, and nothing else of that name (a multivalue A record there is
+/// not ecssd's).
+pub fn is_address_at(key: &RecordKey, name: &str) -> bool {
+    is_address(key) && key.name == name
 }
 
 /// A zone's SOA record, read and changed apart from the records ecssd owns: Route53 creates it with

@@ -259,11 +259,17 @@ impl<S: RecordStore> Registrar<S> {
 
     /// DNS, or a read, showed the handed-over registration: it landed.
     pub fn handoff_seen(&mut self) {
+        self.settle_handoffs();
+        self.forget_landed_handoff();
+    }
+
+    /// Nothing handed over is left to see: it landed, a later write of the ownership record settled
+    /// it, or the zone is to be read back.
+    fn settle_handoffs(&mut self) {
         if let Some(handoff) = self.handoff.as_mut() {
             handoff.unseen = None;
         }
         self.unconfirmed = None;
-        self.forget_landed_handoff();
     }
 
     /// A DNS check did not show the handed-over registration once it could no longer land: most
@@ -304,10 +310,7 @@ impl<S: RecordStore> Registrar<S> {
     /// a handoff landed).
     pub fn invalidate(&mut self) {
         self.view = View::Unknown;
-        self.unconfirmed = None;
-        if let Some(handoff) = self.handoff.as_mut() {
-            handoff.unseen = None;
-        }
+        self.settle_handoffs();
     }
 
     /// Forgets a handoff that can no longer land and needs nothing more.
@@ -613,10 +616,7 @@ impl<S: RecordStore> Registrar<S> {
                     // Route53 accepted a change of the ownership record with exact values: a handoff
                     // either had landed (the change deleted what it wrote) or can no longer land.
                     if writes_ownership {
-                        if let Some(handoff) = self.handoff.as_mut() {
-                            handoff.unseen = None;
-                        }
-                        self.unconfirmed = None;
+                        self.settle_handoffs();
                     }
                     return Ok(done);
                 }
