@@ -1055,3 +1055,101 @@ async fn ec2_terminated_instances_are_described_without_a_private_ip() {
     let alive = instances.iter().find(|i| i.instance_id() == Some(running.instance_id.as_str())).unwrap();
     assert!(alive.private_ip_address().is_some(), "a running instance keeps its address");
 }
+
+// ------------------------------------------------------------------------------------------- SQS
+
+/// SQS Developer Guide, "Amazon SQS standard queues": "a nearly unlimited number of API calls per second,
+/// per API action", whatever the backlog; "Amazon SQS visibility timeout": a received message is not
+/// received again until its visibility timeout ends. moto's SQS rescans every message, datetimes and
+/// all, per message sent or received (1,000 messages took it over a minute) and races concurrent
+/// receives and deletes (messages received twice, dropped, or lost to an HTTP 500): the bed's
+/// `ecssd_sqs.py`. As the registration queue meets it when a fleet starts: a thousand messages sent at
+/// once, then five consumers long-polling and deleting in batches, as Lambda's event source mapping
+/// does, while more are sent.
+#[tokio::test]
+async fn sqs_concurrent_consumers_receive_every_message_once_while_the_queue_is_full() {
+    let moto = Moto::start().await.unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name("q")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "180")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    const SENDERS: usize = 4;
+    const EACH: usize = 250;
+    const LATE: usize = 100;
+    const ALL: usize = SENDERS * EACH + LATE;
+    let senders = (0..SENDERS).map(|s| {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        async move {
+            for i in 0..EACH {
+                sqs.send_message().queue_url(&url).message_body(format!("{s}-{i}")).send().await.unwrap();
+            }
+        }
+    });
+    futures_util::future::join_all(senders).await;
+    let late = {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        tokio::spawn(async move {
+            for i in 0..LATE {
+                sqs.send_message().queue_url(&url).message_body(format!("late-{i}")).send().await.unwrap();
+            }
+        })
+    };
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let consumers: Vec<_> = (0..5)
+        .map(|_| {
+            let (sqs, url, received) = (sqs.clone(), url.clone(), received.clone());
+            tokio::spawn(async move {
+                let mut errors = Vec::new();
+                while received.lock().unwrap().len() < ALL && tokio::time::Instant::now() < deadline {
+                    let answer = sqs
+                        .receive_message()
+                        .queue_url(&url)
+                        .max_number_of_messages(10)
+                        .wait_time_seconds(1)
+                        .send()
+                        .await;
+                    let messages = match answer {
+                        Ok(answer) => answer.messages.unwrap_or_default(),
+                        Err(e) => {
+                            errors.push(error_chain(&e));
+                            continue;
+                        }
+                    };
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    let mut delete = sqs.delete_message_batch().queue_url(&url);
+                    for (i, message) in messages.iter().enumerate() {
+                        let entry = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(message.receipt_handle().unwrap())
+                            .build()
+                            .unwrap();
+                        delete = delete.entries(entry);
+                    }
+                    delete.send().await.unwrap();
+                    received.lock().unwrap().extend(messages.into_iter().filter_map(|m| m.body));
+                }
+                errors
+            })
+        })
+        .collect();
+    late.await.unwrap();
+    let mut errors = Vec::new();
+    for consumer in consumers {
+        errors.extend(consumer.await.unwrap());
+    }
+    let mut bodies = received.lock().unwrap().clone();
+    let count = bodies.len();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(errors, Vec::<String>::new(), "no receive fails");
+    assert_eq!((count, bodies.len()), (ALL, ALL), "every message received once, within 30 s");
+}
