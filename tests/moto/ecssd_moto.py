@@ -120,6 +120,9 @@ applies their corrections to moto before the server starts. The index below name
     GET /_ecssd/limits shows them (ecssd_limits.py).
   - GET /_ecssd/stats: requests per service and operation, and how many were throttled or failed
     (ecssd_faults.py);
+  - GET /_ecssd/route53-version {"version": n}: n grows with every change to any zone's records and
+    every zone created or deleted, so the bed's DNS authority re-reads a zone only when it changed
+    (Route53's name servers are told of changes; they do not list the zone through the API);
   - requests signed with the access key ECSSDOBSERVER bypass faults and stats (a test's observer);
   - POST /_ecssd/agent {"cluster": ..., "containerInstance": ..., "connected": false}: an ECS agent
     disconnecting, which has no AWS API.
@@ -197,6 +200,8 @@ def with_harness_controls(app):
                     return _json_response(start_response, copy.deepcopy(FAULTS.stats))
             if path == "/_ecssd/limits" and method == "GET":
                 return _json_response(start_response, LIMITS.snapshot())
+            if path == "/_ecssd/route53-version":
+                return _json_response(start_response, {"version": ecssd_route53.version()})
             length = int(environ.get("CONTENT_LENGTH") or 0)
             try:
                 payload = json.loads(environ["wsgi.input"].read(length) or b"{}")

@@ -227,6 +227,21 @@ _ZONE_LOCK = threading.RLock()
 # Per zone: when (time.monotonic()) Route53 accepted the zone's last change; it is still processing it
 # for change_processing_ms after that (the setting read at each request, so a change applies at once).
 _ZONE_ACCEPTED_AT = {}
+# Bumped by every change to any zone's records and by every zone created or deleted (under _ZONE_LOCK):
+# the bed's DNS authority reads the zone again only when it moved (GET /_ecssd/route53-version), as
+# Route53's name servers learn of a change from Route53, not by listing the zone through the API.
+_VERSION = [0]
+
+
+def version():
+    """How many times Route53's zones have changed since the server started."""
+    with _ZONE_LOCK:
+        return _VERSION[0]
+
+
+def _changed():
+    with _ZONE_LOCK:
+        _VERSION[0] += 1
 
 
 def change_resource_record_sets(self, zoneid, change_list):
@@ -366,6 +381,7 @@ def _change_resource_record_sets(self, zoneid, change_list):
     for change in change_list:
         zone.rr_changes.append(copy.deepcopy(change))
     _ZONE_ACCEPTED_AT[zone.id] = time.monotonic()
+    _changed()
 
 
 def change_resource_record_sets_response(self):
@@ -417,10 +433,21 @@ def create_hosted_zone(self, *args, **kwargs):
     zone = _moto_create_hosted_zone(self, *args, **kwargs)
     for rrset in zone.rrsets:
         rrset.records = [r["Value"] if isinstance(r, dict) else r for r in rrset.records or []]
+    _changed()
     return zone
 
 
+_moto_delete_hosted_zone = r53_models.Route53Backend.delete_hosted_zone
+
+
+def delete_hosted_zone(self, id_):
+    deleted = _moto_delete_hosted_zone(self, id_)
+    _changed()
+    return deleted
+
+
 r53_models.Route53Backend.create_hosted_zone = create_hosted_zone
+r53_models.Route53Backend.delete_hosted_zone = delete_hosted_zone
 r53_models.Route53Backend.change_resource_record_sets = change_resource_record_sets
 r53_responses.Route53.change_resource_record_sets = change_resource_record_sets_response
 r53_responses.Route53.list_resource_record_sets = list_resource_record_sets_response

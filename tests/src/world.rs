@@ -164,13 +164,13 @@ impl World {
     /// DNS on loopback for whatever zone is named [`DOMAIN`], re-read every 100 ms: its authority and
     /// a caching resolver in front (see [`LiveDns`]); stops when the value is dropped.
     pub async fn serve_dns(&self) -> anyhow::Result<LiveDns> {
-        LiveDns::follow(self.observer_client()).await
+        LiveDns::follow(self.observer_client(), self.moto.endpoint()).await
     }
 
     /// As [`serve_dns`](Self::serve_dns), with the zone's servers showing each change `propagation`
     /// after Route53's API accepted it (see [`LiveDns::follow_after`]).
     pub async fn serve_dns_after(&self, propagation: std::time::Duration) -> anyhow::Result<LiveDns> {
-        LiveDns::follow_after(self.observer_client(), propagation).await
+        LiveDns::follow_after(self.observer_client(), self.moto.endpoint(), propagation).await
     }
 
     /// Replaces the zone with a new, empty private zone of the same domain (a new zone id), as an

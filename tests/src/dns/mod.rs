@@ -71,11 +71,14 @@ impl Dns {
     }
 }
 
-/// [`Dns`] following the zone named [`DOMAIN`]: a background task re-reads its records and SOA
-/// every [`FOLLOW_INTERVAL`] and replaces the authority's snapshot when they change. The zone is
-/// looked up by domain at every read, so a zone deleted and created again is followed; while there
-/// is none, the authority answers REFUSED, as a name server that does not host the zone. Dropped, it
-/// stops following and both servers stop.
+/// [`Dns`] following the zone named [`DOMAIN`]: every [`FOLLOW_INTERVAL`] a background task asks moto
+/// whether Route53 changed (`GET /_ecssd/route53-version`, a harness control: Route53's name servers
+/// are told of changes, they do not list the zone through the API), and only then re-reads the zone's
+/// records and SOA and replaces the authority's snapshot. (Listing a zone of thousands of records ten
+/// times a second was most of moto's work under a fleet of a thousand sidecars.) The zone is looked up
+/// by domain at every read, so a zone deleted and created again is followed; while there is none, the
+/// authority answers REFUSED, as a name server that does not host the zone. Dropped, it stops
+/// following and both servers stop.
 #[derive(Debug)]
 pub struct LiveDns {
     dns: Arc<Dns>,
@@ -84,9 +87,10 @@ pub struct LiveDns {
 
 impl LiveDns {
     /// Starts DNS answering for the zone as it is now and keeps it following the zone, read through
-    /// `client` (give it an observer's, so faults do not slow the follower down).
-    pub async fn follow(client: aws_sdk_route53::Client) -> anyhow::Result<Self> {
-        Self::follow_after(client, Duration::ZERO).await
+    /// `client` (give it an observer's, so faults do not slow the follower down) whenever the
+    /// Route53 of the moto at `moto_endpoint` says it changed.
+    pub async fn follow(client: aws_sdk_route53::Client, moto_endpoint: &str) -> anyhow::Result<Self> {
+        Self::follow_after(client, moto_endpoint, Duration::ZERO).await
     }
 
     /// As [`follow`](Self::follow), but the authority shows each state of the zone `propagation`
@@ -94,9 +98,12 @@ impl LiveDns {
     /// ("generally within 60 seconds").
     pub async fn follow_after(
         client: aws_sdk_route53::Client,
+        moto_endpoint: &str,
         propagation: Duration,
     ) -> anyhow::Result<Self> {
         let domain: Domain = DOMAIN.parse()?;
+        let version_url = format!("{moto_endpoint}/_ecssd/route53-version");
+        let mut read_at = route53_version(&version_url).await?;
         let dns = Arc::new(Dns::start(zone_contents(&client, &domain).await?).await?);
         let serving = dns.clone();
         let follower = tokio::spawn(async move {
@@ -104,9 +111,19 @@ impl LiveDns {
             let mut propagating = VecDeque::new();
             loop {
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
-                let followed = match zone_contents(&client, &domain).await {
+                // Asked before reading: a change made while the zone is read is read again next time.
+                let version = route53_version(&version_url).await;
+                let changed = version.as_ref().map_or(true, |v| *v != read_at);
+                let read = match changed {
+                    true => zone_contents(&client, &domain).await.map(Some),
+                    false => Ok(None),
+                };
+                let followed = match read {
                     Ok(zone) => {
-                        propagating.push_back((Instant::now() + propagation, zone));
+                        if let (Some(zone), Ok(version)) = (zone, &version) {
+                            read_at = *version;
+                            propagating.push_back((Instant::now() + propagation, zone));
+                        }
                         let mut shown = Ok(false);
                         while propagating.front().is_some_and(|(due, _)| *due <= Instant::now()) {
                             if let Some((_, zone)) = propagating.pop_front() {
@@ -165,6 +182,12 @@ impl Drop for LiveDns {
         // The task holds the other reference to the Dns: cancelling it lets both servers stop.
         self.follower.abort();
     }
+}
+
+/// How many times moto's Route53 zones have changed (`/_ecssd/route53-version`).
+async fn route53_version(url: &str) -> anyhow::Result<u64> {
+    let answer = crate::http::get_json(url).await?;
+    answer["version"].as_u64().with_context(|| format!("{url} answered {answer}, not {{\"version\": n}}"))
 }
 
 /// The zone's records and SOA now; `None` while no zone has the domain.
