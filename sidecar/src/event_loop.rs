@@ -24,7 +24,7 @@ use crate::follower::{
 use crate::heal::{self, Healer, Next};
 use crate::metadata::{self, TaskEndpoint};
 use crate::problems::{Problem, Problems};
-use crate::registrar::{self, Registrar};
+use crate::registrar::{self, MAX_MISSED_HANDOFFS, Missed, QUEUE_BYPASS, Registrar};
 use crate::schedule::{Failed, Resync, Schedule};
 
 /// The registrar's Route53 calls: one attempt each. A failure goes back to the loop, whose schedule
@@ -550,19 +550,32 @@ impl Sidecar {
                         if let Some(worker) = self.worker.as_mut() {
                             worker.registrar.handoff_seen();
                         }
+                        if check.handoff.is_some() {
+                            self.problems.clear(Problem::RegistrationQueue);
+                        }
                         tracing::debug!("DNS check: nothing to repair");
                         return Flow::Continue;
                     }
                     Next::Confirm { key, reason } => (vec![key], reason, true),
                     Next::Verify(keys) if check.handoff.is_some() => {
-                        if let Some(worker) = self.worker.as_mut()
-                            && worker.registrar.handoff_missed()
-                        {
-                            tracing::info!(
-                                "the registration handed to the batcher did not show in DNS; handing it over again"
-                            );
-                            self.schedule.resync(Instant::now(), None);
-                            return Flow::Continue;
+                        let missed = self.worker.as_mut().map(|worker| worker.registrar.handoff_missed());
+                        match missed {
+                            Some(Missed::HandOverAgain) => {
+                                tracing::info!(
+                                    "the registration handed to the batcher did not show in DNS; handing it over again"
+                                );
+                                self.schedule.resync(Instant::now(), None);
+                                return Flow::Continue;
+                            }
+                            Some(Missed::QueueBypassed) => {
+                                let error = format!(
+                                    "{MAX_MISSED_HANDOFFS} registrations in a row handed to the batcher did not show in \
+                                     DNS: registering with Route53 directly for {} s",
+                                    QUEUE_BYPASS.as_secs()
+                                );
+                                self.problems.report(Problem::RegistrationQueue, &error, QUEUE_BYPASS);
+                            }
+                            Some(Missed::ReadBack) | None => {}
                         }
                         let reason = "the registration handed to the batcher did not land".to_owned();
                         (keys, reason, false)

@@ -31,6 +31,8 @@ pub enum Problem {
     DnsCheck,
     /// Task metadata did not say whether the task still runs: a repair waits until it does.
     StopCheck,
+    /// Registrations handed to the batcher kept not landing: they go to Route53 directly for a while.
+    RegistrationQueue,
 }
 
 impl Problem {
@@ -45,6 +47,7 @@ impl Problem {
             Self::MetadataUnreachable => "metadata_unreachable",
             Self::DnsCheck => "dns_check",
             Self::StopCheck => "stop_check",
+            Self::RegistrationQueue => "registration_queue",
         }
     }
 

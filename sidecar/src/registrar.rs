@@ -28,7 +28,7 @@ use ecssd_records::{
 use tokio::time::Instant;
 
 use crate::error::SidecarError;
-use crate::registration_queue::RegistrationQueue;
+use crate::registration_queue::{RegistrationQueue, SendFailure};
 
 /// How many stale-plan rejections in a row are tolerated before the conflict is reported as permanent
 /// (a re-read that changes nothing means the conflict is not with our own earlier state).
@@ -71,6 +71,23 @@ pub const HANDOFF_LANDS_WITHIN: Duration = HANDOFF_LIFETIME.saturating_add(Durat
 /// batcher may be gone, or the zone may differ from what the handoffs are planned from.
 pub const MAX_MISSED_HANDOFFS: u32 = 3;
 
+/// After [`MAX_MISSED_HANDOFFS`] unseen in a row, how long registrations go to Route53 directly rather
+/// than to a queue that is not delivering (a batcher gone, a queue that takes messages nobody reads):
+/// the task is then registered within minutes, not never; after it, the queue is tried again.
+pub const QUEUE_BYPASS: Duration = Duration::from_secs(600);
+
+/// What a DNS check that did not show a handed-over registration leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// The next convergence hands it over again, planned from what the zone held before it.
+    HandOverAgain,
+    /// The zone is read back: the handoff may have landed after a change planned without it.
+    ReadBack,
+    /// [`MAX_MISSED_HANDOFFS`] in a row went unseen: the zone is read back, and registrations go to
+    /// Route53 directly for [`QUEUE_BYPASS`].
+    QueueBypassed,
+}
+
 /// Registers one task's endpoints.
 #[derive(Debug)]
 pub struct Registrar<S> {
@@ -94,6 +111,8 @@ pub struct Registrar<S> {
     /// Since handing over a registration not yet seen: what the zone held before (the view it was
     /// planned from), which it still holds if no handoff landed, and how many went unseen since.
     unconfirmed: Option<Unconfirmed>,
+    /// Until when nothing is handed over, after too many handoffs in a row did not land.
+    bypass_queue_until: Option<Instant>,
 }
 
 /// What the zone held before registrations were handed over that have not been seen since.
@@ -166,6 +185,7 @@ impl<S: RecordStore> Registrar<S> {
             queue: None,
             handoff: None,
             unconfirmed: None,
+            bypass_queue_until: None,
         }
     }
 
@@ -278,13 +298,13 @@ impl<S: RecordStore> Registrar<S> {
     /// to hold what it held before, so the next convergence hands the registration over again, and
     /// only the batcher writes registrations: reading and repairing here would spend the account's
     /// requests one task at a time. If it did land after all (DNS slow beyond the settling time),
-    /// Route53 refuses the new handoff whole, and the next check sees the first. `false` when the
-    /// zone is to be read back instead.
-    pub fn handoff_missed(&mut self) -> bool {
-        let Some(unconfirmed) = self.unconfirmed.as_mut() else { return false };
+    /// Route53 refuses the new handoff whole, and the next check sees the first.
+    pub fn handoff_missed(&mut self) -> Missed {
+        let Some(unconfirmed) = self.unconfirmed.as_mut() else { return Missed::ReadBack };
         if unconfirmed.missed >= MAX_MISSED_HANDOFFS {
             self.unconfirmed = None;
-            return false;
+            self.bypass_queue_until = Some(Instant::now() + QUEUE_BYPASS);
+            return Missed::QueueBypassed;
         }
         unconfirmed.missed += 1;
         self.view = View::Known(unconfirmed.before.clone());
@@ -292,7 +312,7 @@ impl<S: RecordStore> Registrar<S> {
             handoff.unseen = None;
         }
         self.forget_landed_handoff();
-        true
+        Missed::HandOverAgain
     }
 
     /// Whether converging to `endpoints` would take away something the zone holds for the task (a
@@ -423,11 +443,17 @@ impl<S: RecordStore> Registrar<S> {
         let count = changes.len();
         let handoff =
             Handoff { owner: self.model.owner.clone(), task: self.task.clone(), not_after_ms, changes };
-        if let Err(problem) = queue.send(&handoff).await {
-            tracing::debug!(%problem, "could not hand the registration over; retrying Route53 itself");
-            return None;
+        match queue.send(&handoff).await {
+            Ok(()) => tracing::debug!(changes = count, "handed the registration to the batcher"),
+            Err(SendFailure::Unanswered(problem)) => tracing::debug!(
+                %problem,
+                "no answer to the handoff; taking the registration as handed over until a DNS check shows otherwise"
+            ),
+            Err(SendFailure::NotSent(problem)) => {
+                tracing::debug!(%problem, "could not hand the registration over; retrying Route53 itself");
+                return None;
+            }
         }
-        tracing::debug!(changes = count, "handed the registration to the batcher");
         self.handed_over(wanted);
         Some(Converged { handed_over: count, ..Converged::default() })
     }
@@ -437,7 +463,8 @@ impl<S: RecordStore> Registrar<S> {
     /// withdrawal guard, and no handoff may land over a take-away (a direct change then keeps it from
     /// landing).
     fn handoff_changes(&self, wanted: &RecordSet) -> Option<Vec<Change>> {
-        if self.handoff.as_ref().is_some_and(|h| h.recheck) || self.is_guard(wanted) {
+        let bypassed = self.bypass_queue_until.is_some_and(|until| until > Instant::now());
+        if bypassed || self.handoff.as_ref().is_some_and(|h| h.recheck) || self.is_guard(wanted) {
             return None;
         }
         let View::Known(current) = &self.view else { return None };
@@ -756,6 +783,35 @@ mod tests {
         assert!(registrar.is_guard(&left), "{left:?}");
     }
 
+    /// Issue 26: a SendMessage that went out and got no answer may have queued the handoff (SQS slow
+    /// under a thousand sidecars' sends): it is taken as handed over, and neither sent again nor sent to
+    /// Route53 too, until a DNS check shows it did not land. Here the queue accepts connections and
+    /// never answers.
+    #[tokio::test]
+    async fn a_handoff_sent_without_an_answer_is_taken_as_handed_over() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+            .load()
+            .await;
+        let queue = RegistrationQueue::new(&sdk, format!("{endpoint}/q"), Duration::from_millis(300));
+        let mut registrar = registrar(MemoryZone::new([])).with_queue(Some(queue));
+        let done = registrar.converge(vec![web(8080)]).await.unwrap();
+        assert_eq!((done.handed_over, done.requests), (3, 0), "{done:?}");
+        assert!(registrar.store().calls().is_empty(), "{:?}", registrar.store().calls());
+        assert!(registrar.unseen_handoff().is_some(), "a DNS check looks for it");
+        silent.abort();
+    }
+
     /// Review: a change that does not write the ownership record (a read-back found one SRV record
     /// missing) is no handoff: the batcher would refuse it, so it goes to Route53 directly.
     #[test]
@@ -928,16 +984,23 @@ mod tests {
             registrar.may_land();
             registrar.handed_over(&wanted);
             assert!(registrar.unseen_handoff().is_some());
-            assert_eq!(registrar.handoff_missed(), missed < MAX_MISSED_HANDOFFS, "{missed} missed");
+            let expected =
+                if missed < MAX_MISSED_HANDOFFS { Missed::HandOverAgain } else { Missed::QueueBypassed };
+            assert_eq!(registrar.handoff_missed(), expected, "{missed} missed");
         }
         assert!(registrar.store().calls().is_empty(), "no Route53 request: {:?}", registrar.store().calls());
         assert_eq!(registrar.written(), Some(&wanted), "still assumed written: the check reads it back");
+        assert_eq!(registrar.handoff_changes(&wanted), None, "the queue is bypassed");
 
-        // Seen: the count starts again.
+        // Once the bypass ends (the read-back found nothing), a handoff seen starts the count again.
+        registrar.view = View::Known(RecordSet::new());
+        assert_eq!(registrar.handoff_changes(&wanted), None, "still bypassed");
+        registrar.bypass_queue_until = Some(Instant::now());
+        assert!(registrar.handoff_changes(&wanted).is_some(), "the queue is tried again");
         registrar.may_land();
         registrar.handed_over(&wanted);
         registrar.handoff_seen();
-        assert!(!registrar.handoff_missed(), "nothing handed over since");
+        assert_eq!(registrar.handoff_missed(), Missed::ReadBack, "nothing handed over since");
     }
 
     #[tokio::test]

@@ -1,10 +1,12 @@
-//! The registration queue, as a sidecar sends to it: one handoff per `SendMessage`, one attempt (a
-//! sidecar that cannot hand over sends the change to Route53 itself). The message format is
-//! `ecssd_edge::handoff`'s, which the batcher reads.
+//! The registration queue, as a sidecar sends to it: one handoff per `SendMessage`, one attempt. A
+//! handoff SQS did not take goes to Route53 from the sidecar itself; one whose answer never came may be
+//! in the queue, and is taken as handed over until a DNS check shows otherwise (sending it again, or
+//! sending the change to Route53 too, would spend twice what a slow queue already holds). The message
+//! format is `ecssd_edge::handoff`'s, which the batcher reads.
 
 use std::time::Duration;
 
-use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use ecssd_edge::handoff::encode;
 use ecssd_records::Handoff;
 
@@ -22,9 +24,29 @@ impl RegistrationQueue {
         Self { client, url }
     }
 
-    /// Sends one handoff; the error says why it was not sent (the caller then retries Route53).
-    pub async fn send(&self, handoff: &Handoff) -> Result<(), String> {
+    /// Sends one handoff; the error says whether it may be in the queue all the same, and why.
+    pub async fn send(&self, handoff: &Handoff) -> Result<(), SendFailure> {
         let sent = self.client.send_message().queue_url(&self.url).message_body(encode(handoff)).send().await;
-        sent.map(|_| ()).map_err(|e| format!("SendMessage to {}: {}", self.url, DisplayErrorContext(&e)))
+        sent.map(|_| ()).map_err(|e| {
+            let detail = format!("SendMessage to {}: {}", self.url, DisplayErrorContext(&e));
+            match e {
+                // No connection, no request built, or SQS's own refusal: not in the queue.
+                SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+                    SendFailure::NotSent(detail)
+                }
+                e if ecssd_edge::retry::refused(&e) => SendFailure::NotSent(detail),
+                // Sent, and no answer, an unreadable one or a 5xx: SQS may have taken it.
+                _ => SendFailure::Unanswered(detail),
+            }
+        })
     }
+}
+
+/// Why a handoff is not known to be in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// It is not: SQS refused it, or it never left (no connection).
+    NotSent(String),
+    /// It may be: the request went out and no answer says what became of it.
+    Unanswered(String),
 }

@@ -20,6 +20,8 @@
 //! - `--account-rate=10`: 10 requests/s with a burst of 50 instead of 5 with a burst of 5.
 //! - `--timeout=SECONDS`: how long to wait for every sidecar to register (default 120 s + 10x the
 //!   floor); what was measured until then is printed all the same, and the bench fails.
+//! - `--logs=DIR`: the sidecars log at debug level, and each one's log is written to `DIR/<n>.log` at
+//!   the end (by default they log warnings only, kept in memory).
 //!
 //! The fleet's sidecars resolve through the bed's DNS (the zone's authority, re-read every 100 ms,
 //! behind dnsmasq as the VPC resolver), as in a VPC: their DNS checks then cost no Route53 request
@@ -74,7 +76,9 @@ async fn main() -> anyhow::Result<()> {
         let queue = args.iter().any(|a| a == "--queue");
         let metadata = args.iter().any(|a| a == "--metadata");
         let timeout = args.iter().find_map(|a| a.strip_prefix("--timeout=")).map(str::parse).transpose()?;
-        fleet_start(fleet, rate, queue, metadata, timeout.map(Duration::from_secs)).await?;
+        let logs = args.iter().find_map(|a| a.strip_prefix("--logs=")).map(std::path::PathBuf::from);
+        let options = FleetOptions { rate, queue, metadata, timeout: timeout.map(Duration::from_secs), logs };
+        fleet_start(fleet, options).await?;
     }
     println!("\n(benchmark took {:.0} s)", started.elapsed().as_secs_f64());
     Ok(())
@@ -224,13 +228,18 @@ async fn withdrawal_under_throttling() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn fleet_start(
-    count: usize,
+/// How the fleet starts; see the options in this file's documentation.
+struct FleetOptions {
     rate: AccountRate,
     queue: bool,
     metadata: bool,
     timeout: Option<Duration>,
-) -> anyhow::Result<()> {
+    /// Where to write each sidecar's debug log, if anywhere.
+    logs: Option<std::path::PathBuf>,
+}
+
+async fn fleet_start(count: usize, options: FleetOptions) -> anyhow::Result<()> {
+    let FleetOptions { rate, queue, metadata, timeout, logs } = options;
     let world = World::new().await?;
     let batcher = match queue {
         true => Some(Batcher::start(&world.moto, &world.zone.zone_id(), &[]).await?),
@@ -272,7 +281,8 @@ async fn fleet_start(
     let dns = world.serve_dns().await?;
     world.moto.set_account_rate(Some(rate)).await?;
     let before = world.moto.stats().await?;
-    let extra = vec!["--log-level=warn".to_owned()];
+    let level = if logs.is_some() { "debug" } else { "warn" };
+    let extra = vec![format!("--log-level={level}")];
     let mut env = dns.sidecar_env();
     if let Some(batcher) = &batcher {
         env.push(batcher.sidecar_env());
@@ -421,6 +431,15 @@ async fn fleet_start(
     let exited = sidecars.iter().filter(|s| s.pid().is_none()).count();
     println!("({refused_busy} sidecar log lines about PriorRequestNotComplete; {exited} sidecars exited)");
     println!("load average after: {}", load_average());
+    if let Some(dir) = &logs {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (index, sidecar) in sidecars.iter().enumerate() {
+            let path = dir.join(format!("{index}.log"));
+            std::fs::write(&path, sidecar.logs().join("\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("(each sidecar's log is in {})", dir.display());
+    }
     waited
 }
 
