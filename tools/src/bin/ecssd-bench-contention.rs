@@ -67,8 +67,9 @@
 //!   from the sidecars' spawn until the last registration.
 //! - the sidecars check their records through no resolver (the bed's default, a closed loopback
 //!   port: their DNS checks judge nothing and cost no request). The bed's live DNS
-//!   (`World::serve_dns`), which the fleet bench uses, re-lists the whole zone every 100 ms: at 10,000
-//!   records that would load moto more than the sidecars do.
+//!   (`World::serve_dns`), which the fleet bench uses, re-lists the zone at every change: while the
+//!   sweep deletes 10,000 records that would load moto more than the sidecars do, and the sidecars'
+//!   checks come a minute after their registration, after this bench has measured it.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeSet;
