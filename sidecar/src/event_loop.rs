@@ -136,6 +136,9 @@ struct Check {
     /// asks about (no client resolves its name, so asking early hides nothing from anyone); read
     /// through the API unless DNS shows it as written.
     handoff: Option<ecssd_records::Record>,
+    /// The handoff is the last of [`MAX_MISSED_HANDOFFS`] handed over again: if the read shows it did
+    /// not land either, the queue is bypassed.
+    bypass_unless_landed: bool,
 }
 
 /// What the loop does after an event.
@@ -311,6 +314,9 @@ impl Sidecar {
             worker.follower.observe(&event);
         }
         let next_refused_retry = worker.registrar.next_retry();
+        if !worker.registrar.queue_bypassed() {
+            self.problems.clear(Problem::RegistrationQueue);
+        }
         self.worker = Some(worker);
         if attempt.learned_stopping {
             self.learn_stopping();
@@ -499,7 +505,15 @@ impl Sidecar {
             };
             CheckStep::Asked { state, answers }
         });
-        self.check = Some(Check { step, written, absent, reader, reading: None, handoff });
+        self.check = Some(Check {
+            step,
+            written,
+            absent,
+            reader,
+            reading: None,
+            handoff,
+            bypass_unless_landed: false,
+        });
     }
 
     fn on_check_step(&mut self, step: Result<CheckStep, tokio::task::JoinError>) -> Flow {
@@ -567,14 +581,7 @@ impl Sidecar {
                                 self.schedule.resync(Instant::now(), None);
                                 return Flow::Continue;
                             }
-                            Some(Missed::QueueBypassed) => {
-                                let error = format!(
-                                    "{MAX_MISSED_HANDOFFS} registrations in a row handed to the batcher did not show in \
-                                     DNS: registering with Route53 directly for {} s",
-                                    QUEUE_BYPASS.as_secs()
-                                );
-                                self.problems.report(Problem::RegistrationQueue, &error, QUEUE_BYPASS);
-                            }
+                            Some(Missed::Exhausted) => check.bypass_unless_landed = true,
                             Some(Missed::ReadBack) | None => {}
                         }
                         let reason = "the registration handed to the batcher did not land".to_owned();
@@ -611,7 +618,21 @@ impl Sidecar {
                         }
                         None
                     }
-                    Ok(false) => Some(reason),
+                    Ok(false) => {
+                        if check.bypass_unless_landed
+                            && let Some(worker) = self.worker.as_mut()
+                        {
+                            worker.registrar.bypass_queue();
+                            let error = format!(
+                                "{} registrations in a row handed to the batcher did not land: registering with \
+                                 Route53 directly for {} s",
+                                MAX_MISSED_HANDOFFS + 1,
+                                QUEUE_BYPASS.as_secs()
+                            );
+                            self.problems.report(Problem::RegistrationQueue, &error, QUEUE_BYPASS);
+                        }
+                        Some(reason)
+                    }
                     // Converging finds the zone again, if it was recreated.
                     Err(e @ ecssd_records::CallError::NotFound { .. }) => Some(e.to_string()),
                     Err(e) => {

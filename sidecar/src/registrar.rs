@@ -71,9 +71,10 @@ pub const HANDOFF_LANDS_WITHIN: Duration = HANDOFF_LIFETIME.saturating_add(Durat
 /// batcher may be gone, or the zone may differ from what the handoffs are planned from.
 pub const MAX_MISSED_HANDOFFS: u32 = 3;
 
-/// After [`MAX_MISSED_HANDOFFS`] unseen in a row, how long registrations go to Route53 directly rather
-/// than to a queue that is not delivering (a batcher gone, a queue that takes messages nobody reads):
-/// the task is then registered within minutes, not never; after it, the queue is tried again.
+/// Once [`MAX_MISSED_HANDOFFS`] handed over again did not land either (read back to be sure), how long
+/// registrations go to Route53 directly rather than to a queue that is not delivering (a batcher
+/// gone, a queue that takes messages nobody reads): the task is then registered within minutes, not
+/// never; after it, the queue is tried again.
 pub const QUEUE_BYPASS: Duration = Duration::from_secs(600);
 
 /// What a DNS check that did not show a handed-over registration leads to.
@@ -83,9 +84,9 @@ pub enum Missed {
     HandOverAgain,
     /// The zone is read back: the handoff may have landed after a change planned without it.
     ReadBack,
-    /// [`MAX_MISSED_HANDOFFS`] in a row went unseen: the zone is read back, and registrations go to
-    /// Route53 directly for [`QUEUE_BYPASS`].
-    QueueBypassed,
+    /// [`MAX_MISSED_HANDOFFS`] were handed over again and did not show either: the zone is read back,
+    /// and if the handoff did not land, [`Registrar::bypass_queue`].
+    Exhausted,
 }
 
 /// Registers one task's endpoints.
@@ -303,8 +304,7 @@ impl<S: RecordStore> Registrar<S> {
         let Some(unconfirmed) = self.unconfirmed.as_mut() else { return Missed::ReadBack };
         if unconfirmed.missed >= MAX_MISSED_HANDOFFS {
             self.unconfirmed = None;
-            self.bypass_queue_until = Some(Instant::now() + QUEUE_BYPASS);
-            return Missed::QueueBypassed;
+            return Missed::Exhausted;
         }
         unconfirmed.missed += 1;
         self.view = View::Known(unconfirmed.before.clone());
@@ -313,6 +313,17 @@ impl<S: RecordStore> Registrar<S> {
         }
         self.forget_landed_handoff();
         Missed::HandOverAgain
+    }
+
+    /// The queue is not delivering (handoffs kept not landing, and a read showed the last did not
+    /// either): registrations go to Route53 directly for [`QUEUE_BYPASS`].
+    pub fn bypass_queue(&mut self) {
+        self.bypass_queue_until = Some(Instant::now() + QUEUE_BYPASS);
+    }
+
+    /// Whether registrations go to Route53 directly rather than to the queue, for now.
+    pub fn queue_bypassed(&self) -> bool {
+        self.bypass_queue_until.is_some_and(|until| until > Instant::now())
     }
 
     /// Whether converging to `endpoints` would take away something the zone holds for the task (a
@@ -463,8 +474,8 @@ impl<S: RecordStore> Registrar<S> {
     /// withdrawal guard, and no handoff may land over a take-away (a direct change then keeps it from
     /// landing).
     fn handoff_changes(&self, wanted: &RecordSet) -> Option<Vec<Change>> {
-        let bypassed = self.bypass_queue_until.is_some_and(|until| until > Instant::now());
-        if bypassed || self.handoff.as_ref().is_some_and(|h| h.recheck) || self.is_guard(wanted) {
+        if self.queue_bypassed() || self.handoff.as_ref().is_some_and(|h| h.recheck) || self.is_guard(wanted)
+        {
             return None;
         }
         let View::Known(current) = &self.view else { return None };
@@ -768,13 +779,7 @@ mod tests {
     /// after a failed send leaves the guard too (the queue here is a closed loopback port).
     #[tokio::test]
     async fn a_withdrawal_after_a_send_that_seemed_to_fail_leaves_the_guard() {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url("http://127.0.0.1:1")
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "SECRET", None, None, "test"))
-            .load()
-            .await;
-        let queue = RegistrationQueue::new(&sdk, "http://127.0.0.1:1/q".into(), Duration::from_secs(2));
+        let queue = queue_at("http://127.0.0.1:1", Duration::from_secs(2)).await;
         let mut registrar = registrar(MemoryZone::new([])).with_queue(Some(queue));
         let done = registrar.converge(vec![web(8080)]).await.unwrap();
         assert_eq!((done.handed_over, done.requests), (0, 1), "written directly: {done:?}");
@@ -789,6 +794,28 @@ mod tests {
     /// never answers.
     #[tokio::test]
     async fn a_handoff_sent_without_an_answer_is_taken_as_handed_over() {
+        let (queue, silent) = silent_queue().await;
+        let mut registrar = registrar(MemoryZone::new([])).with_queue(Some(queue));
+        let done = registrar.converge(vec![web(8080)]).await.unwrap();
+        assert_eq!((done.handed_over, done.requests), (3, 0), "{done:?}");
+        assert!(registrar.store().calls().is_empty(), "{:?}", registrar.store().calls());
+        assert!(registrar.unseen_handoff().is_some(), "a DNS check looks for it");
+        silent.abort();
+    }
+
+    /// A registration queue at `endpoint`, each send one attempt of `attempt`.
+    async fn queue_at(endpoint: &str, attempt: Duration) -> RegistrationQueue {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "SECRET", None, None, "test"))
+            .load()
+            .await;
+        RegistrationQueue::new(&sdk, format!("{endpoint}/q"), attempt)
+    }
+
+    /// A queue that accepts connections and never answers; it serves until the handle is aborted.
+    async fn silent_queue() -> (RegistrationQueue, tokio::task::JoinHandle<()>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let silent = tokio::spawn(async move {
@@ -797,19 +824,31 @@ mod tests {
                 held.push(connection);
             }
         });
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&endpoint)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new("AKID", "SECRET", None, None, "test"))
-            .load()
-            .await;
-        let queue = RegistrationQueue::new(&sdk, format!("{endpoint}/q"), Duration::from_millis(300));
+        (queue_at(&endpoint, Duration::from_millis(300)).await, silent)
+    }
+
+    /// Review: a queue that cannot be connected to (its packets dropped) is no slow queue: connecting
+    /// ends within half the attempt, so the change goes to Route53 at once rather than waiting for
+    /// four DNS checks. Here every connection waits in a full listen backlog.
+    #[tokio::test]
+    async fn a_queue_that_never_accepts_the_connection_is_not_sent_to() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let address = listener.local_addr().unwrap();
+        // Never accepted: these fill the backlog, and later connections get no answer to their SYN.
+        let mut filling = Vec::new();
+        for _ in 0..4 {
+            let connect = tokio::net::TcpStream::connect(address);
+            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
+                filling.push(stream);
+            }
+        }
+        let queue = queue_at(&format!("http://{address}"), Duration::from_millis(600)).await;
         let mut registrar = registrar(MemoryZone::new([])).with_queue(Some(queue));
         let done = registrar.converge(vec![web(8080)]).await.unwrap();
-        assert_eq!((done.handed_over, done.requests), (3, 0), "{done:?}");
-        assert!(registrar.store().calls().is_empty(), "{:?}", registrar.store().calls());
-        assert!(registrar.unseen_handoff().is_some(), "a DNS check looks for it");
-        silent.abort();
+        assert_eq!((done.handed_over, done.requests), (0, 1), "written directly: {done:?}");
+        drop((listener, filling));
     }
 
     /// Review: a change that does not write the ownership record (a read-back found one SRV record
@@ -972,7 +1011,8 @@ mod tests {
     /// is read back.
     #[tokio::test]
     async fn a_handoff_that_did_not_land_is_planned_again_from_before_it_until_the_cap() {
-        let mut registrar = registrar(MemoryZone::new([]));
+        let (queue, silent) = silent_queue().await;
+        let mut registrar = registrar(MemoryZone::new([])).with_queue(Some(queue));
         let wanted = registrar.desired(vec![web(8080)]).records;
         for missed in 0..=MAX_MISSED_HANDOFFS {
             let changes = registrar.handoff_changes(&wanted).expect("a registration");
@@ -985,22 +1025,30 @@ mod tests {
             registrar.handed_over(&wanted);
             assert!(registrar.unseen_handoff().is_some());
             let expected =
-                if missed < MAX_MISSED_HANDOFFS { Missed::HandOverAgain } else { Missed::QueueBypassed };
+                if missed < MAX_MISSED_HANDOFFS { Missed::HandOverAgain } else { Missed::Exhausted };
             assert_eq!(registrar.handoff_missed(), expected, "{missed} missed");
         }
         assert!(registrar.store().calls().is_empty(), "no Route53 request: {:?}", registrar.store().calls());
         assert_eq!(registrar.written(), Some(&wanted), "still assumed written: the check reads it back");
-        assert_eq!(registrar.handoff_changes(&wanted), None, "the queue is bypassed");
+        assert!(!registrar.queue_bypassed(), "not before a read shows the last did not land either");
 
-        // Once the bypass ends (the read-back found nothing), a handoff seen starts the count again.
-        registrar.view = View::Known(RecordSet::new());
-        assert_eq!(registrar.handoff_changes(&wanted), None, "still bypassed");
+        // The read-back found nothing: the queue is bypassed, and the registration goes to Route53.
+        registrar.invalidate();
+        registrar.bypass_queue();
+        let done = registrar.converge(vec![web(8080)]).await.unwrap();
+        assert_eq!((done.handed_over, done.requests), (0, 1), "written directly: {done:?}");
+        assert_eq!(registrar.store().records(), wanted);
+
+        // Once the bypass ends, the queue is tried again.
         registrar.bypass_queue_until = Some(Instant::now());
+        assert!(!registrar.queue_bypassed());
+        registrar.view = View::Known(RecordSet::new());
         assert!(registrar.handoff_changes(&wanted).is_some(), "the queue is tried again");
         registrar.may_land();
         registrar.handed_over(&wanted);
         registrar.handoff_seen();
         assert_eq!(registrar.handoff_missed(), Missed::ReadBack, "nothing handed over since");
+        silent.abort();
     }
 
     #[tokio::test]

@@ -30,7 +30,10 @@ impl RegistrationQueue {
         sent.map(|_| ()).map_err(|e| {
             let detail = format!("SendMessage to {}: {}", self.url, DisplayErrorContext(&e));
             match e {
-                // No connection, no request built, or SQS's own refusal: not in the queue.
+                // No request built, no connection (connecting is bounded by half the attempt, so a
+                // connection that never opens ends here), or SQS's own refusal: not in the queue. A
+                // dispatch failure may also be a connection lost after the request went out: sent
+                // directly too, the exact-value guard keeps the two from both landing.
                 SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
                     SendFailure::NotSent(detail)
                 }
@@ -45,7 +48,7 @@ impl RegistrationQueue {
 /// Why a handoff is not known to be in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendFailure {
-    /// It is not: SQS refused it, or it never left (no connection).
+    /// It is not, as far as the sidecar can tell: SQS refused it, or there was no connection.
     NotSent(String),
     /// It may be: the request went out and no answer says what became of it.
     Unanswered(String),

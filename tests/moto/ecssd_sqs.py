@@ -23,7 +23,8 @@ timeout though no consumer got it (seen: 35 "unexpected token '<'" receive failu
 a delete rebuilding the message list can drop a message sent meanwhile.
 
 The corrections, each keeping moto's result:
-- the clock moto.sqs reads is time.time() (the same seconds since the epoch, without datetimes);
+- the clock moto.sqs reads is time.time() (the same seconds since the epoch, without datetimes), which
+  makes moto's rescans of the queue (still one per send, for its attributes) cheap;
 - the messages a receive may return are found with one reading of the clock, not one per message;
 - the retention check reads the queue's MessageRetentionPeriod itself, not every attribute of the queue;
 - the requests that change messages (send, receive, delete, change visibility) take one lock, one at a
@@ -89,7 +90,11 @@ def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_ti
         left = polling_end - time.time()
         if result or left <= 0:
             return result
+        waiting = time.time()
         queue.wait_for_messages(min(left, 1.0))
+        if time.time() - waiting < 0.01:
+            # Messages moto counts as visible but would not return (a FIFO group in flight): no busy loop.
+            time.sleep(min(left, 0.05))
 
 
 # moto.sqs.models imported both names from moto.core.utils: its own module globals are what it calls.

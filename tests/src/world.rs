@@ -161,8 +161,8 @@ impl World {
         ecssd_edge::route53::client(&self.moto.observer_sdk_config())
     }
 
-    /// DNS on loopback for whatever zone is named [`DOMAIN`], re-read every 100 ms: its authority and
-    /// a caching resolver in front (see [`LiveDns`]); stops when the value is dropped.
+    /// DNS on loopback for whatever zone is named [`DOMAIN`], re-read when Route53 changes: its
+    /// authority and a caching resolver in front (see [`LiveDns`]); stops when the value is dropped.
     pub async fn serve_dns(&self) -> anyhow::Result<LiveDns> {
         LiveDns::follow(self.observer_client(), self.moto.endpoint()).await
     }

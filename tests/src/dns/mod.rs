@@ -112,16 +112,15 @@ impl LiveDns {
             loop {
                 tokio::time::sleep(FOLLOW_INTERVAL).await;
                 // Asked before reading: a change made while the zone is read is read again next time.
-                let version = route53_version(&version_url).await;
-                let changed = version.as_ref().map_or(true, |v| *v != read_at);
-                let read = match changed {
-                    true => zone_contents(&client, &domain).await.map(Some),
-                    false => Ok(None),
+                let read = match route53_version(&version_url).await {
+                    Ok(version) if version == read_at => Ok(None),
+                    Ok(version) => zone_contents(&client, &domain).await.map(|zone| Some((version, zone))),
+                    Err(e) => Err(e.context("asking moto whether Route53 changed")),
                 };
                 let followed = match read {
-                    Ok(zone) => {
-                        if let (Some(zone), Ok(version)) = (zone, &version) {
-                            read_at = *version;
+                    Ok(read) => {
+                        if let Some((version, zone)) = read {
+                            read_at = version;
                             propagating.push_back((Instant::now() + propagation, zone));
                         }
                         let mut shown = Ok(false);

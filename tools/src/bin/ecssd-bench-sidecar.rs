@@ -23,8 +23,8 @@
 //! - `--logs=DIR`: the sidecars log at debug level, and each one's log is written to `DIR/<n>.log` at
 //!   the end (by default they log warnings only, kept in memory).
 //!
-//! The fleet's sidecars resolve through the bed's DNS (the zone's authority, re-read every 100 ms,
-//! behind dnsmasq as the VPC resolver), as in a VPC: their DNS checks then cost no Route53 request
+//! The fleet's sidecars resolve through the bed's DNS (the zone's authority, re-read when Route53
+//! changes, behind dnsmasq as the VPC resolver), as in a VPC: their DNS checks then cost no Route53 request
 //! when the records show. (Without a resolver every check would fall back to reading the zone through
 //! the API, which no deployment does.)
 //!
