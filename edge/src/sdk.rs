@@ -22,12 +22,13 @@ pub async fn load() -> SdkConfig {
 
 /// `sdk` for clients whose calls go through [`crate::retry::call_with_retry`]: the SDK's own retries
 /// off (ours classify and back off), connecting bounded by 3 s and each attempt by `attempt`, so a hung
-/// connection is retried rather than waited on forever. Connecting takes at most half the attempt, so
-/// a connection that never opens ends as a dispatch failure (nothing sent), not as an attempt timeout
-/// (sent, perhaps carried out).
+/// connection is retried rather than waited on forever. Connecting takes at most three quarters of the
+/// attempt (room for the kernel's resend of an unanswered SYN, after 1 s), so a connection that never
+/// opens ends as a dispatch failure (nothing sent), not as an attempt timeout (sent, perhaps carried
+/// out).
 pub fn for_our_retries(sdk: &SdkConfig, attempt: Duration) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(3).min(attempt / 2))
+        .connect_timeout(Duration::from_secs(3).min(attempt * 3 / 4))
         .operation_attempt_timeout(attempt)
         .build();
     sdk.to_builder().retry_config(RetryConfig::disabled()).timeout_config(timeouts).build()

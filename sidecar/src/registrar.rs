@@ -828,7 +828,7 @@ mod tests {
     }
 
     /// Review: a queue that cannot be connected to (its packets dropped) is no slow queue: connecting
-    /// ends within half the attempt, so the change goes to Route53 at once rather than waiting for
+    /// ends within 3/4 of the attempt, so the change goes to Route53 at once rather than waiting for
     /// four DNS checks. Here every connection waits in a full listen backlog.
     #[tokio::test]
     async fn a_queue_that_never_accepts_the_connection_is_not_sent_to() {

@@ -30,7 +30,7 @@ impl RegistrationQueue {
         sent.map(|_| ()).map_err(|e| {
             let detail = format!("SendMessage to {}: {}", self.url, DisplayErrorContext(&e));
             match e {
-                // No request built, no connection (connecting is bounded by half the attempt, so a
+                // No request built, no connection (connecting is bounded by 3/4 of the attempt, so a
                 // connection that never opens ends here), or SQS's own refusal: not in the queue. A
                 // dispatch failure may also be a connection lost after the request went out: sent
                 // directly too, the exact-value guard keeps the two from both landing.

@@ -157,7 +157,7 @@ from moto.ecs import models as ecs_models  # noqa: E402
 from moto.moto_api._internal import mock_random  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication, MotoRequestHandler, create_backend_app)
-from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.serving import BaseWSGIServer, make_server  # noqa: E402
 
 # Imported for their effect too: each applies its corrections to moto now, before the server starts.
 from ecssd_limits import LIMITS, Limits  # noqa: E402
@@ -269,6 +269,9 @@ def _server(args):
                                              "change_processing_ms": args.change_processing_ms}})
     if problems:
         raise ValueError("; ".join(problems))
+    # A listen backlog of the kernel's usual most (net.core.somaxconn), not werkzeug's 128: a fleet of
+    # a thousand sidecars connects at once, and an AWS endpoint does not drop their SYNs.
+    BaseWSGIServer.request_queue_size = 4096
     app = with_harness_controls(DomainDispatcherApplication(create_backend_app))
     # No request log: nothing reads it (the launcher discards stderr), and formatting a line per request
     # took 9% of moto's time under the fleet benchmark's 1,000 sidecars (py-spy).
