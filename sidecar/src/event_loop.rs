@@ -564,9 +564,6 @@ impl Sidecar {
                         if let Some(worker) = self.worker.as_mut() {
                             worker.registrar.handoff_seen();
                         }
-                        if check.handoff.is_some() {
-                            self.problems.clear(Problem::RegistrationQueue);
-                        }
                         tracing::debug!("DNS check: nothing to repair");
                         return Flow::Continue;
                     }
