@@ -57,6 +57,14 @@ impl FleetMetadata {
     pub fn imds_endpoint(&self) -> String {
         format!("http://{}/no-imds", self.addr)
     }
+
+    /// What a sidecar of this fleet runs with, as on Fargate: metadata mode, no Docker socket.
+    pub fn sidecar_env() -> Vec<(String, String)> {
+        vec![
+            ("DOCKER_HOST".to_owned(), "unix:///nonexistent/docker.sock".to_owned()),
+            ("ECSSD_SOURCE".to_owned(), "metadata".to_owned()),
+        ]
+    }
 }
 
 impl Drop for FleetMetadata {

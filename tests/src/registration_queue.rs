@@ -365,6 +365,35 @@ impl Batcher {
         self.lambdas.iter().map(LambdaEmulator::function_output).collect::<Vec<_>>().join("")
     }
 
+    /// One line of what the batcher did so far: invocations and their batches, handoffs written,
+    /// expired, dropped, refused and to be delivered again, its change requests, and the problems of
+    /// the bed's event source mapping.
+    pub fn summary(&self) -> String {
+        let invocations = self.invocations();
+        let reports = self.reports();
+        let sum = |field: &str| reports.iter().map(|r| r[field].as_u64().unwrap_or_default()).sum::<u64>();
+        let count =
+            |field: &str| reports.iter().map(|r| r[field].as_array().map_or(0, Vec::len)).sum::<usize>();
+        let changes: u64 = reports
+            .iter()
+            .map(|r| r["api_calls"]["route53"]["ChangeResourceRecordSets"].as_u64().unwrap_or_default())
+            .sum();
+        let sizes: Vec<usize> = invocations.iter().map(|i| i.messages).collect();
+        format!(
+            "batcher: {} invocations, {} handoffs delivered (batches {sizes:?}); written {}, expired {}, dropped \
+             {}, refused {}, to deliver again {}; {changes} ChangeResourceRecordSets calls (attempts, throttled \
+             included); mapping problems: {:?}",
+            invocations.len(),
+            sizes.iter().sum::<usize>(),
+            sum("written"),
+            sum("expired"),
+            count("dropped"),
+            count("refused"),
+            count("retry"),
+            self.problems()
+        )
+    }
+
     /// The batcher's report lines so far ("handed-over registrations written"), each its `report`.
     pub fn reports(&self) -> Vec<Value> {
         self.function_output()

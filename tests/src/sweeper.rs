@@ -166,6 +166,15 @@ pub fn base_env(moto: &Moto) -> Vec<(String, String)> {
 
 /// Runs `bootstrap --once` with `env` (on top of nothing: the environment is cleared) and `args`.
 pub async fn sweep_once(env: &[(String, String)], args: &[&str]) -> anyhow::Result<ShellSweep> {
+    sweep_once_within(env, args, Duration::from_secs(120)).await?.context("sweep hung")
+}
+
+/// As [`sweep_once`], killing the sweep after `limit`: `None` when it was still running then.
+pub async fn sweep_once_within(
+    env: &[(String, String)],
+    args: &[&str],
+    limit: Duration,
+) -> anyhow::Result<Option<ShellSweep>> {
     let output = Command::new(binary("bootstrap")?)
         .arg("--once")
         .args(args)
@@ -175,14 +184,15 @@ pub async fn sweep_once(env: &[(String, String)], args: &[&str]) -> anyhow::Resu
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), output).await.context("sweep hung")??;
+    let Ok(output) = tokio::time::timeout(limit, output).await else { return Ok(None) };
+    let output = output?;
     let stdout: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let report = match stdout.last() {
         Some(line) => serde_json::from_str(line).with_context(|| format!("report line: {line}"))?,
         None => serde_json::Value::Null,
     };
-    Ok(ShellSweep { success: output.status.success(), report, stdout, stderr })
+    Ok(Some(ShellSweep { success: output.status.success(), report, stdout, stderr }))
 }
 
 /// The Lambda runtime API emulator (`cargo lambda watch --only-lambda-apis`) on a loopback port, and

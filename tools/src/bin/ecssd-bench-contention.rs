@@ -74,7 +74,6 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -88,11 +87,10 @@ use ecssd_tests::measure::percentile;
 use ecssd_tests::metadata::NetworkMode;
 use ecssd_tests::moto::{AccountRate, workspace_root};
 use ecssd_tests::registration_queue::Batcher;
-use ecssd_tests::sidecar::{Sidecar, SidecarOptions, binary};
-use ecssd_tests::sweeper::{ShellSweep, base_env};
+use ecssd_tests::sidecar::{Sidecar, SidecarOptions};
+use ecssd_tests::sweeper::{ShellSweep, base_env, sweep_once_within};
 use ecssd_tests::world::{DOMAIN, RunningTask, World};
 use ecssd_tests::{http, wait_for};
-use tokio::process::Command;
 use tokio::task::JoinHandle;
 
 const DEFAULT_SIDECARS: usize = 50;
@@ -563,7 +561,7 @@ async fn round(options: &Options, sweep: bool) -> anyhow::Result<Round> {
         refused_busy,
         present_after,
         zone_after,
-        batcher: bed.batcher.as_ref().map(batcher_summary),
+        batcher: bed.batcher.as_ref().map(Batcher::summary),
         gave_up,
         sweep,
     })
@@ -686,35 +684,16 @@ struct SweepRun {
     stats_at_exit: serde_json::Value,
 }
 
-/// Runs `bootstrap --once` with `env` (on top of nothing: the environment is cleared), killing it
-/// after `limit`, and reads moto's stats (`stats_url`) as it ends.
+/// Runs `bootstrap --once` with `env`, killing it after `limit`, and reads moto's stats (`stats_url`)
+/// as it ends.
 async fn run_sweep(
     env: Vec<(String, String)>,
     limit: Duration,
     stats_url: String,
 ) -> anyhow::Result<SweepRun> {
-    let output = Command::new(binary("bootstrap")?)
-        .arg("--once")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(limit, output).await;
+    let run = sweep_once_within(&env, &[], limit).await?;
     let ended = Instant::now();
     let stats_at_exit = http::get_json(&stats_url).await?;
-    let run = match output {
-        Err(_) => None,
-        Ok(output) => {
-            let output = output?;
-            let stdout: Vec<String> =
-                String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect();
-            let report = stdout.last().and_then(|line| serde_json::from_str(line).ok()).unwrap_or_default();
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-            Some(ShellSweep { success: output.status.success(), report, stdout, stderr })
-        }
-    };
     Ok(SweepRun { run, ended, stats_at_exit })
 }
 
@@ -726,8 +705,7 @@ async fn spawn_sidecars(bed: &Bed, options: &Options) -> anyhow::Result<(Vec<Sid
         env.push(batcher.sidecar_env());
     }
     if options.metadata {
-        env.push(("DOCKER_HOST".to_owned(), "unix:///nonexistent/docker.sock".to_owned()));
-        env.push(("ECSSD_SOURCE".to_owned(), "metadata".to_owned()));
+        env.extend(FleetMetadata::sidecar_env());
     }
     let sidecar_options = SidecarOptions {
         args: vec![format!("--zone-id={}", world.zone.zone_id()), "--log-level=warn".to_owned()],
@@ -788,32 +766,6 @@ async fn watch_registrations(
 /// The SRV name of `service` in the bed's zone.
 fn srv_name(service: &str) -> String {
     format!("{service}.{DOMAIN}.")
-}
-
-/// One line of what the batcher did: invocations, handoffs written and expired, problems of the
-/// bed's event source mapping.
-fn batcher_summary(batcher: &Batcher) -> String {
-    let invocations = batcher.invocations();
-    let reports = batcher.reports();
-    let sum = |field: &str| reports.iter().map(|r| r[field].as_u64().unwrap_or_default()).sum::<u64>();
-    let count = |field: &str| reports.iter().map(|r| r[field].as_array().map_or(0, Vec::len)).sum::<usize>();
-    let changes: u64 = reports
-        .iter()
-        .map(|r| r["api_calls"]["route53"]["ChangeResourceRecordSets"].as_u64().unwrap_or_default())
-        .sum();
-    format!(
-        "batcher: {} invocations, {} handoffs delivered; written {}, expired {}, dropped {}, refused {}, to \
-         deliver again {}; {changes} ChangeResourceRecordSets calls (attempts, throttled included); mapping \
-         problems: {:?}",
-        invocations.len(),
-        invocations.iter().map(|i| i.messages).sum::<usize>(),
-        sum("written"),
-        sum("expired"),
-        count("dropped"),
-        count("refused"),
-        count("retry"),
-        batcher.problems()
-    )
 }
 
 /// Record sets of tasks in the seeded cluster, `records` records in all: ownership, A and one SRV per

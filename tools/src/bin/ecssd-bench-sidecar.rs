@@ -24,9 +24,9 @@
 //!   the end (by default they log warnings only, kept in memory).
 //!
 //! The fleet's sidecars resolve through the bed's DNS (the zone's authority, re-read when Route53
-//! changes, behind dnsmasq as the VPC resolver), as in a VPC: their DNS checks then cost no Route53 request
-//! when the records show. (Without a resolver every check would fall back to reading the zone through
-//! the API, which no deployment does.)
+//! changes, behind dnsmasq as the VPC resolver), as in a VPC: their DNS checks then cost no Route53
+//! request when the records show. (Without a resolver every check would fall back to reading the zone
+//! through the API, which no deployment does.)
 //!
 //! With `--queue` it also shows where a handoff's time goes, from the bed's event source mapping
 //! (`Batcher::timings`, `Batcher::invocations`) and the batcher's reports: SQS's `SentTimestamp` to
@@ -288,8 +288,7 @@ async fn fleet_start(count: usize, options: FleetOptions) -> anyhow::Result<()> 
         env.push(batcher.sidecar_env());
     }
     if metadata {
-        env.push(("DOCKER_HOST".to_owned(), "unix:///nonexistent/docker.sock".to_owned()));
-        env.push(("ECSSD_SOURCE".to_owned(), "metadata".to_owned()));
+        env.extend(FleetMetadata::sidecar_env());
     }
     let options = {
         let mut options = zone_options(&world, &[]);
@@ -404,27 +403,7 @@ async fn fleet_start(count: usize, options: FleetOptions) -> anyhow::Result<()> 
         .unwrap_or_default();
     println!("Route53 by operation over the start: {}", by_operation.join(", "));
     if let Some(batcher) = &batcher {
-        let invocations = batcher.invocations();
-        let delivered: usize = invocations.iter().map(|i| i.messages).sum();
-        let sizes: Vec<usize> = invocations.iter().map(|i| i.messages).collect();
-        let reports = batcher.reports();
-        let sum = |field: &str| reports.iter().map(|r| r[field].as_u64().unwrap_or_default()).sum::<u64>();
-        let batcher_changes: u64 = reports
-            .iter()
-            .map(|r| r["api_calls"]["route53"]["ChangeResourceRecordSets"].as_u64().unwrap_or_default())
-            .sum();
-        println!(
-            "batcher: {} invocations, {delivered} handoffs delivered (batches {sizes:?}); written {}, expired {}, \
-             dropped {}, refused {}, to deliver again {}; {batcher_changes} ChangeResourceRecordSets calls \
-             (attempts, throttled included); mapping problems: {:?}",
-            invocations.len(),
-            sum("written"),
-            sum("expired"),
-            reports.iter().map(|r| r["dropped"].as_array().map_or(0, Vec::len)).sum::<usize>(),
-            reports.iter().map(|r| r["refused"].as_array().map_or(0, Vec::len)).sum::<usize>(),
-            reports.iter().map(|r| r["retry"].as_array().map_or(0, Vec::len)).sum::<usize>(),
-            batcher.problems()
-        );
+        println!("{}", batcher.summary());
         handoff_timings(batcher);
     }
     let refused_busy = sidecar_logs_count(&sidecars, "PriorRequestNotComplete");
